@@ -1,0 +1,788 @@
+"""The GridSentinel wire contract, version 1: topics, payloads, limits.
+
+This is the only module that builds or parses MQTT topics and payloads. The edge
+agent, the hub and the simulators all import it; nobody formats a topic string
+anywhere else. It needs nothing beyond the standard library, so an edge box can
+import it with only the base install.
+
+Topics
+    ``{root}/v1/{site}/{device_id}/{channel}`` where ``channel`` is one of
+    ``status``, ``telemetry``, ``event``, ``gap``, ``snapshot/{event_id}``,
+    ``cmd`` (hub -> device) and ``cmd/ack`` (device -> hub). ``root`` defaults
+    to ``gs``. ``site`` and ``device_id`` match ``^[a-z0-9][a-z0-9_-]{0,63}$``,
+    so they can never carry ``+``, ``#``, ``/``, NUL or upper case.
+
+Payloads
+    UTF-8 JSON objects carrying ``"v": 1``. Every message a device sends on
+    ``telemetry``, ``event``, ``gap`` and ``cmd/ack`` carries ``seq``, a
+    per-device sequence number that is monotonic across restarts, and ``ts``, the
+    device time in integer milliseconds since the Unix epoch. ``status`` is the
+    exception: it is retained and its offline form is the broker-held LWT, so it
+    is ordered by its session ``epoch`` instead of ``seq``. Snapshots are raw
+    JPEG bytes; their SHA-256 travels in the event that refers to them.
+
+Limits
+    JSON payloads are capped at :data:`MAX_PAYLOAD_BYTES`, snapshots at
+    :data:`MAX_SNAPSHOT_BYTES`. Duplicate keys, NaN/Infinity, integers outside
+    64 bits, invalid UTF-8, unknown versions and nesting beyond the schema are
+    refused with a :class:`PayloadError` whose ``reason`` is a short stable code
+    (the dead letter stores it) and whose message says what was wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Final, TypeAlias
+
+PROTOCOL_VERSION: Final = 1
+TOPIC_VERSION: Final = "v1"
+DEFAULT_ROOT: Final = "gs"
+
+MAX_PAYLOAD_BYTES: Final = 256 * 1024
+MAX_SNAPSHOT_BYTES: Final = 4 * 1024 * 1024
+MAX_POINTS_PER_MESSAGE: Final = 1000
+MAX_METRICS_PER_POINT: Final = 128
+MAX_ATTRS: Final = 32
+MAX_TEXT_CHARS: Final = 1024
+MAX_SEQ: Final = 2**63 - 1
+MAX_INT: Final = 2**63 - 1
+MIN_INT: Final = -(2**63)
+#: Device timestamps outside [2000-01-01, 2100-01-01) are refused outright.
+MIN_TS_MS: Final = 946_684_800_000
+MAX_TS_MS: Final = 4_102_444_800_000
+
+ID_PATTERN: Final = r"[a-z0-9][a-z0-9_-]{0,63}"
+METRIC_PATTERN: Final = r"[a-z][a-z0-9_]{0,63}"
+GRID_PATTERN: Final = r"[0-9]{15}"
+_ID_RE: Final = re.compile(ID_PATTERN)
+_METRIC_RE: Final = re.compile(METRIC_PATTERN)
+_GRID_RE: Final = re.compile(GRID_PATTERN)
+
+Scalar: TypeAlias = "bool | int | float | str"
+MetricValue: TypeAlias = "bool | int | float"
+
+
+class WireError(ValueError):
+    """A topic or payload that breaks the contract; ``reason`` is a stable code."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.detail = message
+
+
+class TopicError(WireError):
+    """A topic that is not a valid v1 device topic."""
+
+
+class PayloadError(WireError):
+    """A payload that cannot be decoded into a v1 message."""
+
+
+class Channel(StrEnum):
+    """The last topic level(s): what a message is."""
+
+    STATUS = "status"
+    TELEMETRY = "telemetry"
+    EVENT = "event"
+    GAP = "gap"
+    SNAPSHOT = "snapshot"
+    CMD = "cmd"
+    CMD_ACK = "cmd/ack"
+
+
+class DeviceKind(StrEnum):
+    """Device kinds; each is one measurement in the time-series store."""
+
+    CAMERA = "camera"
+    KIOSK = "kiosk"
+    SENSOR = "sensor"
+
+
+class Severity(StrEnum):
+    """Event and incident severity, lowest first."""
+
+    INFO = "info"
+    MINOR = "minor"
+    MAJOR = "major"
+    CRITICAL = "critical"
+
+
+class EventState(StrEnum):
+    """An alarm condition on a device is raised (active) and later cleared."""
+
+    ACTIVE = "active"
+    CLEARED = "cleared"
+
+
+class DeviceState(StrEnum):
+    """What a status message says about the device's session."""
+
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+class AckResult(StrEnum):
+    """Outcome of a command on the device."""
+
+    OK = "ok"
+    ERROR = "error"
+    EXPIRED = "expired"
+    DUPLICATE = "duplicate"
+
+
+# --------------------------------------------------------------------------- ids
+
+
+def is_valid_id(value: str) -> bool:
+    """True when ``value`` may be used as a site, device or event id."""
+    return isinstance(value, str) and _ID_RE.fullmatch(value) is not None
+
+
+def check_id(value: object, what: str = "id") -> str:
+    """Return ``value`` if it is a valid identifier, else raise :class:`TopicError`."""
+    if not isinstance(value, str) or _ID_RE.fullmatch(value) is None:
+        raise TopicError(
+            "bad_id",
+            f"{what} {value!r} must match ^{ID_PATTERN}$ "
+            "(lower-case letters, digits, '_' and '-', at most 64, no + # / or NUL)",
+        )
+    return value
+
+
+def is_valid_grid(value: str) -> bool:
+    """True for a 15-digit grid code (6 district + 3 street + 3 community + 3 sequence)."""
+    return isinstance(value, str) and _GRID_RE.fullmatch(value) is not None
+
+
+# ------------------------------------------------------------------------ topics
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """A parsed device topic. ``str(topic)`` gives the MQTT topic name."""
+
+    site: str
+    device_id: str
+    channel: Channel
+    event_id: str | None = None
+    root: str = DEFAULT_ROOT
+
+    def __post_init__(self) -> None:
+        check_id(self.root, "root")
+        check_id(self.site, "site")
+        check_id(self.device_id, "device_id")
+        if self.channel is Channel.SNAPSHOT:
+            check_id(self.event_id, "event_id")
+        elif self.event_id is not None:
+            raise TopicError("bad_topic", f"only snapshot topics carry an event id, not {self.channel}")
+
+    def __str__(self) -> str:
+        tail = f"snapshot/{self.event_id}" if self.channel is Channel.SNAPSHOT else self.channel.value
+        return f"{self.root}/{TOPIC_VERSION}/{self.site}/{self.device_id}/{tail}"
+
+
+def topic(
+    site: str,
+    device_id: str,
+    channel: Channel,
+    *,
+    event_id: str | None = None,
+    root: str = DEFAULT_ROOT,
+) -> str:
+    """Build a device topic name, validating every level."""
+    return str(Topic(site, device_id, channel, event_id, root))
+
+
+_CHANNELS_BY_TAIL: Final = {c.value: c for c in Channel if c is not Channel.SNAPSHOT}
+
+
+def parse_topic(name: str, root: str = DEFAULT_ROOT) -> Topic:
+    """Parse a topic name into a :class:`Topic`; raise :class:`TopicError` if it is not one."""
+    if not isinstance(name, str) or len(name) > 512:
+        raise TopicError("bad_topic", "topic must be a string of at most 512 characters")
+    parts = name.split("/")
+    if len(parts) < 5 or len(parts) > 6:
+        raise TopicError("bad_topic", f"{name!r} is not {root}/{TOPIC_VERSION}/<site>/<device>/<channel>")
+    if parts[0] != root:
+        raise TopicError("bad_topic", f"{name!r} does not start with root {root!r}")
+    if parts[1] != TOPIC_VERSION:
+        raise TopicError("unknown_version", f"topic version {parts[1]!r} is not {TOPIC_VERSION}")
+    site, device_id = parts[2], parts[3]
+    tail = "/".join(parts[4:])
+    if len(parts) == 6 and parts[4] == "snapshot":
+        return Topic(site, device_id, Channel.SNAPSHOT, parts[5], root)
+    channel = _CHANNELS_BY_TAIL.get(tail)
+    if channel is None:
+        raise TopicError("bad_channel", f"unknown channel {tail!r} in {name!r}")
+    return Topic(site, device_id, channel, None, root)
+
+
+def subscription(
+    channel: Channel | None = None,
+    *,
+    site: str | None = None,
+    device_id: str | None = None,
+    root: str = DEFAULT_ROOT,
+) -> str:
+    """An MQTT topic filter: ``None`` for a level means any (``+``); no channel means all (``#``)."""
+    site_level = "+" if site is None else check_id(site, "site")
+    device_level = "+" if device_id is None else check_id(device_id, "device_id")
+    check_id(root, "root")
+    if channel is None:
+        tail = "#"
+    elif channel is Channel.SNAPSHOT:
+        tail = "snapshot/+"
+    else:
+        tail = channel.value
+    return f"{root}/{TOPIC_VERSION}/{site_level}/{device_level}/{tail}"
+
+
+def shared_subscription(group: str, topic_filter: str) -> str:
+    """An MQTT shared subscription filter (``$share/{group}/{filter}``) for hub replicas."""
+    check_id(group, "share group")
+    return f"$share/{group}/{topic_filter}"
+
+
+# ---------------------------------------------------------------------- messages
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """Retained session status; the offline form is registered as the LWT at connect."""
+
+    state: DeviceState
+    epoch: int
+    ts: int
+    kind: DeviceKind | None = None
+    grid: str | None = None
+    reason: str | None = None
+    agent: str | None = None
+    interval_s: float | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One set of numeric readings taken at device time ``ts`` (ms)."""
+
+    ts: int
+    metrics: Mapping[str, MetricValue]
+
+
+@dataclass(frozen=True, slots=True)
+class Telemetry:
+    """One or more points; ``hist`` marks data replayed from the device buffer."""
+
+    seq: int
+    ts: int
+    points: tuple[Point, ...]
+    hist: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRef:
+    """What an event says about its evidence image on ``snapshot/{event_id}``."""
+
+    sha256: str | None
+    size: int = 0
+    status: str = "sent"  # sent | pixelated | withheld
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An alarm condition raised or cleared on the device."""
+
+    seq: int
+    ts: int
+    event_id: str
+    type: str
+    state: EventState
+    severity: Severity
+    hist: bool = False
+    message: str | None = None
+    value: float | None = None
+    zone: str | None = None
+    snapshot: SnapshotRef | None = None
+    attrs: Mapping[str, Scalar] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class GapNotice:
+    """The device had to drop messages ``first..last`` (inclusive); the hub records the loss."""
+
+    seq: int
+    ts: int
+    first: int
+    last: int
+    reason: str
+    channel: str = "telemetry"
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A hub -> device command; ``expires`` (ms) after which the device must not run it."""
+
+    id: str
+    op: str
+    ts: int
+    expires: int | None = None
+    args: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandAck:
+    """The device's answer to a command."""
+
+    seq: int
+    ts: int
+    id: str
+    result: AckResult
+    detail: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+Message: TypeAlias = "Status | Telemetry | Event | GapNotice | Command | CommandAck"
+SequencedMessage: TypeAlias = "Telemetry | Event | GapNotice | CommandAck"
+
+CHANNEL_OF: Final[dict[type, Channel]] = {
+    Status: Channel.STATUS,
+    Telemetry: Channel.TELEMETRY,
+    Event: Channel.EVENT,
+    GapNotice: Channel.GAP,
+    Command: Channel.CMD,
+    CommandAck: Channel.CMD_ACK,
+}
+
+# ---------------------------------------------------------------------- decoding
+
+
+def _reject_constant(name: str) -> Any:
+    raise PayloadError("bad_number", f"{name} is not a number the contract accepts")
+
+
+def _pairs_no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise PayloadError("duplicate_key", f"key {dup!r} appears more than once")
+    return obj
+
+
+def load_json(payload: bytes) -> dict[str, Any]:
+    """Parse a JSON object under the contract's limits (size, UTF-8, duplicates, NaN)."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise PayloadError("too_large", f"{len(payload)} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte cap")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PayloadError("bad_utf8", f"payload is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
+    try:
+        obj = json.loads(text, object_pairs_hook=_pairs_no_duplicates, parse_constant=_reject_constant)
+    except PayloadError:
+        raise
+    except RecursionError as exc:
+        raise PayloadError("too_deep", "JSON nesting is far deeper than the schema") from exc
+    except ValueError as exc:  # json.JSONDecodeError and int digit limits
+        raise PayloadError("bad_json", str(exc)) from exc
+    if not isinstance(obj, dict):
+        raise PayloadError("schema", f"payload must be a JSON object, not {type(obj).__name__}")
+    version = obj.get("v")
+    if version != PROTOCOL_VERSION:
+        raise PayloadError("unknown_version", f"payload version {version!r} is not {PROTOCOL_VERSION}")
+    return obj
+
+
+def _int(obj: Mapping[str, Any], key: str, lo: int = 0, hi: int = MAX_INT) -> int:
+    value = obj.get(key)
+    if type(value) is not int:
+        raise PayloadError("schema", f"{key!r} must be an integer, got {type(value).__name__}")
+    if not lo <= value <= hi:
+        raise PayloadError("out_of_range", f"{key!r}={value} outside [{lo}, {hi}]")
+    return value
+
+
+def _opt_int(obj: Mapping[str, Any], key: str, lo: int = 0, hi: int = MAX_INT) -> int | None:
+    return None if obj.get(key) is None else _int(obj, key, lo, hi)
+
+
+def _ts(obj: Mapping[str, Any], key: str = "ts") -> int:
+    value = obj.get(key)
+    if type(value) is not int:
+        raise PayloadError("schema", f"{key!r} must be integer milliseconds since the epoch")
+    if not MIN_TS_MS <= value < MAX_TS_MS:
+        raise PayloadError("bad_timestamp", f"{key!r}={value} is not between 2000 and 2100")
+    return value
+
+
+def _str(obj: Mapping[str, Any], key: str, *, optional: bool = False, limit: int = MAX_TEXT_CHARS) -> str:
+    value = obj.get(key)
+    if value is None and optional:
+        return None  # type: ignore[return-value]
+    if not isinstance(value, str):
+        raise PayloadError("schema", f"{key!r} must be a string")
+    if len(value) > limit or "\x00" in value:
+        raise PayloadError("schema", f"{key!r} is longer than {limit} characters or holds NUL")
+    return value
+
+
+def _bool(obj: Mapping[str, Any], key: str) -> bool:
+    value = obj.get(key, False)
+    if type(value) is not bool:
+        raise PayloadError("schema", f"{key!r} must be true or false")
+    return value
+
+
+def _enum(obj: Mapping[str, Any], key: str, enum: type[StrEnum], default: str | None = None) -> Any:
+    value = obj.get(key, default)
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = ", ".join(e.value for e in enum)
+        raise PayloadError("schema", f"{key!r}={value!r} is not one of: {allowed}") from None
+
+
+def _number(value: object, where: str) -> MetricValue:
+    kind = type(value)
+    if kind is float:
+        if not math.isfinite(value):  # type: ignore[arg-type]
+            raise PayloadError("bad_number", f"{where} is not finite")
+        return value  # type: ignore[return-value]
+    if kind is int:
+        if not MIN_INT <= value <= MAX_INT:  # type: ignore[operator]
+            raise PayloadError("bad_number", f"{where} does not fit in 64 bits")
+        return value  # type: ignore[return-value]
+    if kind is bool:
+        return value  # type: ignore[return-value]
+    raise PayloadError("schema", f"{where} must be a number or boolean, got {kind.__name__}")
+
+
+def _metrics(raw: object, where: str) -> dict[str, MetricValue]:
+    if not isinstance(raw, dict) or not raw:
+        raise PayloadError("schema", f"{where} must be a non-empty object of metric -> number")
+    if len(raw) > MAX_METRICS_PER_POINT:
+        raise PayloadError("too_large", f"{where} has {len(raw)} metrics, more than {MAX_METRICS_PER_POINT}")
+    for name, value in raw.items():
+        if _METRIC_RE.fullmatch(name) is None:
+            raise PayloadError("bad_metric", f"metric name {name!r} must match ^{METRIC_PATTERN}$")
+        _number(value, f"{where}.{name}")
+    return raw
+
+
+def _flat(raw: object, key: str, limit: int = MAX_ATTRS) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or len(raw) > limit:
+        raise PayloadError("schema", f"{key!r} must be an object of at most {limit} entries")
+    for k, v in raw.items():
+        if isinstance(v, (dict, list)):
+            raise PayloadError("too_deep", f"{key}.{k} must be a scalar, not a nested {type(v).__name__}")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise PayloadError("bad_number", f"{key}.{k} is not finite")
+        if isinstance(v, str) and len(v) > MAX_TEXT_CHARS:
+            raise PayloadError("schema", f"{key}.{k} is longer than {MAX_TEXT_CHARS} characters")
+        if isinstance(v, int) and not MIN_INT <= v <= MAX_INT:
+            raise PayloadError("bad_number", f"{key}.{k} does not fit in 64 bits")
+    return raw
+
+
+def _status(obj: dict[str, Any]) -> Status:
+    grid = obj.get("grid")
+    if grid is not None and not is_valid_grid(grid):
+        raise PayloadError("schema", f"'grid'={grid!r} is not a 15-digit grid code")
+    labels = _flat(obj.get("labels"), "labels")
+    if any(not isinstance(v, str) for v in labels.values()):
+        raise PayloadError("schema", "'labels' values must be strings")
+    interval = obj.get("interval_s")
+    return Status(
+        state=_enum(obj, "state", DeviceState),
+        epoch=_int(obj, "epoch"),
+        ts=_ts(obj),
+        kind=None if obj.get("kind") is None else _enum(obj, "kind", DeviceKind),
+        grid=grid,
+        reason=_str(obj, "reason", optional=True),
+        agent=_str(obj, "agent", optional=True, limit=64),
+        interval_s=None if interval is None else float(_number(interval, "interval_s")),
+        labels=labels,
+    )
+
+
+def _telemetry(obj: dict[str, Any]) -> Telemetry:
+    seq, ts = _int(obj, "seq", 0, MAX_SEQ), _ts(obj)
+    raw_points = obj.get("points")
+    if raw_points is None:
+        points: tuple[Point, ...] = (Point(ts, _metrics(obj.get("metrics"), "metrics")),)
+    else:
+        if "metrics" in obj:
+            raise PayloadError("schema", "give either 'metrics' or 'points', not both")
+        if not isinstance(raw_points, list) or not raw_points:
+            raise PayloadError("schema", "'points' must be a non-empty list")
+        if len(raw_points) > MAX_POINTS_PER_MESSAGE:
+            raise PayloadError("too_large", f"{len(raw_points)} points exceeds {MAX_POINTS_PER_MESSAGE}")
+        pts = []
+        for i, raw in enumerate(raw_points):
+            if not isinstance(raw, dict):
+                raise PayloadError("schema", f"points[{i}] must be an object")
+            pts.append(Point(_ts(raw) if "ts" in raw else ts, _metrics(raw.get("metrics"), f"points[{i}].metrics")))
+        points = tuple(pts)
+    return Telemetry(seq=seq, ts=ts, points=points, hist=_bool(obj, "hist"))
+
+
+def _snapshot_ref(raw: object) -> SnapshotRef | None:
+    if raw is None:
+        return None
+    ref = _flat(raw, "snapshot", 8)
+    sha = ref.get("sha256")
+    if sha is not None and (not isinstance(sha, str) or re.fullmatch(r"[0-9a-f]{64}", sha) is None):
+        raise PayloadError("schema", "'snapshot.sha256' must be 64 lower-case hex digits")
+    status = ref.get("status", "sent")
+    if status not in ("sent", "pixelated", "withheld"):
+        raise PayloadError("schema", "'snapshot.status' must be sent, pixelated or withheld")
+    return SnapshotRef(
+        sha256=sha, size=_int(ref, "size") if "size" in ref else 0, status=status, note=_str(ref, "note", optional=True)
+    )
+
+
+def _event(obj: dict[str, Any]) -> Event:
+    event_id = obj.get("event_id")
+    if not isinstance(event_id, str) or not is_valid_id(event_id):
+        raise PayloadError("schema", f"'event_id'={event_id!r} must match ^{ID_PATTERN}$")
+    etype = _str(obj, "type", limit=64)
+    if _METRIC_RE.fullmatch(etype) is None:
+        raise PayloadError("schema", f"'type'={etype!r} must match ^{METRIC_PATTERN}$")
+    value = obj.get("value")
+    zone = _str(obj, "zone", optional=True, limit=64)
+    return Event(
+        seq=_int(obj, "seq", 0, MAX_SEQ),
+        ts=_ts(obj),
+        event_id=event_id,
+        type=etype,
+        state=_enum(obj, "state", EventState),
+        severity=_enum(obj, "severity", Severity, "minor"),
+        hist=_bool(obj, "hist"),
+        message=_str(obj, "message", optional=True),
+        value=None if value is None else float(_number(value, "value")),
+        zone=zone,
+        snapshot=_snapshot_ref(obj.get("snapshot")),
+        attrs=_flat(obj.get("attrs"), "attrs"),
+    )
+
+
+def _gap(obj: dict[str, Any]) -> GapNotice:
+    first, last = _int(obj, "first", 0, MAX_SEQ), _int(obj, "last", 0, MAX_SEQ)
+    if last < first:
+        raise PayloadError("schema", f"gap last={last} is before first={first}")
+    return GapNotice(
+        seq=_int(obj, "seq", 0, MAX_SEQ),
+        ts=_ts(obj),
+        first=first,
+        last=last,
+        reason=_str(obj, "reason", limit=64),
+        channel=_str(obj, "channel", optional=True, limit=16) or "telemetry",
+    )
+
+
+def _command(obj: dict[str, Any]) -> Command:
+    cmd_id = obj.get("id")
+    if not isinstance(cmd_id, str) or not is_valid_id(cmd_id):
+        raise PayloadError("schema", f"'id'={cmd_id!r} must match ^{ID_PATTERN}$")
+    args = obj.get("args") or {}
+    if not isinstance(args, dict):
+        raise PayloadError("schema", "'args' must be an object")
+    return Command(
+        id=cmd_id,
+        op=_str(obj, "op", limit=64),
+        ts=_ts(obj),
+        expires=None if obj.get("expires") is None else _ts(obj, "expires"),
+        args=_flat(args, "args"),
+    )
+
+
+def _ack(obj: dict[str, Any]) -> CommandAck:
+    data = obj.get("data") or {}
+    if not isinstance(data, dict):
+        raise PayloadError("schema", "'data' must be an object")
+    return CommandAck(
+        seq=_int(obj, "seq", 0, MAX_SEQ),
+        ts=_ts(obj),
+        id=_str(obj, "id", limit=64),
+        result=_enum(obj, "result", AckResult),
+        detail=_str(obj, "detail", optional=True),
+        data=data,
+    )
+
+
+_DECODERS: Final[dict[Channel, Callable[[dict[str, Any]], Message]]] = {
+    Channel.STATUS: _status,
+    Channel.TELEMETRY: _telemetry,
+    Channel.EVENT: _event,
+    Channel.GAP: _gap,
+    Channel.CMD: _command,
+    Channel.CMD_ACK: _ack,
+}
+
+
+def decode(channel: Channel, payload: bytes) -> Message:
+    """Decode a JSON payload received on ``channel``; raise :class:`PayloadError` if it breaks the contract."""
+    decoder = _DECODERS.get(channel)
+    if decoder is None:
+        raise PayloadError("bad_channel", f"{channel} payloads are not JSON messages")
+    obj = load_json(payload)
+    try:
+        return decoder(obj)
+    except TopicError as exc:
+        raise PayloadError(exc.reason, exc.detail) from exc
+    except (TypeError, AttributeError) as exc:  # a value of a wrong shape where a scalar belongs
+        raise PayloadError("schema", str(exc)) from exc
+
+
+def check_snapshot(payload: bytes) -> str:
+    """Check a snapshot payload (JPEG bytes within the cap) and return its SHA-256 hex digest."""
+    if len(payload) > MAX_SNAPSHOT_BYTES:
+        raise PayloadError("too_large", f"snapshot of {len(payload)} bytes exceeds {MAX_SNAPSHOT_BYTES}")
+    if not payload.startswith(b"\xff\xd8"):
+        raise PayloadError("not_jpeg", "snapshot payload is not a JPEG image")
+    return hashlib.sha256(payload).hexdigest()
+
+
+# ---------------------------------------------------------------------- encoding
+
+
+def _drop_empty(obj: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if v is not None and v != {} and v is not False}
+
+
+def to_dict(msg: Message) -> dict[str, Any]:
+    """The JSON object for ``msg`` (without defaults that decoding restores)."""
+    if isinstance(msg, Telemetry):
+        body: dict[str, Any] = {"v": PROTOCOL_VERSION, "seq": msg.seq, "ts": msg.ts}
+        if len(msg.points) == 1 and msg.points[0].ts == msg.ts:
+            body["metrics"] = dict(msg.points[0].metrics)
+        else:
+            body["points"] = [{"ts": p.ts, "metrics": dict(p.metrics)} for p in msg.points]
+        if msg.hist:
+            body["hist"] = True
+        return body
+    if isinstance(msg, Event):
+        snap = None
+        if msg.snapshot is not None:
+            snap = _drop_empty(
+                {
+                    "sha256": msg.snapshot.sha256,
+                    "size": msg.snapshot.size,
+                    "status": msg.snapshot.status,
+                    "note": msg.snapshot.note,
+                }
+            )
+        return _drop_empty(
+            {
+                "v": PROTOCOL_VERSION,
+                "seq": msg.seq,
+                "ts": msg.ts,
+                "event_id": msg.event_id,
+                "type": msg.type,
+                "state": msg.state.value,
+                "severity": msg.severity.value,
+                "hist": msg.hist,
+                "message": msg.message,
+                "value": msg.value,
+                "zone": msg.zone,
+                "snapshot": snap,
+                "attrs": dict(msg.attrs),
+            }
+        )
+    if isinstance(msg, Status):
+        return _drop_empty(
+            {
+                "v": PROTOCOL_VERSION,
+                "state": msg.state.value,
+                "epoch": msg.epoch,
+                "ts": msg.ts,
+                "kind": None if msg.kind is None else msg.kind.value,
+                "grid": msg.grid,
+                "reason": msg.reason,
+                "agent": msg.agent,
+                "interval_s": msg.interval_s,
+                "labels": dict(msg.labels),
+            }
+        )
+    if isinstance(msg, GapNotice):
+        return {
+            "v": PROTOCOL_VERSION,
+            "seq": msg.seq,
+            "ts": msg.ts,
+            "first": msg.first,
+            "last": msg.last,
+            "reason": msg.reason,
+            "channel": msg.channel,
+        }
+    if isinstance(msg, Command):
+        return _drop_empty(
+            {
+                "v": PROTOCOL_VERSION,
+                "id": msg.id,
+                "op": msg.op,
+                "ts": msg.ts,
+                "expires": msg.expires,
+                "args": dict(msg.args),
+            }
+        )
+    if isinstance(msg, CommandAck):
+        return _drop_empty(
+            {
+                "v": PROTOCOL_VERSION,
+                "seq": msg.seq,
+                "ts": msg.ts,
+                "id": msg.id,
+                "result": msg.result.value,
+                "detail": msg.detail,
+                "data": dict(msg.data),
+            }
+        )
+    raise TypeError(f"not a wire message: {type(msg).__name__}")
+
+
+def encode(msg: Message) -> bytes:
+    """Encode ``msg`` to compact UTF-8 JSON, refusing anything decode would refuse."""
+    try:
+        data = json.dumps(to_dict(msg), separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    except ValueError as exc:
+        raise PayloadError("bad_number", str(exc)) from exc
+    if len(data) > MAX_PAYLOAD_BYTES:
+        raise PayloadError("too_large", f"{len(data)} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte cap")
+    return data
+
+
+def mark_historical(payload: bytes) -> bytes:
+    """Return a telemetry/event payload with ``hist`` set, for data replayed from a buffer."""
+    obj = load_json(payload)
+    obj["hist"] = True
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def channel_of(msg: Message) -> Channel:
+    """The channel a message travels on."""
+    return CHANNEL_OF[type(msg)]
+
+
+# --------------------------------------------------------------------------- QoS
+
+#: QoS and retain flag per channel (telemetry may be sent QoS 0 when marked lossy).
+QOS: Final[dict[Channel, int]] = {
+    Channel.STATUS: 1,
+    Channel.TELEMETRY: 1,
+    Channel.EVENT: 1,
+    Channel.GAP: 1,
+    Channel.SNAPSHOT: 1,
+    Channel.CMD: 1,
+    Channel.CMD_ACK: 1,
+}
+RETAINED: Final = frozenset({Channel.STATUS})
