@@ -1,0 +1,40 @@
+"""``gridsentinel bench``: benchmarks that print a table, or one JSON object with ``--json``.
+
+Each benchmark module has ``configure(parser)`` and sets ``func``; it must accept
+``--json``. Targets live in the benchmarks' output, not in timed tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Final
+
+#: benchmark -> (module, one-line help)
+BENCHES: Final[dict[str, tuple[str, str]]] = {
+    "edge": ("edge.bench", "outbox enqueue/drain rates against a local broker and agent RSS"),
+    "camera": ("edge.camera.bench", "camera pipeline fps at 640x480 and CPU share at 10 fps"),
+    "ingest": ("hub.bench_ingest", "hub backlog drain and sustained ingest into a real store"),
+    "incident": ("hub.bench_incident", "event published -> incident stored latency under load"),
+    "fleet": ("simulators.bench", "how many simulated devices one process sustains"),
+}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add one subcommand per benchmark."""
+    subparsers = parser.add_subparsers(dest="bench", metavar="BENCH", required=True)
+    for name, (module_name, help_text) in BENCHES.items():
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            reason = f"{exc.name or exc} is missing"
+
+            def run(_args: argparse.Namespace, name: str = name, reason: str = reason) -> int:
+                print(f"gridsentinel bench {name}: not available ({reason})", file=sys.stderr)
+                return 2
+
+            sub.set_defaults(func=run)
+            continue
+        module.configure(sub)

@@ -1,0 +1,1 @@
+"""Time-series storage: one :class:`~hub.series.base.SeriesStore` seam, several real backends."""
