@@ -11,7 +11,7 @@ from tests.servers import MosquittoServer, wait_until
 def test_mosquitto_fixture_delivers_a_qos1_message(mosquitto: MosquittoServer) -> None:
     got: list[bytes] = []
     sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="smoke-sub")
-    sub.on_message = lambda _c, _u, m: got.append(m.payload)
+    sub.on_message = lambda _c, _u, m: got.append(bytes(m.payload))
     sub.connect("127.0.0.1", mosquitto.port)
     sub.subscribe("gs/#", qos=1)
     sub.loop_start()
