@@ -377,6 +377,10 @@ def _pairs_no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+# Built once: json.loads(..., object_pairs_hook=...) would build a decoder per call (~2 µs).
+_JSON_DECODER: Final = json.JSONDecoder(object_pairs_hook=_pairs_no_duplicates, parse_constant=_reject_constant)
+
+
 def load_json(payload: bytes) -> dict[str, Any]:
     """Parse a JSON object under the contract's limits (size, UTF-8, duplicates, NaN)."""
     if len(payload) > MAX_PAYLOAD_BYTES:
@@ -386,7 +390,7 @@ def load_json(payload: bytes) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise PayloadError("bad_utf8", f"payload is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
     try:
-        obj = json.loads(text, object_pairs_hook=_pairs_no_duplicates, parse_constant=_reject_constant)
+        obj = _JSON_DECODER.decode(text)
     except PayloadError:
         raise
     except RecursionError as exc:
