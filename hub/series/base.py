@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 from edge.wire import MetricValue
 
@@ -33,6 +33,10 @@ class SeriesRow:
     value: float | None
 
 
+#: HTTP statuses that reject every write (auth, missing db/bucket): spool, alert and wait -- never dead-letter.
+CONFIG_STATUSES: Final = frozenset({401, 403, 404})
+
+
 class StoreError(RuntimeError):
     """A write or query failed. ``retryable``/``retry_after_s`` tell the writer what to do."""
 
@@ -46,6 +50,7 @@ class StoreError(RuntimeError):
         bad_lines: Sequence[int] = (),
     ) -> None:
         super().__init__(message)
+        self.message = message
         self.retryable = retryable
         self.retry_after_s = retry_after_s
         self.status = status
@@ -56,9 +61,15 @@ class SeriesStore(Protocol):
     """Where points go and where history charts read from."""
 
     name: str
+    #: True when the store speaks line protocol natively, so the writer should encode and batch lines.
+    prefers_lines: bool
 
     def write(self, points: Sequence[SeriesPoint]) -> None:
         """Store ``points`` (idempotent per measurement+tags+timestamp); raise :class:`StoreError`."""
+        ...
+
+    def write_lines(self, lines: Sequence[str]) -> None:
+        """Store line-protocol lines (ms timestamps), e.g. replayed from the spool; raise :class:`StoreError`."""
         ...
 
     def query(

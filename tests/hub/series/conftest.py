@@ -1,0 +1,76 @@
+"""Fixtures for the series tests: real influxd and VictoriaMetrics, the fault proxy, and every backend."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hub.series.base import SeriesStore
+from hub.series.registry import SeriesSettings, open_store
+from tests.hub.series.proxy import FaultProxy
+from tests.servers_influx import InfluxdServer, VictoriaMetricsServer
+
+BACKENDS = [
+    pytest.param("embedded", id="embedded"),
+    pytest.param("influxdb-v1", id="influxdb-v1", marks=pytest.mark.integration),
+    pytest.param("influxdb-v2", id="influxdb-v2", marks=pytest.mark.integration),
+]
+
+
+@pytest.fixture(scope="session")
+def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxdServer]:
+    """One real influxd for the session; tests isolate themselves with their own database."""
+    server = InfluxdServer(tmp_path_factory.mktemp("influxd"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def victoria(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VictoriaMetricsServer]:
+    """One real VictoriaMetrics for the session."""
+    server = VictoriaMetricsServer(tmp_path_factory.mktemp("victoria"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def influx_db(influxd: InfluxdServer) -> str:
+    """A fresh database on the shared influxd."""
+    name = "t_" + uuid.uuid4().hex[:12]
+    influxd.create_db(name)
+    return name
+
+
+@pytest.fixture
+def proxy(influxd: InfluxdServer) -> Iterator[FaultProxy]:
+    """A fault-injecting, v2->v1 path-rewriting proxy in front of the shared influxd."""
+    server = FaultProxy(influxd.port).start()
+    yield server
+    server.stop()
+
+
+def settings_for(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> SeriesSettings:
+    """Settings for ``backend``; influx backends get a fresh database on the shared influxd."""
+    if backend == "embedded":
+        return SeriesSettings(backend="embedded", path=tmp_path / "series.sqlite3")
+    db: str = request.getfixturevalue("influx_db")
+    if backend == "influxdb-v1":
+        server: InfluxdServer = request.getfixturevalue("influxd")
+        return SeriesSettings(backend="influxdb-v1", url=server.url, db=db, timeout_s=5)
+    proxy_server: FaultProxy = request.getfixturevalue("proxy")
+    return SeriesSettings(
+        backend="influxdb-v2", url=proxy_server.url, token="test-token", org="gs", bucket=db, timeout_s=5
+    )
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SeriesStore]:
+    """Every backend behind the one SeriesStore seam, opened through the registry."""
+    opened = open_store(settings_for(request.param, tmp_path, request), tmp_path)
+    yield opened
+    opened.close()
