@@ -72,6 +72,7 @@ class MosquittoServer:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
+        self._port_chosen = port is not None
         self.extra_conf = extra_conf
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -108,7 +109,21 @@ class MosquittoServer:
         return conf
 
     def start(self, timeout: float = 10.0) -> None:
-        """Start the broker and wait until it accepts connections."""
+        """Start the broker and wait until it accepts connections.
+
+        A free port can be taken by another process between :func:`free_port` and the
+        broker's bind; when the port was picked here (not given), retry on a new one.
+        """
+        for attempt in range(3):
+            try:
+                self._start_once(timeout)
+                return
+            except RuntimeError as exc:
+                if self._port_chosen or attempt == 2 or "in use" not in str(exc):
+                    raise
+                self.port = free_port()
+
+    def _start_once(self, timeout: float) -> None:
         conf = self.write_config()
         self.proc = subprocess.Popen(
             [self.binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.workdir
@@ -117,6 +132,8 @@ class MosquittoServer:
         while not port_open(self.port):
             if self.proc.poll() is not None:
                 err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                log = self.workdir / "mosquitto.log"
+                err += log.read_text(errors="replace") if log.exists() else ""
                 raise RuntimeError(f"mosquitto exited with {self.proc.returncode}: {err}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"mosquitto did not listen on {self.port} within {timeout}s")

@@ -1,0 +1,1 @@
+"""Deployment files for the edge agent: systemd unit and example configs (shipped as package data)."""
