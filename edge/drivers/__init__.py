@@ -24,8 +24,8 @@ class DriverConfigBase(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    interval_s: float = Field(10.0, gt=0, le=86_400, description="Seconds between polls of this driver.")
-    prefix: str = Field("", pattern=r"^([a-z][a-z0-9_]{0,30}_)?$", description="Prefix added to metric names.")
+    interval_s: float = Field(default=10.0, gt=0, le=86_400, description="Seconds between polls of this driver.")
+    prefix: str = Field(default="", pattern=r"^([a-z][a-z0-9_]{0,30}_)?$", description="Prefix added to metric names.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +98,7 @@ DRIVER_MODULES: Final[dict[str, str]] = {
     "camera": "edge.camera.driver",
     "sim_sensor": "simulators.drivers",
     "sim_kiosk": "simulators.drivers",
-    "sim_camera": "simulators.drivers",
+    "sim_camera": "simulators.camera",
 }
 
 

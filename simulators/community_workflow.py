@@ -1,0 +1,68 @@
+"""Export a generated community's grids, forces and people as the hub's case workflow YAML.
+
+The hub's ``hub.cases.loader`` reads city, areas (district 6, street 9, community 12
+and unit grid 15 digits), forces (id, name, kind), people (roles, force,
+responsibilities) and category routing. :func:`to_workflow` derives exactly that
+from a :class:`~simulators.community.Community`, so one seeded community drives
+both the simulated devices and the case flow. Calendar and SLA keep the loader's
+defaults.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Final
+
+from simulators.community import Community
+
+#: force key -> the ``kind`` the case workflow knows it by
+FORCE_KINDS: Final = {"service_it": "it", "maintenance": "maintenance"}
+
+
+def to_workflow(community: Community) -> dict[str, Any]:
+    """The grids, forces and people in the case workflow schema of ``hub.cases.loader`` (city, grids, ...)."""
+    info = community.community
+    code = str(info["code"])
+    lon0, lat0, lon1, lat1 = info["bbox"]
+    box = [[lon0, lat0], [lon1, lat0], [lon1, lat1], [lon0, lat1]]
+    households = sum(g.households for g in community.grids)
+    population = sum(g.population for g in community.grids)
+    areas: list[dict[str, Any]] = [
+        {"code": info["district"]["code"], "name": info["district"]["name"]},
+        {"code": info["street"]["code"], "name": info["street"]["name"]},
+        {"code": code, "name": info["name"], "households": households, "population": population, "polygon": box},
+    ]
+    areas += [
+        {
+            "code": g.code,
+            "name": g.name,
+            "households": g.households,
+            "population": g.population,
+            "polygon": [list(p) for p in g.polygon],
+        }
+        for g in community.grids
+    ]
+    people = []
+    for p in community.people:
+        entry: dict[str, Any] = {"id": p.id, "name": p.name, "roles": [p.role]}
+        if p.force is not None:
+            entry["force"] = p.force
+        entry["responsibilities"] = [{"grids": list(p.grids) or [code], "categories": list(p.categories) or ["*"]}]
+        people.append(entry)
+    return {
+        "city": dict(info.get("city") or {"code": f"{code[:4]}00", "name": "Demo City"}),
+        "grids": areas,
+        "forces": [{"id": f.key, "name": f.name, "kind": FORCE_KINDS.get(f.key, f.key)} for f in community.forces],
+        "people": people,
+        "routing": {cat: f.key for f in community.forces for cat in f.categories},
+    }
+
+
+def write_workflow(path: str | Path, community: Community) -> Path:
+    """Write :func:`to_workflow` as YAML (the hub's cases config) and return the path."""
+    import yaml
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(yaml.safe_dump(to_workflow(community), sort_keys=False, allow_unicode=True, width=120))
+    return target
