@@ -1,0 +1,109 @@
+"""Tamper checks: lens covered, defocused, camera moved -- against a baseline learnt at start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from edge.camera.config import TamperConfig
+from edge.camera.motion import GrayImage
+
+FloatImage = npt.NDArray[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SceneStats:
+    """Cheap image statistics of one frame."""
+
+    brightness: float
+    contrast: float
+    sharpness: float
+
+    @property
+    def relative_sharpness(self) -> float:
+        """Sharpness normalised by contrast, so lighting changes do not look like defocus."""
+        return self.sharpness / max(self.contrast * self.contrast, 1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class TamperState:
+    """The tamper conditions seen now (before debouncing)."""
+
+    covered: bool
+    defocused: bool
+    moved: bool
+    shift_px: float
+    learning: bool
+
+
+def scene_stats(gray: GrayImage) -> SceneStats:
+    """Mean, standard deviation and Laplacian variance of a grey frame."""
+    mean, std = cv2.meanStdDev(gray)
+    lap = cv2.Laplacian(gray, cv2.CV_16S, ksize=3)
+    _, lap_std = cv2.meanStdDev(lap)
+    return SceneStats(float(mean[0, 0]), float(std[0, 0]), float(lap_std[0, 0]) ** 2)
+
+
+class TamperMonitor:
+    """Learns a sharpness baseline and a reference view, then compares each checked frame with them."""
+
+    def __init__(self, config: TamperConfig) -> None:
+        self.config = config
+        self._learn_until_ms: int | None = None
+        self._samples: list[float] = []
+        self._baseline: float | None = None
+        self._reference: FloatImage | None = None
+        self._window: FloatImage | None = None
+
+    @property
+    def baseline(self) -> float | None:
+        """Learnt relative sharpness of the healthy view, once known."""
+        return self._baseline
+
+    def restart_learning(self) -> None:
+        """Learn the baseline and reference again (after an outage or reconfiguration)."""
+        self._learn_until_ms = None
+        self._samples.clear()
+        self._baseline = None
+        self._reference = None
+
+    def check(self, stats: SceneStats, tiny: GrayImage, now_ms: int, ignore: GrayImage | None = None) -> TamperState:
+        """Compare one frame (its stats and a small grey copy) with the baseline.
+
+        ``ignore`` marks pixels (non-zero) of people and motion: they are taken
+        from the reference so a person standing close to the lens does not look
+        like a moved camera.
+        """
+        cfg = self.config
+        covered = stats.brightness < cfg.covered_brightness or stats.contrast < cfg.covered_contrast
+        current = tiny.astype(np.float32)
+        if self._window is None or self._window.shape != current.shape:
+            self._window = cv2.createHanningWindow((current.shape[1], current.shape[0]), cv2.CV_32F)
+        if self._baseline is None or self._reference is None:
+            if self._learn_until_ms is None:
+                self._learn_until_ms = now_ms + int(cfg.learn_s * 1000)
+            if not covered:
+                self._samples.append(stats.relative_sharpness)
+                self._reference = current if self._reference is None else 0.8 * self._reference + 0.2 * current
+            if now_ms >= self._learn_until_ms and self._samples:
+                self._baseline = float(np.median(self._samples))
+                self._samples.clear()
+            return TamperState(covered, False, False, 0.0, True)
+        if covered:
+            return TamperState(True, False, False, 0.0, False)
+        if ignore is not None and cv2.countNonZero(ignore) < 0.4 * ignore.size:
+            # A change over most of the frame is what we look for, so it is never ignored.
+            current = np.where(ignore > 0, self._reference, current).astype(np.float32)
+        (dx, dy), response = cv2.phaseCorrelate(self._reference, current, self._window)
+        shift = float((dx * dx + dy * dy) ** 0.5)
+        moved = shift > cfg.moved_fraction * current.shape[1] and response > 0.02
+        defocused = stats.relative_sharpness < cfg.defocus_ratio * self._baseline
+        if not moved and not defocused and shift < 1.0 and (ignore is None or not ignore.any()):
+            # Follow slow changes (lighting, seasons) only while the view is healthy.
+            self._baseline = 0.99 * self._baseline + 0.01 * stats.relative_sharpness
+            self._reference = 0.98 * self._reference + 0.02 * current
+        return TamperState(False, defocused, moved, shift, False)
