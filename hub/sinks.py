@@ -4,6 +4,13 @@ Rules/incidents, snapshots and the live stream implement :class:`MessageSink` an
 are registered on the hub; the ingest loop calls them in order for every
 accepted message. A sink must be quick (it runs on the ingest thread) and must
 not raise: ingest logs and counts any exception and carries on.
+
+Two optional methods are called only on sinks that define them (ingest looks
+them up with ``getattr``), so most sinks need not implement them:
+
+- ``on_snapshot(device, event_id, payload: bytes, sha256: str, received_ms)``: a
+  redacted evidence image arrived on the ``snapshot/{event_id}`` channel;
+- ``on_ack(device, ack: CommandAck, received_ms)``: a device answered a command.
 """
 
 from __future__ import annotations

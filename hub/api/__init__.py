@@ -1,0 +1,1 @@
+"""The hub's REST API: an app factory, dependencies, one router per resource."""

@@ -1,0 +1,49 @@
+"""FastAPI dependencies: the hub context and its core services as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+
+from hub.context import HubContext
+from hub.deadletter import DeadLetterStore
+from hub.gaps import GapManager
+from hub.registry import DeviceRegistry
+
+
+def get_ctx(request: Request) -> HubContext:
+    """The hub context the app was created with."""
+    ctx: HubContext = request.app.state.ctx
+    return ctx
+
+
+def _service(ctx: HubContext, name: str) -> Any:
+    service = ctx.services.get(name)
+    if service is None:
+        raise HTTPException(status_code=503, detail=f"hub service {name!r} is not running")
+    return service
+
+
+def get_registry(ctx: Annotated[HubContext, Depends(get_ctx)]) -> DeviceRegistry:
+    """The device registry."""
+    registry: DeviceRegistry = _service(ctx, "registry")
+    return registry
+
+
+def get_deadletters(ctx: Annotated[HubContext, Depends(get_ctx)]) -> DeadLetterStore:
+    """The dead letter store."""
+    store: DeadLetterStore = _service(ctx, "deadletters")
+    return store
+
+
+def get_gaps(ctx: Annotated[HubContext, Depends(get_ctx)]) -> GapManager:
+    """The gap manager (data-loss records)."""
+    gaps: GapManager = _service(ctx, "gaps")
+    return gaps
+
+
+CtxDep = Annotated[HubContext, Depends(get_ctx)]
+RegistryDep = Annotated[DeviceRegistry, Depends(get_registry)]
+DeadLetterDep = Annotated[DeadLetterStore, Depends(get_deadletters)]
+GapsDep = Annotated[GapManager, Depends(get_gaps)]

@@ -1,0 +1,42 @@
+"""``GET /healthz`` (broker connected, store ok, spool depth) and ``GET /metrics``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from hub.api.deps import CtxDep
+from hub.api.schemas import HealthPublic
+from hub.metrics import CONTENT_TYPE
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=HealthPublic, responses={503: {"model": HealthPublic}})
+def healthz(ctx: CtxDep, response: Response) -> HealthPublic:
+    """Liveness: 200 when the broker connection is up and the series store takes writes, else 503."""
+    ingest = ctx.services.get("ingest")
+    store = ctx.services.get("store")
+    writer = ctx.services.get("writer")
+    registry = ctx.services.get("registry")
+    spool = getattr(getattr(writer, "stats", None), "spooled_bytes", None)
+    spool_bytes = int(spool) if isinstance(spool, (int, float)) else None
+    body = HealthPublic(
+        ok=False,
+        broker_connected=bool(ingest is not None and ingest.connected),
+        store=str(getattr(store, "name", "none")),
+        store_ok=store is not None and not spool_bytes,
+        spool_bytes=spool_bytes,
+        devices=0 if registry is None else len(registry.devices),
+    )
+    body.ok = body.broker_connected and body.store_ok
+    if not body.ok:
+        response.status_code = 503
+    return body
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})
+def metrics(ctx: CtxDep) -> Response:
+    """Prometheus text exposition of the hub's metrics."""
+    hub_metrics = ctx.services.get("metrics")
+    data = b"" if hub_metrics is None else hub_metrics.render()
+    return Response(content=data, media_type=CONTENT_TYPE)

@@ -1,0 +1,198 @@
+"""Hub settings: defaults, then an optional TOML file, then ``GRIDSENTINEL_*`` env, then CLI flags.
+
+Every field has a description; unknown keys are refused (``extra="forbid"``), so a
+typo in a config file fails fast instead of being ignored. Series settings are
+kept flat here (``series_backend``, ``series_url``, ...) and turned into the
+series package's ``SeriesSettings`` by :meth:`HubSettings.series_settings`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from edge.wire import DEFAULT_ROOT, check_id
+
+ENV_PREFIX: Final = "GRIDSENTINEL_"
+DEFAULT_DATA_DIR: Final = Path("./gridsentinel-data")
+DEFAULT_CLIENT_ID: Final = "gridsentinel-hub"
+
+SeriesBackend = Literal["embedded", "influxdb-v1", "influxdb-v2"]
+#: ``series_<name>`` fields passed on to the series package's ``SeriesSettings`` when set.
+SERIES_FIELDS: Final = (
+    "url",
+    "token",
+    "org",
+    "bucket",
+    "db",
+    "rp",
+    "username",
+    "password",
+    "timeout_s",
+    "batch_points",
+    "flush_interval_s",
+    "spool_max_bytes",
+)
+
+
+class ConfigError(ValueError):
+    """Settings that cannot be used; ``source`` says where they came from."""
+
+    def __init__(self, source: str, message: str) -> None:
+        super().__init__(f"{source}: {message}")
+        self.source = source
+
+
+class HubSettings(BaseModel):
+    """Everything ``gridsentinel hub run`` needs to start."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mqtt_url: str | None = Field(
+        default=None, description="Broker URL mqtt://host:port; none starts the embedded broker on 127.0.0.1"
+    )
+    broker_host: str = Field(default="127.0.0.1", description="Listen address of the embedded broker")
+    broker_port: int = Field(
+        default=1883, ge=0, le=65535, description="Listen port of the embedded broker (0 = any free)"
+    )
+    http_host: str = Field(default="127.0.0.1", description="Address the REST API and operator page listen on")
+    http_port: int = Field(default=8080, ge=0, le=65535, description="Port of the REST API and operator page")
+    data_dir: Path = Field(
+        default=DEFAULT_DATA_DIR, description="Directory for the state DB, embedded series and spool"
+    )
+    root: str = Field(default=DEFAULT_ROOT, description="Topic root (first topic level)")
+    share_group: str | None = Field(
+        default=None, description="MQTT shared-subscription group for hub replicas; none = plain"
+    )
+    client_id: str = Field(default=DEFAULT_CLIENT_ID, description="Fixed MQTT client id (keys the persistent session)")
+    keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keepalive of the hub's own connection")
+    state_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the state DB; none = SQLite under data_dir"
+    )
+    series_backend: SeriesBackend = Field(default="embedded", description="Time-series backend")
+    series_url: str | None = Field(default=None, description="InfluxDB URL (http://127.0.0.1:8086)")
+    series_token: str | None = Field(default=None, description="InfluxDB v2 API token")
+    series_org: str | None = Field(default=None, description="InfluxDB v2 organisation")
+    series_bucket: str | None = Field(default=None, description="InfluxDB v2 bucket")
+    series_db: str | None = Field(default=None, description="InfluxDB v1 database")
+    series_rp: str | None = Field(default=None, description="InfluxDB v1 retention policy")
+    series_username: str | None = Field(default=None, description="InfluxDB v1 user name")
+    series_password: str | None = Field(default=None, description="InfluxDB v1 password")
+    series_timeout_s: float | None = Field(default=None, gt=0, description="HTTP timeout per series request")
+    series_batch_points: int | None = Field(default=None, ge=1, description="Points per series write batch")
+    series_flush_interval_s: float | None = Field(default=None, gt=0, description="Max wait of a point for its batch")
+    series_spool_max_bytes: int | None = Field(
+        default=None, ge=1, description="Disk spool bound while the store is down"
+    )
+    gap_grace_s: float = Field(
+        default=2.0, gt=0, description="Seconds a seq gap may stay open before a resend is requested"
+    )
+    gap_timeout_s: float = Field(
+        default=30.0, gt=0, description="Seconds until an unfilled gap becomes a data-loss record"
+    )
+    stale_factor: float = Field(
+        default=3.0, gt=1, description="A device is stale after this many heartbeat intervals unheard"
+    )
+    default_interval_s: float = Field(
+        default=60.0, gt=0, description="Heartbeat interval assumed when a birth gives none"
+    )
+    flap_window_s: float = Field(default=60.0, gt=0, description="Window for counting a device's health changes")
+    flap_max_changes: int = Field(default=6, ge=2, description="Health changes allowed per window before damping")
+    deadletter_cap: int = Field(
+        default=10_000, ge=10, description="Dead letters kept; the oldest are purged beyond this"
+    )
+    demo: bool = Field(default=False, description="Demo mode (seeded data, relaxed checks)")
+
+    @field_validator("root", "client_id")
+    @classmethod
+    def _id_like(cls, value: str) -> str:
+        return check_id(value, "id")
+
+    @field_validator("share_group")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        return None if value is None else check_id(value, "share_group")
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
+            raise ValueError(f"mqtt_url {value!r} must look like mqtt://host:port")
+        return value
+
+    def mqtt_address(self) -> tuple[str, int]:
+        """(host, port) of the external broker; only valid when ``mqtt_url`` is set."""
+        if self.mqtt_url is None:
+            raise ConfigError("mqtt_url", "no external broker configured")
+        parts = urlsplit(self.mqtt_url)
+        return parts.hostname or "127.0.0.1", parts.port or 1883
+
+    def resolved_state_url(self) -> str:
+        """The state DB URL, defaulting to ``data_dir/state.db``."""
+        from hub.db import sqlite_url
+
+        return self.state_url or sqlite_url(self.data_dir)
+
+    def series_settings(self) -> Any:
+        """The series package's ``SeriesSettings`` built from the ``series_*`` fields."""
+        from hub.series.registry import SeriesSettings
+
+        values: dict[str, Any] = {"backend": self.series_backend}
+        for name in SERIES_FIELDS:
+            value = getattr(self, f"series_{name}")
+            if value is not None:
+                values[name] = value
+        return SeriesSettings(**values)
+
+
+def env_values(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Settings given as ``GRIDSENTINEL_<FIELD>`` environment variables."""
+    env = os.environ if environ is None else environ
+    out: dict[str, str] = {}
+    for name in HubSettings.model_fields:
+        key = ENV_PREFIX + name.upper()
+        if key in env and env[key] != "":
+            out[name] = env[key]
+    return out
+
+
+def file_values(path: Path) -> dict[str, Any]:
+    """Settings from a TOML file: top-level keys or a ``[hub]`` table, plus an optional ``[series]`` table."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(str(path), str(exc)) from exc
+    hub = data.pop("hub", None)
+    series = data.pop("series", None)
+    values: dict[str, Any] = dict(data)
+    if isinstance(hub, dict):
+        values.update(hub)
+    if isinstance(series, dict):
+        values.update({f"series_{k}": v for k, v in series.items()})
+    return values
+
+
+def load_settings(
+    config_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> HubSettings:
+    """Merge file < env < overrides (CLI flags, None values ignored) and validate."""
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        values.update(file_values(config_file))
+    values.update(env_values(environ))
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return HubSettings(**values)
+    except ValidationError as exc:
+        raise ConfigError(str(config_file or "settings"), str(exc)) from exc

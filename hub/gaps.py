@@ -1,0 +1,238 @@
+"""Gap handling around :mod:`hub.dedup`: resend requests, and data-loss records when a gap cannot be filled.
+
+A gap older than ``grace`` gets one ``resend`` command to the device; a gap still
+open after ``timeout`` becomes a **data-loss record** (persisted, listed at
+``GET /api/v1/gaps``, counted in metrics and published on the bus as kind
+``data_loss``). A :class:`~edge.wire.GapNotice` from the device closes the seqs
+it names at once as declared loss. Loss is never silent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from edge.wire import Command, GapNotice
+from hub.bus import EventBus
+from hub.dedup import Gap, SeqTracker, Verdict
+from hub.metrics import IngestStats
+from hub.registry import DeviceRecord
+from hub.registry_models import DataLossRow, OpenGapRow
+from hub.sinks import DeviceRef
+
+logger = logging.getLogger(__name__)
+
+CommandSender = Callable[[DeviceRef, Command], None]
+
+
+@dataclass(frozen=True, slots=True)
+class DataLoss:
+    """Seqs ``first..last`` of a device that will never arrive."""
+
+    device_id: str
+    site: str
+    first: int
+    last: int
+    count: int
+    cause: str  # declared | unfilled | overflow
+    detail: str | None
+    opened_ms: int
+    recorded_ms: int
+
+
+class GapManager:
+    """Owns the per-device :class:`SeqTracker` objects and turns their gaps into actions."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        stats: IngestStats,
+        bus: EventBus,
+        lock: threading.RLock,
+        *,
+        grace_s: float = 2.0,
+        timeout_s: float = 30.0,
+    ) -> None:
+        self.sessions = sessions
+        self.stats = stats
+        self.bus = bus
+        self.lock = lock
+        self.grace_ms = int(grace_s * 1000)
+        self.timeout_ms = int(timeout_s * 1000)
+        self.trackers: dict[str, SeqTracker] = {}
+        self._pending: list[DataLoss] = []
+        self._refs: dict[str, DeviceRef] = {}
+        self.send_command: CommandSender | None = None
+        self._gaps_changed = False
+
+    def observe(self, rec: DeviceRecord, seq: int, now_ms: int) -> bool:
+        """True when ``seq`` is new for the device (call with the registry lock held)."""
+        tracker = self.trackers.get(rec.id)
+        if tracker is None:
+            tracker = SeqTracker(None if rec.last_seq is None else rec.last_seq + 1)
+            self.trackers[rec.id] = tracker
+        obs = tracker.observe(seq, now_ms)
+        if obs.verdict is Verdict.DUPLICATE:
+            self.stats.duplicates += 1
+            return False
+        if obs.opened is not None or obs.filled:
+            self._gaps_changed = True
+        if obs.opened is not None:
+            self.stats.gaps["opened"] += 1
+            self._refs[rec.id] = rec.device_ref()
+            logger.info("gap %s..%s opened for %s", obs.opened[0], obs.opened[1], rec.id)
+        elif obs.filled:
+            self.stats.gaps["filled"] += 1
+        return True
+
+    def reset(self, device_id: str, now_ms: int) -> None:
+        """Forget a device's seq state (it started counting again); open gaps are recorded as lost."""
+        tracker = self.trackers.pop(device_id, None)
+        if tracker is None:
+            return
+        self._gaps_changed = True
+        ref = self._refs.get(device_id)
+        for gap in [*tracker.gaps, *tracker.overflowed]:
+            site = ref.site if ref else ""
+            loss = DataLoss(device_id, site, gap.first, gap.last, gap.size, "reset", None, gap.opened_ms, now_ms)
+            self._record(loss)
+
+    def declare(self, rec: DeviceRecord, notice: GapNotice, now_ms: int) -> None:
+        """The device reports ``first..last`` as dropped: record the loss (registry lock held)."""
+        tracker = self.trackers.get(rec.id)
+        self._refs[rec.id] = rec.device_ref()
+        self._gaps_changed = True
+        if tracker is None:
+            closed = [(notice.first, notice.last)]
+        else:
+            closed = tracker.declare_lost(notice.first, notice.last, now_ms)
+        if not closed:
+            # Nothing was open (already received or already recorded); still keep the device's word.
+            closed = [(notice.first, notice.last)]
+        for first, last in closed:
+            detail = f"{notice.channel}: {notice.reason}"
+            self._record(DataLoss(rec.id, rec.site, first, last, last - first + 1, "declared", detail, now_ms, now_ms))
+
+    def _record(self, loss: DataLoss) -> None:
+        self.stats.gaps["declared" if loss.cause == "declared" else "lost"] += 1
+        self.stats.lost_seqs += loss.count
+        self._pending.append(loss)
+        logger.warning(
+            "data loss on %s: seqs %s..%s (%s, %s)", loss.device_id, loss.first, loss.last, loss.cause, loss.detail
+        )
+
+    def sweep(self, now_ms: int) -> None:
+        """Ask for resends of gaps past the grace; record gaps past the timeout as lost; persist."""
+        resends: list[tuple[DeviceRef, int, int]] = []
+        with self.lock:
+            for device_id, tracker in self.trackers.items():
+                if not tracker.gaps and not tracker.overflowed:
+                    continue
+                for gap in tracker.expire(now_ms - self.timeout_ms):
+                    self._gaps_changed = True
+                    ref = self._refs.get(device_id)
+                    site = ref.site if ref else ""
+                    self._record(
+                        DataLoss(
+                            device_id, site, gap.first, gap.last, gap.size, "unfilled", None, gap.opened_ms, now_ms
+                        )
+                    )
+                for gap in tracker.due_for_resend(now_ms - self.grace_ms, now_ms):
+                    ref = self._refs.get(device_id)
+                    if ref is not None:
+                        resends.append((ref, gap.first, gap.last))
+        for ref, first, last in resends:
+            self._resend(ref, first, last, now_ms)
+        self.flush()
+
+    def _resend(self, ref: DeviceRef, first: int, last: int, now_ms: int) -> None:
+        if self.send_command is None:
+            return
+        cmd = Command(
+            id=f"rs-{uuid.uuid4().hex[:16]}",
+            op="resend",
+            ts=now_ms,
+            expires=now_ms + self.timeout_ms,
+            args={"first": first, "last": last},
+        )
+        try:
+            self.send_command(ref, cmd)
+            self.stats.resends += 1
+        except Exception:  # the broker may be away; the gap still times out into a loss record
+            logger.exception("could not send resend %s..%s to %s", first, last, ref.device_id)
+
+    def save_open(self) -> bool:
+        """Replace the saved open gaps with the current ones (when they changed); True if written."""
+        with self.lock:
+            if not self._gaps_changed:
+                return False
+            self._gaps_changed = False
+            rows = [
+                {"device_id": d, "first": g.first, "last": g.last, "high": t.high or 0, "opened_ms": g.opened_ms,
+                 "resend_ms": g.resend_ms}
+                for d, t in self.trackers.items()
+                for g in t.gaps
+            ]  # fmt: skip
+        with self.sessions.begin() as session:
+            session.execute(delete(OpenGapRow))
+            if rows:
+                session.execute(insert(OpenGapRow), rows)
+        return True
+
+    def load_open(self, devices: dict[str, DeviceRecord]) -> int:
+        """Resume waiting for the gaps saved by the last run; return how many."""
+        with self.sessions() as session:
+            rows = session.scalars(select(OpenGapRow).order_by(OpenGapRow.device_id, OpenGapRow.first)).all()
+        with self.lock:
+            for row in rows:
+                rec = devices.get(row.device_id)
+                tracker = self.trackers.get(row.device_id)
+                if tracker is None:
+                    last_seq = rec.last_seq if rec is not None and rec.last_seq is not None else row.high
+                    tracker = SeqTracker(max(last_seq, row.high) + 1)
+                    self.trackers[row.device_id] = tracker
+                tracker.gaps.append(Gap(row.first, row.last, row.opened_ms, row.resend_ms))
+                if rec is not None:
+                    self._refs[row.device_id] = rec.device_ref()
+        return len(rows)
+
+    def flush(self) -> int:
+        """Persist queued data-loss records and publish them on the bus."""
+        with self.lock:
+            items, self._pending = self._pending, []
+        if not items:
+            return 0
+        with self.sessions.begin() as session:
+            session.add_all(DataLossRow(**asdict(i)) for i in items)
+        for item in items:
+            self.bus.publish("data_loss", asdict(item))
+        return len(items)
+
+    def list_page(
+        self, *, device: str | None = None, limit: int = 100, offset: int = 0
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """(total, page newest first) of data-loss records."""
+        self.flush()
+        conds = [] if device is None else [DataLossRow.device_id == device]
+        with self.sessions() as session:
+            total = session.scalar(select(func.count(DataLossRow.id)).where(*conds)) or 0
+            rows = session.scalars(
+                select(DataLossRow).where(*conds).order_by(DataLossRow.id.desc()).limit(limit).offset(offset)
+            ).all()
+        return total, [{c: getattr(r, c) for c in ("id", *DataLoss.__dataclass_fields__)} for r in rows]
+
+    def open_gaps(self) -> list[dict[str, Any]]:
+        """Gaps still open right now, for the API."""
+        with self.lock:
+            return [
+                {"device_id": d, "first": g.first, "last": g.last, "opened_ms": g.opened_ms, "resend_ms": g.resend_ms}
+                for d, t in self.trackers.items()
+                for g in t.gaps
+            ]

@@ -1,0 +1,264 @@
+"""MQTT ingest: subscribe with a persistent session, decode, dedup, update the registry, hand on.
+
+Runs on paho's network thread, so per-message work is kept to a few
+microseconds: parse the topic, decode the payload, dedup by (device, seq),
+update the in-memory registry, hand points to the series writer (which batches)
+and call the sinks. No DB write happens per message. A message that breaks the
+contract goes to the dead letter with its reason code and ingest carries on.
+Per-device order is preserved because one thread processes everything.
+
+The hub's session is persistent (``clean_session=False`` with a fixed client
+id), so QoS 1 messages published while the hub is down are delivered when it
+comes back. With a share group, every channel but ``status`` is a shared
+subscription; ``status`` stays a plain subscription on every replica because
+brokers do not deliver retained messages to shared subscriptions and every
+replica needs each device's current session.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge.wire import (
+    Channel,
+    Command,
+    CommandAck,
+    Event,
+    GapNotice,
+    Status,
+    Telemetry,
+    Topic,
+    TopicError,
+    WireError,
+    check_snapshot,
+    decode,
+    encode,
+    parse_topic,
+    shared_subscription,
+    subscription,
+    topic,
+)
+from hub.bus import EventBus
+from hub.deadletter import DeadLetterStore
+from hub.gaps import GapManager
+from hub.metrics import IngestStats
+from hub.registry import DeviceRecord, DeviceRegistry, StatusOutcome
+from hub.series.base import SeriesPoint
+from hub.sinks import DeviceRef, MessageSink
+
+logger = logging.getLogger(__name__)
+
+#: Channels the hub subscribes to.
+INGEST_CHANNELS = (Channel.STATUS, Channel.TELEMETRY, Channel.EVENT, Channel.GAP, Channel.SNAPSHOT, Channel.CMD_ACK)
+
+PointSubmitter = Callable[[Sequence[SeriesPoint]], None]
+_SEQUENCED = (Telemetry, Event, GapNotice, CommandAck)
+#: Parsed topics cached per name (parsing is a third of the per-message cost); cleared when full.
+TOPIC_CACHE_SIZE = 65_536
+
+
+def ingest_filters(root: str, share_group: str | None) -> list[str]:
+    """The topic filters the hub subscribes to (status is never shared, see the module doc)."""
+    out = []
+    for channel in INGEST_CHANNELS:
+        flt = subscription(channel, root=root)
+        if share_group is not None and channel is not Channel.STATUS:
+            flt = shared_subscription(share_group, flt)
+        out.append(flt)
+    return out
+
+
+class Ingest:
+    """The hub's MQTT subscriber and message processor."""
+
+    def __init__(
+        self,
+        *,
+        registry: DeviceRegistry,
+        gaps: GapManager,
+        deadletters: DeadLetterStore,
+        stats: IngestStats,
+        bus: EventBus,
+        sinks: list[MessageSink],
+        submit_points: PointSubmitter,
+        root: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.registry = registry
+        self.gaps = gaps
+        self.deadletters = deadletters
+        self.stats = stats
+        self.bus = bus
+        self.sinks = sinks
+        self.submit_points = submit_points
+        self.root = root
+        self.clock = clock
+        self.lock = registry.lock
+        self.client: mqtt.Client | None = None
+        self._connected = threading.Event()
+        self._topics: dict[str, Topic] = {}
+
+    # ------------------------------------------------------------- processing
+
+    def process(self, topic_name: str, payload: bytes, received_ms: int) -> None:
+        """Accept one message or raise :class:`WireError` (the caller dead-letters it)."""
+        t = self._topics.get(topic_name)
+        if t is None:
+            t = parse_topic(topic_name, self.root)
+            if len(self._topics) >= TOPIC_CACHE_SIZE:
+                self._topics.clear()
+            self._topics[topic_name] = t
+        channel = t.channel
+        self.stats.messages[channel] += 1  # a StrEnum: counts under its string value
+        if channel is Channel.SNAPSHOT:
+            sha = check_snapshot(payload)
+            with self.lock:
+                rec = self.registry.ensure(t.site, t.device_id)
+                self._call_sinks("on_snapshot", rec.device_ref(), t.event_id, payload, sha, received_ms)
+            return
+        if channel is Channel.CMD:
+            return  # our own commands, if a broker echoes them; nothing to do
+        msg = decode(channel, payload)
+        with self.lock:
+            rec = self.registry.ensure(t.site, t.device_id)
+            if isinstance(msg, Status):
+                outcome = self.registry.apply_status(rec, msg, received_ms)
+                if outcome is StatusOutcome.RESET:
+                    self.gaps.reset(rec.id, received_ms)
+                if outcome is not StatusOutcome.STALE:
+                    self._call_sinks("on_status", rec.device_ref(), msg, received_ms)
+                return
+            if not isinstance(msg, _SEQUENCED):
+                raise WireError("bad_channel", f"{type(msg).__name__} is not something a device sends")
+            if not self.gaps.observe(rec, msg.seq, received_ms):
+                return
+            self.registry.touch(rec, received_ms, msg.seq)
+            if isinstance(msg, Telemetry):
+                self._telemetry(rec, msg, received_ms)
+            elif isinstance(msg, Event):
+                self._call_sinks("on_event", rec.device_ref(), msg, received_ms)
+            elif isinstance(msg, GapNotice):
+                self.gaps.declare(rec, msg, received_ms)
+            else:
+                self._call_sinks("on_ack", rec.device_ref(), msg, received_ms)
+                self.bus.publish(
+                    "cmd_ack", {"device_id": rec.id, "id": msg.id, "result": msg.result.value, "detail": msg.detail}
+                )
+
+    def _telemetry(self, rec: DeviceRecord, msg: Telemetry, received_ms: int) -> None:
+        measurement, tags = rec.series_key()
+        points = [SeriesPoint(measurement, tags, p.metrics, p.ts) for p in msg.points]
+        for p in msg.points:
+            self.registry.update_latest(rec, p.ts, p.metrics)
+        if not msg.hist:
+            self.stats.lag.observe(max(0.0, (received_ms - msg.ts) / 1000.0))
+        self.submit_points(points)
+        self._call_sinks("on_telemetry", rec.device_ref(), msg, received_ms)
+
+    def _call_sinks(self, method: str, *args: Any) -> None:
+        if not self.sinks:
+            return
+        for sink in self.sinks:
+            fn = getattr(sink, method, None)
+            if fn is None:
+                continue
+            try:
+                fn(*args)
+            except Exception:  # a sink must not stop ingest; counted and logged
+                self.stats.sink_errors += 1
+                logger.exception("sink %s.%s failed", type(sink).__name__, method)
+
+    def handle(self, topic_name: str, payload: bytes, received_ms: int) -> bool:
+        """Process one message; dead-letter it instead of raising. True when accepted."""
+        try:
+            self.process(topic_name, payload, received_ms)
+            return True
+        except WireError as exc:
+            self.deadletters.add(
+                topic_name, payload, exc.reason, exc.detail, received_ms, device_id=_device_of(topic_name, self.root)
+            )
+        except Exception as exc:  # loop boundary: a bug must not stop ingest
+            logger.exception("ingest failed on %s", topic_name)
+            self.deadletters.add(
+                topic_name, payload, "internal", repr(exc), received_ms, device_id=_device_of(topic_name, self.root)
+            )
+        return False
+
+    # ------------------------------------------------------------------ MQTT
+
+    @property
+    def connected(self) -> bool:
+        """True while the MQTT connection is up."""
+        return self._connected.is_set()
+
+    def start(self, host: str, port: int, client_id: str, share_group: str | None, keepalive: int = 30) -> None:
+        """Connect (retrying in the background) with a persistent session and subscribe."""
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False, protocol=mqtt.MQTTv311
+        )
+        filters = ingest_filters(self.root, share_group)
+
+        def on_connect(c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+            if reason.is_failure:
+                logger.error("MQTT connect to %s:%s refused: %s", host, port, reason)
+                return
+            c.subscribe([(f, 1) for f in filters])
+            self._connected.set()
+            logger.info("ingest connected to %s:%s as %s, subscribed %s", host, port, client_id, filters)
+
+        def on_disconnect(_c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+            self._connected.clear()
+            log = logger.info if self.client is None else logger.warning  # None: we are stopping
+            log("ingest disconnected from %s:%s: %s", host, port, reason)
+
+        def on_message(_c: mqtt.Client, _u: Any, m: mqtt.MQTTMessage) -> None:
+            received_ms = int(self.clock() * 1000)
+            try:
+                name = m.topic
+            except UnicodeDecodeError:
+                self.deadletters.add(
+                    repr(m._topic)[:512], bytes(m.payload), "bad_topic", "topic is not UTF-8", received_ms
+                )
+                return
+            self.handle(name, bytes(m.payload), received_ms)
+
+        client.on_connect = on_connect
+        client.on_disconnect = on_disconnect
+        client.on_message = on_message
+        client.reconnect_delay_set(1, 5)
+        client.max_inflight_messages_set(100)
+        client.connect_async(host, port, keepalive=keepalive)
+        client.loop_start()
+        self.client = client
+
+    def stop(self) -> None:
+        """Disconnect cleanly (the broker keeps the session for the next start)."""
+        client, self.client = self.client, None
+        if client is not None:
+            client.disconnect()
+            client.loop_stop()
+        self._connected.clear()
+
+    def send_command(self, device: DeviceRef, command: Command) -> None:
+        """Publish ``command`` on the device's ``cmd`` topic (QoS 1)."""
+        client = self.client
+        if client is None or not self.connected:
+            raise ConnectionError(f"no MQTT connection to send {command.op!r} to {device.device_id}")
+        name = topic(device.site, device.device_id, Channel.CMD, root=self.root)
+        info = client.publish(name, encode(command), qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise ConnectionError(f"publish of {command.op!r} to {name} failed: {mqtt.error_string(info.rc)}")
+
+
+def _device_of(topic_name: str, root: str) -> str | None:
+    try:
+        return parse_topic(topic_name, root).device_id
+    except TopicError:
+        return None

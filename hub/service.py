@@ -1,0 +1,346 @@
+"""The hub process: state DB, registry, dead letter, series store and writer, plug-ins, broker, ingest, API.
+
+``Hub(settings).start()`` brings everything up in dependency order and returns
+once MQTT ingest and the HTTP server are running; ``stop()`` takes it down in
+reverse (ingest first so nothing new arrives, then flush registry, dead letters,
+data-loss records and the series writer). ``run()`` does both around a wait for
+SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import signal
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, Final
+
+from hub.config import HubSettings
+from hub.context import PLUGINS, HubContext
+from hub.db import init_schema, make_engine, session_factory
+from hub.deadletter import DeadLetterStore
+from hub.gaps import GapManager
+from hub.ingest import Ingest
+from hub.metrics import HubCollector, HubMetrics, IngestStats
+from hub.registry import STATE_CODES, DeviceRegistry
+from hub.series.base import SeriesPoint, SeriesStore
+from hub.sinks import DeviceRef
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between health evaluation / gap sweep / dead-letter flush passes.
+SWEEP_INTERVAL_S: Final = 0.25
+#: Seconds between registry flushes to the state DB.
+REGISTRY_FLUSH_S: Final = 1.0
+#: Seconds after start before devices can turn stale (retained statuses and the backlog arrive first).
+STARTUP_GRACE_S: Final = 10.0
+
+
+class HubStartError(RuntimeError):
+    """A part of the hub could not start; the message says which and why."""
+
+
+class Hub:
+    """One hub process."""
+
+    def __init__(
+        self, settings: HubSettings, *, store: SeriesStore | None = None, plugins: Sequence[str] | None = None
+    ):
+        self.settings = settings
+        self._store_override = store
+        self.plugins = tuple(PLUGINS if plugins is None else plugins)
+        self.stats = IngestStats()
+        self.stopping = threading.Event()
+        self.ctx: HubContext | None = None
+        self.broker: Any = None
+        self.ingest: Ingest | None = None
+        self.writer: Any = None
+        self.store: SeriesStore | None = None
+        self.registry: DeviceRegistry | None = None
+        self.deadletters: DeadLetterStore | None = None
+        self.gaps: GapManager | None = None
+        self._threads: list[threading.Thread] = []
+        self._stopped = False
+        self._server: Any = None
+        self._http_thread: threading.Thread | None = None
+        self.http_port = settings.http_port
+        self.mqtt_port = settings.broker_port
+        self.mqtt_host = settings.broker_host
+
+    # ---------------------------------------------------------------- start
+
+    def start(self) -> None:
+        """Start every part; raise :class:`HubStartError` when one cannot start."""
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(s.resolved_state_url())
+        init_schema(engine)
+        sessions = session_factory(engine)
+        ctx = HubContext(data_dir=s.data_dir, engine=engine, sessions=sessions, root=s.root, demo=s.demo)
+        self.ctx = ctx
+        registry = DeviceRegistry(
+            sessions,
+            self.stats,
+            stale_factor=s.stale_factor,
+            default_interval_s=s.default_interval_s,
+            flap_window_s=s.flap_window_s,
+            flap_max_changes=s.flap_max_changes,
+        )
+        loaded = registry.load()
+        registry.hold_staleness(ctx.now_ms() + int(STARTUP_GRACE_S * 1000))
+        deadletters = DeadLetterStore(sessions, self.stats, cap=s.deadletter_cap)
+        gaps = GapManager(
+            sessions, self.stats, ctx.bus, registry.lock, grace_s=s.gap_grace_s, timeout_s=s.gap_timeout_s
+        )
+        self.registry, self.deadletters, self.gaps = registry, deadletters, gaps
+        resumed = gaps.load_open(registry.devices)
+        if resumed:
+            logger.info("still waiting for %d seq gap(s) from the last run", resumed)
+        self._start_series(deadletters)
+        ingest = Ingest(
+            registry=registry,
+            gaps=gaps,
+            deadletters=deadletters,
+            stats=self.stats,
+            bus=ctx.bus,
+            sinks=ctx.sinks,
+            submit_points=self.writer.submit,
+            root=s.root,
+            clock=ctx.clock,
+        )
+        self.ingest = ingest
+        ctx.send_command = ingest.send_command
+        gaps.send_command = ingest.send_command
+        registry.add_listener(self._on_health)
+        writer = self.writer
+        collector = HubCollector(self.stats, registry.health_counts, lambda: writer.stats, lambda: ingest.connected)
+        ctx.services.update(
+            registry=registry,
+            deadletters=deadletters,
+            gaps=gaps,
+            store=self.store,
+            writer=self.writer,
+            series_store=self.store,
+            series_writer=self.writer,
+            ingest=ingest,
+            metrics=HubMetrics(collector),
+            stats=self.stats,
+            stopping=self.stopping,
+            settings=s,
+        )
+        for name in self.plugins:
+            importlib.import_module(name).install(ctx)
+        host, port = self._start_broker()
+        if s.share_group is not None:
+            logger.warning(
+                "shared subscription group %r: dedup and gap detection assume the broker sends each device's "
+                "messages to one replica (EMQX shared_subscription_strategy=hash_clientid); a round-robin broker "
+                "such as Mosquitto splits a device's seqs across replicas and every replica will see gaps",
+                s.share_group,
+            )
+        ingest.start(host, port, s.client_id, s.share_group, s.keepalive_s)
+        self._spawn("hub-sweep", self._sweep_loop)
+        for name, fn in ctx.tasks:
+            self._spawn(name, self._task_runner(name, fn))
+        self._start_http()
+        logger.info(
+            "hub up: mqtt %s:%s, http http://%s:%s, %d devices known, data in %s",
+            host,
+            port,
+            s.http_host,
+            self.http_port,
+            loaded,
+            s.data_dir,
+        )
+
+    def _start_series(self, deadletters: DeadLetterStore) -> None:
+        from hub.series.writer import SeriesWriter
+
+        s = self.settings
+        series = s.series_settings()
+        if self._store_override is not None:
+            self.store = self._store_override
+        else:
+            from hub.series.registry import open_store
+
+            self.store = open_store(series, s.data_dir)
+
+        def bad_line(line: str, reason: str) -> None:
+            deadletters.add(
+                "(series)",
+                line.encode("utf-8", "replace"),
+                reason,
+                "series store refused this line",
+                int(time.time() * 1000),
+                source="series",
+            )
+
+        def alert(kind: str, message: str) -> None:
+            self.stats.alerts[kind] += 1
+            logger.warning("series alert %s: %s", kind, message)
+            if self.ctx is not None:
+                self.ctx.bus.publish("alert", {"kind": kind, "message": message})
+
+        self.writer = SeriesWriter(
+            self.store,
+            s.data_dir / "spool",
+            batch_points=series.batch_points,
+            flush_interval_s=series.flush_interval_s,
+            spool_max_bytes=series.spool_max_bytes,
+            on_bad_line=bad_line,
+            on_alert=alert,
+        )
+        self.writer.start()
+
+    def _start_broker(self) -> tuple[str, int]:
+        s = self.settings
+        if s.mqtt_url is not None:
+            return s.mqtt_address()
+        try:
+            from hub.broker import ThreadedBroker
+        except ImportError as exc:
+            raise HubStartError(f"no --mqtt-url given and the embedded broker is not available: {exc}") from exc
+        self.broker = ThreadedBroker(s.broker_host, s.broker_port)
+        try:
+            self.broker.start()
+        except Exception as exc:
+            raise HubStartError(f"embedded broker on {s.broker_host}:{s.broker_port} did not start: {exc}") from exc
+        self.mqtt_host, self.mqtt_port = s.broker_host, int(self.broker.port)
+        return self.mqtt_host, self.mqtt_port
+
+    def _start_http(self) -> None:
+        import uvicorn
+
+        from hub.api.app import create_app
+
+        assert self.ctx is not None
+        s = self.settings
+        try:
+            sock = socket.socket(socket.AF_INET6 if ":" in s.http_host else socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((s.http_host, s.http_port))
+        except OSError as exc:
+            raise HubStartError(f"cannot listen on http {s.http_host}:{s.http_port}: {exc}") from exc
+        self.http_port = int(sock.getsockname()[1])
+        config = uvicorn.Config(
+            create_app(self.ctx), log_level="warning", lifespan="off", timeout_graceful_shutdown=2, access_log=False
+        )
+        self._server = uvicorn.Server(config)
+        thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, name="hub-http", daemon=True)
+        thread.start()
+        self._http_thread = thread
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise HubStartError(f"HTTP server on {s.http_host}:{self.http_port} did not start")
+            time.sleep(0.01)
+
+    # -------------------------------------------------------------- running
+
+    def _on_health(self, ref: DeviceRef, old: str, new: str, at_ms: int) -> None:
+        assert self.ctx is not None and self.registry is not None and self.ingest is not None
+        if self.stopping.is_set():
+            return  # never publish a health change caused by our own shutdown
+        self.ingest._call_sinks("on_health", ref, old, new, at_ms)
+        public = self.registry.get_public(ref.device_id) or {"id": ref.device_id}
+        self.ctx.bus.publish("device", {**public, "old_state": old})
+        code = STATE_CODES.get(new)
+        if code is not None:
+            tags = {"site": ref.site, "device": ref.device_id}
+            if ref.grid:
+                tags["grid"] = ref.grid
+            self.writer.submit([SeriesPoint("device_status", tags, {"state_code": code}, at_ms)])
+
+    def _sweep_loop(self) -> None:
+        assert self.ctx is not None and self.registry and self.gaps and self.deadletters
+        next_flush = 0.0
+        while not self.stopping.wait(SWEEP_INTERVAL_S):
+            now_ms = self.ctx.now_ms()
+            for step in (self.registry.evaluate, self.gaps.sweep):
+                try:
+                    step(now_ms)
+                except Exception:  # loop boundary: keep sweeping
+                    logger.exception("hub sweep step %s failed", step.__name__)
+            try:
+                self.deadletters.flush()
+                if time.monotonic() >= next_flush:
+                    self.registry.flush()
+                    self.gaps.save_open()
+                    next_flush = time.monotonic() + REGISTRY_FLUSH_S
+            except Exception:  # loop boundary: the DB may be busy; retry next pass
+                logger.exception("hub state flush failed")
+
+    def _task_runner(self, name: str, fn: Any) -> Any:
+        def run() -> None:
+            try:
+                fn(self.stopping)
+            except Exception:  # loop boundary of a plug-in task
+                logger.exception("hub task %s crashed", name)
+
+        return run
+
+    def _spawn(self, name: str, fn: Any) -> None:
+        thread = threading.Thread(target=fn, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    # ----------------------------------------------------------------- stop
+
+    def stop(self) -> None:
+        """Stop everything in reverse order, flushing state and series on the way (idempotent)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.stopping.set()
+        if self.ctx is not None:
+            self.ctx.bus.publish("shutdown", {})  # wakes live-stream clients so the HTTP server can close
+        if self._server is not None:
+            self._server.should_exit = True
+            if self._http_thread is not None:
+                self._http_thread.join(5)
+        if self.ingest is not None:
+            self.ingest.stop()
+        for thread in self._threads:
+            thread.join(5)
+        self._threads.clear()
+        for name, step in (
+            ("registry", self.registry.flush if self.registry else None),
+            ("data loss", self.gaps.flush if self.gaps else None),
+            ("open gaps", self.gaps.save_open if self.gaps else None),
+            ("dead letters", self.deadletters.flush if self.deadletters else None),
+        ):
+            if step is not None:
+                try:
+                    step()
+                except Exception:  # shutdown boundary: keep stopping the rest
+                    logger.exception("final %s flush failed", name)
+        if self.writer is not None:
+            self.writer.stop(flush_timeout=10)
+        if self.store is not None:
+            self.store.close()
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None
+        if self.ctx is not None:
+            self.ctx.engine.dispose()
+        logger.info("hub stopped")
+
+    def run(self) -> int:
+        """Start, serve until SIGINT/SIGTERM, stop cleanly; the process exit code."""
+        try:
+            self.start()
+        except Exception:
+            self.stop()
+            raise
+        previous = {sig: signal.signal(sig, lambda *_: self.stopping.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while not self.stopping.wait(0.5):
+                pass
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.stop()
+        return 0

@@ -1,0 +1,80 @@
+"""Hub fixtures: a running hub against a real mosquitto, and an HTTP client for its API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from hub.config import HubSettings
+from hub.db import init_schema, make_engine, session_factory, sqlite_url
+from hub.service import Hub
+from tests.servers import MosquittoServer
+
+HubFactory = Callable[..., Hub]
+
+
+@pytest.fixture
+def make_hub(tmp_path: Path, mosquitto: MosquittoServer) -> Iterator[HubFactory]:
+    """Start hubs on the test broker (HTTP on a free port); stopped after the test."""
+    hubs: list[Hub] = []
+
+    def factory(**overrides: Any) -> Hub:
+        values: dict[str, Any] = {
+            "mqtt_url": mosquitto.url,
+            "http_port": 0,
+            "data_dir": tmp_path / f"hub{len(hubs)}",
+            "client_id": f"test-hub-{len(hubs)}",
+        }
+        values.update(overrides)
+        hub = Hub(HubSettings(**values), plugins=())
+        hubs.append(hub)
+        hub.start()
+        return hub
+
+    yield factory
+    for hub in hubs:
+        hub.stop()
+
+
+def api(hub: Hub) -> httpx.Client:
+    """An HTTP client on the hub's API."""
+    return httpx.Client(base_url=f"http://127.0.0.1:{hub.http_port}", timeout=5)
+
+
+#: The hub core's tables, emptied between PostgreSQL tests (one database for the session is much faster).
+CORE_TABLES = ("devices", "data_loss", "dead_letters")
+
+
+@pytest.fixture(scope="session")
+def hub_pg_engine() -> Iterator[Engine]:
+    """One PostgreSQL cluster and database with the full schema for the hub core's state-DB tests."""
+    from tests.servers_pg import PostgresServer
+
+    server = PostgresServer()
+    server.start()
+    engine = make_engine(server.create_database(name="gs_hub_core"))
+    init_schema(engine)
+    yield engine
+    engine.dispose()
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def state_sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    """Sessions on an empty state DB with the schema, on each backend (SQLite file, real PostgreSQL)."""
+    if request.param == "sqlite":
+        engine = make_engine(sqlite_url(tmp_path))
+        init_schema(engine)
+        yield session_factory(engine)
+        engine.dispose()
+        return
+    pg: Engine = request.getfixturevalue("hub_pg_engine")
+    with pg.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(CORE_TABLES)} RESTART IDENTITY"))
+    yield session_factory(pg)
