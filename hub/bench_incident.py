@@ -1,0 +1,224 @@
+"""``gridsentinel bench incident``: event published -> incident stored, under background telemetry.
+
+Starts a mosquitto on a free loopback port (or uses ``--mqtt-url``), a real hub with the
+incidents plug-in and the embedded series store, a background publisher at ``--rate``
+telemetry messages/s over ``--devices`` devices, then publishes ``--probes`` smoke
+events from fresh devices. Latency is measured from just before publish until the
+hub's bus reports the incident stored (published after the DB commit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing
+import queue
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+TARGET_P99_MS = 250.0
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the benchmark's options."""
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--rate", type=int, default=10_000, help="background telemetry messages per second")
+    parser.add_argument("--devices", type=int, default=500, help="background devices")
+    parser.add_argument("--probes", type=int, default=200, help="alarm events to time")
+    parser.add_argument("--probe-rate", type=float, default=20.0, help="alarm events per second")
+    parser.add_argument("--warmup-s", type=float, default=3.0, help="background load before the first probe")
+    parser.add_argument("--mqtt-url", default=None, help="use this broker instead of starting mosquitto")
+    parser.set_defaults(func=run)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_mosquitto(workdir: Path) -> tuple[subprocess.Popen[bytes] | None, str | None]:
+    binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+    if binary is None:
+        return None, None
+    port = _free_port()
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\nuser root\nmax_queued_messages 0\n"
+        "max_queued_bytes 0\nmax_inflight_messages 0\n"
+    )
+    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc, f"mqtt://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    return None, None
+
+
+def _client(url: str, client_id: str) -> Any:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    host, port = url.removeprefix("mqtt://").rsplit(":", 1)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+    client.max_queued_messages_set(0)
+    client.connect(host, int(port), keepalive=60)
+    client.loop_start()
+    return client
+
+
+def _background(url: str, rate: int, devices: int, stop: Any, sent: Any) -> None:
+    """Publish telemetry at ``rate`` msgs/s (QoS 0, the lossy high-rate class) until ``stop``.
+
+    Runs in its own process so the load generator does not compete with the hub for the GIL.
+    """
+    from edge import wire
+
+    client = _client(url, "bench-load")
+    topics = [wire.topic("bench", f"load-{i:04d}", wire.Channel.TELEMETRY) for i in range(devices)]
+    seqs = [0] * devices
+    start = time.perf_counter()
+    n = 0
+    try:
+        while not stop.is_set():
+            due = int((time.perf_counter() - start) * rate)
+            if n >= due:
+                time.sleep(0.001)
+                continue
+            for _ in range(min(due - n, 500)):
+                i = n % devices
+                seqs[i] += 1
+                ts = int(time.time() * 1000)
+                msg = wire.Telemetry(seqs[i], ts, (wire.Point(ts, {"temp_c": 20.0 + (n % 7), "humidity_pct": 50}),))
+                client.publish(topics[i], wire.encode(msg), qos=0)
+                n += 1
+    finally:
+        sent.put((n, int((time.perf_counter() - start) * 1000)))
+        client.disconnect()
+        client.loop_stop()
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Run the benchmark and return its figures."""
+    from edge import wire
+    from hub.config import HubSettings
+    from hub.service import Hub
+
+    proc = None
+    url = args.mqtt_url
+    if url is None:
+        proc, url = _start_mosquitto(workdir)
+    # gap timeout: QoS 0 background loss is not what this bench measures
+    settings: dict[str, Any] = {
+        "http_port": 0,
+        "data_dir": workdir / "hub",
+        "client_id": "bench-hub",
+        "gap_timeout_s": 3600.0,
+    }
+    settings |= {"mqtt_url": url} if url else {"broker_port": 0}
+    hub = Hub(HubSettings.model_validate(settings), plugins=("hub.incidents.plugin",))
+    hub.start()
+    assert hub.ctx is not None and hub.ingest is not None
+    broker_url = url or f"mqtt://{hub.mqtt_host}:{hub.mqtt_port}"
+    stored: dict[str, float] = {}
+    sub = hub.ctx.bus.subscribe(maxlen=100_000)
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            for ev in sub.get(0.1):
+                if ev.kind == "incident" and ev.data.get("change") == "opened":
+                    stored.setdefault(str(ev.data.get("device_id")), time.perf_counter())
+
+    watcher = threading.Thread(target=watch, name="bench-watch", daemon=True)
+    watcher.start()
+    deadline = time.monotonic() + 10
+    while not hub.ingest.connected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    mp = multiprocessing.get_context("spawn")
+    load_stop, sent = mp.Event(), mp.Queue()
+    load = mp.Process(target=_background, args=(broker_url, args.rate, args.devices, load_stop, sent), daemon=True)
+    before = sum(hub.stats.messages.values())
+    t_load = time.perf_counter()
+    load.start()
+    time.sleep(args.warmup_s)
+    prober = _client(broker_url, "bench-probe")
+    published: dict[str, float] = {}
+    try:
+        for i in range(args.probes):
+            device = f"probe-{i:05d}"
+            ev = wire.Event(
+                1, int(time.time() * 1000), f"p{i}", "smoke", wire.EventState.ACTIVE, wire.Severity.CRITICAL
+            )
+            published[device] = time.perf_counter()
+            prober.publish(wire.topic("bench", device, wire.Channel.EVENT), wire.encode(ev), qos=1)
+            time.sleep(1 / args.probe_rate)
+        wait_until = time.monotonic() + 10
+        while len(stored) < len(published) and time.monotonic() < wait_until:
+            time.sleep(0.05)
+    finally:
+        ingested = sum(hub.stats.messages.values()) - before
+        window_s = time.perf_counter() - t_load
+        stop.set()
+        load_stop.set()
+        try:
+            sent_n, sent_ms = sent.get(timeout=15)
+        except queue.Empty:
+            sent_n, sent_ms = 0, 1
+        load.join(10)
+        prober.disconnect()
+        prober.loop_stop()
+        watcher.join(2)
+        hub.stop()
+        if proc is not None:
+            proc.terminate()
+            proc.wait(10)
+    latencies = [(stored[d] - t0) * 1000 for d, t0 in published.items() if d in stored]
+    result: dict[str, Any] = {
+        "broker": "mosquitto" if proc is not None else ("external" if args.mqtt_url else "embedded"),
+        "probes": len(published),
+        "probes_stored": len(latencies),
+        "incident_latency_p50_ms": round(statistics.median(latencies), 2) if latencies else None,
+        "incident_latency_p99_ms": round(_percentile(latencies, 0.99), 2) if latencies else None,
+        "incident_latency_max_ms": round(max(latencies), 2) if latencies else None,
+        "background_target_msgs_s": args.rate,
+        "background_sent_msgs_s": round(sent_n / max(sent_ms, 1) * 1000),
+        "hub_ingested_msgs_s": round(ingested / window_s),
+        "target_p99_ms": TARGET_P99_MS,
+    }
+    p99 = result["incident_latency_p99_ms"]
+    result["p99_ok"] = p99 is not None and p99 < TARGET_P99_MS and result["probes_stored"] == result["probes"]
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run and print a table or JSON."""
+    logging.basicConfig(level=logging.WARNING)
+    with tempfile.TemporaryDirectory(prefix="gs-bench-incident-") as tmp:
+        result = measure(args, Path(tmp))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        width = max(len(k) for k in result)
+        for key, value in result.items():
+            print(f"{key:<{width}}  {value}")
+    return 0 if result["probes_stored"] == result["probes"] else 1

@@ -1,0 +1,280 @@
+"""REST API of incidents, correlation groups and rules (``/api/v1/incidents``, ``-groups``, ``/rules``)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.context import HubContext
+from hub.incidents.queries import IncidentFilter, IncidentQueries
+from hub.incidents.rulestore import RuleExistsError, RuleStore
+from hub.incidents.service import IncidentNotFoundError, IncidentService
+from hub.incidents.sink import IncidentSink
+from hub.rules.loader import RuleConfigError, dump_rule, parse_rule
+from hub.series.base import StoreError
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/v1", tags=["incidents"])
+
+#: Readings context around an incident: this much before it opened and after.
+CONTEXT_MS = 30 * 60_000
+
+
+class AckBody(BaseModel):
+    """Who acknowledges."""
+
+    model_config = ConfigDict(extra="forbid")
+    by: str = Field(min_length=1, max_length=64, description="operator id")
+
+
+class NoteBody(BaseModel):
+    """An operator note."""
+
+    model_config = ConfigDict(extra="forbid")
+    author: str = Field(min_length=1, max_length=64, description="operator id")
+    text: str = Field(min_length=1, max_length=4000, description="note text")
+
+
+class CloseBody(BaseModel):
+    """Who closes, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+    by: str = Field(min_length=1, max_length=64, description="operator id")
+    reason: str = Field(default="resolved", max_length=40, description="why it is closed")
+
+
+def get_ctx(request: Request) -> HubContext:
+    """The hub context."""
+    ctx: HubContext = request.app.state.ctx
+    return ctx
+
+
+CtxDep = Annotated[HubContext, Depends(get_ctx)]
+
+
+def _svc(ctx: HubContext, name: str) -> Any:
+    obj = ctx.services.get(name)
+    if obj is None:
+        raise HTTPException(status_code=503, detail=f"hub service {name!r} is not running")
+    return obj
+
+
+def _not_found(exc: IncidentNotFoundError) -> HTTPException:
+    return HTTPException(status_code=404, detail=str(exc))
+
+
+# ------------------------------------------------------------------ incidents
+
+
+@router.get("/incidents")
+def list_incidents(
+    *,
+    ctx: CtxDep,
+    state: Annotated[str | None, Query(pattern="^(open|closed)$")] = None,
+    category: str | None = None,
+    severity: str | None = None,
+    grid: Annotated[str | None, Query(description="grid code or prefix (community, street, district)")] = None,
+    site: str | None = None,
+    device: str | None = None,
+    rule: str | None = None,
+    group: int | None = None,
+    since: Annotated[int | None, Query(description="opened at or after (ms)")] = None,
+    until: Annotated[int | None, Query(description="opened before (ms)")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[dict[str, Any]]:
+    """Incidents, newest first, filtered."""
+    queries: IncidentQueries = _svc(ctx, "incident_queries")
+    f = IncidentFilter(
+        state=state,
+        category=category,
+        severity=severity,
+        grid=grid,
+        site=site,
+        device=device,
+        rule=rule,
+        group_id=group,
+        since_ms=since,
+        until_ms=until,
+        limit=limit,
+        offset=offset,
+    )
+    return queries.list_incidents(f)
+
+
+@router.get("/incidents/{incident_id}")
+def get_incident(ctx: CtxDep, incident_id: int) -> dict[str, Any]:
+    """One incident with notes, readings context and snapshot links."""
+    queries: IncidentQueries = _svc(ctx, "incident_queries")
+    try:
+        incident = queries.incident(incident_id)
+    except IncidentNotFoundError as exc:
+        raise _not_found(exc) from exc
+    incident["readings"] = _readings(ctx, incident)
+    incident["snapshots"] = _snapshot_links(incident)
+    return incident
+
+
+def _snapshot_links(incident: dict[str, Any]) -> list[dict[str, Any]]:
+    """Links to the evidence image of the raising event (served by the snapshots plug-in)."""
+    snap = incident["detail"].get("snapshot")
+    device = incident.get("device_id")
+    if not isinstance(snap, dict) or not device or snap.get("status") == "withheld":
+        return []  # withheld: the face filter failed on the device and no image left it
+    base = f"/api/v1/snapshots/{device}/{snap['event_id']}"
+    return [{"event_id": snap["event_id"], "sha256": snap.get("sha256"), "href": base, "meta": f"{base}/meta"}]
+
+
+def _readings(ctx: HubContext, incident: dict[str, Any]) -> dict[str, Any]:
+    store = ctx.services.get("series_store") or ctx.services.get("store")
+    rules: RuleStore | None = ctx.services.get("rules")
+    device = incident.get("device_id")
+    if store is None or rules is None or not device:
+        return {}
+    rule = rules.get(incident["rule_id"])
+    metric = getattr(rule, "metric", None)
+    if not metric:
+        return {}
+    end = (incident.get("closed_ms") or ctx.now_ms()) + CONTEXT_MS
+    start = incident["opened_ms"] - CONTEXT_MS
+    every = max(10, (end - start) // 1000 // 360)
+    try:
+        rows = store.query(device=device, metric=metric, start_ms=start, end_ms=end, every_s=every)
+    except StoreError as exc:
+        logger.warning("readings context for incident %s: %s", incident["id"], exc)
+        return {"error": str(exc)}
+    return {"metric": metric, "every_s": every, "rows": [{"ts_ms": r.ts_ms, "value": r.value} for r in rows]}
+
+
+@router.post("/incidents/{incident_id}/ack")
+def acknowledge(ctx: CtxDep, incident_id: int, body: AckBody) -> dict[str, Any]:
+    """Acknowledge an incident."""
+    service: IncidentService = _svc(ctx, "incidents")
+    try:
+        return service.acknowledge(incident_id, body.by)
+    except IncidentNotFoundError as exc:
+        raise _not_found(exc) from exc
+
+
+@router.post("/incidents/{incident_id}/close")
+def close(ctx: CtxDep, incident_id: int, body: CloseBody) -> dict[str, Any]:
+    """Close an incident by hand."""
+    service: IncidentService = _svc(ctx, "incidents")
+    try:
+        return service.close(incident_id, body.by, body.reason)
+    except IncidentNotFoundError as exc:
+        raise _not_found(exc) from exc
+
+
+@router.post("/incidents/{incident_id}/notes", status_code=201)
+def add_note(ctx: CtxDep, incident_id: int, body: NoteBody) -> dict[str, Any]:
+    """Add an operator note."""
+    queries: IncidentQueries = _svc(ctx, "incident_queries")
+    try:
+        note = queries.add_note(incident_id, body.author, body.text, ctx.now_ms())
+    except IncidentNotFoundError as exc:
+        raise _not_found(exc) from exc
+    ctx.bus.publish("incident_note", note)
+    return note
+
+
+# --------------------------------------------------------------------- groups
+
+
+@router.get("/incident-groups")
+def list_groups(
+    ctx: CtxDep,
+    state: Annotated[str | None, Query(pattern="^(open|closed)$")] = None,
+    category: str | None = None,
+    grid: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    """Correlation groups, newest first."""
+    queries: IncidentQueries = _svc(ctx, "incident_queries")
+    return queries.list_groups(state=state, category=category, grid=grid, limit=limit)
+
+
+@router.get("/incident-groups/{group_id}")
+def get_group(ctx: CtxDep, group_id: int) -> dict[str, Any]:
+    """One group with its incidents."""
+    queries: IncidentQueries = _svc(ctx, "incident_queries")
+    try:
+        group = queries.group(group_id)
+    except IncidentNotFoundError as exc:
+        raise _not_found(exc) from exc
+    group["incidents"] = queries.list_incidents(IncidentFilter(group_id=group_id, limit=1000))
+    return group
+
+
+# ---------------------------------------------------------------------- rules
+
+
+def _parse(body: dict[str, Any]) -> Any:
+    try:
+        return parse_rule(body, "body")
+    except RuleConfigError as exc:
+        raise HTTPException(status_code=422, detail={"path": exc.path, "message": exc.detail}) from exc
+
+
+def _reload(ctx: HubContext) -> None:
+    sink: IncidentSink | None = ctx.services.get("incident_sink")
+    if sink is not None:
+        sink.reload_rules(force=True)
+
+
+@router.get("/rules")
+def list_rules(ctx: CtxDep) -> list[dict[str, Any]]:
+    """Every rule."""
+    rules: RuleStore = _svc(ctx, "rules")
+    return [dump_rule(r) for r in rules.all()]
+
+
+@router.get("/rules/{rule_id}")
+def get_rule(ctx: CtxDep, rule_id: str) -> dict[str, Any]:
+    """One rule."""
+    rules: RuleStore = _svc(ctx, "rules")
+    rule = rules.get(rule_id)
+    if rule is None:
+        raise HTTPException(status_code=404, detail=f"rule {rule_id!r} not found")
+    return dump_rule(rule)
+
+
+@router.post("/rules", status_code=201)
+def create_rule(ctx: CtxDep, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    """Add a rule (validated; errors name the bad key)."""
+    rules: RuleStore = _svc(ctx, "rules")
+    try:
+        rule = rules.create(_parse(body), ctx.now_ms())
+    except RuleExistsError as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from exc
+    _reload(ctx)
+    return dump_rule(rule)
+
+
+@router.put("/rules/{rule_id}")
+def replace_rule(ctx: CtxDep, rule_id: str, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    """Replace a rule."""
+    rules: RuleStore = _svc(ctx, "rules")
+    rule = _parse({**body, "id": rule_id})
+    try:
+        rules.replace(rule, ctx.now_ms())
+    except RuleExistsError as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    _reload(ctx)
+    return dump_rule(rule)
+
+
+@router.delete("/rules/{rule_id}", status_code=204)
+def delete_rule(ctx: CtxDep, rule_id: str) -> Response:
+    """Remove a rule."""
+    rules: RuleStore = _svc(ctx, "rules")
+    try:
+        rules.delete(rule_id)
+    except RuleExistsError as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    _reload(ctx)
+    return Response(status_code=204)

@@ -1,0 +1,81 @@
+"""``install(ctx)``: rules and incidents plug into the hub (sink, API, worker, data-loss listener)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Final
+
+from hub.context import HubContext, Task
+from hub.incidents.api import router
+from hub.incidents.queries import MAX_LIMIT, IncidentFilter, IncidentQueries
+from hub.incidents.rulestore import EngineStateStore, RuleStore
+from hub.incidents.service import DEFAULT_GROUP_WINDOW_S, IncidentService
+from hub.incidents.sink import IncidentSink
+from hub.rules.engine import RuleEngine
+from hub.rules.loader import default_rules
+
+logger = logging.getLogger(__name__)
+
+#: Services this plug-in offers on ``ctx.services``.
+SERVICE_NAMES: Final = ("incidents", "incident_queries", "incident_sink", "rules")
+
+
+def build(
+    ctx: HubContext, *, instance: str | None = None, group_window_s: float = DEFAULT_GROUP_WINDOW_S
+) -> IncidentSink:
+    """Create the store, service, engine and sink on ``ctx`` (without registering them)."""
+    if instance is None:
+        settings = ctx.services.get("settings")
+        instance = str(getattr(settings, "client_id", "hub"))
+    rule_store = RuleStore(ctx.sessions)
+    rule_store.seed(default_rules(), ctx.now_ms())
+    service = IncidentService(
+        ctx.sessions, bus=ctx.bus, services=ctx.services, clock=ctx.clock, group_window_s=group_window_s
+    )
+    sink = IncidentSink(
+        RuleEngine(),
+        service,
+        state_store=EngineStateStore(ctx.sessions, instance),
+        rule_store=rule_store,
+        clock=ctx.clock,
+    )
+    sink.reload_rules(force=True)
+    if sink.load_state():
+        logger.info("rule engine resumed from saved state of %s", instance)
+    queries = IncidentQueries(ctx.sessions)
+    rebuilt = sink.rebuild_open(queries.list_incidents(IncidentFilter(state="open", limit=MAX_LIMIT)))
+    if rebuilt:
+        logger.info("rule engine rebuilt %d open incident keys from the state DB", rebuilt)
+    ctx.services.update(incidents=service, incident_queries=queries, incident_sink=sink)
+    ctx.services["rules"] = rule_store
+    return sink
+
+
+def data_loss_listener(ctx: HubContext, sink: IncidentSink) -> Task:
+    """A task that turns ``data_loss`` bus records into incidents."""
+
+    def run(stop: threading.Event) -> None:
+        sub = ctx.bus.subscribe(maxlen=10_000)
+        try:
+            while not stop.is_set():
+                for event in sub.get(0.5):
+                    if event.kind != "data_loss":
+                        continue
+                    try:
+                        sink.on_data_loss(event.data)
+                    except Exception:  # loop boundary: one bad record must not stop the listener
+                        logger.exception("data-loss record %s not turned into an incident", event.data)
+        finally:
+            ctx.bus.unsubscribe(sub)
+
+    return run
+
+
+def install(ctx: HubContext) -> None:
+    """Plug rules and incidents into the hub."""
+    sink = build(ctx)
+    ctx.add_sink(sink)
+    ctx.add_router(router)
+    ctx.add_task("incidents", sink.run)
+    ctx.add_task("incidents-data-loss", data_loss_listener(ctx, sink))

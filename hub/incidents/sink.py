@@ -1,0 +1,234 @@
+"""The incidents :class:`~hub.sinks.MessageSink`: feeds the rule engine on the ingest thread.
+
+Engine evaluation is pure and fast, so it runs inline under one lock; the DB work
+for the few candidates it yields goes to a worker thread (:meth:`IncidentSink.run`)
+that wakes at once, so ingest never waits on the state DB. The same worker ticks
+time-driven rules, saves the engine state for restarts and picks up rule changes
+made by other replicas.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from edge.wire import Event, EventState, Status, Telemetry
+from hub.incidents.rulestore import EngineStateStore, RuleStore
+from hub.incidents.service import IncidentService
+from hub.rules.engine import RuleEngine
+from hub.rules.state import Candidate
+from hub.sinks import DeviceRef
+
+logger = logging.getLogger(__name__)
+
+TICK_S = 1.0
+SAVE_STATE_S = 10.0
+RULE_POLL_S = 15.0
+_MAX_QUEUE = 100_000
+
+
+class IncidentSink:
+    """Rule engine in front of the incident service."""
+
+    def __init__(
+        self,
+        engine: RuleEngine,
+        service: IncidentService,
+        *,
+        state_store: EngineStateStore | None = None,
+        rule_store: RuleStore | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine
+        self.service = service
+        self.state_store = state_store
+        self.rule_store = rule_store
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._queue: deque[Candidate] = deque()
+        self.dropped = 0
+        self._rules_version: tuple[int, int] | None = None
+        service.on_manual_close.append(self.forget)
+
+    # ------------------------------------------------------------ sink API
+
+    def on_status(self, device: DeviceRef, status: Status, received_ms: int) -> None:
+        """Status is handled through health changes (the registry decides online/offline)."""
+
+    def on_telemetry(self, device: DeviceRef, msg: Telemetry, received_ms: int) -> None:
+        """Evaluate every point of the message."""
+        out: list[Candidate] = []
+        with self._lock:
+            for point in msg.points:
+                out += self.engine.on_reading(device, point.ts, point.metrics, received_ms, msg.hist)
+        self._enqueue(out)
+
+    def on_event(self, device: DeviceRef, msg: Event, received_ms: int) -> None:
+        """Map a device event."""
+        detail: dict[str, Any] = {"device_severity": msg.severity.value}
+        if msg.message:
+            detail["message"] = msg.message
+        if msg.zone:
+            detail["zone"] = msg.zone
+        if msg.snapshot is not None:
+            detail["snapshot"] = {
+                "event_id": msg.event_id,
+                "sha256": msg.snapshot.sha256,
+                "status": msg.snapshot.status,
+            }
+        with self._lock:
+            out = self.engine.on_event(
+                device,
+                msg.ts,
+                msg.type,
+                msg.state is EventState.ACTIVE,
+                received_ms,
+                hist=msg.hist,
+                event_id=msg.event_id,
+                value=msg.value,
+                detail=detail,
+            )
+        self._enqueue(out)
+
+    def on_health(self, device: DeviceRef, old: str, new: str, at_ms: int) -> None:
+        """Device health changed."""
+        with self._lock:
+            out = self.engine.on_health(device, new, at_ms)
+        self._enqueue(out)
+
+    def on_data_loss(self, data: Mapping[str, Any]) -> None:
+        """A data-loss record from ingest (bus kind ``data_loss``)."""
+        device_id, site = str(data["device_id"]), str(data.get("site", ""))
+        with self._lock:
+            device = self.engine.device(device_id) or DeviceRef(device_id, site, None, None)
+            out = self.engine.on_data_loss(
+                device,
+                int(data.get("first", 0)),
+                int(data.get("last", 0)),
+                int(data.get("count", 0)),
+                int(data.get("recorded_ms") or self._now_ms()),
+            )
+        self._enqueue(out)
+
+    def forget(self, rule_id: str, subject: str) -> None:
+        """An operator closed the incident: let the next raise open a new one."""
+        with self._lock:
+            self.engine.forget(rule_id, subject)
+
+    # --------------------------------------------------------------- worker
+
+    def _enqueue(self, cands: list[Candidate]) -> None:
+        if not cands:
+            return
+        with self._cond:
+            if len(self._queue) + len(cands) > _MAX_QUEUE:
+                self.dropped += len(cands)
+                logger.error("incident queue full: dropped %d candidates", len(cands))
+                return
+            self._queue.extend(cands)
+            self._cond.notify()
+
+    def pending(self) -> int:
+        """Candidates waiting for the DB."""
+        with self._cond:
+            return len(self._queue)
+
+    def drain(self, wait_s: float = 0.0) -> int:
+        """Store queued candidates (waiting up to ``wait_s`` for the first); returns how many."""
+        with self._cond:
+            if not self._queue and wait_s > 0:
+                self._cond.wait(wait_s)
+            batch = list(self._queue)
+            self._queue.clear()
+        for i, cand in enumerate(batch):
+            try:
+                self.service.apply([cand])
+            except Exception:
+                # nothing of a failed candidate was committed: put it and the rest back, in order
+                with self._cond:
+                    self._queue.extendleft(reversed(batch[i:]))
+                raise
+        return len(batch)
+
+    def tick(self) -> int:
+        """Advance time-driven rules to now and queue what they raise."""
+        with self._lock:
+            out = self.engine.tick(self._now_ms())
+        self._enqueue(out)
+        return len(out)
+
+    def save_state(self) -> None:
+        """Persist the engine state."""
+        if self.state_store is None:
+            return
+        with self._lock:
+            state = self.engine.dump_state()
+        self.state_store.save(state, self._now_ms())
+
+    def load_state(self) -> bool:
+        """Resume from the saved engine state; False if there was none."""
+        if self.state_store is None:
+            return False
+        state = self.state_store.load()
+        if state is None:
+            return False
+        with self._lock:
+            self.engine.load_state(state)
+        return True
+
+    def rebuild_open(self, open_incidents: list[dict[str, Any]]) -> int:
+        """Mark keys of incidents open in the state DB as raised (covers state saved before they opened)."""
+        n = 0
+        with self._lock:
+            for inc in open_incidents:
+                device = None
+                if inc.get("device_id"):
+                    device = DeviceRef(inc["device_id"], inc["site"], None, inc.get("grid"))
+                n += self.engine.assume_open(inc["rule_id"], inc["subject"], device, int(inc["opened_ms"]))
+        return n
+
+    def reload_rules(self, force: bool = False) -> bool:
+        """Load rules from the store if they changed (here or on another replica)."""
+        if self.rule_store is None:
+            return False
+        version = self.rule_store.version()
+        if not force and version == self._rules_version:
+            return False
+        rules = self.rule_store.all()
+        with self._lock:
+            self.engine.set_rules(rules)
+        self._rules_version = version
+        return True
+
+    def run(self, stop: threading.Event) -> None:
+        """Worker loop: store candidates as they come, tick, save state; returns once ``stop`` is set."""
+        next_tick = next_save = next_rules = time.monotonic()
+        while not stop.is_set():
+            try:
+                self.drain(wait_s=0.2)
+                now = time.monotonic()
+                if now >= next_tick:
+                    self.tick()
+                    next_tick = now + TICK_S
+                if now >= next_rules:
+                    self.reload_rules()
+                    next_rules = now + RULE_POLL_S
+                if now >= next_save:
+                    self.save_state()
+                    next_save = now + SAVE_STATE_S
+            except Exception:  # loop boundary: the DB may be briefly unavailable
+                logger.exception("incident worker pass failed")
+                stop.wait(1.0)
+        try:
+            self.drain()
+            self.save_state()
+        except Exception:  # shutdown boundary
+            logger.exception("final incident drain failed")
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)

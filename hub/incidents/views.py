@@ -1,0 +1,66 @@
+"""Public (JSON-ready) forms of incidents, notes and groups, shared by the bus, the API and cases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from hub.incidents.models import OPEN, IncidentGroupRow, IncidentNoteRow, IncidentRow
+
+
+def incident_public(row: IncidentRow) -> dict[str, Any]:
+    """An incident as it is published and served."""
+    return {
+        "id": row.id,
+        "rule_id": row.rule_id,
+        "rule_kind": row.rule_kind,
+        "subject": row.subject,
+        "device_id": row.device_id,
+        "site": row.site,
+        "grid": row.grid,
+        "category": row.category,
+        "severity": row.severity,
+        "state": row.state,
+        "title": row.title,
+        "detail": dict(row.detail or {}),
+        "last_value": row.last_value,
+        "repeats": row.repeats or 0,
+        "flap_count": row.flap_count or 0,
+        "event_ids": list(row.event_ids or []),
+        "opened_ms": row.opened_ms,
+        "updated_ms": row.updated_ms,
+        "closed_ms": row.closed_ms,
+        "close_reason": row.close_reason,
+        "acked_by": row.acked_by,
+        "acked_ms": row.acked_ms,
+        "group_id": row.group_id,
+    }
+
+
+def note_public(row: IncidentNoteRow) -> dict[str, Any]:
+    """An operator note."""
+    return {"id": row.id, "incident_id": row.incident_id, "author": row.author, "text": row.text, "ts_ms": row.ts_ms}
+
+
+def group_public(group: IncidentGroupRow, members: Iterable[Sequence[Any]]) -> dict[str, Any]:
+    """A group in the shape the case workflow takes (``on_incident_group``); members are (id, device_id, state)."""
+    rows = list(members)
+    open_ids = [r[0] for r in rows if r[2] == OPEN]
+    devices = sorted({r[1] for r in rows if r[1]})
+    return {
+        "group_id": group.id,
+        "category": group.category,
+        "severity": group.severity,
+        "grid": group.grid,
+        "site": group.site,
+        "scope": group.scope_key,
+        "state": "open" if open_ids else "closed",
+        "collecting": bool(group.collecting),
+        "incident_ids": sorted(r[0] for r in rows),
+        "open_incident_ids": sorted(open_ids),
+        "title": group.title,
+        "first_ts": group.opened_ms,
+        "last_ts": group.last_ms,
+        "closed_ts": group.closed_ms,
+        "device_ids": devices,
+    }

@@ -1,0 +1,1 @@
+"""Rules: definitions, YAML loader and the pure rule engine."""

@@ -1,0 +1,60 @@
+"""Incidents inside a real hub on a real mosquitto: event -> incident, LWT -> offline, hist ignored."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from edge import wire
+from edge.wire import Channel, Event, EventState, Severity
+from hub.config import HubSettings
+from hub.service import Hub
+from tests.hub.device import FakeDevice, now_ms
+from tests.servers import MosquittoServer, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def hub(tmp_path: Path, mosquitto: MosquittoServer) -> Iterator[Hub]:
+    settings = HubSettings.model_validate(
+        {"mqtt_url": mosquitto.url, "http_port": 0, "data_dir": tmp_path / "hub", "client_id": "inc-hub"}
+    )
+    h = Hub(settings, plugins=("hub.incidents.plugin",))
+    h.start()
+    yield h
+    h.stop()
+
+
+def event(seq: int, etype: str, *, hist: bool = False, active: bool = True) -> bytes:
+    state = EventState.ACTIVE if active else EventState.CLEARED
+    return wire.encode(Event(seq, now_ms(), f"e{seq}", etype, state, Severity.MINOR, hist=hist))
+
+
+def test_event_lwt_and_historical(hub: Hub, mosquitto: MosquittoServer) -> None:
+    api = httpx.Client(base_url=f"http://127.0.0.1:{hub.http_port}", timeout=5)
+    dev = FakeDevice(mosquitto.port, "kiosk-1")
+    dev.connect()
+    wait_until(lambda: hub.ingest is not None and hub.ingest.connected, timeout=10, what="ingest connected")
+    topic = dev.topic(Channel.EVENT)
+    dev.publish_raw(topic, event(1, "smoke", hist=True))  # replayed from the device buffer
+    dev.publish_raw(topic, event(2, "paper_out"))
+    dev.publish_raw(topic, event(3, "paper_out"))  # raised again: a repeat, not a second incident
+
+    def rules_open() -> list[tuple[str, int]]:
+        rows = api.get("/api/v1/incidents", params={"state": "open"}).json()
+        return sorted((r["rule_id"], r["repeats"]) for r in rows)
+
+    wait_until(lambda: rules_open() == [("kiosk_paper_out", 1)], timeout=10, what="paper_out incident")
+    dev.kill()  # the broker publishes the LWT: the registry marks the kiosk offline
+    wait_until(lambda: ("device_offline", 0) in rules_open(), timeout=15, what="device_offline incident")
+    assert all(rule != "smoke" for rule, _ in rules_open())
+    groups = api.get("/api/v1/incident-groups", params={"state": "open"}).json()
+    assert sorted(g["category"] for g in groups) == ["device_fault", "kiosk_service"]
+    # incidents also land in the series store (measurement "incident") for Grafana annotations
+    assert hub.store is not None
+    store = hub.store
+    wait_until(lambda: store.count("incident") >= 3, timeout=10, what="incident series points")

@@ -1,0 +1,198 @@
+"""The incidents sink fed straight with decoded messages (no broker), on a real SQLite file."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from edge.wire import DeviceKind, Event, EventState, Point, Severity, Telemetry
+from hub.context import HubContext
+from hub.incidents.models import IncidentGroupRow, IncidentRow
+from hub.incidents.plugin import build, data_loss_listener
+from hub.sinks import DeviceRef
+from tests.hub.incidents.conftest import sqlite_db
+from tests.servers import wait_until
+
+T0 = 1_700_000_000_000
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    """SQLite only here: the backend-sensitive races are covered on both backends in test_service."""
+    return sqlite_db(tmp_path)
+
+
+GRID = "110101001001001"
+SENSOR = DeviceRef("s1", "site-a", DeviceKind.SENSOR, GRID)
+
+
+class FakeClock:
+    def __init__(self, ms: int) -> None:
+        self.ms = ms
+
+    def __call__(self) -> float:
+        return self.ms / 1000
+
+
+def make_ctx(tmp_path: Path, engine: Engine, sessions: sessionmaker[Session], clock: FakeClock) -> HubContext:
+    return HubContext(data_dir=tmp_path, engine=engine, sessions=sessions, clock=clock)
+
+
+def incidents(sessions: sessionmaker[Session]) -> list[IncidentRow]:
+    with sessions() as s:
+        return list(s.scalars(select(IncidentRow).order_by(IncidentRow.id)))
+
+
+def temp(seq: int, ts: int, value: float, hist: bool = False) -> Telemetry:
+    return Telemetry(seq=seq, ts=ts, points=(Point(ts, {"temp_c": value}),), hist=hist)
+
+
+def smoke(seq: int, ts: int, active: bool = True, hist: bool = False) -> Event:
+    state = EventState.ACTIVE if active else EventState.CLEARED
+    return Event(seq, ts, f"ev{seq}", "smoke", state, Severity.CRITICAL, hist=hist)
+
+
+def test_restart_mid_duration_window_fires_at_the_right_time(
+    tmp_path: Path, engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    clock = FakeClock(T0)
+    sink = build(make_ctx(tmp_path, engine, sessions, clock), instance="hub-1")
+    # default temperature_high: temp_c > 60 for 30 s
+    for i in range(4):
+        ts = T0 + i * 5000
+        sink.on_telemetry(SENSOR, temp(i, ts, 65.0), ts)
+    sink.drain()
+    sink.save_state()  # the hub stops 15 s into the 30 s window
+    assert incidents(sessions) == []
+
+    restarted = build(make_ctx(tmp_path, engine, sessions, clock), instance="hub-1")
+    for i in range(4, 6):  # 20 s, 25 s: still inside the window
+        ts = T0 + i * 5000
+        restarted.on_telemetry(SENSOR, temp(i, ts, 66.0), ts)
+    restarted.drain()
+    assert incidents(sessions) == []
+    restarted.on_telemetry(SENSOR, temp(6, T0 + 30_000, 66.0), T0 + 30_000)
+    restarted.drain()
+    [row] = incidents(sessions)
+    assert (row.rule_id, row.opened_ms, row.state) == ("temperature_high", T0 + 30_000, "open")
+
+
+def test_without_saved_state_the_window_starts_over(
+    tmp_path: Path, engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    clock = FakeClock(T0)
+    sink = build(make_ctx(tmp_path, engine, sessions, clock), instance="hub-1")
+    for i in range(4):
+        sink.on_telemetry(SENSOR, temp(i, T0 + i * 5000, 65.0), T0 + i * 5000)
+    other = build(make_ctx(tmp_path, engine, sessions, clock), instance="hub-2")  # never saved
+    other.on_telemetry(SENSOR, temp(6, T0 + 30_000, 66.0), T0 + 30_000)
+    other.drain()
+    assert incidents(sessions) == []
+
+
+def test_historical_data_never_raises_an_incident(
+    tmp_path: Path, engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    sink = build(make_ctx(tmp_path, engine, sessions, FakeClock(T0)))
+    for i in range(20):
+        ts = T0 + i * 5000
+        sink.on_telemetry(SENSOR, temp(i, ts, 99.0, hist=True), T0 + 200_000)
+        sink.on_event(SENSOR, smoke(100 + i, ts, hist=True), T0 + 200_000)
+    sink.tick()
+    sink.drain()
+    assert incidents(sessions) == []
+
+
+def test_event_repeats_counted_and_snapshot_kept(
+    tmp_path: Path, engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    sink = build(make_ctx(tmp_path, engine, sessions, FakeClock(T0)))
+    for i in range(5):
+        sink.on_event(SENSOR, smoke(i, T0 + i), T0 + i)
+    sink.drain()
+    [row] = incidents(sessions)
+    assert (row.rule_id, row.category, row.severity, row.repeats) == ("smoke", "fire_safety", "critical", 4)
+    assert row.event_ids == [f"ev{i}" for i in range(5)]
+
+
+def test_flapping_sensor_is_one_incident(tmp_path: Path, engine: Engine, sessions: sessionmaker[Session]) -> None:
+    clock = FakeClock(T0)
+    sink = build(make_ctx(tmp_path, engine, sessions, clock))
+    # water_leak: event rule, closes at once when cleared; it flaps every 2 s for 100 cycles
+    dev = DeviceRef("w1", "site-a", DeviceKind.SENSOR, GRID)
+    for i in range(100):
+        ts = T0 + i * 4000
+        for seq, active, t in ((2 * i, True, ts), (2 * i + 1, False, ts + 2000)):
+            ev = Event(
+                seq, t, f"w{seq}", "water_leak", EventState.ACTIVE if active else EventState.CLEARED, Severity.MAJOR
+            )
+            sink.on_event(dev, ev, t)
+    sink.drain()
+    [row] = incidents(sessions)
+    assert (row.state, row.flap_count) == ("closed", 99)
+
+
+def test_storm_of_200_cameras_offline_is_one_group(
+    tmp_path: Path, engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    clock = FakeClock(T0)
+    ctx = make_ctx(tmp_path, engine, sessions, clock)
+    calls: list[dict[str, object]] = []
+
+    class Cases:
+        def on_incident_group(self, data: dict[str, object]) -> None:
+            calls.append(data)
+
+    ctx.services["cases"] = Cases()
+    sink = build(ctx)
+    for i in range(200):
+        cam = DeviceRef(f"cam{i:03d}", "site-a", DeviceKind.CAMERA, f"1101010010010{i % 20:02d}")
+        sink.on_health(cam, "online", "offline", T0 + i * 50)  # 200 cameras within 10 s
+    sink.drain()
+    with sessions() as s:
+        groups = s.scalars(select(IncidentGroupRow)).all()
+    assert len(incidents(sessions)) == 200
+    assert len(groups) == 1
+    assert len({c["group_id"] for c in calls}) == 1
+    assert calls[-1]["state"] == "open" and len(calls[-1]["device_ids"]) == 200  # type: ignore[arg-type]
+
+
+def test_data_loss_on_the_bus_raises_an_incident(
+    tmp_path: Path, engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    ctx = make_ctx(tmp_path, engine, sessions, FakeClock(T0))
+    sink = build(ctx)
+    stop = threading.Event()
+    listener = threading.Thread(target=data_loss_listener(ctx, sink), args=(stop,))
+    worker = threading.Thread(target=sink.run, args=(stop,))
+    listener.start()
+    worker.start()
+    try:
+        wait_until(lambda: len(ctx.bus._subs) > 0, timeout=5)
+        data = {"device_id": "s1", "site": "site-a", "first": 10, "last": 19, "count": 10, "recorded_ms": T0}
+        ctx.bus.publish("data_loss", data)
+        wait_until(lambda: len(incidents(sessions)) == 1, timeout=5)
+    finally:
+        stop.set()
+        listener.join(5)
+        worker.join(5)
+    [row] = incidents(sessions)
+    assert (row.rule_id, row.detail["count"], row.state) == ("data_loss", 10, "open")
+
+
+def test_open_incidents_are_rebuilt_into_a_fresh_engine(
+    tmp_path: Path, engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    clock = FakeClock(T0)
+    first = build(make_ctx(tmp_path, engine, sessions, clock), instance="hub-1")
+    first.on_event(SENSOR, Event(1, T0, "w1", "water_leak", EventState.ACTIVE, Severity.MAJOR), T0)
+    first.drain()  # the hub dies before it ever saves its engine state
+    second = build(make_ctx(tmp_path, engine, sessions, clock), instance="hub-1")
+    second.on_event(SENSOR, Event(2, T0 + 5000, "w2", "water_leak", EventState.CLEARED, Severity.MAJOR), T0 + 5000)
+    second.drain()
+    [row] = incidents(sessions)
+    assert (row.state, row.closed_ms) == ("closed", T0 + 5000)

@@ -1,0 +1,41 @@
+"""The scripted storm + flapping sensor (hub.incidents.check) over real MQTT into a real hub with cases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hub.config import HubSettings
+from hub.incidents.check import run_check
+from hub.service import Hub
+from tests.servers import MosquittoServer
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def hub(tmp_path: Path, mosquitto: MosquittoServer) -> Iterator[Hub]:
+    settings = HubSettings.model_validate(
+        {"mqtt_url": mosquitto.url, "http_port": 0, "data_dir": tmp_path / "hub", "client_id": "storm-hub"}
+    )
+    h = Hub(settings, plugins=("hub.incidents.plugin", "hub.cases.plugin"))
+    h.start()
+    yield h
+    h.stop()
+
+
+def test_storm_is_one_group_one_case_and_flapping_is_one_incident(hub: Hub, mosquitto: MosquittoServer) -> None:
+    result = run_check(
+        mosquitto.url, f"http://127.0.0.1:{hub.http_port}", site="storm", cameras=200, flaps=20, timeout_s=30
+    )
+    assert result["seen"] == result["expected"]
+    assert hub.ctx is not None
+    incidents = hub.ctx.services["incident_queries"]
+    from hub.incidents.queries import IncidentFilter
+
+    [group_id] = {i["group_id"] for i in incidents.list_incidents(IncidentFilter(rule="device_offline", limit=1000))}
+    cases = [c for c in hub.ctx.services["cases"].list_cases(limit=1000) if str(c.get("group_id")) == str(group_id)]
+    assert len(cases) == 1
+    assert len(cases[0]["incident_ids"]) == 200
