@@ -1,0 +1,284 @@
+"""REST API of the case workflow: grids, people, forces, cases, transitions, audit, evaluation.
+
+The acting person comes from the ``X-Actor`` header (a person id) in ONE dependency,
+:func:`acting_person`, so token auth can replace it later. Transitions honour
+``Idempotency-Key`` (same key + body → same result, other body → 422) and
+``If-Match`` (stale version → 412); illegal transitions answer 409 with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.cases.errors import CaseServiceError
+from hub.cases.evaluation import run_evaluation
+from hub.cases.grid import Person
+from hub.cases.loader import ConfigError, load_yaml
+from hub.cases.machine import TransitionError
+from hub.cases.service import CaseService
+
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/v1", tags=["cases"])
+T = TypeVar("T")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+MANAGERS = ("operator", "supervisor", "admin")
+
+
+def get_cases(request: Request) -> CaseService:
+    """The case service on the hub context."""
+    service = request.app.state.ctx.services.get("cases")
+    if service is None:
+        raise HTTPException(status_code=503, detail="the case service is not running")
+    svc: CaseService = service
+    return svc
+
+
+CasesDep = Annotated[CaseService, Depends(get_cases)]
+
+
+def acting_person(svc: CasesDep, x_actor: Annotated[str | None, Header()] = None) -> Person:
+    """Who is acting: the person named by X-Actor (swap this one function for token auth)."""
+    if not x_actor:
+        raise HTTPException(status_code=401, detail={"reason": "no_actor", "message": "X-Actor header required"})
+    return call(lambda: svc.person(x_actor))
+
+
+ActorDep = Annotated[Person, Depends(acting_person)]
+
+
+def call(fn: Callable[[], T]) -> T:
+    """Run a service call, turning typed errors into HTTP errors that carry the reason."""
+    try:
+        return fn()
+    except TransitionError as exc:
+        refused = {"reason": exc.reason, "state": exc.state.value, "action": exc.action, "message": exc.message}
+        raise HTTPException(status_code=409, detail=refused) from exc
+    except CaseServiceError as exc:
+        detail = {"reason": exc.reason, "message": exc.message}
+        headers = {"ETag": f'"{exc.current}"'} if hasattr(exc, "current") else None
+        raise HTTPException(status_code=exc.status, detail=detail, headers=headers) from exc
+
+
+def require_role(person: Person, *roles: str) -> None:
+    """403 unless ``person`` holds one of ``roles``."""
+    if not person.has_role(*roles):
+        raise HTTPException(status_code=403, detail={"reason": "role_not_allowed", "message": f"needs {roles}"})
+
+
+def parse_if_match(value: str | None) -> int | None:
+    """'"3"', 'W/"3"' or '3' → 3; '*' or absent → None."""
+    if value is None or value.strip() == "*":
+        return None
+    text = value.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise HTTPException(status_code=400, detail={"reason": "bad_if_match", "message": f"bad If-Match {value!r}"})
+    return int(text)
+
+
+class CaseCreate(BaseModel):
+    """An operator-reported case."""
+
+    model_config = ConfigDict(extra="forbid")
+    category: str = Field(min_length=1, max_length=64)
+    title: str = Field(min_length=1, max_length=300)
+    severity: str = Field(default="normal", max_length=32)
+    description: str = Field(default="", max_length=10_000)
+    grid: str | None = Field(default=None, description="15-digit grid code; or give lat/lon")
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    address: str = Field(default="", max_length=300)
+
+
+class TransitionIn(BaseModel):
+    """Body of ``POST /cases/{id}/{action}``; fields other than note/evidence are action parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field(default="", max_length=4000)
+    evidence: list[str] = Field(default_factory=list, description="SHA-256 hex digests of evidence files")
+    assignees: list[str] | None = Field(default=None, description="dispatch: who (default: routing)")
+    result: str | None = Field(default=None, description="verify: pass or fail")
+    reason: str | None = Field(default=None, description="return/cancel: why")
+    into: int | None = Field(default=None, description="merge: the surviving case id")
+    satisfaction: int | None = Field(default=None, description="evaluate: 1..5")
+
+
+def _case_response(response: Response, case: dict[str, Any]) -> dict[str, Any]:
+    response.headers["ETag"] = str(case["etag"])
+    return case
+
+
+# ------------------------------------------------------------------ directory
+@router.get("/grids")
+def list_grids(svc: CasesDep, _actor: ActorDep) -> list[dict[str, Any]]:
+    """Every area (district, street, community, unit grid)."""
+    return svc.directory.list_items("grids")
+
+
+@router.get("/people")
+def list_people(svc: CasesDep, _actor: ActorDep) -> list[dict[str, Any]]:
+    """Every person with roles and responsibilities."""
+    return svc.directory.list_items("people")
+
+
+@router.get("/forces")
+def list_forces(svc: CasesDep, _actor: ActorDep) -> list[dict[str, Any]]:
+    """Every professional force."""
+    return svc.directory.list_items("forces")
+
+
+def _put(svc: CaseService, actor: Person, kind: str, key: str, data: dict[str, Any]) -> dict[str, Any]:
+    require_role(actor, "admin")
+    try:
+        return call(lambda: svc.directory.put(kind, key, data))
+    except KeyError as exc:
+        raise HTTPException(status_code=422, detail={"reason": "missing_field", "message": str(exc)}) from exc
+
+
+def _delete(svc: CaseService, actor: Person, kind: str, key: str) -> Response:
+    require_role(actor, "admin")
+    call(lambda: svc.directory.delete(kind, key))
+    return Response(status_code=204)
+
+
+BodyDict = Annotated[dict[str, Any], Body()]
+
+
+@router.put("/grids/{code}")
+def put_grid(code: str, data: BodyDict, svc: CasesDep, actor: ActorDep) -> dict[str, Any]:
+    """Create or replace an area: {name, households, population, polygon} (admin)."""
+    return _put(svc, actor, "grids", code, data)
+
+
+@router.put("/people/{person_id}")
+def put_person(person_id: str, data: BodyDict, svc: CasesDep, actor: ActorDep) -> dict[str, Any]:
+    """Create or replace a person: {name, roles, force, responsibilities} (admin)."""
+    return _put(svc, actor, "people", person_id, data)
+
+
+@router.put("/forces/{force_id}")
+def put_force(force_id: str, data: BodyDict, svc: CasesDep, actor: ActorDep) -> dict[str, Any]:
+    """Create or replace a force: {name, kind} (admin)."""
+    return _put(svc, actor, "forces", force_id, data)
+
+
+@router.delete("/grids/{code}", status_code=204)
+def delete_grid(code: str, svc: CasesDep, actor: ActorDep) -> Response:
+    """Remove an area (admin); refused while referenced."""
+    return _delete(svc, actor, "grids", code)
+
+
+@router.delete("/people/{person_id}", status_code=204)
+def delete_person(person_id: str, svc: CasesDep, actor: ActorDep) -> Response:
+    """Remove a person (admin)."""
+    return _delete(svc, actor, "people", person_id)
+
+
+@router.delete("/forces/{force_id}", status_code=204)
+def delete_force(force_id: str, svc: CasesDep, actor: ActorDep) -> Response:
+    """Remove a force (admin); refused while referenced."""
+    return _delete(svc, actor, "forces", force_id)
+
+
+@router.post("/grids/load")
+async def load_grids(request: Request, svc: CasesDep, actor: ActorDep) -> dict[str, int]:
+    """Replace grids, forces, people and routing from a YAML document (admin)."""
+    require_role(actor, "admin")
+    text = (await request.body()).decode("utf-8")
+    try:
+        cfg = load_yaml(text)
+    except ConfigError as exc:
+        detail = {"reason": "bad_config", "path": exc.path, "message": exc.message}
+        raise HTTPException(status_code=422, detail=detail) from exc
+    return call(lambda: svc.directory.load(cfg))
+
+
+# ----------------------------------------------------------------------- cases
+@router.get("/cases")
+def list_cases(
+    svc: CasesDep,
+    _actor: ActorDep,
+    state: str | None = None,
+    grid: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[dict[str, Any]]:
+    """Cases, newest first."""
+    return svc.list_cases(state=state, grid=grid, limit=limit, offset=offset)
+
+
+@router.post("/cases", status_code=201)
+def create_case(body: CaseCreate, response: Response, svc: CasesDep, actor: ActorDep) -> dict[str, Any]:
+    """Report and register a case (operators, supervisors, admins)."""
+    require_role(actor, *MANAGERS)
+    fields = body.model_dump()
+    grid = fields.pop("grid")
+    case = call(lambda: svc.create(source="operator", actor=actor.id, grid_code=grid, register=True, **fields))
+    if case["grid"] is None:
+        raise HTTPException(status_code=422, detail={"reason": "unknown_location", "message": "no grid for it"})
+    return _case_response(response, case)
+
+
+@router.get("/cases/{case_id}")
+def get_case(case_id: int, response: Response, svc: CasesDep, _actor: ActorDep) -> dict[str, Any]:
+    """One case, with its ETag."""
+    return _case_response(response, call(lambda: svc.get(case_id)))
+
+
+@router.get("/cases/{case_id}/audit")
+def get_audit(case_id: int, svc: CasesDep, _actor: ActorDep) -> list[dict[str, Any]]:
+    """The case's audit trail."""
+    return call(lambda: svc.audit(case_id))
+
+
+@router.get("/cases/{case_id}/audit/verify")
+def verify_audit(case_id: int, svc: CasesDep, _actor: ActorDep) -> dict[str, Any]:
+    """Re-check the hash chain: ok, or the first bad entry and why."""
+    return call(lambda: svc.verify(case_id))
+
+
+@router.post("/cases/{case_id}/{action}")
+def transition(  # noqa: PLR0917 - FastAPI passes path, body and headers as parameters
+    case_id: int,
+    action: str,
+    response: Response,
+    svc: CasesDep,
+    actor: ActorDep,
+    body: TransitionIn | None = None,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    if_match: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    """Apply an action (register, dispatch, accept, handle, pause, resume, feedback, verify, close, ...)."""
+    body = body or TransitionIn()
+    bad = [e for e in body.evidence if not _SHA256.match(e)]
+    if bad:
+        raise HTTPException(status_code=422, detail={"reason": "bad_evidence", "message": f"not SHA-256 hex: {bad}"})
+    params = body.model_dump(exclude={"note", "evidence"}, exclude_none=True)
+    result = call(
+        lambda: svc.transition(
+            case_id,
+            action,
+            actor.id,
+            params,
+            note=body.note,
+            evidence=body.evidence,
+            idempotency_key=idempotency_key,
+            if_match=parse_if_match(if_match),
+        )
+    )
+    if result.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    response.status_code = result.status
+    return _case_response(response, result.body["case"]) | {"event": result.body["event"]}
+
+
+@router.get("/evaluation")
+def evaluation(svc: CasesDep, actor: ActorDep, by: str = "grid", period: str | None = None) -> dict[str, Any]:
+    """Evaluation per grid, worker, force or 'all' for a period (YYYY, YYYY-MM, YYYY-Www, YYYY-MM-DD)."""
+    require_role(actor, *MANAGERS)
+    return call(lambda: run_evaluation(svc, by, period))

@@ -1,0 +1,211 @@
+"""YAML → grid model, working calendar and SLA policy (pydantic, extra=forbid).
+
+Errors are :class:`ConfigError` naming the key path, e.g. ``people.2.roles.0``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hub.cases.calendar import CalendarError, WorkingCalendar
+from hub.cases.grid import Area, Force, GridError, GridModel, Person, Responsibility, Role
+from hub.cases.sla import SlaError, SlaPolicy
+
+
+class ConfigError(ValueError):
+    """A bad grid/workflow config; ``path`` is the dotted key path of the problem."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CityConfig(_Strict):
+    """The city at the top of the hierarchy."""
+
+    code: str = Field(description="city code, e.g. 110000")
+    name: str = Field(description="display name")
+
+
+class AreaConfig(_Strict):
+    """A district (6), street (9), community (12) or unit grid (15 digits)."""
+
+    code: str = Field(description="6/9/12/15-digit area code")
+    name: str = Field(description="display name")
+    households: int = Field(0, ge=0, description="households in the area")
+    population: int = Field(0, ge=0, description="residents in the area")
+    polygon: list[tuple[float, float]] = Field(default_factory=list, description="boundary as [lon, lat] pairs")
+
+
+class ForceConfig(_Strict):
+    """A professional force."""
+
+    id: str = Field(description="force id used by routing and people")
+    name: str = Field(description="display name")
+    kind: str = Field(description="fire, police, urban_management, judicial, safety, property, it, ...")
+
+
+class ResponsibilityConfig(_Strict):
+    """Areas and categories a person answers for."""
+
+    grids: list[str] = Field(min_length=1, description="area codes (a code covers its sub-areas)")
+    categories: list[str] = Field(default_factory=lambda: ["*"], description="categories, '*' for all")
+
+
+class PersonConfig(_Strict):
+    """Someone in the case flow."""
+
+    id: str = Field(description="person id (the X-Actor header value)")
+    name: str = Field(description="display name")
+    roles: list[Role] = Field(min_length=1, description="roles held")
+    force: str | None = Field(None, description="force id for force members")
+    responsibilities: list[ResponsibilityConfig] = Field(default_factory=list, description="what they answer for")
+
+
+class CalendarConfig(_Strict):
+    """Working hours, weekend, holidays and make-up working days."""
+
+    hours: list[tuple[str, str]] = Field(
+        default_factory=lambda: [("09:00", "12:00"), ("13:30", "18:00")], description="working periods HH:MM"
+    )
+    weekend: list[int] = Field(default_factory=lambda: [5, 6], description="weekday numbers, Monday = 0")
+    holidays: list[date] = Field(default_factory=list, description="non-working dates")
+    makeup_days: list[date] = Field(default_factory=list, description="weekend dates that are working days")
+    utc_offset_hours: float = Field(default=8.0, description="local time zone offset from UTC")
+
+    @field_validator("weekend")
+    @classmethod
+    def _weekdays(cls, value: list[int]) -> list[int]:
+        if any(not 0 <= d <= 6 for d in value):
+            raise ValueError("weekdays are 0 (Monday) .. 6 (Sunday)")
+        return value
+
+    def build(self) -> WorkingCalendar:
+        """The :class:`WorkingCalendar` this config describes."""
+
+        def parse(text: str) -> timedelta:
+            hours, _, minutes = text.partition(":")
+            return timedelta(hours=int(hours), minutes=int(minutes or 0))
+
+        return WorkingCalendar(
+            periods=tuple((parse(a), parse(b)) for a, b in self.hours),
+            weekend=frozenset(self.weekend),
+            holidays=frozenset(self.holidays),
+            makeup_days=frozenset(self.makeup_days),
+            utc_offset=timedelta(hours=self.utc_offset_hours),
+        )
+
+
+def _default_calendar() -> CalendarConfig:
+    return CalendarConfig()
+
+
+class SlaRuleConfig(_Strict):
+    """Limits for a category/severity; durations like 30m, 4h (working hours) or 2d (working days)."""
+
+    category: str = Field("*", description="category or '*'")
+    severity: str = Field("*", description="severity or '*'")
+    dispatch: str | None = Field(None, description="limit from report to dispatch")
+    accept: str | None = Field(None, description="limit from dispatch to accept")
+    handle: str | None = Field(None, description="limit from accept to feedback")
+
+
+class WebhookConfig(_Strict):
+    """An external platform that receives signed case events."""
+
+    name: str = Field(pattern=r"^[a-z0-9_-]{1,64}$", description="target name (part of the delivery key)")
+    url: str = Field(pattern=r"^https?://", description="where events are POSTed")
+    secret: str = Field(min_length=16, description="HMAC-SHA256 key; placeholders are refused")
+
+    @field_validator("secret")
+    @classmethod
+    def _no_placeholder(cls, value: str) -> str:
+        if value.lower().startswith(("changeme", "secret", "xxxx", "placeholder")):
+            raise ValueError("replace the placeholder webhook secret")
+        return value
+
+
+class WorkflowConfig(_Strict):
+    """The whole cases YAML file."""
+
+    city: CityConfig
+    grids: list[AreaConfig] = Field(default_factory=list)
+    forces: list[ForceConfig] = Field(default_factory=list)
+    people: list[PersonConfig] = Field(default_factory=list)
+    routing: dict[str, str] = Field(default_factory=dict, description="category → force id")
+    calendar: CalendarConfig = Field(default_factory=_default_calendar)
+    sla: list[SlaRuleConfig] = Field(default_factory=list)
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+
+
+def build_model(cfg: WorkflowConfig) -> GridModel:
+    """The validated :class:`GridModel` of a config; raise :class:`ConfigError`."""
+    model = GridModel(
+        city_code=cfg.city.code,
+        city_name=cfg.city.name,
+        areas={a.code: Area(a.code, a.name, a.households, a.population, tuple(a.polygon)) for a in cfg.grids},
+        forces={f.id: Force(f.id, f.name, f.kind) for f in cfg.forces},
+        people={
+            p.id: Person(
+                p.id,
+                p.name,
+                frozenset(r.value for r in p.roles),
+                p.force,
+                tuple(Responsibility(tuple(r.grids), tuple(r.categories)) for r in p.responsibilities),
+            )
+            for p in cfg.people
+        },
+        routes=dict(cfg.routing),
+    )
+    try:
+        model.validate()
+    except GridError as exc:
+        raise ConfigError(exc.key, exc.message) from exc
+    return model
+
+
+def sla_policy(cfg: WorkflowConfig, calendar: WorkingCalendar) -> SlaPolicy:
+    """The SLA policy of a config."""
+    rules = [{k: v for k, v in r.model_dump().items() if v is not None} for r in cfg.sla]
+    try:
+        return SlaPolicy.from_strings(calendar, rules)
+    except SlaError as exc:
+        raise ConfigError("sla", str(exc)) from exc
+
+
+def parse_config(data: Any) -> WorkflowConfig:
+    """Validate a parsed YAML document; raise :class:`ConfigError` naming the key path."""
+    try:
+        cfg = WorkflowConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ConfigError(".".join(str(p) for p in err["loc"]) or "<root>", err["msg"]) from exc
+    try:
+        cfg.calendar.build()
+    except CalendarError as exc:
+        raise ConfigError("calendar", str(exc)) from exc
+    return cfg
+
+
+def load_yaml(text: str) -> WorkflowConfig:
+    """Parse YAML text into a :class:`WorkflowConfig`."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError("<yaml>", str(exc)) from exc
+    return parse_config(data)
+
+
+def load_file(path: Path) -> WorkflowConfig:
+    """Read and parse a cases YAML file."""
+    return load_yaml(path.read_text(encoding="utf-8"))
