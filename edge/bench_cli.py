@@ -17,6 +17,8 @@ BENCHES: Final[dict[str, tuple[str, str]]] = {
     "camera": ("edge.camera.bench", "camera pipeline fps at 640x480 and CPU share at 10 fps"),
     "ingest": ("hub.bench_ingest", "hub backlog drain and sustained ingest into a real store"),
     "incident": ("hub.bench_incident", "event published -> incident stored latency under load"),
+    "broker": ("hub.broker.bench", "embedded MQTT broker throughput against mosquitto"),
+    "series": ("hub.series.bench", "series writer throughput and spool replay into each store"),
     "fleet": ("simulators.bench", "how many simulated devices one process sustains"),
 }
 

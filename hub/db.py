@@ -20,7 +20,12 @@ class Base(DeclarativeBase):
 
 
 #: Modules that declare tables on :class:`Base`; imported before creating the schema.
-MODEL_MODULES: Final[tuple[str, ...]] = ()
+MODEL_MODULES: Final[tuple[str, ...]] = (
+    "hub.registry_models",
+    "hub.deadletter_models",
+    "hub.incidents.models",
+    "hub.cases.models",
+)
 
 
 def sqlite_url(data_dir: Path) -> str:
