@@ -73,7 +73,7 @@ def test_real_agent_process_online_then_offline_via_lwt_after_kill9(
 
             def device() -> dict[str, object]:
                 resp = client.get("/api/v1/devices/smoke-skel-01")
-                return resp.json() if resp.status_code == 200 else {}  # type: ignore[no-any-return]
+                return resp.json() if resp.status_code == 200 else {}
 
             wait_until(
                 lambda: device().get("state") == "online" and device().get("latest"),
