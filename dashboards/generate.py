@@ -4,13 +4,21 @@ Run ``python dashboards/generate.py`` after changing a panel; the JSON it writes
 committed, and a test checks that it is up to date. Building dashboards from code
 keeps panel ids and uids unique, the grid layout free of overlaps, and every query
 in the one dialect all InfluxDB versions answer (InfluxQL), with Grafana's
-``$timeFilter`` and ``$__interval`` macros.
+``$timeFilter`` and ``$__interval`` macros. ``tests/dashboards`` runs every query
+against a real InfluxDB filled by the hub.
 
-Schema (DESIGN.md section 5): one measurement per device kind (``sensor``,
-``kiosk``, ``camera``), tags ``site``, ``grid``, ``device``; ``device_status``
-(field ``state_code``: 0 offline, 1 stale, 2 online); ``incident`` (fields
-``state_code``, ``repeats``; tags also ``category``, ``severity``); ``case_eval``
-(rates per grid).
+Series the hub writes (see docs/dashboards.md), all tagged ``site``, ``grid``, ``device``:
+
+- ``sensor``, ``kiosk``, ``camera``: one measurement per device kind, the drivers'
+  metrics as float fields (sensor fields depend on the profile: ``temp_c``, ``pm25``,
+  ``smoke_obscuration``, ``leak``, ``tilt_deg``, ``battery_pct``, ``rssi_dbm``...);
+- ``device_status``: ``state_code`` (0 offline, 1 stale, 2 online), written on every
+  health change only;
+- ``incident``: ``state_code`` (1 open, 0 closed), ``repeats``; tags also ``category``,
+  ``severity``; one point per open, repeat and close;
+- ``case_stats`` (tags ``grid``, ``state``): ``open``, ``yellow``, ``red`` open-case
+  counts every 30 s; ``case_eval`` (tags ``by``, ``key``, ``period``): rates, each
+  time the case evaluation is run.
 """
 
 from __future__ import annotations
@@ -18,12 +26,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 HERE = Path(__file__).parent
-DATASOURCE_UID = "gridsentinel-influxql"
-DATASOURCE = {"type": "influxdb", "uid": DATASOURCE_UID}
-GRID_FILTER = '"grid" =~ /^$grid$/'
+DATASOURCE_UID: Final = "gridsentinel-influxql"
+DATASOURCE: Final = {"type": "influxdb", "uid": DATASOURCE_UID}
+GRID_FILTER: Final = '"grid" =~ /^$grid$/'
+#: How far back the "current state" panels look for each device's last status change. The hub writes
+#: ``device_status`` only when health changes, so these panels cannot use the dashboard range; bounded
+#: so InfluxDB 3 does not scan every file of the table.
+STATUS_LOOKBACK: Final = "7d"
+#: Minimum interval of the case panels: ``case_stats`` is written every 30 s (hub.cases.series).
+CASE_INTERVAL: Final = "1m"
 
 
 @dataclass(frozen=True)
@@ -37,88 +51,129 @@ class Panel:
     height: int = 8
     unit: str = "short"
     description: str = ""
+    interval: str | None = None
+    no_value: str | None = None
 
 
-def mean_by_device(measurement: str, field: str) -> str:
-    """Mean of one field per device per interval, filtered by the grid variable."""
+def per_device(measurement: str, field: str, fn: str = "mean") -> str:
+    """``fn`` of one field per device per interval, filtered by the grid variable."""
     return (
-        f'SELECT mean("{field}") FROM "{measurement}" WHERE $timeFilter AND {GRID_FILTER} '
+        f'SELECT {fn}("{field}") FROM "{measurement}" WHERE $timeFilter AND {GRID_FILTER} '
         'GROUP BY time($__interval), "device" fill(none)'
     )
 
 
-def field_panel(measurement: str, field: str, title: str, unit: str = "short") -> Panel:
+def field_panel(
+    measurement: str, field: str, title: str, *, unit: str = "short", description: str = "", fn: str = "mean"
+) -> Panel:
     """A time-series panel of one field per device."""
-    return Panel(title, ((mean_by_device(measurement, field), "$tag_device"),), unit=unit)
+    return Panel(title, ((per_device(measurement, field, fn), "$tag_device"),), unit=unit, description=description)
 
 
-def last_by_grid(measurement: str, field: str) -> str:
-    """The latest value of one field per grid."""
-    return f'SELECT last("{field}") FROM "{measurement}" WHERE $timeFilter GROUP BY "grid"'
+def latest_states(group_by: str = '"device"') -> str:
+    """Each device's latest ``state_code`` (as ``s``) within the status lookback."""
+    return (
+        f'SELECT last("state_code") AS "s" FROM "device_status" '
+        f"WHERE time > now() - {STATUS_LOOKBACK} AND {GRID_FILTER} GROUP BY {group_by}"
+    )
 
 
-DEVICE_STATES = (
-    'SELECT count("s") FROM (SELECT last("state_code") AS "s" FROM "device_status" '
-    'WHERE $timeFilter AND {grid} GROUP BY "device") WHERE "s" {op} {value}'
-)
+def state_count(value: int) -> str:
+    """How many devices' latest state is ``value``."""
+    return f'SELECT count("s") FROM ({latest_states()}) WHERE "s" = {value}'
 
 
-def state_count(op: str, value: int) -> str:
-    """How many devices' latest state compares to ``value``."""
-    return DEVICE_STATES.format(grid=GRID_FILTER, op=op, value=value)
+def state_stat(title: str, value: int, width: int) -> Panel:
+    """A stat panel counting the devices in one state."""
+    return Panel(
+        title,
+        ((state_count(value), title.lower()),),
+        kind="stat",
+        width=width,
+        height=4,
+        no_value="0",
+        description=f"Devices whose latest status change (last {STATUS_LOOKBACK}) was to this state.",
+    )
 
+
+def incidents_by(tag: str, state_code: int) -> str:
+    """Incident points of one state per interval, by ``tag``."""
+    return (
+        f'SELECT count("repeats") FROM "incident" WHERE $timeFilter AND {GRID_FILTER} AND "state_code" = {state_code} '
+        f'GROUP BY time($__interval), "{tag}" fill(none)'
+    )
+
+
+def open_cases(field: str, group_by: tuple[str, ...], *, per_interval: bool) -> str:
+    """Open-case counts from ``case_stats``: the latest count of each (grid, state), summed by ``group_by``."""
+    inner_groups = ['"grid"', '"state"']
+    outer_groups = [f'"{tag}"' for tag in group_by]
+    if per_interval:
+        inner_groups.insert(0, "time($__interval)")
+        outer_groups.insert(0, "time($__interval)")
+    inner = (
+        f'SELECT last("{field}") AS "n" FROM "case_stats" WHERE $timeFilter AND {GRID_FILTER} '
+        f"GROUP BY {', '.join(inner_groups)}"
+    )
+    query = f'SELECT sum("n") FROM ({inner}) WHERE $timeFilter'
+    if outer_groups:
+        query += f" GROUP BY {', '.join(outer_groups)}"
+    return query + (" fill(none)" if per_interval else "")
+
+
+RAISED: Final = "opened, reopened or repeated"
+DEVICE_AND_GRID: Final = '"device", "grid"'
 
 DASHBOARDS: dict[str, tuple[str, list[Panel]]] = {
     "gridsentinel-overview": (
         "GridSentinel · Community overview",
         [
-            Panel("Devices online", ((state_count("=", 2), "online"),), kind="stat", width=6, height=4),
-            Panel("Devices offline", ((state_count("=", 0), "offline"),), kind="stat", width=6, height=4),
+            state_stat("Online", 2, 6),
+            state_stat("Offline", 0, 6),
             Panel(
                 "Incidents raised",
-                (('SELECT count("state_code") FROM "incident" WHERE $timeFilter AND "state_code" = 1', "incidents"),),
-                kind="stat",
-                width=6,
-                height=4,
-            ),
-            Panel(
-                "Readings stored",
-                (('SELECT count("temp_c") FROM "sensor" WHERE $timeFilter AND ' + GRID_FILTER, "sensor readings"),),
-                kind="stat",
-                width=6,
-                height=4,
-            ),
-            Panel(
-                "Incidents by category",
                 (
                     (
-                        'SELECT count("state_code") FROM "incident" WHERE $timeFilter AND "state_code" = 1 '
-                        'GROUP BY time($__interval), "category" fill(0)',
-                        "$tag_category",
+                        f'SELECT count("repeats") FROM "incident" WHERE $timeFilter AND {GRID_FILTER} '
+                        'AND "state_code" = 1',
+                        "incidents",
                     ),
                 ),
-                width=12,
+                kind="stat",
+                width=6,
+                height=4,
+                no_value="0",
+                description=f"Incident points in the range ({RAISED}).",
             ),
+            Panel(
+                "Open cases",
+                ((open_cases("open", (), per_interval=False), "open cases"),),
+                kind="stat",
+                width=6,
+                height=4,
+                no_value="0",
+                interval=CASE_INTERVAL,
+                description="Open cases at the latest count (every 30 s).",
+            ),
+            Panel("Incidents by category", ((incidents_by("category", 1), "$tag_category"),), description=RAISED),
             Panel(
                 "Devices online per grid",
                 (
                     (
-                        'SELECT count("s") FROM (SELECT last("state_code") AS "s" FROM "device_status" '
-                        f'WHERE $timeFilter AND {GRID_FILTER} GROUP BY "device", "grid") WHERE "s" = 2 GROUP BY "grid"',
+                        f'SELECT count("s") FROM ({latest_states(DEVICE_AND_GRID)}) WHERE "s" = 2 GROUP BY "grid"',
                         "$tag_grid",
                     ),
                 ),
                 kind="bargauge",
-                width=12,
             ),
         ],
     ),
     "gridsentinel-device-health": (
         "GridSentinel · Device health",
         [
-            Panel("Online", ((state_count("=", 2), "online"),), kind="stat", width=8, height=4),
-            Panel("Stale", ((state_count("=", 1), "stale"),), kind="stat", width=8, height=4),
-            Panel("Offline", ((state_count("=", 0), "offline"),), kind="stat", width=8, height=4),
+            state_stat("Online", 2, 8),
+            state_stat("Stale", 1, 8),
+            state_stat("Offline", 0, 8),
             Panel(
                 "State per device (2 online, 1 stale, 0 offline)",
                 (
@@ -131,55 +186,122 @@ DASHBOARDS: dict[str, tuple[str, list[Panel]]] = {
                 kind="state-timeline",
                 width=24,
                 height=10,
+                description="Health changes in the range; a device that did not change in the range shows no bar.",
+            ),
+            Panel(
+                "Health changes per device",
+                (
+                    (
+                        f'SELECT count("state_code") FROM "device_status" WHERE $timeFilter AND {GRID_FILTER} '
+                        'GROUP BY "device"',
+                        "$tag_device",
+                    ),
+                ),
+                kind="bargauge",
+                width=24,
+                description="How often each device changed health in the range: flapping devices stand out.",
             ),
         ],
     ),
     "gridsentinel-sensors": (
         "GridSentinel · Sensors",
         [
-            field_panel("sensor", "temp_c", "Temperature", "celsius"),
-            field_panel("sensor", "humidity_pct", "Humidity", "percent"),
-            field_panel("sensor", "pm25", "PM2.5", "conμgm3"),
-            field_panel("sensor", "co2_ppm", "CO₂", "ppm"),
-            field_panel("sensor", "noise_db", "Noise", "dB"),
-            field_panel("sensor", "battery_pct", "Battery", "percent"),
+            field_panel(
+                "sensor", "temp_c", "Temperature", unit="celsius", description="Profiles: env, smoke, charger."
+            ),
+            field_panel("sensor", "humidity_pct", "Humidity", unit="percent", description="Profile: env."),
+            field_panel("sensor", "pm25", "PM2.5", unit="conμgm3", description="Profile: env."),
+            field_panel("sensor", "co2_ppm", "CO₂", unit="ppm", description="Profile: env."),
+            field_panel("sensor", "noise_db", "Noise", unit="dB", description="Profile: env."),
+            field_panel(
+                "sensor",
+                "smoke_obscuration",
+                "Smoke obscuration",
+                unit="percent",
+                description="Profile: smoke.",
+                fn="max",
+            ),
+            field_panel(
+                "sensor",
+                "gas_lel_pct",
+                "Combustible gas (% LEL)",
+                unit="percent",
+                description="Profile: gas.",
+                fn="max",
+            ),
+            field_panel(
+                "sensor", "leak", "Water leak (1 = wet)", unit="short", description="Profile: water.", fn="max"
+            ),
+            field_panel(
+                "sensor", "tilt_deg", "Manhole cover tilt", unit="degree", description="Profile: manhole.", fn="max"
+            ),
+            field_panel("sensor", "current_a", "E-bike charger current", unit="amp", description="Profile: charger."),
+            field_panel(
+                "sensor",
+                "pressure_kpa",
+                "Hydrant pressure",
+                unit="pressurekpa",
+                description="Profile: hydrant.",
+                fn="min",
+            ),
+            field_panel("sensor", "fill_pct", "Bin fill level", unit="percent", description="Profile: bin."),
+            field_panel(
+                "sensor",
+                "battery_pct",
+                "Battery",
+                unit="percent",
+                description="Battery-powered profiles: smoke, water, manhole, hydrant.",
+                fn="min",
+            ),
+            field_panel("sensor", "rssi_dbm", "Signal strength", unit="dBm", description="Every profile."),
         ],
     ),
     "gridsentinel-kiosks": (
         "GridSentinel · Self-service kiosks",
         [
-            field_panel("kiosk", "cpu_pct", "CPU", "percent"),
-            field_panel("kiosk", "mem_pct", "Memory", "percent"),
-            field_panel("kiosk", "paper_pct", "Paper level", "percent"),
-            field_panel("kiosk", "transactions", "Transactions"),
-            field_panel("kiosk", "errors", "Errors"),
-            field_panel("kiosk", "latency_ms", "Network latency", "ms"),
+            field_panel("kiosk", "cpu_pct", "CPU", unit="percent"),
+            field_panel("kiosk", "mem_pct", "Memory", unit="percent"),
+            field_panel("kiosk", "disk_pct", "Disk", unit="percent"),
+            field_panel("kiosk", "paper_pct", "Paper level", unit="percent", fn="min"),
+            field_panel("kiosk", "transactions", "Transactions", description="Per interval.", fn="sum"),
+            Panel(
+                "Errors",
+                (
+                    (
+                        'SELECT non_negative_difference(max("errors_total")) FROM "kiosk" WHERE $timeFilter AND '
+                        f'{GRID_FILTER} GROUP BY time($__interval), "device" fill(none)',
+                        "$tag_device",
+                    ),
+                ),
+                description="New errors per interval (from the errors_total counter).",
+            ),
+            field_panel("kiosk", "latency_ms", "Network latency", unit="ms"),
+            field_panel("kiosk", "temp_c", "Temperature", unit="celsius"),
+            field_panel("kiosk", "uptime_s", "Uptime", unit="s", fn="last"),
         ],
     ),
     "gridsentinel-cameras": (
         "GridSentinel · Camera boxes",
         [
-            field_panel("camera", "fps", "Frames per second"),
-            field_panel("camera", "latency_ms", "Processing latency", "ms"),
-            field_panel("camera", "people_total", "People in view"),
-            field_panel("camera", "motion_ratio", "Motion ratio", "percentunit"),
-            field_panel("camera", "brightness", "Brightness"),
-            field_panel("camera", "sharpness", "Sharpness"),
+            field_panel("camera", "fps", "Frames per second", unit="fps"),
+            field_panel("camera", "latency_ms", "Analytics latency per frame", unit="ms"),
+            field_panel(
+                "camera", "people", "People in view", description="Zone counts: fields people_<zone>.", fn="max"
+            ),
+            field_panel("camera", "motion_ratio", "Motion ratio", unit="percentunit"),
+            field_panel("camera", "brightness", "Brightness", description="Mean grey level 0-255."),
+            field_panel("camera", "sharpness", "Sharpness", description="Variance of the Laplacian."),
+            field_panel("camera", "stream_failures", "Stream failures (total)", fn="max"),
+            field_panel("camera", "stream_reconnects", "Stream reconnects (total)", fn="max"),
         ],
     ),
     "gridsentinel-incidents": (
         "GridSentinel · Incidents and cases",
         [
             Panel(
-                "Incidents by severity",
-                (
-                    (
-                        'SELECT count("state_code") FROM "incident" WHERE $timeFilter AND "state_code" = 1 '
-                        'GROUP BY time($__interval), "severity" fill(0)',
-                        "$tag_severity",
-                    ),
-                ),
+                "Incidents raised by severity", ((incidents_by("severity", 1), "$tag_severity"),), description=RAISED
             ),
+            Panel("Incidents closed by category", ((incidents_by("category", 0), "$tag_category"),)),
             Panel(
                 "Incident repeats per device",
                 (
@@ -189,22 +311,41 @@ DASHBOARDS: dict[str, tuple[str, list[Panel]]] = {
                         "$tag_device",
                     ),
                 ),
+                description="How often an open incident's condition fired again.",
             ),
             Panel(
-                "Case on-time and closure rates",
+                "Open cases by state",
+                ((open_cases("open", ("state",), per_interval=True), "$tag_state"),),
+                interval=CASE_INTERVAL,
+            ),
+            Panel(
+                "Cases near (yellow) and past (red) their time limit",
+                (
+                    (open_cases("yellow", (), per_interval=True), "yellow"),
+                    (open_cases("red", (), per_interval=True), "red"),
+                ),
+                interval=CASE_INTERVAL,
+            ),
+            Panel(
+                "Overdue cases per grid",
+                ((open_cases("red", ("grid",), per_interval=False), "$tag_grid"),),
+                kind="bargauge",
+                interval=CASE_INTERVAL,
+                description="Open cases past their stage limit at the latest count.",
+            ),
+            Panel(
+                "Case closure rate per grid",
                 (
                     (
-                        'SELECT last("on_time_rate") FROM "case_eval" WHERE $timeFilter GROUP BY "grid"',
-                        "on time $tag_grid",
-                    ),
-                    (
-                        'SELECT last("closure_rate") FROM "case_eval" WHERE $timeFilter GROUP BY "grid"',
-                        "closed $tag_grid",
+                        'SELECT last("closure_rate") FROM "case_eval" WHERE $timeFilter AND "by" = \'grid\' '
+                        'AND "key" =~ /^$grid$/ GROUP BY "key"',
+                        "$tag_key",
                     ),
                 ),
                 kind="bargauge",
                 width=24,
                 unit="percentunit",
+                description="From the latest case evaluation (GET /api/v1/evaluation?by=grid writes it).",
             ),
         ],
     ),
@@ -229,6 +370,9 @@ def layout(panels: list[Panel]) -> list[dict[str, Any]]:
             }
             for i, (query, alias) in enumerate(panel.queries)
         ]
+        defaults: dict[str, Any] = {"unit": panel.unit}
+        if panel.no_value is not None:
+            defaults["noValue"] = panel.no_value
         out.append(
             {
                 "id": panel_id,
@@ -237,14 +381,45 @@ def layout(panels: list[Panel]) -> list[dict[str, Any]]:
                 "description": panel.description,
                 "datasource": DATASOURCE,
                 "gridPos": {"x": x, "y": y, "w": panel.width, "h": panel.height},
-                "fieldConfig": {"defaults": {"unit": panel.unit}, "overrides": []},
+                "fieldConfig": {"defaults": defaults, "overrides": []},
                 "options": {},
                 "targets": targets,
             }
         )
+        if panel.interval is not None:
+            out[-1]["interval"] = panel.interval
         x += panel.width
         row_height = max(row_height, panel.height)
     return out
+
+
+GRID_VARIABLE: Final = {
+    "name": "grid",
+    "label": "Grid",
+    "type": "query",
+    "datasource": DATASOURCE,
+    "query": 'SHOW TAG VALUES FROM "device_status" WITH KEY = "grid"',
+    "definition": 'SHOW TAG VALUES FROM "device_status" WITH KEY = "grid"',
+    "refresh": 2,
+    "includeAll": True,
+    "multi": True,
+    "allValue": ".*",
+    "sort": 1,
+    "current": {"text": "All", "value": "$__all"},
+}
+
+INCIDENT_ANNOTATIONS: Final = {
+    "name": "Incidents",
+    "datasource": DATASOURCE,
+    "enable": True,
+    "iconColor": "red",
+    "query": (
+        'SELECT "repeats", "category", "severity", "device" FROM "incident" '
+        f'WHERE $timeFilter AND {GRID_FILTER} AND "state_code" = 1'
+    ),
+    "textColumn": "category",
+    "tagsColumn": "severity,device",
+}
 
 
 def dashboard(uid: str, title: str, panels: list[Panel]) -> dict[str, Any]:
@@ -258,69 +433,42 @@ def dashboard(uid: str, title: str, panels: list[Panel]) -> dict[str, Any]:
         "version": 1,
         "refresh": "30s",
         "time": {"from": "now-6h", "to": "now"},
-        "templating": {
-            "list": [
-                {
-                    "name": "grid",
-                    "label": "Grid",
-                    "type": "query",
-                    "datasource": DATASOURCE,
-                    "query": 'SHOW TAG VALUES FROM "device_status" WITH KEY = "grid"',
-                    "refresh": 2,
-                    "includeAll": True,
-                    "multi": True,
-                    "allValue": ".*",
-                    "current": {"text": "All", "value": "$__all"},
-                }
-            ]
-        },
-        "annotations": {
-            "list": [
-                {
-                    "name": "Incidents",
-                    "datasource": DATASOURCE,
-                    "enable": True,
-                    "iconColor": "red",
-                    "query": (
-                        'SELECT "repeats", "category", "severity", "device" FROM "incident" '
-                        'WHERE $timeFilter AND "state_code" = 1'
-                    ),
-                    "textColumn": "category",
-                    "tagsColumn": "severity",
-                }
-            ]
-        },
+        "templating": {"list": [GRID_VARIABLE]},
+        "annotations": {"list": [INCIDENT_ANNOTATIONS]},
         "panels": layout(panels),
     }
 
 
-DATASOURCE_YAML = f"""\
-# Grafana datasource provisioning for GridSentinel (InfluxQL, which InfluxDB 1.x, 2.x and 3.x all answer).
-# Environment variables are expanded by Grafana at start-up:
-#   INFLUX_URL    e.g. http://influxdb:8086 (1.x/2.x) or https://<region>.cloud2.influxdata.com (Cloud/3.x)
-#   INFLUX_DB     the 1.x database, or for 2.x/3.x the database name mapped to your bucket (DBRP mapping)
-#   INFLUX_TOKEN  2.x/3.x API token with read access (leave empty for 1.x without auth)
-# InfluxDB 2.x: map a database name to the bucket once:
-#   influx v1 dbrp create --db gridsentinel --rp autogen --bucket-id <id> --default
-# InfluxDB 3.x: the database name is the bucket name; InfluxQL is answered on /query with the token.
+DATASOURCE_YAML: Final = f"""\
+# Grafana datasource provisioning for GridSentinel: InfluxQL, which InfluxDB 1.x, 2.x and 3.x all answer.
+# See docs/dashboards.md. Grafana expands the environment variables at start-up:
+#   INFLUX_URL    1.x/2.x: http://influxdb:8086; 3.x Core/Enterprise: http://influxdb3:8181; Cloud: region URL
+#   INFLUX_DB     1.x: the database; 2.x: the database name mapped to the bucket (DBRP); 3.x: the database
+#   INFLUX_TOKEN  2.x/3.x: a token that can read it; 1.x without auth: empty (1.x ignores the header)
+# InfluxDB 1.x with auth enabled: use basicAuth/user/password instead of the header (docs/dashboards.md).
+# InfluxDB 2.x maps a bucket named like INFLUX_DB by itself (virtual DBRP); any other bucket, once:
+#   influx v1 dbrp create --db gridsentinel --rp autogen --bucket-id <bucket id> --default
 apiVersion: 1
 datasources:
   - name: GridSentinel InfluxDB
     uid: {DATASOURCE_UID}
     type: influxdb
     access: proxy
-    url: $INFLUX_URL
+    url: ${{INFLUX_URL}}
     jsonData:
-      dbName: $INFLUX_DB
+      version: InfluxQL
+      dbName: ${{INFLUX_DB}}
       httpMode: GET
+      timeInterval: 10s
       httpHeaderName1: Authorization
     secureJsonData:
-      httpHeaderValue1: Token $INFLUX_TOKEN
+      httpHeaderValue1: Token ${{INFLUX_TOKEN}}
     editable: false
 """
 
-PROVIDER_YAML = """\
-# Grafana dashboard provider: loads every GridSentinel dashboard JSON from this folder.
+PROVIDER_YAML: Final = """\
+# Grafana dashboard provider: loads every GridSentinel dashboard JSON from this folder
+# (mount or copy dashboards/json/ there; see docs/dashboards.md).
 apiVersion: 1
 providers:
   - name: gridsentinel

@@ -1,4 +1,5 @@
-"""``install(ctx)``: the case workflow plugs into the hub (service, API, Open311, SLA sweep, webhooks).
+"""``install(ctx)``: the case workflow plugs into the hub (service, API, Open311, SLA sweep, webhooks,
+open-case counts for the series store).
 
 Config: ``$GS_CASES_CONFIG`` or ``<data_dir>/cases.yaml`` (see ``example.yaml``);
 in demo mode without one, the packaged example city is used. The YAML seeds the
@@ -19,6 +20,7 @@ from hub.cases import api, open311
 from hub.cases.directory import Directory
 from hub.cases.loader import WorkflowConfig, load_file, load_yaml, parse_config, sla_policy
 from hub.cases.models import GridRow
+from hub.cases.series import CaseStatsWriter
 from hub.cases.service import CaseService, WebhookTarget
 from hub.cases.sweeper import DEFAULT_SWEEP_S, sweep_task
 from hub.cases.webhooks import WebhookDispatcher
@@ -81,6 +83,11 @@ def install(ctx: HubContext) -> None:
     ctx.add_router(api.router)
     ctx.add_router(open311.router)
     ctx.add_task("cases-sla", sweep_task(service, DEFAULT_SWEEP_S))
+    writer = ctx.services.get("series_writer")
+    if writer is not None:
+        stats = CaseStatsWriter(service, writer.submit)
+        ctx.services["case_stats"] = stats
+        ctx.add_task("cases-series", stats.task())
     if service.targets:
         dispatcher = WebhookDispatcher(ctx.sessions, service.targets, clock=ctx.clock)
         ctx.services["case_webhooks"] = dispatcher

@@ -83,10 +83,40 @@ def test_datasource_uids_match_provisioning() -> None:
         assert set(refs) == uids, dash["uid"]
 
 
-def test_every_query_is_influxql_with_time_filter() -> None:
+def test_every_query_is_influxql_with_a_time_bound() -> None:
     for dash in dashboards():
         for panel in dash["panels"]:
+            assert panel["targets"], panel["title"]
             for target in panel["targets"]:
                 query = target["query"]
                 assert re.match(r"^SELECT ", query), query
-                assert "$timeFilter" in query, query
+                # The dashboard range, or a fixed look-back for the "current state" panels.
+                assert "$timeFilter" in query or re.search(r"time > now\(\) - \d+[smhdw]\b", query), query
+
+
+def outer_query(query: str) -> str:
+    """``query`` without its subquery (the text inside ``FROM ( ... )``)."""
+    start = query.find("FROM (")
+    if start < 0:
+        return query
+    depth = 0
+    for i in range(start + len("FROM "), len(query)):
+        depth += {"(": 1, ")": -1}.get(query[i], 0)
+        if depth == 0:
+            return query[:start] + query[i + 1 :]
+    raise AssertionError(f"unbalanced parentheses: {query}")
+
+
+def test_aliases_name_tags_the_query_groups_by() -> None:
+    for dash in dashboards():
+        for panel in dash["panels"]:
+            for target in panel["targets"]:
+                _, _, group_by = outer_query(target["query"]).partition("GROUP BY")
+                for tag in re.findall(r"\$tag_(\w+)", target["alias"]):
+                    assert f'"{tag}"' in group_by, (panel["title"], tag)
+
+
+def test_every_dashboard_has_the_grid_variable_and_incident_annotations() -> None:
+    for dash in dashboards():
+        assert [v["name"] for v in dash["templating"]["list"]] == ["grid"], dash["uid"]
+        assert [a["name"] for a in dash["annotations"]["list"]] == ["Incidents"], dash["uid"]
