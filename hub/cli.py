@@ -1,4 +1,4 @@
-"""``gridsentinel hub run`` and ``gridsentinel hub check-config FILE``."""
+"""``gridsentinel hub run``, ``gridsentinel hub check-config FILE`` and ``gridsentinel hub token ...``."""
 
 from __future__ import annotations
 
@@ -60,6 +60,30 @@ def configure(parser: argparse.ArgumentParser) -> None:
     check = sub.add_parser("check-config", help="validate a settings file and print the result")
     check.add_argument("file", type=Path, help="TOML settings file")
     check.set_defaults(func=check_config)
+    _configure_token(sub)
+
+
+def _configure_token(sub: Any) -> None:
+    token = sub.add_parser(
+        "token",
+        help="issue, list or revoke API tokens (sign-in for the operator page and the API)",
+        description="API tokens: each signs in one person of the cases directory; only its hash is stored.",
+    )
+    tsub = token.add_subparsers(dest="token_command", metavar="TOKEN_COMMAND", required=True)
+    issue = tsub.add_parser("issue", help="issue a token for a person and print it (shown once) with a sign-in link")
+    issue.add_argument("person_id", help="a person id of the cases directory, e.g. operator-01")
+    issue.add_argument("--label", default="", help="what the token is for, e.g. 'wall screen, hall 2'")
+    listing = tsub.add_parser("list", help="list tokens (never their secrets)")
+    listing.add_argument("--person", help="only this person's tokens")
+    revoke = tsub.add_parser("revoke", help="revoke a token by its id (from 'token list')")
+    revoke.add_argument("token_id", type=int, help="token id")
+    for p in (issue, listing, revoke):
+        p.add_argument("--config", type=Path, help="TOML settings file of the hub (for data dir and state DB)")
+        p.add_argument("--data-dir", type=Path, help="the hub's data dir (default ./gridsentinel-data)")
+        p.add_argument("--state-url", help="SQLAlchemy URL of the state DB (default SQLite in the data dir)")
+    issue.set_defaults(func=token_command)
+    listing.set_defaults(func=token_command)
+    revoke.set_defaults(func=token_command)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -99,3 +123,48 @@ def check_config(args: argparse.Namespace) -> int:
         print(f"{key} = {shown}")
     print(f"{args.file}: ok")
     return 0
+
+
+def token_command(args: argparse.Namespace) -> int:
+    """``hub token issue|list|revoke`` against the hub's state DB."""
+    from hub.auth import TokenStore, person_name
+    from hub.config import ConfigError, load_settings
+    from hub.db import init_schema, make_engine, session_factory
+
+    try:
+        settings = load_settings(args.config, {"data_dir": args.data_dir, "state_url": args.state_url})
+    except (ConfigError, ValueError) as exc:
+        print(f"gridsentinel hub token: bad settings: {exc}", file=sys.stderr)
+        return 2
+    if settings.state_url is None and not (settings.data_dir / "state.db").is_file():
+        print(f"gridsentinel hub token: no state DB in {settings.data_dir} (run the hub once first)", file=sys.stderr)
+        return 2
+    engine = make_engine(settings.resolved_state_url())
+    try:
+        init_schema(engine)
+        sessions = session_factory(engine)
+        tokens = TokenStore(sessions)
+        if args.token_command == "issue":
+            name = person_name(sessions, args.person_id)
+            if name is None:
+                print(
+                    f"gridsentinel hub token: unknown person {args.person_id!r} (see GET /api/v1/people)",
+                    file=sys.stderr,
+                )
+                return 2
+            token = tokens.issue_token(args.person_id, args.label)
+            print(f"token for {args.person_id} ({name}); shown once, store it now:\n{token}")
+            print(f"sign-in link: http://{settings.http_host}:{settings.http_port}/?token={token}")
+            return 0
+        if args.token_command == "list":
+            for info in tokens.list_tokens(args.person):
+                state = "revoked" if info.revoked_ms is not None else "active"
+                print(f"{info.id}\t{info.person_id}\t{state}\t{info.label}")
+            return 0
+        if not tokens.revoke(args.token_id):
+            print(f"gridsentinel hub token: no active token {args.token_id}", file=sys.stderr)
+            return 1
+        print(f"token {args.token_id} revoked")
+        return 0
+    finally:
+        engine.dispose()

@@ -11,7 +11,7 @@ import importlib
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
 
@@ -25,7 +25,12 @@ MODEL_MODULES: Final[tuple[str, ...]] = (
     "hub.deadletter_models",
     "hub.incidents.models",
     "hub.cases.models",
+    "hub.auth_models",
 )
+
+
+#: Where alembic finds the migration scripts (``hub/migrations``).
+MIGRATIONS: Final = "hub:migrations"
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -56,10 +61,36 @@ def load_models() -> None:
         importlib.import_module(name)
 
 
+def alembic_config(connection: Connection | None = None, url: str | None = None) -> Any:
+    """An alembic ``Config`` for the packaged migrations, on ``connection`` or ``url``."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", MIGRATIONS)
+    if url is not None:
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
 def init_schema(engine: Engine) -> None:
-    """Create any missing tables (alembic migrations take over for upgrades)."""
+    """Bring the state DB to the current schema.
+
+    A database alembic already manages is upgraded to ``head``; a new (or pre-migration)
+    one gets the missing tables from the models and is stamped ``head`` -- the migration
+    test proves that ``upgrade head`` and the models give the same schema.
+    """
+    from alembic import command
+
     load_models()
-    Base.metadata.create_all(engine)
+    with engine.begin() as conn:
+        cfg = alembic_config(conn)
+        if inspect(conn).has_table("alembic_version"):
+            command.upgrade(cfg, "head")
+        else:
+            Base.metadata.create_all(conn)
+            command.stamp(cfg, "head")
 
 
 def session_factory(engine: Engine) -> sessionmaker[Any]:

@@ -40,6 +40,9 @@ DEMO_SHARES: Final[dict[str, float]] = {
     "manhole": 0.2,
 }
 
+#: People the demo issues sign-in links for (the generated community has both).
+DEMO_SIGN_IN: Final = ("operator-01", "sup-01")
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the demo's options."""
@@ -153,6 +156,19 @@ class Demo:
         )
         return f"http://{a.http_host}:{self.hub.http_port}/"
 
+    def sign_in_links(self, url: str) -> list[tuple[str, str]]:
+        """Issue demo tokens for the operator and a supervisor; their sign-in links ``url?token=...``."""
+        from hub.auth import TokenStore
+
+        assert self.hub is not None and self.hub.ctx is not None
+        tokens: TokenStore = self.hub.ctx.services["tokens"]
+        people = self.hub.ctx.services["cases"].directory.model().people
+        return [
+            (pid, f"{url}?token={tokens.issue_token(pid, 'demo sign-in link')}")
+            for pid in DEMO_SIGN_IN
+            if pid in people
+        ]
+
     def stop(self) -> None:
         """Agents first (graceful offline), then the hub."""
         with ThreadPoolExecutor(max_workers=8, thread_name_prefix="demo-stop") as pool:
@@ -179,12 +195,14 @@ def run_demo(args: argparse.Namespace) -> int:
             print(f"gridsentinel demo: cannot start: {exc}", file=sys.stderr)
             return 1
         assert demo.hub is not None
+        links = demo.sign_in_links(url)
         print(
             "\n".join(
                 [
                     "",
                     f"  GridSentinel demo is running: {len(demo.agents)} simulated devices",
                     f"  operator page   {url}",
+                    *(f"  sign in as {who:<13}{link}" for who, link in links),
                     f"  devices (JSON)  {url}api/v1/devices",
                     f"  MQTT broker     mqtt://127.0.0.1:{demo.hub.mqtt_port}",
                     f"  data            {demo.data_dir.resolve()}",

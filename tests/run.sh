@@ -2,7 +2,8 @@
 # The README's test command. Sets up everything on a fresh Debian/Ubuntu machine with
 # Python 3.11+, then runs ruff, mypy --strict and the whole pytest suite.
 #   - as root: installs the Debian packages the integration tests need (real mosquitto,
-#     influxd, victoria-metrics, PostgreSQL, Chromium) and requires them (no skips);
+#     influxd, victoria-metrics, PostgreSQL, Chromium and a CJK font for its screenshots) and
+#     requires them (no skips);
 #   - without root: installs nothing system-wide, and pytest names every integration
 #     test it skipped and why (pytest -ra).
 # Extra arguments go to pytest, e.g. `bash tests/run.sh -k wire -x`.
@@ -10,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-DEBIAN_PACKAGES=(mosquitto mosquitto-clients influxdb influxdb-client victoria-metrics postgresql chromium python3-venv)
+DEBIAN_PACKAGES=(mosquitto mosquitto-clients influxdb influxdb-client victoria-metrics postgresql chromium fonts-wqy-zenhei python3-venv)
 
 missing=()
 if command -v dpkg >/dev/null 2>&1; then

@@ -1,7 +1,8 @@
 """REST API of the case workflow: grids, people, forces, cases, transitions, audit, evaluation.
 
-The acting person comes from the ``X-Actor`` header (a person id) in ONE dependency,
-:func:`acting_person`, so token auth can replace it later. Transitions honour
+The acting person comes from the ``Authorization: Bearer`` API token (see
+:mod:`hub.auth`) in ONE dependency, :func:`acting_person`; the ``X-Actor`` header
+(a person id) is honoured only when the hub runs in demo mode. Transitions honour
 ``Idempotency-Key`` (same key + body → same result, other body → 422) and
 ``If-Match`` (stale version → 412); illegal transitions answer 409 with the reason.
 """
@@ -16,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub.auth import TokenPersonDep
 from hub.cases.errors import CaseServiceError
 from hub.cases.evaluation import run_evaluation
 from hub.cases.grid import Person
@@ -42,11 +44,18 @@ def get_cases(request: Request) -> CaseService:
 CasesDep = Annotated[CaseService, Depends(get_cases)]
 
 
-def acting_person(svc: CasesDep, x_actor: Annotated[str | None, Header()] = None) -> Person:
-    """Who is acting: the person named by X-Actor (swap this one function for token auth)."""
-    if not x_actor:
-        raise HTTPException(status_code=401, detail={"reason": "no_actor", "message": "X-Actor header required"})
-    return call(lambda: svc.person(x_actor))
+def acting_person(
+    request: Request, svc: CasesDep, token_person: TokenPersonDep, x_actor: Annotated[str | None, Header()] = None
+) -> Person:
+    """Who is acting: the person of the Bearer token; in demo mode only, also the person named by X-Actor."""
+    if token_person is not None:
+        return call(lambda: svc.person(token_person))
+    if x_actor and request.app.state.ctx.demo:
+        return call(lambda: svc.person(x_actor))
+    message = "Authorization: Bearer <token> required" + (" (X-Actor works only in demo mode)" if x_actor else "")
+    raise HTTPException(
+        status_code=401, detail={"reason": "no_credentials", "message": message}, headers={"WWW-Authenticate": "Bearer"}
+    )
 
 
 ActorDep = Annotated[Person, Depends(acting_person)]

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from hub.api.deps import CtxDep
+from hub.auth import StreamPersonDep
 from hub.bus import BusEvent
 
 router = APIRouter(prefix="/api/v1", tags=["stream"])
@@ -23,8 +24,11 @@ def _frame(event: BusEvent) -> str:
 
 
 @router.get("/stream", response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
-def stream(ctx: CtxDep, kinds: str | None = None) -> StreamingResponse:
-    """Server-sent events: one per bus change (``device``, ``data_loss``, ``incident``...); ``kinds`` filters."""
+def stream(ctx: CtxDep, _person: StreamPersonDep, kinds: str | None = None) -> StreamingResponse:
+    """Server-sent events: one per bus change (``device``, ``data_loss``, ``incident``...); ``kinds`` filters.
+
+    A token (``Authorization: Bearer`` or, for EventSource, ``?token=``) is checked when given: 401 if bad.
+    """
     wanted = None if not kinds else set(kinds.split(","))
     stopping = ctx.services.get("stopping")
 

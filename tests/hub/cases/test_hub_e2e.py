@@ -28,7 +28,7 @@ def hub(tmp_path: Path, mosquitto: MosquittoServer) -> Iterator[Hub]:
     example = resources.files("hub.cases").joinpath("example.yaml").read_text(encoding="utf-8")
     (data_dir / "cases.yaml").write_text(example.replace("110105", GRID[:6]), encoding="utf-8")
     settings = HubSettings.model_validate(
-        {"mqtt_url": mosquitto.url, "http_port": 0, "data_dir": data_dir, "client_id": "cases-hub"}
+        {"mqtt_url": mosquitto.url, "http_port": 0, "data_dir": data_dir, "client_id": "cases-hub", "demo": True}
     )
     h = Hub(settings, plugins=("hub.incidents.plugin", "hub.cases.plugin"))
     h.start()
