@@ -155,11 +155,13 @@ class GapManager:
     def _resend(self, ref: DeviceRef, first: int, last: int, now_ms: int) -> None:
         if self.send_command is None:
             return
+        # No expiry: a resend only replays what the device already sent (the hub dedups), and an
+        # expiry in hub time would be judged against the device's clock -- a device running more
+        # than the gap timeout ahead would refuse it as expired and the gap would become a loss.
         cmd = Command(
             id=f"rs-{uuid.uuid4().hex[:16]}",
             op="resend",
             ts=now_ms,
-            expires=now_ms + self.timeout_ms,
             args={"first": first, "last": last},
         )
         try:
