@@ -6,15 +6,22 @@ so a copy of the state DB signs nobody in; the plaintext is shown once, when it
 is issued (``gridsentinel hub token issue PERSON_ID``, or the demo banner).
 
 Requests carry it as ``Authorization: Bearer <token>``. EventSource cannot set
-headers, so the live stream alone also takes ``?token=``. Who may do what is
-decided by the routes (the case workflow checks roles); this module only says
-who is asking.
+headers, so the live stream alone also takes ``?token=``. This module says who is
+asking (a :class:`hub.authz.Principal`); what they may see and do is decided by
+the pure policies of :mod:`hub.authz`, applied by each route.
+
+No default passwords: on the first start the hub issues a token for the built-in
+administrator ``hub-admin`` and prints it once (:func:`bootstrap_admin`);
+``GRIDSENTINEL_ADMIN_TOKEN`` sets it instead (only its hash is stored). Without a
+token every API route answers 401, except in demo mode, where anonymous requests
+act as the read-only demo viewer and ``X-Actor`` names a person.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -26,6 +33,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.auth_models import ApiTokenRow
+from hub.authz import ADMIN, DEMO_PRINCIPAL, Principal, principal_of
 
 logger = logging.getLogger(__name__)
 
@@ -33,13 +41,25 @@ TOKEN_PREFIX: Final = "gst_"
 #: ``last_used_ms`` is written at most this often per token (a read per request, not a write).
 TOUCH_EVERY_MS: Final = 60_000
 MAX_TOKEN_CHARS: Final = 200
-#: Roles that may see evidence (snapshots); the page shows images only to them.
-EVIDENCE_ROLES: Final = frozenset({"operator", "supervisor", "admin"})
+#: The built-in administrator: holds the bootstrap token, is an admin with or without a cases directory.
+BOOTSTRAP_ADMIN_ID: Final = "hub-admin"
+#: Environment variable that sets the administrator's token (for automation) instead of a printed one.
+ADMIN_TOKEN_ENV: Final = "GRIDSENTINEL_ADMIN_TOKEN"
+_TOKEN_SHAPE = re.compile(r"^gst_[A-Za-z0-9_-]{32,190}$")
+TOKEN_SHAPE_HELP: Final = (
+    "a token must be 'gst_' followed by 32 or more URL-safe characters (A-Z a-z 0-9 _ -), "
+    "e.g. python -c \"import secrets; print('gst_' + secrets.token_urlsafe(32))\""
+)
 
 
 def token_hash(token: str) -> str:
     """The stored form of a token: SHA-256 hex of its UTF-8 bytes."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def valid_token_shape(token: str) -> bool:
+    """True when ``token`` looks like one this hub issues (``gst_`` + 32..190 URL-safe characters)."""
+    return bool(_TOKEN_SHAPE.match(token))
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +129,24 @@ class TokenStore:
                 s.execute(update(ApiTokenRow).where(ApiTokenRow.id == token_id).values(last_used_ms=now))
         return person_id
 
+    def store_token(self, token: str, person_id: str, label: str = "") -> bool:
+        """Register a token chosen elsewhere (``GRIDSENTINEL_ADMIN_TOKEN``); False when it is already stored."""
+        if not valid_token_shape(token):
+            raise ValueError(TOKEN_SHAPE_HELP)
+        digest = token_hash(token)
+        with self.sessions() as s, s.begin():
+            if s.execute(select(ApiTokenRow.id).where(ApiTokenRow.token_sha256 == digest)).first() is not None:
+                return False
+            s.add(ApiTokenRow(token_sha256=digest, person_id=person_id, label=label[:200], created_ms=self._now_ms()))
+        logger.info("API token registered for %s (%s)", person_id, label or "no label")
+        return True
+
+    def has_active(self, person_id: str) -> bool:
+        """True when ``person_id`` holds at least one token that is not revoked."""
+        stmt = select(ApiTokenRow.id).where(ApiTokenRow.person_id == person_id, ApiTokenRow.revoked_ms.is_(None))
+        with self.sessions() as s:
+            return s.execute(stmt.limit(1)).first() is not None
+
     def revoke(self, token_id: int) -> bool:
         """Revoke a token by id; False when there is no such (unrevoked) token."""
         with self.sessions() as s, s.begin():
@@ -134,6 +172,55 @@ class TokenStore:
             stmt = stmt.where(ApiTokenRow.person_id == person_id)
         with self.sessions() as s:
             return [_info(r) for r in s.scalars(stmt)]
+
+
+def bootstrap_admin(tokens: TokenStore, env_token: str | None) -> str | None:
+    """Make sure the built-in administrator can sign in; return a new token to print once, else None.
+
+    With ``env_token`` (``GRIDSENTINEL_ADMIN_TOKEN``) its hash is stored (once) and nothing is
+    printed; a malformed one raises ValueError. Without it, a token is issued only while the
+    administrator holds no unrevoked token (the first start, or after revoking them all).
+    """
+    if env_token:
+        tokens.store_token(env_token.strip(), BOOTSTRAP_ADMIN_ID, f"from ${ADMIN_TOKEN_ENV}")
+        return None
+    if tokens.has_active(BOOTSTRAP_ADMIN_ID):
+        return None
+    return tokens.issue_token(BOOTSTRAP_ADMIN_ID, "first start (printed once)")
+
+
+def admin_banner(token: str, url: str) -> str:
+    """The once-only message that shows the administrator's token."""
+    line = "=" * 78
+    return "\n".join(
+        [
+            line,
+            "  GridSentinel: administrator token created (shown ONCE, only its hash is stored)",
+            f"  person: {BOOTSTRAP_ADMIN_ID}   token: {token}",
+            f"  use:    curl -H 'Authorization: Bearer {token}' {url}api/v1/me",
+            f"  issue tokens for people with 'gridsentinel hub token issue PERSON'; set ${ADMIN_TOKEN_ENV}",
+            "  to choose this token yourself (automation).",
+            line,
+        ]
+    )
+
+
+def principal_for(services: dict[str, Any], person_id: str) -> Principal | None:
+    """The principal of a directory person (or of the built-in administrator); None for an unknown id."""
+    cases = services.get("cases")
+    model = None if cases is None else cases.directory.model()
+    person = None if model is None else model.people.get(person_id)
+    if model is None or person is None:
+        if person_id == BOOTSTRAP_ADMIN_ID:
+            return Principal(BOOTSTRAP_ADMIN_ID, frozenset({ADMIN}))
+        return None
+    return principal_of(
+        person.id,
+        person.roles,
+        [(r.grids, r.categories) for r in person.responsibilities],
+        person.force_id,
+        model.routes,
+    )
 
 
 # ---------------------------------------------------------------- FastAPI
@@ -188,30 +275,80 @@ def stream_person_id(
     return _person_of(request, bearer_token(authorization) or token or None)
 
 
+def _principal(request: Request, person_id: str | None, x_actor: str | None) -> Principal:
+    services = request.app.state.ctx.services
+    if person_id is not None:
+        principal = principal_for(services, person_id)
+        if principal is None:
+            raise _unauthorized("unknown_person", f"the token's person {person_id!r} is not in the directory")
+        return principal
+    if request.app.state.ctx.demo:
+        if not x_actor:
+            return DEMO_PRINCIPAL
+        principal = principal_for(services, x_actor)
+        if principal is None:
+            raise _unauthorized("unknown_actor", f"unknown person {x_actor!r}")
+        return principal
+    message = "Authorization: Bearer <token> required" + (" (X-Actor works only in demo mode)" if x_actor else "")
+    raise _unauthorized("no_credentials", message)
+
+
+def current_principal(
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+    x_actor: Annotated[str | None, Header()] = None,
+) -> Principal:
+    """Who is asking: the Bearer token's person; in demo mode X-Actor's person or the demo viewer; else 401."""
+    return _principal(request, _person_of(request, bearer_token(authorization)), x_actor)
+
+
+def stream_principal(
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+    token: Annotated[str | None, Query(description="API token (EventSource cannot send headers)")] = None,
+    x_actor: Annotated[str | None, Header()] = None,
+) -> Principal:
+    """Like :func:`current_principal`, but also reads ``?token=`` (for the SSE stream only)."""
+    return _principal(request, _person_of(request, bearer_token(authorization) or token or None), x_actor)
+
+
+def refuse(principal: Principal, what: str) -> HTTPException:
+    """The error for a principal not allowed ``what``: 401 for the anonymous demo viewer, else 403."""
+    if principal.anonymous:
+        return _unauthorized("no_credentials", f"sign in to {what} (anonymous demo access is read-only)")
+    return HTTPException(
+        status_code=403,
+        detail={
+            "reason": "role_not_allowed",
+            "message": f"{principal.id} ({', '.join(sorted(principal.roles))}) may not {what}",
+        },
+    )
+
+
+def require(principal: Principal, allowed: bool, what: str) -> None:
+    """Raise :func:`refuse` unless ``allowed``."""
+    if not allowed:
+        raise refuse(principal, what)
+
+
 TokenPersonDep = Annotated[str | None, Depends(token_person_id)]
 StreamPersonDep = Annotated[str | None, Depends(stream_person_id)]
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+StreamPrincipalDep = Annotated[Principal, Depends(stream_principal)]
 TokensDep = Annotated[TokenStore, Depends(get_tokens)]
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
 
 @router.get("/me", responses={401: {"description": "no or bad token"}})
-def who_am_i(request: Request, person_id: TokenPersonDep) -> dict[str, Any]:
-    """The signed-in person (from the Bearer token): id, name, roles, force, and whether they may see evidence."""
-    if person_id is None:
+def who_am_i(request: Request, principal: PrincipalDep) -> dict[str, Any]:
+    """The signed-in person: id, name, roles, areas, force, and whether they may see evidence."""
+    if principal.anonymous:
         raise _unauthorized("no_credentials", "Authorization: Bearer <token> required")
     cases = request.app.state.ctx.services.get("cases")
-    person = None if cases is None else cases.directory.model().people.get(person_id)
-    if person is None:
-        return {"id": person_id, "name": person_id, "roles": [], "force": None, "evidence": False}
-    roles = sorted(person.roles)
-    return {
-        "id": person.id,
-        "name": person.name,
-        "roles": roles,
-        "force": person.force_id,
-        "evidence": bool(EVIDENCE_ROLES.intersection(roles)),
-    }
+    person = None if cases is None else cases.directory.model().people.get(principal.id)
+    name = person.name if person is not None else "Hub administrator"
+    return principal.public() | {"name": name}
 
 
 def person_name(sessions: sessionmaker[Session], person_id: str) -> str | None:

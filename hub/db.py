@@ -26,6 +26,7 @@ MODEL_MODULES: Final[tuple[str, ...]] = (
     "hub.incidents.models",
     "hub.cases.models",
     "hub.auth_models",
+    "hub.access_audit_models",
 )
 
 

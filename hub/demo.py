@@ -203,7 +203,12 @@ def run_demo(args: argparse.Namespace) -> int:
                     f"  GridSentinel demo is running: {len(demo.agents)} simulated devices",
                     f"  operator page   {url}",
                     *(f"  sign in as {who:<13}{link}" for who, link in links),
-                    f"  devices (JSON)  {url}api/v1/devices",
+                    *(
+                        f"  API as {who:<17}curl -H 'Authorization: Bearer {link.partition('token=')[2]}' "
+                        f"{url}api/v1/cases"
+                        for who, link in links[:1]
+                    ),
+                    f"  devices (JSON)  {url}api/v1/devices  (no token needed: demo mode reads anonymously)",
                     f"  MQTT broker     mqtt://127.0.0.1:{demo.hub.mqtt_port}",
                     f"  data            {demo.data_dir.resolve()}",
                     "  Press Ctrl-C to stop.",

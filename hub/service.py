@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import signal
 import socket
 import threading
@@ -75,6 +76,7 @@ class Hub:
     def start(self) -> None:
         """Start every part; raise :class:`HubStartError` when one cannot start."""
         s = self.settings
+        admin_env = self._admin_env()
         s.data_dir.mkdir(parents=True, exist_ok=True)
         engine = make_engine(s.resolved_state_url())
         init_schema(engine)
@@ -146,6 +148,7 @@ class Hub:
         for name, fn in ctx.tasks:
             self._spawn(name, self._task_runner(name, fn))
         self._start_http()
+        self._bootstrap_admin(admin_env)
         logger.info(
             "hub up: mqtt %s:%s, http http://%s:%s, %d devices known, data in %s",
             host,
@@ -155,6 +158,26 @@ class Hub:
             loaded,
             s.data_dir,
         )
+
+    @staticmethod
+    def _admin_env() -> str | None:
+        """``GRIDSENTINEL_ADMIN_TOKEN``, checked before anything starts."""
+        from hub import auth
+
+        value = os.environ.get(auth.ADMIN_TOKEN_ENV, "").strip() or None
+        if value is not None and not auth.valid_token_shape(value):
+            raise HubStartError(f"${auth.ADMIN_TOKEN_ENV}: {auth.TOKEN_SHAPE_HELP}")
+        return value
+
+    def _bootstrap_admin(self, admin_env: str | None) -> None:
+        """No default passwords: the first start issues the administrator's token and prints it once."""
+        from hub import auth
+
+        assert self.ctx is not None
+        token = auth.bootstrap_admin(self.ctx.services["tokens"], admin_env)
+        if token is not None:
+            print(auth.admin_banner(token, f"http://{self.settings.http_host}:{self.http_port}/"), flush=True)
+            logger.warning("administrator token for %r issued and printed on stdout (once)", auth.BOOTSTRAP_ADMIN_ID)
 
     def _start_series(self, deadletters: DeadLetterStore) -> None:
         from hub.series.writer import SeriesWriter

@@ -25,6 +25,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 from edge.wire import Channel, Event, Status, Telemetry, WireError, check_id, check_snapshot, topic
+from hub import authz
+from hub.access_audit import ALLOWED, DENIED, MISSING, AccessLog
+from hub.access_audit import router as access_router
+from hub.auth import PrincipalDep, refuse
 from hub.sinks import DeviceRef
 
 if TYPE_CHECKING:
@@ -241,12 +245,36 @@ def _checked(device_id: str, event_id: str) -> None:
         raise HTTPException(status_code=400, detail=exc.detail) from exc
 
 
-@router.get("/{device_id}/{event_id}", response_class=Response)
-def get_snapshot(device_id: str, event_id: str, store: StoreDep) -> Response:
-    """The verified, privacy-filtered JPEG of an event (access control comes with the auth layer)."""
+def _evidence(request: Request, principal: authz.Principal, device_id: str, event_id: str, action: str) -> None:
+    """Allow or refuse access to one snapshot, and record it either way; 404 when refused (no existence leak)."""
     _checked(device_id, event_id)
+    ctx = request.app.state.ctx
+    registry = ctx.services.get("registry")
+    device = None if registry is None else registry.get_public(device_id)
+    allowed = authz.may_see_evidence(principal, device)
+    log: AccessLog | None = ctx.services.get("access_log")
+    if log is not None:
+        client = request.client.host if request.client is not None else ""
+        log.record(principal, action, device_id, event_id, outcome=ALLOWED if allowed else DENIED, client=client)
+    if not allowed:
+        if principal.anonymous or not principal.has(*authz.EVIDENCE_ROLES):
+            raise refuse(principal, "see evidence")
+        raise HTTPException(status_code=404, detail=f"no stored snapshot for {device_id}/{event_id}")
+
+
+def _missing(request: Request, principal: authz.Principal, device_id: str, event_id: str, action: str) -> None:
+    log: AccessLog | None = request.app.state.ctx.services.get("access_log")
+    if log is not None:
+        log.record(principal, action, device_id, event_id, outcome=MISSING)
+
+
+@router.get("/{device_id}/{event_id}", response_class=Response)
+def get_snapshot(request: Request, device_id: str, event_id: str, store: StoreDep, principal: PrincipalDep) -> Response:
+    """The verified, privacy-filtered JPEG of an event (operators, admins, supervisors of its area; audited)."""
+    _evidence(request, principal, device_id, event_id, "image")
     data = store.read(device_id, event_id)
     if data is None:
+        _missing(request, principal, device_id, event_id, "image")
         raise HTTPException(status_code=404, detail=f"no stored snapshot for {device_id}/{event_id}")
     sha = hashlib.sha256(data).hexdigest()
     headers = {"ETag": f'"{sha}"', "X-Snapshot-SHA256": sha, "Cache-Control": "private, no-store"}
@@ -254,11 +282,14 @@ def get_snapshot(device_id: str, event_id: str, store: StoreDep) -> Response:
 
 
 @router.get("/{device_id}/{event_id}/meta")
-def get_snapshot_meta(device_id: str, event_id: str, store: StoreDep) -> dict[str, Any]:
-    """What the event announced about its snapshot, and whether the verified image is stored."""
-    _checked(device_id, event_id)
+def get_snapshot_meta(
+    request: Request, device_id: str, event_id: str, store: StoreDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """What the event announced about its snapshot, and whether the verified image is stored (as the image)."""
+    _evidence(request, principal, device_id, event_id, "meta")
     meta = store.meta(device_id, event_id)
     if meta is None:
+        _missing(request, principal, device_id, event_id, "meta")
         raise HTTPException(status_code=404, detail=f"no snapshot announced for {device_id}/{event_id}")
     return asdict(meta)
 
@@ -268,8 +299,10 @@ def install(ctx: HubContext) -> None:
     retention = float(ctx.services.get("snapshot_retention_days", DEFAULT_RETENTION_DAYS))
     store = SnapshotStore(ctx.data_dir, retention, ctx.clock)
     ctx.services["snapshots"] = store
+    ctx.services["access_log"] = AccessLog(ctx.engine, ctx.sessions, ctx.clock)
     ctx.add_sink(SnapshotSink(store, ctx.services, ctx.root))
     ctx.add_router(router)
+    ctx.add_router(access_router)
 
     def retention_task(stop: threading.Event) -> None:
         while True:

@@ -1,8 +1,11 @@
 """REST API of the case workflow: grids, people, forces, cases, transitions, audit, evaluation.
 
 The acting person comes from the ``Authorization: Bearer`` API token (see
-:mod:`hub.auth`) in ONE dependency, :func:`acting_person`; the ``X-Actor`` header
-(a person id) is honoured only when the hub runs in demo mode. Transitions honour
+:mod:`hub.auth`) in ONE dependency, :data:`hub.auth.PrincipalDep`; the ``X-Actor``
+header (a person id) is honoured only when the hub runs in demo mode. What each
+person sees is decided by :mod:`hub.authz`: lists are filtered, a case outside the
+person's scope answers 404 like a missing one, a visible case they may not act on
+403 (the state machine then checks the role per action). Transitions honour
 ``Idempotency-Key`` (same key + body → same result, other body → 422) and
 ``If-Match`` (stale version → 412); illegal transitions answer 409 with the reason.
 """
@@ -17,10 +20,11 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.auth import TokenPersonDep
+from hub import authz
+from hub.auth import PrincipalDep, require
+from hub.authz import Principal
 from hub.cases.errors import CaseServiceError
 from hub.cases.evaluation import run_evaluation
-from hub.cases.grid import Person
 from hub.cases.loader import ConfigError, load_yaml
 from hub.cases.machine import TransitionError
 from hub.cases.service import CaseService
@@ -29,7 +33,6 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["cases"])
 T = TypeVar("T")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-MANAGERS = ("operator", "supervisor", "admin")
 
 
 def get_cases(request: Request) -> CaseService:
@@ -42,23 +45,6 @@ def get_cases(request: Request) -> CaseService:
 
 
 CasesDep = Annotated[CaseService, Depends(get_cases)]
-
-
-def acting_person(
-    request: Request, svc: CasesDep, token_person: TokenPersonDep, x_actor: Annotated[str | None, Header()] = None
-) -> Person:
-    """Who is acting: the person of the Bearer token; in demo mode only, also the person named by X-Actor."""
-    if token_person is not None:
-        return call(lambda: svc.person(token_person))
-    if x_actor and request.app.state.ctx.demo:
-        return call(lambda: svc.person(x_actor))
-    message = "Authorization: Bearer <token> required" + (" (X-Actor works only in demo mode)" if x_actor else "")
-    raise HTTPException(
-        status_code=401, detail={"reason": "no_credentials", "message": message}, headers={"WWW-Authenticate": "Bearer"}
-    )
-
-
-ActorDep = Annotated[Person, Depends(acting_person)]
 
 
 def call(fn: Callable[[], T]) -> T:
@@ -74,10 +60,12 @@ def call(fn: Callable[[], T]) -> T:
         raise HTTPException(status_code=exc.status, detail=detail, headers=headers) from exc
 
 
-def require_role(person: Person, *roles: str) -> None:
-    """403 unless ``person`` holds one of ``roles``."""
-    if not person.has_role(*roles):
-        raise HTTPException(status_code=403, detail={"reason": "role_not_allowed", "message": f"needs {roles}"})
+def visible_case(svc: CaseService, principal: Principal, case_id: int) -> dict[str, Any]:
+    """The case if the principal may see it; 404 (as for a missing case) otherwise."""
+    case = call(lambda: svc.get(case_id))
+    if not authz.may_read_case(principal, case):
+        raise HTTPException(status_code=404, detail={"reason": "case_not_found", "message": f"no case {case_id}"})
+    return case
 
 
 def parse_if_match(value: str | None) -> int | None:
@@ -124,33 +112,36 @@ def _case_response(response: Response, case: dict[str, Any]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ directory
 @router.get("/grids")
-def list_grids(svc: CasesDep, _actor: ActorDep) -> list[dict[str, Any]]:
+def list_grids(svc: CasesDep, principal: PrincipalDep) -> list[dict[str, Any]]:
     """Every area (district, street, community, unit grid)."""
+    require(principal, authz.may_read_areas(principal), "read the grids")
     return svc.directory.list_items("grids")
 
 
 @router.get("/people")
-def list_people(svc: CasesDep, _actor: ActorDep) -> list[dict[str, Any]]:
-    """Every person with roles and responsibilities."""
+def list_people(svc: CasesDep, principal: PrincipalDep) -> list[dict[str, Any]]:
+    """Every person with roles and responsibilities (operators, supervisors, admins)."""
+    require(principal, authz.may_read_people(principal), "read the people directory")
     return svc.directory.list_items("people")
 
 
 @router.get("/forces")
-def list_forces(svc: CasesDep, _actor: ActorDep) -> list[dict[str, Any]]:
+def list_forces(svc: CasesDep, principal: PrincipalDep) -> list[dict[str, Any]]:
     """Every professional force."""
+    require(principal, authz.may_read_areas(principal), "read the forces")
     return svc.directory.list_items("forces")
 
 
-def _put(svc: CaseService, actor: Person, kind: str, key: str, data: dict[str, Any]) -> dict[str, Any]:
-    require_role(actor, "admin")
+def _put(svc: CaseService, actor: Principal, kind: str, key: str, data: dict[str, Any]) -> dict[str, Any]:
+    require(actor, authz.may_manage_directory(actor), f"change {kind}")
     try:
         return call(lambda: svc.directory.put(kind, key, data))
     except KeyError as exc:
         raise HTTPException(status_code=422, detail={"reason": "missing_field", "message": str(exc)}) from exc
 
 
-def _delete(svc: CaseService, actor: Person, kind: str, key: str) -> Response:
-    require_role(actor, "admin")
+def _delete(svc: CaseService, actor: Principal, kind: str, key: str) -> Response:
+    require(actor, authz.may_manage_directory(actor), f"change {kind}")
     call(lambda: svc.directory.delete(kind, key))
     return Response(status_code=204)
 
@@ -159,45 +150,45 @@ BodyDict = Annotated[dict[str, Any], Body()]
 
 
 @router.put("/grids/{code}")
-def put_grid(code: str, data: BodyDict, svc: CasesDep, actor: ActorDep) -> dict[str, Any]:
+def put_grid(code: str, data: BodyDict, svc: CasesDep, actor: PrincipalDep) -> dict[str, Any]:
     """Create or replace an area: {name, households, population, polygon} (admin)."""
     return _put(svc, actor, "grids", code, data)
 
 
 @router.put("/people/{person_id}")
-def put_person(person_id: str, data: BodyDict, svc: CasesDep, actor: ActorDep) -> dict[str, Any]:
+def put_person(person_id: str, data: BodyDict, svc: CasesDep, actor: PrincipalDep) -> dict[str, Any]:
     """Create or replace a person: {name, roles, force, responsibilities} (admin)."""
     return _put(svc, actor, "people", person_id, data)
 
 
 @router.put("/forces/{force_id}")
-def put_force(force_id: str, data: BodyDict, svc: CasesDep, actor: ActorDep) -> dict[str, Any]:
+def put_force(force_id: str, data: BodyDict, svc: CasesDep, actor: PrincipalDep) -> dict[str, Any]:
     """Create or replace a force: {name, kind} (admin)."""
     return _put(svc, actor, "forces", force_id, data)
 
 
 @router.delete("/grids/{code}", status_code=204)
-def delete_grid(code: str, svc: CasesDep, actor: ActorDep) -> Response:
+def delete_grid(code: str, svc: CasesDep, actor: PrincipalDep) -> Response:
     """Remove an area (admin); refused while referenced."""
     return _delete(svc, actor, "grids", code)
 
 
 @router.delete("/people/{person_id}", status_code=204)
-def delete_person(person_id: str, svc: CasesDep, actor: ActorDep) -> Response:
+def delete_person(person_id: str, svc: CasesDep, actor: PrincipalDep) -> Response:
     """Remove a person (admin)."""
     return _delete(svc, actor, "people", person_id)
 
 
 @router.delete("/forces/{force_id}", status_code=204)
-def delete_force(force_id: str, svc: CasesDep, actor: ActorDep) -> Response:
+def delete_force(force_id: str, svc: CasesDep, actor: PrincipalDep) -> Response:
     """Remove a force (admin); refused while referenced."""
     return _delete(svc, actor, "forces", force_id)
 
 
 @router.post("/grids/load")
-async def load_grids(request: Request, svc: CasesDep, actor: ActorDep) -> dict[str, int]:
+async def load_grids(request: Request, svc: CasesDep, actor: PrincipalDep) -> dict[str, int]:
     """Replace grids, forces, people and routing from a YAML document (admin)."""
-    require_role(actor, "admin")
+    require(actor, authz.may_manage_directory(actor), "load the directory")
     text = (await request.body()).decode("utf-8")
     try:
         cfg = load_yaml(text)
@@ -210,21 +201,30 @@ async def load_grids(request: Request, svc: CasesDep, actor: ActorDep) -> dict[s
 # ----------------------------------------------------------------------- cases
 @router.get("/cases")
 def list_cases(
+    *,
     svc: CasesDep,
-    _actor: ActorDep,
+    principal: PrincipalDep,
     state: str | None = None,
     grid: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[dict[str, Any]]:
-    """Cases, newest first."""
-    return svc.list_cases(state=state, grid=grid, limit=limit, offset=offset)
+    """Cases the caller may see, newest first (grid workers: their areas; residents: their own reports...)."""
+    require(principal, authz.may_list_cases(principal), "read cases")
+    if principal.has(*authz.ALL_SEEING):
+        return svc.list_cases(state=state, grid=grid, limit=limit, offset=offset)
+    return authz.visible_page(
+        lambda lim, off: svc.list_cases(state=state, grid=grid, limit=lim, offset=off),
+        lambda case: authz.may_read_case(principal, case),
+        limit,
+        offset,
+    )
 
 
 @router.post("/cases", status_code=201)
-def create_case(body: CaseCreate, response: Response, svc: CasesDep, actor: ActorDep) -> dict[str, Any]:
+def create_case(body: CaseCreate, response: Response, svc: CasesDep, actor: PrincipalDep) -> dict[str, Any]:
     """Report and register a case (operators, supervisors, admins)."""
-    require_role(actor, *MANAGERS)
+    require(actor, authz.may_create_case(actor), "report cases")
     fields = body.model_dump()
     grid = fields.pop("grid")
     case = call(lambda: svc.create(source="operator", actor=actor.id, grid_code=grid, register=True, **fields))
@@ -234,20 +234,27 @@ def create_case(body: CaseCreate, response: Response, svc: CasesDep, actor: Acto
 
 
 @router.get("/cases/{case_id}")
-def get_case(case_id: int, response: Response, svc: CasesDep, _actor: ActorDep) -> dict[str, Any]:
-    """One case, with its ETag."""
-    return _case_response(response, call(lambda: svc.get(case_id)))
+def get_case(case_id: int, response: Response, svc: CasesDep, principal: PrincipalDep) -> dict[str, Any]:
+    """One case, with its ETag (404 outside the caller's scope)."""
+    require(principal, authz.may_list_cases(principal), "read cases")
+    return _case_response(response, visible_case(svc, principal, case_id))
 
 
 @router.get("/cases/{case_id}/audit")
-def get_audit(case_id: int, svc: CasesDep, _actor: ActorDep) -> list[dict[str, Any]]:
-    """The case's audit trail."""
+def get_audit(case_id: int, svc: CasesDep, principal: PrincipalDep) -> list[dict[str, Any]]:
+    """The case's audit trail (whoever may act on the case)."""
+    require(principal, authz.may_list_cases(principal), "read cases")
+    case = visible_case(svc, principal, case_id)
+    require(principal, authz.may_read_case_audit(principal, case), "read this case's trail")
     return call(lambda: svc.audit(case_id))
 
 
 @router.get("/cases/{case_id}/audit/verify")
-def verify_audit(case_id: int, svc: CasesDep, _actor: ActorDep) -> dict[str, Any]:
-    """Re-check the hash chain: ok, or the first bad entry and why."""
+def verify_audit(case_id: int, svc: CasesDep, principal: PrincipalDep) -> dict[str, Any]:
+    """Re-check the hash chain: ok, or the first bad entry and why (operators, supervisors, admins)."""
+    require(principal, authz.may_list_cases(principal), "read cases")
+    case = visible_case(svc, principal, case_id)
+    require(principal, authz.may_verify_audit(principal, case), "verify audit trails")
     return call(lambda: svc.verify(case_id))
 
 
@@ -257,12 +264,15 @@ def transition(  # noqa: PLR0917 - FastAPI passes path, body and headers as para
     action: str,
     response: Response,
     svc: CasesDep,
-    actor: ActorDep,
+    actor: PrincipalDep,
     body: TransitionIn | None = None,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     if_match: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     """Apply an action (register, dispatch, accept, handle, pause, resume, feedback, verify, close, ...)."""
+    require(actor, authz.may_list_cases(actor), "act on cases")
+    case = visible_case(svc, actor, case_id)
+    require(actor, authz.may_act_on_case(actor, case), f"{action} this case")
     body = body or TransitionIn()
     bad = [e for e in body.evidence if not _SHA256.match(e)]
     if bad:
@@ -287,7 +297,7 @@ def transition(  # noqa: PLR0917 - FastAPI passes path, body and headers as para
 
 
 @router.get("/evaluation")
-def evaluation(svc: CasesDep, actor: ActorDep, by: str = "grid", period: str | None = None) -> dict[str, Any]:
+def evaluation(svc: CasesDep, actor: PrincipalDep, by: str = "grid", period: str | None = None) -> dict[str, Any]:
     """Evaluation per grid, worker, force or 'all' for a period (YYYY, YYYY-MM, YYYY-Www, YYYY-MM-DD)."""
-    require_role(actor, *MANAGERS)
+    require(actor, authz.may_evaluate(actor), "read evaluations")
     return call(lambda: run_evaluation(svc, by, period))

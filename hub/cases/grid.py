@@ -28,6 +28,7 @@ class Role(StrEnum):
     FORCE_MEMBER = "force_member"
     RESIDENT = "resident"
     ADMIN = "admin"
+    INTEGRATION = "integration"
 
 
 class GridError(ValueError):

@@ -2,9 +2,18 @@
 
 Endpoints (JSON format): ``GET /open311/v2/services.json``, ``GET|POST
 /open311/v2/requests.json`` and ``GET /open311/v2/requests/{id}.json``. POST takes
-form-encoded fields (as the spec says) or a JSON object; ``api_key`` is accepted
-but not yet required. lat/long are located to a unit grid by polygon;
-``expected_datetime`` is projected from the SLA limits on the working calendar.
+form-encoded fields (as the spec says) or a JSON object.
+
+Sign-in is optional, as GeoReport v2 lets a server leave ``api_key`` unused: any
+Open311 client may file and follow requests anonymously (contact details are
+never shown back), and an ``api_key`` naming the client application is accepted
+and not used. A resident who passes their GridSentinel token (``gst_...``) as
+``api_key`` or as ``Authorization: Bearer`` files the request as themselves, so it
+appears among their own cases in ``/api/v1/cases``; an unknown or revoked token is
+refused with 403.
+
+lat/long are located to a unit grid by polygon; ``expected_datetime`` is
+projected from the SLA limits on the working calendar.
 Errors are the spec's ``[{"code": ..., "description": ...}]`` lists.
 """
 
@@ -16,10 +25,11 @@ from datetime import datetime, timezone
 from typing import Annotated, Any, Final
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
+from hub.auth import TOKEN_PREFIX, bearer_token, get_tokens, principal_for
 from hub.cases.api import get_cases
 from hub.cases.errors import CaseServiceError
 from hub.cases.models import CaseEventRow, CaseRow
@@ -155,6 +165,19 @@ async def create_request(request: Request, svc: CasesDep) -> JSONResponse | list
     description = fields.get("description", "")[:4000]
     contact = fields.get("email") or fields.get("phone") or fields.get("account_id")
     try:
+        key = bearer_token(request.headers.get("authorization"))
+    except HTTPException:
+        return _error(403, "use 'Authorization: Bearer <token>' or the api_key field")
+    api_key = fields.get("api_key", "")
+    if key is None and api_key.startswith(TOKEN_PREFIX):
+        key = api_key  # a person's token; any other api_key names the client application and is not used
+    person_id: str | None = None
+    if key:
+        person_id = get_tokens(request).resolve(key)
+        if person_id is None or principal_for(request.app.state.ctx.services, person_id) is None:
+            return _error(403, "invalid api_key")
+        contact = None
+    try:
         case = svc.create(
             source="resident",
             category=code,
@@ -163,7 +186,7 @@ async def create_request(request: Request, svc: CasesDep) -> JSONResponse | list
             lat=lat,
             lon=lon,
             address=fields.get("address_string", ""),
-            reporter_id=f"open311:{contact}"[:64] if contact else None,
+            reporter_id=person_id or (f"open311:{contact}"[:64] if contact else None),
         )
     except CaseServiceError as exc:
         return _error(400, exc.message)

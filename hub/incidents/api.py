@@ -1,4 +1,9 @@
-"""REST API of incidents, correlation groups and rules (``/api/v1/incidents``, ``-groups``, ``/rules``)."""
+"""REST API of incidents, correlation groups and rules (``/api/v1/incidents``, ``-groups``, ``/rules``).
+
+Access (see :mod:`hub.authz`): fleet readers see every incident; grid workers those of their areas;
+force members those of their areas or of the categories routed to their force; an incident outside
+the caller's scope answers 404. Acknowledge/note/close record the signed-in person as the actor.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub import authz
+from hub.auth import PrincipalDep, require
+from hub.authz import Principal
 from hub.context import HubContext
 from hub.incidents.queries import IncidentFilter, IncidentQueries
 from hub.incidents.rulestore import RuleExistsError, RuleStore
@@ -28,14 +36,14 @@ class AckBody(BaseModel):
     """Who acknowledges."""
 
     model_config = ConfigDict(extra="forbid")
-    by: str = Field(min_length=1, max_length=64, description="operator id")
+    by: str | None = Field(default=None, max_length=64, description="who (must be the signed-in person)")
 
 
 class NoteBody(BaseModel):
     """An operator note."""
 
     model_config = ConfigDict(extra="forbid")
-    author: str = Field(min_length=1, max_length=64, description="operator id")
+    author: str | None = Field(default=None, max_length=64, description="who (must be the signed-in person)")
     text: str = Field(min_length=1, max_length=4000, description="note text")
 
 
@@ -43,7 +51,7 @@ class CloseBody(BaseModel):
     """Who closes, and why."""
 
     model_config = ConfigDict(extra="forbid")
-    by: str = Field(min_length=1, max_length=64, description="operator id")
+    by: str | None = Field(default=None, max_length=64, description="who (must be the signed-in person)")
     reason: str = Field(default="resolved", max_length=40, description="why it is closed")
 
 
@@ -67,6 +75,28 @@ def _not_found(exc: IncidentNotFoundError) -> HTTPException:
     return HTTPException(status_code=404, detail=str(exc))
 
 
+def _visible(ctx: HubContext, principal: Principal, incident_id: int) -> dict[str, Any]:
+    """The incident if the principal may see it; 404 otherwise (as for a missing one)."""
+    require(principal, authz.may_list_incidents(principal), "read incidents")
+    queries: IncidentQueries = _svc(ctx, "incident_queries")
+    try:
+        incident = queries.incident(incident_id)
+    except IncidentNotFoundError as exc:
+        raise _not_found(exc) from exc
+    if not authz.may_read_incident(principal, incident):
+        raise _not_found(IncidentNotFoundError("incident", incident_id))
+    return incident
+
+
+def _actor(principal: Principal, incident: dict[str, Any], named: str | None) -> str:
+    """The signed-in person, who must be allowed to act here (and be whom the body names, if it names anyone)."""
+    require(principal, authz.may_act_on_incident(principal, incident), "act on this incident")
+    if named is not None and named != principal.id:
+        detail = {"reason": "actor_mismatch", "message": f"signed in as {principal.id!r}, not {named!r}"}
+        raise HTTPException(status_code=422, detail=detail)
+    return principal.id
+
+
 # ------------------------------------------------------------------ incidents
 
 
@@ -74,6 +104,7 @@ def _not_found(exc: IncidentNotFoundError) -> HTTPException:
 def list_incidents(
     *,
     ctx: CtxDep,
+    principal: PrincipalDep,
     state: Annotated[str | None, Query(pattern="^(open|closed)$")] = None,
     category: str | None = None,
     severity: str | None = None,
@@ -87,35 +118,40 @@ def list_incidents(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[dict[str, Any]]:
-    """Incidents, newest first, filtered."""
+    """Incidents the caller may see, newest first, filtered."""
+    require(principal, authz.may_list_incidents(principal), "read incidents")
     queries: IncidentQueries = _svc(ctx, "incident_queries")
-    f = IncidentFilter(
-        state=state,
-        category=category,
-        severity=severity,
-        grid=grid,
-        site=site,
-        device=device,
-        rule=rule,
-        group_id=group,
-        since_ms=since,
-        until_ms=until,
-        limit=limit,
-        offset=offset,
-    )
-    return queries.list_incidents(f)
+
+    def fetch(lim: int, off: int) -> list[dict[str, Any]]:
+        return queries.list_incidents(_filter(lim, off))
+
+    def _filter(lim: int, off: int) -> IncidentFilter:
+        return IncidentFilter(
+            state=state,
+            category=category,
+            severity=severity,
+            grid=grid,
+            site=site,
+            device=device,
+            rule=rule,
+            group_id=group,
+            since_ms=since,
+            until_ms=until,
+            limit=lim,
+            offset=off,
+        )
+
+    if principal.has(*authz.FLEET_READERS):
+        return fetch(limit, offset)
+    return authz.visible_page(fetch, lambda i: authz.may_read_incident(principal, i), limit, offset)
 
 
 @router.get("/incidents/{incident_id}")
-def get_incident(ctx: CtxDep, incident_id: int) -> dict[str, Any]:
-    """One incident with notes, readings context and snapshot links."""
-    queries: IncidentQueries = _svc(ctx, "incident_queries")
-    try:
-        incident = queries.incident(incident_id)
-    except IncidentNotFoundError as exc:
-        raise _not_found(exc) from exc
+def get_incident(ctx: CtxDep, principal: PrincipalDep, incident_id: int) -> dict[str, Any]:
+    """One incident with notes, readings context and snapshot links (links only for who may see evidence)."""
+    incident = _visible(ctx, principal, incident_id)
     incident["readings"] = _readings(ctx, incident)
-    incident["snapshots"] = _snapshot_links(incident)
+    incident["snapshots"] = _snapshot_links(incident) if authz.may_see_evidence(principal, incident) else []
     return incident
 
 
@@ -151,31 +187,34 @@ def _readings(ctx: HubContext, incident: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.post("/incidents/{incident_id}/ack")
-def acknowledge(ctx: CtxDep, incident_id: int, body: AckBody) -> dict[str, Any]:
+def acknowledge(ctx: CtxDep, principal: PrincipalDep, incident_id: int, body: AckBody) -> dict[str, Any]:
     """Acknowledge an incident."""
+    by = _actor(principal, _visible(ctx, principal, incident_id), body.by)
     service: IncidentService = _svc(ctx, "incidents")
     try:
-        return service.acknowledge(incident_id, body.by)
+        return service.acknowledge(incident_id, by)
     except IncidentNotFoundError as exc:
         raise _not_found(exc) from exc
 
 
 @router.post("/incidents/{incident_id}/close")
-def close(ctx: CtxDep, incident_id: int, body: CloseBody) -> dict[str, Any]:
+def close(ctx: CtxDep, principal: PrincipalDep, incident_id: int, body: CloseBody) -> dict[str, Any]:
     """Close an incident by hand."""
+    by = _actor(principal, _visible(ctx, principal, incident_id), body.by)
     service: IncidentService = _svc(ctx, "incidents")
     try:
-        return service.close(incident_id, body.by, body.reason)
+        return service.close(incident_id, by, body.reason)
     except IncidentNotFoundError as exc:
         raise _not_found(exc) from exc
 
 
 @router.post("/incidents/{incident_id}/notes", status_code=201)
-def add_note(ctx: CtxDep, incident_id: int, body: NoteBody) -> dict[str, Any]:
-    """Add an operator note."""
+def add_note(ctx: CtxDep, principal: PrincipalDep, incident_id: int, body: NoteBody) -> dict[str, Any]:
+    """Add a note (by the signed-in person)."""
+    author = _actor(principal, _visible(ctx, principal, incident_id), body.author)
     queries: IncidentQueries = _svc(ctx, "incident_queries")
     try:
-        note = queries.add_note(incident_id, body.author, body.text, ctx.now_ms())
+        note = queries.add_note(incident_id, author, body.text, ctx.now_ms())
     except IncidentNotFoundError as exc:
         raise _not_found(exc) from exc
     ctx.bus.publish("incident_note", note)
@@ -187,26 +226,36 @@ def add_note(ctx: CtxDep, incident_id: int, body: NoteBody) -> dict[str, Any]:
 
 @router.get("/incident-groups")
 def list_groups(
+    *,
     ctx: CtxDep,
+    principal: PrincipalDep,
     state: Annotated[str | None, Query(pattern="^(open|closed)$")] = None,
     category: str | None = None,
     grid: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
-    """Correlation groups, newest first."""
+    """Correlation groups the caller may see, newest first."""
+    require(principal, authz.may_list_incidents(principal), "read incidents")
     queries: IncidentQueries = _svc(ctx, "incident_queries")
-    return queries.list_groups(state=state, category=category, grid=grid, limit=limit)
+    if principal.has(*authz.FLEET_READERS):
+        return queries.list_groups(state=state, category=category, grid=grid, limit=limit)
+    groups = queries.list_groups(state=state, category=category, grid=grid, limit=1000)
+    return [g for g in groups if authz.may_read_incident(principal, g)][:limit]
 
 
 @router.get("/incident-groups/{group_id}")
-def get_group(ctx: CtxDep, group_id: int) -> dict[str, Any]:
+def get_group(ctx: CtxDep, principal: PrincipalDep, group_id: int) -> dict[str, Any]:
     """One group with its incidents."""
+    require(principal, authz.may_list_incidents(principal), "read incidents")
     queries: IncidentQueries = _svc(ctx, "incident_queries")
     try:
         group = queries.group(group_id)
     except IncidentNotFoundError as exc:
         raise _not_found(exc) from exc
-    group["incidents"] = queries.list_incidents(IncidentFilter(group_id=group_id, limit=1000))
+    if not authz.may_read_incident(principal, group):
+        raise _not_found(IncidentNotFoundError("group", group_id))
+    members = queries.list_incidents(IncidentFilter(group_id=group_id, limit=1000))
+    group["incidents"] = [i for i in members if authz.may_read_incident(principal, i)]
     return group
 
 
@@ -227,15 +276,17 @@ def _reload(ctx: HubContext) -> None:
 
 
 @router.get("/rules")
-def list_rules(ctx: CtxDep) -> list[dict[str, Any]]:
+def list_rules(ctx: CtxDep, principal: PrincipalDep) -> list[dict[str, Any]]:
     """Every rule."""
+    require(principal, authz.may_read_rules(principal), "read rules")
     rules: RuleStore = _svc(ctx, "rules")
     return [dump_rule(r) for r in rules.all()]
 
 
 @router.get("/rules/{rule_id}")
-def get_rule(ctx: CtxDep, rule_id: str) -> dict[str, Any]:
+def get_rule(ctx: CtxDep, principal: PrincipalDep, rule_id: str) -> dict[str, Any]:
     """One rule."""
+    require(principal, authz.may_read_rules(principal), "read rules")
     rules: RuleStore = _svc(ctx, "rules")
     rule = rules.get(rule_id)
     if rule is None:
@@ -244,8 +295,9 @@ def get_rule(ctx: CtxDep, rule_id: str) -> dict[str, Any]:
 
 
 @router.post("/rules", status_code=201)
-def create_rule(ctx: CtxDep, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+def create_rule(ctx: CtxDep, principal: PrincipalDep, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
     """Add a rule (validated; errors name the bad key)."""
+    require(principal, authz.may_change_operations(principal), "change rules")
     rules: RuleStore = _svc(ctx, "rules")
     try:
         rule = rules.create(_parse(body), ctx.now_ms())
@@ -256,8 +308,11 @@ def create_rule(ctx: CtxDep, body: Annotated[dict[str, Any], Body()]) -> dict[st
 
 
 @router.put("/rules/{rule_id}")
-def replace_rule(ctx: CtxDep, rule_id: str, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+def replace_rule(
+    ctx: CtxDep, principal: PrincipalDep, rule_id: str, body: Annotated[dict[str, Any], Body()]
+) -> dict[str, Any]:
     """Replace a rule."""
+    require(principal, authz.may_change_operations(principal), "change rules")
     rules: RuleStore = _svc(ctx, "rules")
     rule = _parse({**body, "id": rule_id})
     try:
@@ -269,8 +324,9 @@ def replace_rule(ctx: CtxDep, rule_id: str, body: Annotated[dict[str, Any], Body
 
 
 @router.delete("/rules/{rule_id}", status_code=204)
-def delete_rule(ctx: CtxDep, rule_id: str) -> Response:
+def delete_rule(ctx: CtxDep, principal: PrincipalDep, rule_id: str) -> Response:
     """Remove a rule."""
+    require(principal, authz.may_change_operations(principal), "change rules")
     rules: RuleStore = _svc(ctx, "rules")
     try:
         rules.delete(rule_id)

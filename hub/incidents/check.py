@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -39,7 +40,16 @@ def _status(state: DeviceState, kind: DeviceKind, grid: str, epoch: int) -> byte
     return wire.encode(Status(state=state, epoch=epoch, ts=int(time.time() * 1000), kind=kind, grid=grid))
 
 
-def run_check(mqtt_url: str, api_url: str, *, site: str, cameras: int, flaps: int, timeout_s: float) -> dict[str, Any]:
+def run_check(
+    mqtt_url: str,
+    api_url: str,
+    *,
+    site: str,
+    cameras: int,
+    flaps: int,
+    timeout_s: float,
+    token: str | None = None,
+) -> dict[str, Any]:
     """Publish the scenario, wait for the hub to settle and return seen vs expected counts."""
     client = _publisher(mqtt_url)
     epoch = int(time.time())
@@ -84,11 +94,14 @@ def run_check(mqtt_url: str, api_url: str, *, site: str, cameras: int, flaps: in
     finally:
         client.loop_stop()
         client.disconnect()
-    return _observe(api_url, site, cameras, flaps, timeout_s)
+    return _observe(api_url, site, cameras, flaps, timeout_s, token or os.environ.get("GRIDSENTINEL_ADMIN_TOKEN"))
 
 
-def _observe(api_url: str, site: str, cameras: int, flaps: int, timeout_s: float) -> dict[str, Any]:
-    api = httpx.Client(base_url=api_url, timeout=10)
+def _observe(  # noqa: PLR0917 - internal
+    api_url: str, site: str, cameras: int, flaps: int, timeout_s: float, token: str | None
+) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    api = httpx.Client(base_url=api_url, timeout=10, headers=headers)
     deadline = time.monotonic() + timeout_s
     seen: dict[str, Any] = {}
     expected = {
@@ -121,9 +134,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cameras", type=int, default=200)
     parser.add_argument("--flaps", type=int, default=30)
     parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--token", help="API token that may read incidents (default: $GRIDSENTINEL_ADMIN_TOKEN)")
     args = parser.parse_args(argv)
     result = run_check(
-        args.mqtt_url, args.api, site=args.site, cameras=args.cameras, flaps=args.flaps, timeout_s=args.timeout
+        args.mqtt_url,
+        args.api,
+        site=args.site,
+        cameras=args.cameras,
+        flaps=args.flaps,
+        timeout_s=args.timeout,
+        token=args.token,
     )
     print(json.dumps(result, indent=2))
     return 0 if result["ok"] else 1

@@ -17,11 +17,16 @@ from hub.service import Hub
 from tests.servers import MosquittoServer
 
 HubFactory = Callable[..., Hub]
+#: The administrator token of test hubs (``GRIDSENTINEL_ADMIN_TOKEN``); :func:`api` sends it.
+ADMIN_TOKEN = "gst_test-admin-token-0123456789abcdefghijklmnop"
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @pytest.fixture
-def make_hub(tmp_path: Path, mosquitto: MosquittoServer) -> Iterator[HubFactory]:
-    """Start hubs on the test broker (HTTP on a free port); stopped after the test."""
+def make_hub(tmp_path: Path, mosquitto: MosquittoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[HubFactory]:
+    """Start hubs on the test broker (HTTP on a free port, admin token :data:`ADMIN_TOKEN`, no plug-ins unless
+    ``plugins=`` names them); stopped after the test."""
+    monkeypatch.setenv("GRIDSENTINEL_ADMIN_TOKEN", ADMIN_TOKEN)
     hubs: list[Hub] = []
 
     def factory(**overrides: Any) -> Hub:
@@ -31,8 +36,9 @@ def make_hub(tmp_path: Path, mosquitto: MosquittoServer) -> Iterator[HubFactory]
             "data_dir": tmp_path / f"hub{len(hubs)}",
             "client_id": f"test-hub-{len(hubs)}",
         }
+        plugins = overrides.pop("plugins", ())
         values.update(overrides)
-        hub = Hub(HubSettings(**values), plugins=())
+        hub = Hub(HubSettings(**values), plugins=plugins)
         hubs.append(hub)
         hub.start()
         return hub
@@ -42,9 +48,10 @@ def make_hub(tmp_path: Path, mosquitto: MosquittoServer) -> Iterator[HubFactory]
         hub.stop()
 
 
-def api(hub: Hub) -> httpx.Client:
-    """An HTTP client on the hub's API."""
-    return httpx.Client(base_url=f"http://127.0.0.1:{hub.http_port}", timeout=5)
+def api(hub: Hub, token: str | None = ADMIN_TOKEN) -> httpx.Client:
+    """An HTTP client on the hub's API, signed in with ``token`` (default: the test administrator's)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(base_url=f"http://127.0.0.1:{hub.http_port}", timeout=5, headers=headers)
 
 
 #: The hub core's tables, emptied between PostgreSQL tests (one database for the session is much faster).

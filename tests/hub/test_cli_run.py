@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.hub.conftest import ADMIN_HEADERS, ADMIN_TOKEN
 from tests.servers import free_port, port_open, require_binary, wait_until
 
 pytestmark = pytest.mark.integration
@@ -23,11 +25,12 @@ def test_hub_run_embedded_dead_letters_and_clean_ctrl_c(tmp_path: Path) -> None:
         [sys.executable, "-m", "edge.cli", "hub", "run", "--data-dir", str(data_dir),
          "--http-port", str(http_port), "--broker-port", str(mqtt_port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env={**os.environ, "GRIDSENTINEL_ADMIN_TOKEN": ADMIN_TOKEN},
     )  # fmt: skip
     try:
         wait_until(lambda: port_open(http_port) or proc.poll() is not None, timeout=20, what="hub HTTP port")
         assert proc.poll() is None
-        client = httpx.Client(base_url=f"http://127.0.0.1:{http_port}", timeout=5)
+        client = httpx.Client(base_url=f"http://127.0.0.1:{http_port}", timeout=5, headers=ADMIN_HEADERS)
         wait_until(lambda: client.get("/healthz").status_code == 200, what="healthz ok")
         big = tmp_path / "big.bin"
         big.write_bytes(b"x" * (2 * 1024 * 1024))

@@ -1,4 +1,4 @@
-"""``/api/v1/deadletters``: list, inspect, requeue after a fix, purge."""
+"""``/api/v1/deadletters``: list, inspect, requeue after a fix, purge (operators and admins; demo: read-only)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, HTTPException, Query
 
 from edge.wire import WireError
+from hub import authz
 from hub.api.deps import CtxDep, DeadLetterDep
 from hub.api.schemas import (
     DeadLetterDetail,
@@ -16,6 +17,7 @@ from hub.api.schemas import (
     RequeueRequest,
     RequeueResult,
 )
+from hub.auth import PrincipalDep, require
 from hub.deadletter import DeadLetterError
 from hub.deadletter_models import DeadLetterRow
 
@@ -42,6 +44,7 @@ def _public(row: DeadLetterRow) -> DeadLetterPublic:
 def list_deadletters(
     *,
     store: DeadLetterDep,
+    principal: PrincipalDep,
     reason: str | None = None,
     device: str | None = None,
     since_ms: int | None = None,
@@ -50,6 +53,7 @@ def list_deadletters(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> DeadLetterPage:
     """Dead letters newest first, filtered by reason, device and received time."""
+    require(principal, authz.may_read_operations(principal), "read dead letters")
     total, rows = store.list_page(
         reason=reason, device=device, since_ms=since_ms, until_ms=until_ms, limit=limit, offset=offset
     )
@@ -57,8 +61,9 @@ def list_deadletters(
 
 
 @router.get("/{dead_letter_id}", response_model=DeadLetterDetail, responses={404: {"description": "no such id"}})
-def get_deadletter(dead_letter_id: int, store: DeadLetterDep) -> DeadLetterDetail:
+def get_deadletter(dead_letter_id: int, store: DeadLetterDep, principal: PrincipalDep) -> DeadLetterDetail:
     """One dead letter with its stored payload."""
+    require(principal, authz.may_read_operations(principal), "read dead letters")
     try:
         row = store.get(dead_letter_id)
     except DeadLetterError as exc:
@@ -76,9 +81,14 @@ def get_deadletter(dead_letter_id: int, store: DeadLetterDep) -> DeadLetterDetai
     responses={404: {"description": "no such id"}, 409: {"description": "cannot be requeued"}, 422: {}},
 )
 def requeue_deadletter(
-    dead_letter_id: int, store: DeadLetterDep, ctx: CtxDep, body: Annotated[RequeueRequest | None, Body()] = None
+    dead_letter_id: int,
+    store: DeadLetterDep,
+    ctx: CtxDep,
+    principal: PrincipalDep,
+    body: Annotated[RequeueRequest | None, Body()] = None,
 ) -> RequeueResult:
     """Re-inject the stored (or a corrected) payload through ingest; 422 with the reason if still refused."""
+    require(principal, authz.may_change_operations(principal), "requeue dead letters")
     ingest = ctx.services.get("ingest")
     if ingest is None:
         raise HTTPException(status_code=503, detail="ingest is not running")
@@ -93,6 +103,9 @@ def requeue_deadletter(
 
 
 @router.delete("", response_model=PurgeResult)
-def purge_deadletters(store: DeadLetterDep, reason: str | None = None, before_ms: int | None = None) -> PurgeResult:
+def purge_deadletters(
+    store: DeadLetterDep, principal: PrincipalDep, reason: str | None = None, before_ms: int | None = None
+) -> PurgeResult:
     """Delete dead letters: all of them, or those of one reason and/or received before a time."""
+    require(principal, authz.may_change_operations(principal), "purge dead letters")
     return PurgeResult(deleted=store.purge(reason=reason, before_ms=before_ms))

@@ -6,8 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
+from hub import authz
 from hub.api.deps import CtxDep
 from hub.api.schemas import SeriesPublic, SeriesRowPublic
+from hub.auth import PrincipalDep, require
 from hub.series.base import StoreError
 
 router = APIRouter(prefix="/api/v1/series", tags=["series"])
@@ -19,6 +21,7 @@ DAY_MS = 86_400_000
 def query_series(
     *,
     ctx: CtxDep,
+    principal: PrincipalDep,
     device: str,
     metric: str,
     start: Annotated[int | None, Query(description="ms since the epoch; default end - 1 h")] = None,
@@ -26,7 +29,13 @@ def query_series(
     every: Annotated[int, Query(ge=1, le=86_400, description="bucket width in seconds")] = 60,
     measurement: str | None = None,
 ) -> SeriesPublic:
-    """Mean of ``metric`` per ``every`` seconds for ``device`` in [start, end)."""
+    """Mean of ``metric`` per ``every`` seconds for ``device`` in [start, end) (readers of the device)."""
+    require(principal, authz.may_list_devices(principal), "read series")
+    registry = ctx.services.get("registry")
+    if not principal.has(*authz.FLEET_READERS):
+        public = None if registry is None else registry.get_public(device)
+        if public is None or not authz.may_read_device(principal, public):
+            raise HTTPException(status_code=404, detail=f"device {device!r} is not known to this hub")
     store = ctx.services.get("store")
     if store is None:
         raise HTTPException(status_code=503, detail="no series store")
@@ -37,7 +46,6 @@ def query_series(
     if (end_ms - start_ms) // (every * 1000) > 10_000:
         raise HTTPException(status_code=422, detail="more than 10000 buckets: widen 'every' or narrow the range")
     if measurement is None:
-        registry = ctx.services.get("registry")
         rec = None if registry is None else registry.devices.get(device)
         measurement = rec.kind.value if rec is not None and rec.kind is not None else None
     try:

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
+from hub import authz
 from hub.api.deps import CtxDep
-from hub.auth import StreamPersonDep
+from hub.auth import StreamPrincipalDep
 from hub.bus import BusEvent
 
 router = APIRouter(prefix="/api/v1", tags=["stream"])
@@ -24,10 +25,11 @@ def _frame(event: BusEvent) -> str:
 
 
 @router.get("/stream", response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
-def stream(ctx: CtxDep, _person: StreamPersonDep, kinds: str | None = None) -> StreamingResponse:
+def stream(ctx: CtxDep, principal: StreamPrincipalDep, kinds: str | None = None) -> StreamingResponse:
     """Server-sent events: one per bus change (``device``, ``data_loss``, ``incident``...); ``kinds`` filters.
 
-    A token (``Authorization: Bearer`` or, for EventSource, ``?token=``) is checked when given: 401 if bad.
+    The token comes as ``Authorization: Bearer`` or, for EventSource, ``?token=``; each change is sent
+    only to callers who may read the object it is about (:func:`hub.authz.may_see_event`).
     """
     wanted = None if not kinds else set(kinds.split(","))
     stopping = ctx.services.get("stopping")
@@ -42,7 +44,9 @@ def stream(ctx: CtxDep, _person: StreamPersonDep, kinds: str | None = None) -> S
                     yield ": ping\n\n"
                     continue
                 for event in events:
-                    if wanted is None or event.kind in wanted:
+                    if (wanted is None or event.kind in wanted) and authz.may_see_event(
+                        principal, event.kind, event.data
+                    ):
                         yield _frame(event)
         finally:
             ctx.bus.unsubscribe(sub)

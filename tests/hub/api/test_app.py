@@ -15,7 +15,7 @@ from edge.wire import Channel
 from hub.api.app import create_app
 from hub.context import HubContext
 from hub.db import make_engine, session_factory, sqlite_url
-from tests.hub.conftest import HubFactory, api
+from tests.hub.conftest import ADMIN_HEADERS, HubFactory, api
 from tests.hub.device import FakeDevice, now_ms
 from tests.servers import MosquittoServer, wait_until
 
@@ -88,7 +88,7 @@ def test_stream_sends_device_health_changes(mosquitto: MosquittoServer, make_hub
 
     def listen() -> None:
         url = f"http://127.0.0.1:{hub.http_port}/api/v1/stream?kinds=device"
-        with httpx.stream("GET", url, timeout=10) as resp:
+        with httpx.stream("GET", url, timeout=10, headers=ADMIN_HEADERS) as resp:
             opened.set()
             for line in resp.iter_lines():
                 if line.startswith("data: "):

@@ -62,7 +62,9 @@ def test_smoke_detector_to_evaluated_case(live: CasesEnv) -> None:
     refused = act(live.client("w1"), case_id, "verify", result="pass")
     assert refused.status_code == 200  # the grid worker is not the handler: allowed
     assert act(sup, case_id, "close").json()["state"] == "closed"
-    done = act(resident, case_id, "evaluate", satisfaction=5).json()
+    # a resident evaluates only their own reports (a device-raised case is not theirs: 404, as if absent)
+    assert act(resident, case_id, "evaluate", satisfaction=5).status_code == 404
+    done = act(sup, case_id, "evaluate", satisfaction=5).json()
     assert done["state"] == "evaluated" and done["satisfaction"] == 5
 
     audit = op.get(f"/api/v1/cases/{case_id}/audit").json()
@@ -188,7 +190,7 @@ def test_idempotency_versions_roles_and_reasons(live: CasesEnv) -> None:
     fresh = live.client("w1").post(f"/api/v1/cases/{case_id}/accept", headers={"If-Match": first.headers["ETag"]})
     assert fresh.status_code == 200
 
-    assert live.client("r1").post(f"/api/v1/cases/{case_id}/close").status_code == 403
+    assert live.client("r1").post(f"/api/v1/cases/{case_id}/close").status_code == 404  # not their report
     assert live.client().get(f"/api/v1/cases/{case_id}").status_code == 401
     assert live.client("nobody").get(f"/api/v1/cases/{case_id}").status_code == 401
     illegal = op.post(f"/api/v1/cases/{case_id}/register")

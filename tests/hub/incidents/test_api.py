@@ -12,6 +12,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge.wire import DeviceKind, Event, EventState, Point, Severity, SnapshotRef, Telemetry
+from hub.auth import current_principal
+from hub.authz import Principal
 from hub.context import HubContext
 from hub.incidents.plugin import install
 from hub.incidents.sink import IncidentSink
@@ -54,6 +56,8 @@ def hub(tmp_path: Path, engine: Engine, sessions: sessionmaker[Session]) -> Iter
     assert [name for name, _ in ctx.tasks] == ["incidents", "incidents-data-loss"]
     app = FastAPI()
     app.state.ctx = ctx
+    # the caller is operator op7 (who may see what is tested in tests/hub/test_authz.py)
+    app.dependency_overrides[current_principal] = lambda: Principal("op7", frozenset({"operator"}))
     for router in ctx.routers:
         app.include_router(router)
     with TestClient(app) as client:

@@ -10,13 +10,15 @@ import pytest
 from hub.config import HubSettings
 from hub.incidents.check import run_check
 from hub.service import Hub
+from tests.hub.conftest import ADMIN_TOKEN
 from tests.servers import MosquittoServer
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def hub(tmp_path: Path, mosquitto: MosquittoServer) -> Iterator[Hub]:
+def hub(tmp_path: Path, mosquitto: MosquittoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
+    monkeypatch.setenv("GRIDSENTINEL_ADMIN_TOKEN", ADMIN_TOKEN)  # run_check reads it
     settings = HubSettings.model_validate(
         {"mqtt_url": mosquitto.url, "http_port": 0, "data_dir": tmp_path / "hub", "client_id": "storm-hub"}
     )

@@ -12,6 +12,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from edge.wire import Event, EventState, Severity, SnapshotRef
+from hub.auth import current_principal
+from hub.authz import Principal
 from hub.context import HubContext
 from hub.db import make_engine, session_factory
 from hub.sinks import DeviceRef
@@ -107,7 +109,7 @@ class DeadLetters:
 
 
 def test_sink_and_api_route(tmp_path: Path) -> None:
-    engine = make_engine("sqlite://")
+    engine = make_engine(f"sqlite:///{tmp_path / 'state.db'}")  # a file: the access log writes from API threads
     ctx = HubContext(data_dir=tmp_path, engine=engine, sessions=session_factory(engine), clock=Clock())
     dead = DeadLetters()
     ctx.services["deadletters"] = dead
@@ -128,6 +130,8 @@ def test_sink_and_api_route(tmp_path: Path) -> None:
     app.state.ctx = ctx
     for router in ctx.routers:
         app.include_router(router)
+    # an operator may see evidence (who may not, and the access log, are tested in tests/hub/test_authz.py)
+    app.dependency_overrides[current_principal] = lambda: Principal("op1", frozenset({"operator"}))
     client = TestClient(app)
     got = client.get("/api/v1/snapshots/cam-1/ev-7")
     assert got.status_code == 200 and got.content == data

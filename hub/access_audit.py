@@ -1,0 +1,110 @@
+"""The evidence access log: every request for a snapshot (allowed or refused) is recorded, and admins read it.
+
+Each row says who (person id and roles), when, which snapshot (device and event),
+what was asked (``image`` or ``meta``) and the outcome (``allowed``, ``denied``,
+``missing``). ``GET /api/v1/access-audit`` lists it for admins.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from hub import authz
+from hub.access_audit_models import AccessAuditRow
+from hub.auth import PrincipalDep, require
+from hub.authz import Principal
+
+logger = logging.getLogger(__name__)
+
+ALLOWED: Final = "allowed"
+DENIED: Final = "denied"
+MISSING: Final = "missing"
+
+
+def _public(row: AccessAuditRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "ts_ms": row.ts_ms,
+        "person_id": row.person_id,
+        "roles": row.roles.split(",") if row.roles else [],
+        "action": row.action,
+        "device_id": row.device_id,
+        "event_id": row.event_id,
+        "outcome": row.outcome,
+        "client": row.client,
+    }
+
+
+class AccessLog:
+    """Append-only evidence access records in the state DB (table ``access_audit``)."""
+
+    def __init__(self, engine: Engine, sessions: sessionmaker[Session], clock: Callable[[], float] = time.time) -> None:
+        # until the table has its alembic revision it is created here when missing (idempotent)
+        AccessAuditRow.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
+        self.sessions = sessions
+        self.clock = clock
+
+    def record(
+        self, principal: Principal, action: str, device_id: str, event_id: str, *, outcome: str, client: str = ""
+    ) -> None:
+        """Append one access record (committed before the evidence is sent)."""
+        with self.sessions() as s, s.begin():
+            s.add(
+                AccessAuditRow(
+                    ts_ms=int(self.clock() * 1000),
+                    person_id=principal.id[:64],
+                    roles=",".join(sorted(principal.roles))[:200],
+                    action=action,
+                    device_id=device_id[:64],
+                    event_id=event_id[:64],
+                    outcome=outcome,
+                    client=client[:64],
+                )
+            )
+        logger.info("evidence %s %s/%s by %s: %s", action, device_id, event_id, principal.id, outcome)
+
+    def list(
+        self, *, person: str | None = None, device: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        """Records newest first, optionally of one person or device."""
+        stmt = select(AccessAuditRow).order_by(AccessAuditRow.id.desc()).limit(limit).offset(offset)
+        if person:
+            stmt = stmt.where(AccessAuditRow.person_id == person)
+        if device:
+            stmt = stmt.where(AccessAuditRow.device_id == device)
+        with self.sessions() as s:
+            return [_public(r) for r in s.scalars(stmt)]
+
+
+def get_access_log(request: Request) -> AccessLog:
+    """The access log on the hub context (installed with the snapshot store)."""
+    log = request.app.state.ctx.services.get("access_log")
+    if not isinstance(log, AccessLog):
+        raise HTTPException(status_code=503, detail="the evidence access log is not running")
+    return log
+
+
+AccessLogDep = Annotated[AccessLog, Depends(get_access_log)]
+router = APIRouter(prefix="/api/v1", tags=["access-audit"])
+
+
+@router.get("/access-audit")
+def list_access(
+    *,
+    log: AccessLogDep,
+    principal: PrincipalDep,
+    person: str | None = None,
+    device: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[dict[str, Any]]:
+    """Who accessed which evidence and when, newest first (admins)."""
+    require(principal, authz.may_manage_directory(principal), "read the evidence access log")
+    return log.list(person=person, device=device, limit=limit, offset=offset)
