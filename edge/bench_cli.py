@@ -19,6 +19,7 @@ BENCHES: Final[dict[str, tuple[str, str]]] = {
     "incident": ("hub.bench_incident", "event published -> incident stored latency under load"),
     "broker": ("hub.broker.bench", "embedded MQTT broker throughput against mosquitto"),
     "series": ("hub.series.bench", "series writer throughput and spool replay into each store"),
+    "hostile": ("hub.bench_hostile", "hub time per refused hostile message, per kind"),
     "fleet": ("simulators.bench", "how many simulated devices one process sustains"),
 }
 

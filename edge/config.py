@@ -21,6 +21,8 @@ from edge.drivers import DriverConfigBase, UnknownDriverError, get_driver_spec
 from edge.rules import ThresholdRule
 
 REDACTED = "***"
+#: Passwords that are never real (provisioning issues random ones): refused, case-insensitively.
+PLACEHOLDER_PASSWORDS = frozenset({"", "changeme", "change-me", "secret", "password", "passwd", "placeholder", "xxx"})
 
 
 class ConfigError(ValueError):
@@ -81,6 +83,10 @@ class MqttConfig(_Section):
             raise ValueError("url must look like mqtt://host[:port] or mqtts://host[:port]")
         if self.password is not None and self.password_file is not None:
             raise ValueError("give password or password_file, not both")
+        if self.password is not None and self.password.get_secret_value().strip().lower() in PLACEHOLDER_PASSWORDS:
+            raise ValueError(
+                "password is empty or a placeholder; use the one 'gridsentinel hub devices provision' issued"
+            )
         if self.backoff_max_s < self.backoff_min_s:
             raise ValueError("backoff_max_s must be >= backoff_min_s")
         return self
@@ -102,9 +108,19 @@ class MqttConfig(_Section):
         return urlsplit(self.url).scheme == "mqtts"
 
     def secret(self) -> str | None:
-        """The password, read from ``password_file`` when set."""
+        """The password, from ``password_file`` when set (read at each connect, so rotation needs no restart).
+
+        A missing, unreadable or empty file raises :class:`ValueError` naming the key (the publisher logs
+        it and retries) instead of silently connecting without a password.
+        """
         if self.password_file is not None:
-            return self.password_file.read_text().splitlines()[0].strip() if self.password_file.exists() else None
+            try:
+                lines = self.password_file.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValueError(f"mqtt.password_file {self.password_file}: {exc.__class__.__name__}") from None
+            if not lines or not lines[0].strip():
+                raise ValueError(f"mqtt.password_file {self.password_file} is empty")
+            return lines[0].strip()
         return None if self.password is None else self.password.get_secret_value()
 
 

@@ -24,9 +24,14 @@ Payloads
 Limits
     JSON payloads are capped at :data:`MAX_PAYLOAD_BYTES`, snapshots at
     :data:`MAX_SNAPSHOT_BYTES`. Duplicate keys, NaN/Infinity, integers outside
-    64 bits, invalid UTF-8, unknown versions and nesting beyond the schema are
-    refused with a :class:`PayloadError` whose ``reason`` is a short stable code
-    (the dead letter stores it) and whose message says what was wrong.
+    64 bits (or longer than Python's 4300-digit parse limit), invalid UTF-8, lone
+    UTF-16 surrogates (``"\\ud800"``, which no store can encode), unknown
+    versions, nesting beyond the schema (or deeper than :data:`MAX_DEPTH` under
+    keys the schema does not know, which are otherwise ignored for forward
+    compatibility) and timestamps outside 2000..2100 are refused with a
+    :class:`PayloadError` whose ``reason`` is a short stable code (the dead letter
+    stores it, with the payload, so nothing refused is lost) and whose message
+    says what was wrong.
 """
 
 from __future__ import annotations
@@ -50,6 +55,9 @@ MAX_POINTS_PER_MESSAGE: Final = 1000
 MAX_METRICS_PER_POINT: Final = 128
 MAX_ATTRS: Final = 32
 MAX_TEXT_CHARS: Final = 1024
+MAX_KEY_CHARS: Final = 64
+#: Containers nested in one payload, the payload object counting as one (a ``get_config`` ack needs ~7).
+MAX_DEPTH: Final = 10
 MAX_SEQ: Final = 2**63 - 1
 MAX_INT: Final = 2**63 - 1
 MIN_INT: Final = -(2**63)
@@ -381,8 +389,49 @@ def _pairs_no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 _JSON_DECODER: Final = json.JSONDecoder(object_pairs_hook=_pairs_no_duplicates, parse_constant=_reject_constant)
 
 
+def _nested(value: object, budget: int, where: str) -> None:
+    """Refuse containers nested more than ``budget`` levels inside ``value`` (only containers are visited)."""
+    if isinstance(value, dict):
+        items: Any = value.values()
+    elif isinstance(value, list):
+        items = value
+    else:
+        return
+    if budget <= 0:
+        raise PayloadError("too_deep", f"{where} nests containers deeper than {MAX_DEPTH} levels")
+    for item in items:
+        if isinstance(item, (dict, list)):
+            _nested(item, budget - 1, where)
+
+
+def _check_unicode(value: object) -> None:
+    """Refuse strings holding lone surrogates (from ``\\udXXX`` escapes), which cannot be encoded to UTF-8."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise PayloadError("bad_unicode", f"string holds a lone surrogate at {exc.start}") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_unicode(key)
+            _check_unicode(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_unicode(item)
+
+
+def _extras(obj: Mapping[str, Any], known: frozenset[str], depth: int, where: str) -> None:
+    """Keys the schema does not know are ignored, but their values must stay within :data:`MAX_DEPTH`."""
+    if obj.keys() <= known:
+        return
+    for key in obj.keys() - known:
+        if len(key) > MAX_KEY_CHARS:
+            raise PayloadError("schema", f"{where} key of {len(key)} characters exceeds {MAX_KEY_CHARS}")
+        _nested(obj[key], MAX_DEPTH - depth, f"{where}.{key[:MAX_KEY_CHARS]}")
+
+
 def load_json(payload: bytes) -> dict[str, Any]:
-    """Parse a JSON object under the contract's limits (size, UTF-8, duplicates, NaN)."""
+    """Parse a JSON object under the contract's limits (size, UTF-8, duplicates, NaN, surrogates)."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise PayloadError("too_large", f"{len(payload)} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte cap")
     try:
@@ -399,6 +448,8 @@ def load_json(payload: bytes) -> dict[str, Any]:
         raise PayloadError("bad_json", str(exc)) from exc
     if not isinstance(obj, dict):
         raise PayloadError("schema", f"payload must be a JSON object, not {type(obj).__name__}")
+    if "\\u" in text:  # only an escape can produce a lone surrogate; our encoder never writes one
+        _check_unicode(obj)
     version = obj.get("v")
     if version != PROTOCOL_VERSION:
         raise PayloadError("unknown_version", f"payload version {version!r} is not {PROTOCOL_VERSION}")
@@ -487,6 +538,10 @@ def _flat(raw: object, key: str, limit: int = MAX_ATTRS) -> dict[str, Any]:
     if not isinstance(raw, dict) or len(raw) > limit:
         raise PayloadError("schema", f"{key!r} must be an object of at most {limit} entries")
     for k, v in raw.items():
+        if len(k) > MAX_KEY_CHARS or "\x00" in k:
+            raise PayloadError(
+                "schema", f"{key!r} key {k[:MAX_KEY_CHARS]!r}... is longer than {MAX_KEY_CHARS} or holds NUL"
+            )
         if isinstance(v, (dict, list)):
             raise PayloadError("too_deep", f"{key}.{k} must be a scalar, not a nested {type(v).__name__}")
         if isinstance(v, float) and not math.isfinite(v):
@@ -535,6 +590,7 @@ def _telemetry(obj: dict[str, Any]) -> Telemetry:
         for i, raw in enumerate(raw_points):
             if not isinstance(raw, dict):
                 raise PayloadError("schema", f"points[{i}] must be an object")
+            _extras(raw, _POINT_KEYS, 3, f"points[{i}]")
             pts.append(Point(_ts(raw) if "ts" in raw else ts, _metrics(raw.get("metrics"), f"points[{i}].metrics")))
         points = tuple(pts)
     return Telemetry(seq=seq, ts=ts, points=points, hist=_bool(obj, "hist"))
@@ -614,6 +670,7 @@ def _ack(obj: dict[str, Any]) -> CommandAck:
     data = obj.get("data") or {}
     if not isinstance(data, dict):
         raise PayloadError("schema", "'data' must be an object")
+    _nested(data, MAX_DEPTH - 1, "data")
     return CommandAck(
         seq=_int(obj, "seq", 0, MAX_SEQ),
         ts=_ts(obj),
@@ -634,12 +691,28 @@ _DECODERS: Final[dict[Channel, Callable[[dict[str, Any]], Message]]] = {
 }
 
 
+_POINT_KEYS: Final = frozenset({"ts", "metrics"})
+#: Top-level keys each channel's schema reads; others are ignored (but depth-limited).
+_KNOWN_KEYS: Final[dict[Channel, frozenset[str]]] = {
+    Channel.STATUS: frozenset({"v", "state", "epoch", "ts", "kind", "grid", "reason", "agent", "interval_s", "labels"}),
+    Channel.TELEMETRY: frozenset({"v", "seq", "ts", "points", "metrics", "hist"}),
+    Channel.EVENT: frozenset(
+        {"v", "seq", "ts", "event_id", "type", "state", "severity", "hist", "message", "value", "zone", "snapshot"}
+        | {"attrs"}
+    ),
+    Channel.GAP: frozenset({"v", "seq", "ts", "first", "last", "reason", "channel"}),
+    Channel.CMD: frozenset({"v", "id", "op", "ts", "expires", "args"}),
+    Channel.CMD_ACK: frozenset({"v", "seq", "ts", "id", "result", "detail", "data"}),
+}
+
+
 def decode(channel: Channel, payload: bytes) -> Message:
     """Decode a JSON payload received on ``channel``; raise :class:`PayloadError` if it breaks the contract."""
     decoder = _DECODERS.get(channel)
     if decoder is None:
         raise PayloadError("bad_channel", f"{channel} payloads are not JSON messages")
     obj = load_json(payload)
+    _extras(obj, _KNOWN_KEYS[channel], 1, "payload")
     try:
         return decoder(obj)
     except TopicError as exc:

@@ -1,4 +1,4 @@
-"""``gridsentinel hub run``, ``gridsentinel hub check-config FILE`` and ``gridsentinel hub token ...``."""
+"""``gridsentinel hub run``, ``hub check-config FILE``, ``hub token ...`` and ``hub devices ...``."""
 
 from __future__ import annotations
 
@@ -61,6 +61,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     check.add_argument("file", type=Path, help="TOML settings file")
     check.set_defaults(func=check_config)
     _configure_token(sub)
+    from hub.provision_cli import configure as configure_devices
+
+    configure_devices(
+        sub.add_parser(
+            "devices",
+            help="provision, revoke and list device MQTT credentials; write mosquitto's password_file/acl_file",
+            description="Per-device MQTT credentials and the Mosquitto password_file/acl_file generated from them.",
+        )
+    )
 
 
 def _configure_token(sub: Any) -> None:

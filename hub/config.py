@@ -4,6 +4,12 @@ Every field has a description; unknown keys are refused (``extra="forbid"``), so
 typo in a config file fails fast instead of being ignored. Series settings are
 kept flat here (``series_backend``, ``series_url``, ...) and turned into the
 series package's ``SeriesSettings`` by :meth:`HubSettings.series_settings`.
+
+Secrets (:data:`SECRET_FIELDS`) come from the file, the environment
+(``GRIDSENTINEL_SERIES_TOKEN``) or, better, a file named by ``<field>_file``
+(``series_token_file``, e.g. a systemd or Kubernetes secret mount); they are
+held as ``SecretStr`` so no repr, dump or log line shows them. Outside demo
+mode the hub refuses a secret that is empty or a placeholder (``changeme``...).
 """
 
 from __future__ import annotations
@@ -15,13 +21,38 @@ from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from edge.wire import DEFAULT_ROOT, check_id
 
 ENV_PREFIX: Final = "GRIDSENTINEL_"
 DEFAULT_DATA_DIR: Final = Path("./gridsentinel-data")
 DEFAULT_CLIENT_ID: Final = "gridsentinel-hub"
+
+#: Settings that hold secrets; each has a ``<name>_file`` twin that names a file holding it.
+SECRET_FIELDS: Final = ("series_token", "series_password")
+#: Values that are never real secrets (compared case-insensitively, ignoring surrounding space).
+PLACEHOLDER_SECRETS: Final = frozenset(
+    {
+        "",
+        "changeme",
+        "change-me",
+        "change_me",
+        "changethis",
+        "secret",
+        "password",
+        "passwd",
+        "placeholder",
+        "token",
+        "admin",
+        "default",
+        "example",
+        "xxx",
+        "todo",
+        "my-token",
+        "my-super-secret-auth-token",
+    }
+)
 
 SeriesBackend = Literal["embedded", "influxdb-v1", "influxdb-v2"]
 #: ``series_<name>`` fields passed on to the series package's ``SeriesSettings`` when set.
@@ -52,7 +83,8 @@ class ConfigError(ValueError):
 class HubSettings(BaseModel):
     """Everything ``gridsentinel hub run`` needs to start."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # hide_input_in_errors: a validation error must never echo a secret it was given
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     mqtt_url: str | None = Field(
         default=None, description="Broker URL mqtt://host:port; none starts the embedded broker on 127.0.0.1"
@@ -77,13 +109,19 @@ class HubSettings(BaseModel):
     )
     series_backend: SeriesBackend = Field(default="embedded", description="Time-series backend")
     series_url: str | None = Field(default=None, description="InfluxDB URL (http://127.0.0.1:8086)")
-    series_token: str | None = Field(default=None, description="InfluxDB v2 API token")
+    series_token: SecretStr | None = Field(default=None, description="InfluxDB v2 API token (prefer series_token_file)")
+    series_token_file: Path | None = Field(default=None, description="File holding the InfluxDB v2 token (first line)")
     series_org: str | None = Field(default=None, description="InfluxDB v2 organisation")
     series_bucket: str | None = Field(default=None, description="InfluxDB v2 bucket")
     series_db: str | None = Field(default=None, description="InfluxDB v1 database")
     series_rp: str | None = Field(default=None, description="InfluxDB v1 retention policy")
     series_username: str | None = Field(default=None, description="InfluxDB v1 user name")
-    series_password: str | None = Field(default=None, description="InfluxDB v1 password")
+    series_password: SecretStr | None = Field(
+        default=None, description="InfluxDB v1 password (prefer series_password_file)"
+    )
+    series_password_file: Path | None = Field(
+        default=None, description="File holding the InfluxDB v1 password (first line)"
+    )
     series_timeout_s: float | None = Field(default=None, gt=0, description="HTTP timeout per series request")
     series_batch_points: int | None = Field(default=None, ge=1, description="Points per series write batch")
     series_flush_interval_s: float | None = Field(default=None, gt=0, description="Max wait of a point for its batch")
@@ -129,6 +167,23 @@ class HubSettings(BaseModel):
             raise ValueError(f"mqtt_url {value!r} must look like mqtt://host:port")
         return value
 
+    @model_validator(mode="after")
+    def _secrets(self) -> HubSettings:
+        for name in SECRET_FIELDS:
+            value: SecretStr | None = getattr(self, name)
+            path: Path | None = getattr(self, f"{name}_file")
+            if value is not None and path is not None:
+                raise ValueError(f"{name}: give {name} or {name}_file, not both")
+            if path is not None:
+                value = SecretStr(read_secret_file(path, f"{name}_file"))
+                object.__setattr__(self, name, value)  # frozen model: resolved once, here
+            if value is not None and not self.demo and is_placeholder(value.get_secret_value()):
+                raise ValueError(
+                    f"{name} is empty or a placeholder; set a real secret (or run in demo mode); "
+                    f"the hub refuses to start with it"
+                )
+        return self
+
     def mqtt_address(self) -> tuple[str, int]:
         """(host, port) of the external broker; only valid when ``mqtt_url`` is set."""
         if self.mqtt_url is None:
@@ -150,8 +205,25 @@ class HubSettings(BaseModel):
         for name in SERIES_FIELDS:
             value = getattr(self, f"series_{name}")
             if value is not None:
-                values[name] = value
+                values[name] = value.get_secret_value() if isinstance(value, SecretStr) else value
         return SeriesSettings(**values)
+
+
+def is_placeholder(secret: str) -> bool:
+    """True for an empty or well-known placeholder secret."""
+    return secret.strip().lower() in PLACEHOLDER_SECRETS
+
+
+def read_secret_file(path: Path, key: str) -> str:
+    """The first line of a secret file (stripped); a :class:`ValueError` naming ``key`` if unreadable or empty."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{key}: cannot read {path}: {exc.__class__.__name__}") from None
+    secret = lines[0].strip() if lines else ""
+    if not secret:
+        raise ValueError(f"{key}: {path} is empty")
+    return secret
 
 
 def env_values(environ: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -27,6 +27,7 @@ MODEL_MODULES: Final[tuple[str, ...]] = (
     "hub.cases.models",
     "hub.auth_models",
     "hub.access_audit_models",
+    "hub.provision_models",
 )
 
 

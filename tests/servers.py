@@ -67,13 +67,14 @@ def require_binary(name: str, package: str) -> str:
 class MosquittoServer:
     """A real mosquitto on a free loopback port, with settings that never drop QoS 1 bursts."""
 
-    def __init__(self, workdir: Path, extra_conf: str = "", port: int | None = None) -> None:
+    def __init__(self, workdir: Path, extra_conf: str = "", port: int | None = None, *, anonymous: bool = True) -> None:
         self.binary = require_binary("mosquitto", "mosquitto")
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self._port_chosen = port is not None
         self.extra_conf = extra_conf
+        self.anonymous = anonymous
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -88,7 +89,7 @@ class MosquittoServer:
             "\n".join(
                 [
                     f"listener {self.port} 127.0.0.1",
-                    "allow_anonymous true",
+                    f"allow_anonymous {'true' if self.anonymous else 'false'}",
                     "user root",
                     "persistence true",
                     f"persistence_location {self.workdir}/",
@@ -138,6 +139,11 @@ class MosquittoServer:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"mosquitto did not listen on {self.port} within {timeout}s")
             time.sleep(0.02)
+
+    def reload(self) -> None:
+        """SIGHUP: mosquitto rereads its password and ACL files."""
+        assert self.proc is not None and self.proc.poll() is None, "mosquitto is not running"
+        self.proc.send_signal(signal.SIGHUP)
 
     def stop(self) -> None:
         """Stop the broker gracefully (it saves its persistence file)."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import StatementError
 
 import hub.web
 from hub import auth
@@ -41,6 +42,21 @@ def create_app(ctx: HubContext) -> FastAPI:
         app.include_router(router)
     for router in ctx.routers:
         app.include_router(router)
+
+    def out_of_range(_request: Request, exc: Exception) -> JSONResponse:
+        # An integer beyond 64 bits in a path or query reaches the database driver, which cannot bind it.
+        return JSONResponse(
+            status_code=422,
+            content={"detail": {"reason": "out_of_range", "message": f"a number in the request is too large: {exc}"}},
+        )
+
+    def statement_error(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, StatementError) and isinstance(exc.orig, OverflowError):
+            return out_of_range(request, exc.orig)
+        raise exc
+
+    app.add_exception_handler(OverflowError, out_of_range)
+    app.add_exception_handler(StatementError, statement_error)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> HTMLResponse:
