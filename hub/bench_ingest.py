@@ -1,0 +1,604 @@
+"""``gridsentinel bench ingest``: simulated devices -> real mosquitto -> hub -> real series store.
+
+Two measurements, each with its own hub, store database and persistent session:
+
+- **backlog drain**: the hub's persistent session is subscribed once, then N
+  messages are queued at the broker while the hub is down (the load generator
+  is finished before the hub starts, so it takes no CPU from it); the hub
+  starts and the clock runs from its first received message until the store
+  has acknowledged every point -- the "catch up after an outage" case;
+- **sustained**: live load from many device connections at a target rate; lag
+  is the store's acknowledgement time minus the device timestamp of each point.
+
+Loss is checked by counting what the store holds against what was published.
+Beside it, the same backlog goes through the pipeline people copy from the
+InfluxDB docs (paho-mqtt + influxdb-client's batching ``WriteApi``) into a
+server speaking ``/api/v2/write`` (Telegraf is not packaged here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import math
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from hub.benchutil import (
+    Servers,
+    ServerUnavailable,
+    default_store,
+    forget_session,
+    prime_session,
+    say,
+    start_servers,
+    vm_count,
+)
+from hub.series.base import SeriesPoint, SeriesRow, SeriesStore
+
+logger = logging.getLogger(__name__)
+
+#: Targets from the issue (2-core machine, QoS 1, a real InfluxDB-API server).
+TARGET_DRAIN_MSGS_S: Final = 25_000.0  # single-point messages
+TARGET_DRAIN_POINTS_S: Final = 200_000.0  # 10-point messages
+TARGET_SUSTAINED_MSGS_S: Final = 10_000.0
+TARGET_LAG_P99_S: Final = 1.0
+#: The measurement loadgen devices land in (they send no birth with a kind).
+MEASUREMENT: Final = "unknown"
+STORES: Final = ("embedded", "influxdb-v1", "influxdb-v2")
+V2_TOKEN: Final = "bench-token"
+V2_ORG: Final = "bench"
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not run (a server missing, the hub stuck); the message says why."""
+
+
+# ------------------------------------------------------------------ store probe
+
+
+class AckTimingStore:
+    """Wraps a store: counts points of :data:`MEASUREMENT` the store acknowledged, when, and (optionally) lag."""
+
+    def __init__(self, inner: SeriesStore, *, track_lag: bool) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.prefers_lines = inner.prefers_lines
+        self.track_lag = track_lag
+        self.acked = 0
+        self.first_ack = 0.0
+        self.last_ack = 0.0
+        self.lags_ms: list[float] = []
+        self.first_ts_ms: int | None = None  # earliest device timestamp acknowledged (lag tracking only)
+        self._prefix = MEASUREMENT + ","
+
+    def _acked(self, count: int, stamps: Sequence[int]) -> None:
+        now = time.time()
+        if count:
+            self.acked += count
+            self.last_ack = now
+            self.first_ack = self.first_ack or now
+        if stamps:
+            now_ms = now * 1000.0
+            low = min(stamps)
+            if self.first_ts_ms is None or low < self.first_ts_ms:
+                self.first_ts_ms = low
+            self.lags_ms.extend(now_ms - ts for ts in stamps)
+
+    def write(self, points: Sequence[SeriesPoint]) -> None:
+        """Write through; count our points once the store returned."""
+        self.inner.write(points)
+        ours = [p for p in points if p.measurement == MEASUREMENT]
+        self._acked(len(ours), [p.ts_ms for p in ours] if self.track_lag else ())
+
+    def write_lines(self, lines: Sequence[str]) -> None:
+        """Write through; count our lines once the store returned."""
+        self.inner.write_lines(lines)
+        prefix = self._prefix
+        if self.track_lag:
+            stamps = [int(line[line.rindex(" ") + 1 :]) for line in lines if line.startswith(prefix)]
+            self._acked(len(stamps), stamps)
+        else:
+            self._acked(sum(1 for line in lines if line.startswith(prefix)), ())
+
+    def query(
+        self, *, device: str, metric: str, start_ms: int, end_ms: int, every_s: int, measurement: str | None = None
+    ) -> list[SeriesRow]:
+        """Delegate."""
+        return self.inner.query(
+            device=device, metric=metric, start_ms=start_ms, end_ms=end_ms, every_s=every_s, measurement=measurement
+        )
+
+    def count(self, measurement: str, *, device: str | None = None) -> int:
+        """Delegate."""
+        return self.inner.count(measurement, device=device)
+
+    def close(self) -> None:
+        """Delegate."""
+        self.inner.close()
+
+
+# ------------------------------------------------------------------ phases
+
+
+def stored_points(servers: Servers, store: SeriesStore, site: str) -> int:
+    """Points of this phase in the store (each phase has its own db / data dir / site)."""
+    if servers.store == "influxdb-v2" and servers.vm_url is not None and servers.store_url == servers.vm_url:
+        return vm_count(servers.vm_url, site, f"{MEASUREMENT}_m0")  # VictoriaMetrics answers no InfluxQL
+    return store.count(MEASUREMENT)
+
+
+def _open_probe(settings: Any, *, track_lag: bool) -> AckTimingStore:
+    """The phase's store, wrapped; an InfluxDB 1.x database is created up front so no write waits for it."""
+    from hub.series.registry import open_store
+
+    inner = open_store(settings.series_settings(), settings.data_dir)
+    ensure = getattr(inner, "ensure_database", None)
+    if callable(ensure):
+        ensure()
+    return AckTimingStore(inner, track_lag=track_lag)
+
+
+def _hub_settings(args: argparse.Namespace, servers: Servers, phase: str, workdir: Path) -> Any:
+    from hub.config import HubSettings
+
+    values: dict[str, Any] = {
+        "mqtt_url": servers.mqtt_url,
+        "data_dir": workdir / phase,
+        "http_port": 0,
+        "client_id": f"bench-hub-{phase}",
+        "series_backend": servers.store,
+        "gap_timeout_s": 3600.0,  # a slow drain must not turn late seqs into loss records
+    }
+    if args.batch_points:
+        values["series_batch_points"] = args.batch_points
+    if servers.store == "influxdb-v1":
+        values |= {"series_url": servers.store_url, "series_db": f"bench_{phase}"}
+    elif servers.store == "influxdb-v2":
+        values |= {
+            "series_url": servers.store_url,
+            "series_bucket": args.bucket or f"bench_{phase}",
+            "series_token": args.token or V2_TOKEN,
+            "series_org": args.org or V2_ORG,
+        }
+    return HubSettings.model_validate(values)
+
+
+def _load_spec(args: argparse.Namespace, url: str, *, site: str, messages: int, rate: float, devices: int) -> Any:
+    from simulators.loadgen import LoadSpec
+
+    processes = max(1, min(args.processes, devices))
+    return LoadSpec(
+        url=url,
+        devices=devices,
+        messages=messages,
+        rate=rate,
+        qos=args.qos,
+        points=args.batch,
+        processes=processes,
+        site=site,
+        device_prefix=site,
+        connect_timeout_s=60.0,
+        drain_timeout_s=120.0,
+    )
+
+
+def _wait_acked(
+    probe: AckTimingStore, expected: int, timeout_s: float, received: Callable[[], int], label: str
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    next_report = time.monotonic() + 1.0
+    last, last_change = -1, time.monotonic()
+    while probe.acked < expected:
+        now = time.monotonic()
+        if probe.acked != last:
+            last, last_change = probe.acked, now
+        if now > deadline or now - last_change > 30.0:
+            say(f"{label}: gave up with {probe.acked:,}/{expected:,} points acknowledged")
+            return
+        if now >= next_report:
+            say(f"{label}: {received():,} messages received, {probe.acked:,}/{expected:,} points stored")
+            next_report = now + 1.0
+        time.sleep(0.01)
+
+
+def _plugins(args: argparse.Namespace) -> tuple[str, ...] | None:
+    return () if args.plugins == "none" else None
+
+
+def run_drain(args: argparse.Namespace, servers: Servers, workdir: Path) -> dict[str, Any]:
+    """Queue N messages for the stopped hub, start it, time until the store acknowledged every point."""
+    from hub.ingest import ingest_filters
+    from hub.service import Hub
+    from simulators.loadgen import run_load
+
+    settings = _hub_settings(args, servers, "drain", workdir)
+    prime_session(servers.mqtt_url, settings.client_id, ingest_filters(settings.root, None), args.qos)
+    spec = _load_spec(args, servers.mqtt_url, site="drain", messages=args.messages, rate=0.0, devices=args.devices)
+    say(f"drain: queueing {spec.messages:,} messages x {spec.points} points from {spec.devices} devices")
+    load = run_load(spec)
+    expected = load.messages * spec.points
+    say(f"drain: {load.messages:,} queued at the broker ({load.msgs_per_s:,.0f} msgs/s); starting the hub")
+    probe = _open_probe(settings, track_lag=False)
+    hub = Hub(settings, store=probe, plugins=_plugins(args))
+    first: list[float] = []
+    stop_watch = threading.Event()
+
+    def received() -> int:
+        return int(hub.stats.messages.get("telemetry", 0))
+
+    def watch() -> None:  # the clock starts at the first message the hub receives, not at process start-up
+        while not stop_watch.is_set() and not received():
+            time.sleep(0.0005)
+        first.append(time.time())
+
+    watcher = threading.Thread(target=watch, name="bench-first-message", daemon=True)
+    watcher.start()
+    started = time.time()
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the result (--json)
+            hub.start()
+        _wait_acked(probe, expected, args.timeout, received, "drain")
+        stop_watch.set()
+        watcher.join(1)
+        t0 = first[0] if first else started
+        elapsed = max(probe.last_ack - t0, 1e-9)
+        stored = stored_points(servers, probe, "drain")
+        duplicates = hub.stats.duplicates
+        dead = sum(hub.stats.dead_letters.values())
+        got = received()
+    finally:
+        stop_watch.set()
+        hub.stop()
+        forget_session(servers.mqtt_url, settings.client_id)
+    return {
+        "messages": load.messages,
+        "points": expected,
+        "received": got,
+        "acked_points": probe.acked,
+        "stored_points": stored,
+        "lost": max(0, expected - stored),
+        "duplicates": duplicates,
+        "dead_letters": dead,
+        "startup_s": round(t0 - started, 3),
+        "drain_s": round(elapsed, 3),
+        "msgs_per_s": round(load.messages / elapsed, 1),
+        "points_per_s": round(expected / elapsed, 1),
+        "queue_msgs_per_s": round(load.msgs_per_s, 1),
+    }
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def run_sustained(args: argparse.Namespace, servers: Servers, workdir: Path) -> dict[str, Any]:
+    """Live load at ``--rate`` from ``--connections`` devices; lag from device timestamp to store ack."""
+    from hub.service import Hub
+    from simulators.loadgen import run_load
+
+    settings = _hub_settings(args, servers, "live", workdir)
+    probe = _open_probe(settings, track_lag=True)
+    hub = Hub(settings, store=probe, plugins=_plugins(args))
+    messages = int(args.rate * args.seconds)
+    spec = _load_spec(
+        args, servers.mqtt_url, site="live", messages=messages, rate=float(args.rate), devices=args.connections
+    )
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the result (--json)
+            hub.start()
+        deadline = time.monotonic() + 10
+        while hub.ingest is not None and not hub.ingest.connected:
+            if time.monotonic() > deadline:
+                raise BenchError("the hub did not connect to mosquitto within 10 s")
+            time.sleep(0.01)
+        say(
+            f"sustained: {spec.devices} connections in {spec.processes} processes, "
+            f"{args.rate:,} msgs/s for {args.seconds} s ({messages:,} messages)"
+        )
+        load = run_load(spec)
+        expected = load.messages * spec.points
+        say(f"sustained: published {load.messages:,} at {load.msgs_per_s:,.0f} msgs/s; waiting for the store")
+
+        def received() -> int:
+            return int(hub.stats.messages.get("telemetry", 0))
+
+        _wait_acked(probe, expected, args.timeout, received, "sustained")
+        stored = stored_points(servers, probe, "live")
+        duplicates = hub.stats.duplicates
+        got = received()
+    finally:
+        hub.stop()
+        forget_session(servers.mqtt_url, settings.client_id)
+    lags = [ms / 1000.0 for ms in probe.lags_ms]
+    # end to end: first device timestamp to the store's last acknowledgement (falls behind when the hub does)
+    span = probe.last_ack - (probe.first_ts_ms or 0) / 1000.0 if probe.first_ts_ms else 0.0
+    return {
+        "connections": load.connections,
+        "processes": spec.processes,
+        "target_rate": args.rate,
+        "messages": load.messages,
+        "points": expected,
+        "received": got,
+        "stored_points": stored,
+        "lost": max(0, expected - stored),
+        "duplicates": duplicates,
+        "publish_s": round(load.elapsed_s, 3),
+        "sustained_msgs_per_s": round(load.messages / load.elapsed_s, 1) if load.elapsed_s else 0.0,
+        "stored_msgs_per_s": round(load.messages / span, 1) if span > 0 else 0.0,
+        "lag_p50_s": round(_percentile(lags, 0.50), 4),
+        "lag_p99_s": round(_percentile(lags, 0.99), 4),
+        "lag_max_s": round(max(lags), 4) if lags else math.nan,
+    }
+
+
+# ------------------------------------------------------------------ main
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the benchmark's options."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.description = __doc__
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument(
+        "--store",
+        choices=STORES,
+        default=None,
+        help="series store the hub writes to; influxdb-v1 starts influxd, influxdb-v2 starts victoria-metrics "
+        "(unless --influx-url is given); default influxdb-v1 when influxd is installed, else embedded",
+    )
+    parser.add_argument("--influx-url", default=None, help="use this InfluxDB instead of starting a server")
+    parser.add_argument("--token", default=None, help="API token for --influx-url with influxdb-v2")
+    parser.add_argument("--org", default=None, help="organisation for --influx-url with influxdb-v2")
+    parser.add_argument("--bucket", default=None, help="bucket for --influx-url with influxdb-v2 (default bench_PHASE)")
+    parser.add_argument(
+        "--qos", type=int, choices=(0, 1), default=1, help="MQTT QoS of the devices (default %(default)s)"
+    )
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        help="points per message (the 200,000 points/s target is for 10) (default %(default)s)",
+    )
+    parser.add_argument(
+        "--messages", type=int, default=200_000, help="messages queued for the backlog drain (default %(default)s)"
+    )
+    parser.add_argument("--devices", type=int, default=500, help="devices publishing the backlog (default %(default)s)")
+    parser.add_argument(
+        "--rate", type=int, default=10_000, help="sustained load, messages/s over all devices (default %(default)s)"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=10.0, help="duration of the sustained load (default %(default)s)"
+    )
+    parser.add_argument(
+        "--connections", type=int, default=500, help="device connections of the sustained load (default %(default)s)"
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=4,
+        help="load generator processes (one manages a few hundred connections) (default %(default)s)",
+    )
+    parser.add_argument(
+        "--batch-points", type=int, default=None, help="hub writer batch size in points (default: the hub's own)"
+    )
+    parser.add_argument(
+        "--plugins",
+        choices=("all", "none"),
+        default="all",
+        help="all: the hub as shipped (rules, incidents, cases); none: core ingest only (default %(default)s)",
+    )
+    parser.add_argument(
+        "--compare-messages",
+        type=int,
+        default=None,
+        help="backlog for the comparator (default: --messages; it is slow with --batch 10)",
+    )
+    parser.add_argument(
+        "--skip",
+        action="append",
+        choices=("drain", "sustained", "compare"),
+        default=[],
+        help="leave a phase out (repeatable)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=300.0, help="give up on a phase after this many seconds (default %(default)s)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small run for tests: 2,000 messages, 20 connections, 2 s sustained at 1,000 msgs/s",
+    )
+    parser.set_defaults(func=run)
+
+
+def _apply_quick(args: argparse.Namespace) -> None:
+    args.messages = min(args.messages, 2_000)
+    args.devices = min(args.devices, 20)
+    args.connections = min(args.connections, 20)
+    args.rate = min(args.rate, 1_000)
+    args.seconds = min(args.seconds, 2.0)
+    args.processes = min(args.processes, 2)
+    args.timeout = min(args.timeout, 60.0)
+    if args.compare_messages:
+        args.compare_messages = min(args.compare_messages, 2_000)
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the phases and return one flat result dict plus per-phase details."""
+    from hub.bench_compare import run_comparator
+
+    if args.store is None:
+        args.store = default_store()
+    if args.quick:
+        _apply_quick(args)
+    from edge.wire import MAX_POINTS_PER_MESSAGE
+
+    if not 1 <= args.batch <= MAX_POINTS_PER_MESSAGE:
+        raise BenchError(f"--batch must be 1..{MAX_POINTS_PER_MESSAGE} (the wire contract's cap)")
+    for name in ("messages", "devices", "rate", "connections", "processes", "compare_messages"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise BenchError(f"--{name.replace('_', '-')} must be >= 1")
+    if args.seconds <= 0 or args.timeout <= 0:
+        raise BenchError("--seconds and --timeout must be > 0")
+    result: dict[str, Any] = {"store": args.store, "qos": args.qos, "batch": args.batch, "plugins": args.plugins}
+    with tempfile.TemporaryDirectory(prefix="gs-bench-ingest-") as tmp:
+        workdir = Path(tmp)
+        servers = start_servers(args, workdir)
+        result["store_server"] = servers.store_server
+        try:
+            if "drain" not in args.skip:
+                drain = run_drain(args, servers, workdir)
+                result["drain"] = drain
+                result.update(msgs_per_s=drain["msgs_per_s"], points_per_s=drain["points_per_s"])
+                say(f"drain: {drain['msgs_per_s']:,.0f} msgs/s, {drain['points_per_s']:,.0f} points/s")
+            if "sustained" not in args.skip:
+                live = run_sustained(args, servers, workdir)
+                result["sustained"] = live
+                result.update(
+                    sustained_msgs_per_s=live["sustained_msgs_per_s"],
+                    lag_p50_s=live["lag_p50_s"],
+                    lag_p99_s=live["lag_p99_s"],
+                )
+                say(f"sustained: {live['sustained_msgs_per_s']:,.0f} msgs/s, p99 lag {live['lag_p99_s']} s")
+            result["lost"] = sum(result[p]["lost"] for p in ("drain", "sustained") if p in result)
+            if "compare" not in args.skip:
+                result["comparator"] = run_comparator(args, servers, workdir)
+        finally:
+            servers.stop()
+    return result
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else (f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3f}")
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def table_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(what, target, measured, met) rows for the table."""
+    rows: list[tuple[str, str, str, str]] = []
+    real = result["store"] != "embedded" and result["qos"] == 1
+
+    def row(name: str, target: str, value: Any, ok: bool | None) -> None:
+        rows.append((name, target, _fmt(value), "-" if ok is None else ("yes" if ok else "NO")))
+
+    if "drain" in result:
+        d = result["drain"]
+        one, ten = result["batch"] == 1 and real, result["batch"] == 10 and real
+        row(
+            "drain msgs/s",
+            ">= 25,000 (1 pt/msg)" if one else "",
+            d["msgs_per_s"],
+            d["msgs_per_s"] >= TARGET_DRAIN_MSGS_S if one else None,
+        )
+        row(
+            "drain points/s",
+            ">= 200,000 (10 pt/msg)" if ten else "",
+            d["points_per_s"],
+            d["points_per_s"] >= TARGET_DRAIN_POINTS_S if ten else None,
+        )
+        row("drain messages", "", d["messages"], None)
+        row("drain stored points", "= published", d["stored_points"], d["stored_points"] == d["points"])
+        row("drain lost", "0", d["lost"], d["lost"] == 0)
+        row("hub start-up (not timed)", "", d["startup_s"], None)
+    if "sustained" in result:
+        s = result["sustained"]
+        full = real and s["target_rate"] >= TARGET_SUSTAINED_MSGS_S and s["connections"] >= 500
+        row(
+            "sustained msgs/s published",
+            f">= {s['target_rate']:,}",
+            s["sustained_msgs_per_s"],
+            s["sustained_msgs_per_s"] >= 0.97 * s["target_rate"],
+        )
+        row("sustained msgs/s stored (end to end)", "", s["stored_msgs_per_s"], None)
+        row(
+            "sustained connections",
+            ">= 500" if full else "",
+            s["connections"],
+            s["connections"] >= 500 if full else None,
+        )
+        row("lag p50 s", "", s["lag_p50_s"], None)
+        row("lag p99 s", "< 1", s["lag_p99_s"], s["lag_p99_s"] < TARGET_LAG_P99_S)
+        row("sustained lost", "0", s["lost"], s["lost"] == 0)
+    if "comparator" in result:
+        c = result["comparator"]
+        row(f"comparator drain msgs/s ({c['name']})", "", c["msgs_per_s"], None)
+        row("comparator points/s", "", c["points_per_s"], None)
+        row("comparator lost", "", c["lost"], None)
+    return rows
+
+
+def print_table(result: dict[str, Any]) -> None:
+    """The human-readable summary."""
+    print(
+        f"gridsentinel bench ingest: store {result['store']} ({result['store_server']}), QoS {result['qos']}, "
+        f"{result['batch']} point(s)/message, plug-ins {result['plugins']}"
+    )
+    rows = [("measure", "target", "measured", "met"), *table_rows(result)]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for i, r in enumerate(rows):
+        print(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}")
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    if "comparator" in result:
+        c = result["comparator"]
+        print(f"comparator: {c['description']}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark, print a table (or JSON); exit 1 when anything was lost."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    if root.level > logging.DEBUG:  # hub INFO logs would bury the progress lines; --log-level DEBUG keeps them
+        root.setLevel(logging.WARNING)
+    # SIGTERM unwinds like Ctrl-C, so the servers the bench started are stopped and its temp dir removed.
+    previous = (
+        signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None
+    )
+    try:
+        result = measure(args)
+    except (BenchError, ServerUnavailable) as exc:
+        print(f"gridsentinel bench ingest: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if args.json:
+        print(json.dumps(result, allow_nan=False, default=str) if _finite(result) else json.dumps(_nulls(result)))
+    else:
+        print_table(result)
+    return 1 if result.get("lost") else 0
+
+
+def _terminate(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    return True
+
+
+def _nulls(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _nulls(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,186 @@
+"""``gridsentinel bench ingest``: quick runs on real mosquitto with the embedded store and real influxd."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Sequence
+
+import pytest
+
+from hub import bench_ingest
+from hub.bench_ingest import MEASUREMENT, AckTimingStore, print_table, table_rows
+from hub.series.base import SeriesPoint, SeriesRow
+from tests.servers import MosquittoServer, require_binary, wait_until
+
+KEYS = ("msgs_per_s", "points_per_s", "sustained_msgs_per_s", "lag_p50_s", "lag_p99_s", "lost")
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    bench_ingest.configure(parser)
+    return parser.parse_args(list(argv))
+
+
+class _ListStore:
+    """A stand-in store that keeps what it was given (pure logic of the probe only)."""
+
+    name = "list"
+    prefers_lines = True
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.points: list[SeriesPoint] = []
+
+    def write(self, points: Sequence[SeriesPoint]) -> None:
+        self.points.extend(points)
+
+    def write_lines(self, lines: Sequence[str]) -> None:
+        self.lines.extend(lines)
+
+    def query(self, **_kw: object) -> list[SeriesRow]:
+        return []
+
+    def count(self, measurement: str, *, device: str | None = None) -> int:
+        return sum(1 for line in self.lines if line.startswith(measurement + ","))
+
+    def close(self) -> None:
+        pass
+
+
+def test_probe_counts_only_bench_points_and_their_lag() -> None:
+    inner = _ListStore()
+    probe = AckTimingStore(inner, track_lag=True)
+    now_ms = 1_800_000_000_000
+    probe.write_lines([f"{MEASUREMENT},device=a m0=1.0 {now_ms}", f"device_status,device=a state_code=2 {now_ms}"])
+    probe.write([SeriesPoint(MEASUREMENT, {"device": "b"}, {"m0": 1.0}, now_ms), SeriesPoint("x", {}, {"v": 1}, 1)])
+    assert probe.acked == 2
+    assert len(probe.lags_ms) == 2 and probe.last_ack >= probe.first_ack > 0
+    assert len(inner.lines) == 2 and len(inner.points) == 2  # everything is written through
+
+
+def test_probe_counts_nothing_when_the_store_fails() -> None:
+    class Failing(_ListStore):
+        def write_lines(self, lines: Sequence[str]) -> None:
+            raise RuntimeError("down")
+
+    probe = AckTimingStore(Failing(), track_lag=False)
+    with pytest.raises(RuntimeError):
+        probe.write_lines([f"{MEASUREMENT},device=a m0=1.0 1"])
+    assert probe.acked == 0
+
+
+def test_table_marks_targets_only_where_they_apply() -> None:
+    drain = {"msgs_per_s": 30_000.0, "points_per_s": 30_000.0, "messages": 10, "stored_points": 10, "points": 10}
+    result = {"store": "influxdb-v1", "qos": 1, "batch": 1, "drain": {**drain, "lost": 0, "startup_s": 0.5}}
+    rows = {r[0]: r for r in table_rows(result)}
+    assert rows["drain msgs/s"][3] == "yes"
+    assert rows["drain points/s"][3] == "-"  # the points target is for 10-point messages
+    embedded = {**result, "store": "embedded"}
+    assert {r[0]: r for r in table_rows(embedded)}["drain msgs/s"][3] == "-"  # targets are for a real server
+
+
+def _check(result: dict[str, object], messages: int, batch: int = 1) -> None:
+    for key in KEYS:
+        assert key in result, key
+    assert result["lost"] == 0
+    drain = result["drain"]
+    assert isinstance(drain, dict)
+    assert drain["messages"] == messages and drain["stored_points"] == drain["points"] == messages * batch
+    assert drain["received"] == messages and drain["duplicates"] == 0
+    live = result["sustained"]
+    assert isinstance(live, dict)
+    assert live["connections"] == 20 and live["stored_points"] == live["points"] == batch * live["messages"] > 0
+    assert 0 <= float(live["lag_p50_s"]) <= float(live["lag_p99_s"])
+    assert math.isfinite(float(result["msgs_per_s"]))  # type: ignore[arg-type]
+
+
+@pytest.mark.integration
+def test_quick_run_embedded_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
+    require_binary("mosquitto", "mosquitto")
+    args = _args("--quick", "--json", "--store", "embedded", "--skip", "compare")
+    assert args.func(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["store"] == "embedded"
+    _check(result, 2_000)
+
+
+@pytest.mark.integration
+def test_quick_run_influxd_with_comparator(capsys: pytest.CaptureFixture[str]) -> None:
+    require_binary("mosquitto", "mosquitto")
+    require_binary("influxd", "influxdb")
+    require_binary("victoria-metrics", "victoria-metrics")
+    args = _args("--quick", "--json", "--store", "influxdb-v1", "--batch", "3", "--messages", "1000")
+    assert args.func(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["store"] == "influxdb-v1" and result["batch"] == 3
+    _check(result, 1_000, batch=3)
+    cmp = result["comparator"]
+    assert cmp["messages"] == 1_000 and cmp["received"] == 1_000
+    assert cmp["stored_points"] + cmp["lost"] == 3_000  # the comparator's loss is counted, not assumed
+    print_table(result)
+    table = capsys.readouterr().out
+    assert "influxd" in table and "drain lost" in table and "comparator drain msgs/s" in table
+
+
+def test_bad_options_are_refused_before_any_server_starts(capsys: pytest.CaptureFixture[str]) -> None:
+    args = _args("--batch", "0", "--store", "embedded")
+    assert args.func(args) == 2
+    assert "--batch must be 1..1000" in capsys.readouterr().err
+    args = _args("--connections", "0", "--store", "embedded")
+    assert args.func(args) == 2
+    assert "--connections must be >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_buffered_client_reads_a_backlog_in_order_and_acks_it(mosquitto: MosquittoServer) -> None:
+    """Packets split across read chunks (one larger than a chunk) arrive whole, in order, once."""
+    import threading
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from hub.benchutil import prime_session
+    from hub.ingest import RECV_CHUNK, BufferedMqttClient
+
+    sizes = [1, 700, 5_000, 90, RECV_CHUNK + 123, 40]
+    sent = [bytes([i % 251]) * sizes[i % len(sizes)] for i in range(1_200)]
+    prime_session(mosquitto.url, "buffered", ["buf/#"], 1)
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="buf-pub")
+    pub.max_queued_messages_set(0)
+    pub.connect("127.0.0.1", mosquitto.port)
+    pub.loop_start()
+    infos = [pub.publish(f"buf/{i % 7}", payload, qos=1) for i, payload in enumerate(sent)]
+    for info in infos:
+        info.wait_for_publish(10)
+    pub.disconnect()
+    pub.loop_stop()
+
+    got: list[bytes] = []
+    done = threading.Event()
+
+    def on_message(_c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
+        got.append(bytes(msg.payload))
+        if len(got) >= len(sent):
+            done.set()
+
+    def drain() -> BufferedMqttClient:
+        client = BufferedMqttClient(CallbackAPIVersion.VERSION2, client_id="buffered", clean_session=False)
+        client.on_message = on_message
+        client.connect("127.0.0.1", mosquitto.port)
+        client.loop_start()
+        return client
+
+    client = drain()
+    assert done.wait(30), f"{len(got)}/{len(sent)} received"
+    wait_until(lambda: not client.want_write(), timeout=5, what="PUBACKs written")
+    client.disconnect()
+    client.loop_stop()
+    assert got == sent
+    again = drain()  # every message was acknowledged: nothing is redelivered to the session
+    wait_until(again.is_connected, timeout=5, what="reconnect")
+    threading.Event().wait(0.5)  # a redelivery would arrive right after the CONNACK
+    again.disconnect()
+    again.loop_stop()
+    assert len(got) == len(sent)
