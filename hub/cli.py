@@ -26,6 +26,10 @@ _FLAG_FIELDS = (
     "series_username",
     "series_password",
     "broker_port",
+    "mqtt_username",
+    "mqtt_password_file",
+    "mqtt_ca_file",
+    "broker_auth",
 )
 
 
@@ -36,6 +40,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--config", type=Path, help="TOML settings file (flags and GRIDSENTINEL_* env override it)")
     run.add_argument("--mqtt-url", help="external broker mqtt://host:port (default: start the embedded broker)")
     run.add_argument("--broker-port", type=int, help="embedded broker port (default 1883)")
+    run.add_argument(
+        "--broker-auth",
+        action="store_const",
+        const=True,
+        help="embedded broker: admit only provisioned devices within their own topics ('hub devices provision')",
+    )
+    run.add_argument("--mqtt-username", help="the hub's user name on an external broker ('hub devices provision-hub')")
+    run.add_argument("--mqtt-password-file", type=Path, help="file holding the hub's MQTT password")
+    run.add_argument("--mqtt-ca-file", type=Path, help="CA certificate for an mqtts:// broker")
     run.add_argument("--http-host", help="REST API / operator page address (default 127.0.0.1)")
     run.add_argument("--http-port", type=int, help="REST API / operator page port (default 8080)")
     run.add_argument("--data-dir", type=Path, help="state DB, embedded series and spool (default ./gridsentinel-data)")

@@ -30,7 +30,7 @@ DEFAULT_DATA_DIR: Final = Path("./gridsentinel-data")
 DEFAULT_CLIENT_ID: Final = "gridsentinel-hub"
 
 #: Settings that hold secrets; each has a ``<name>_file`` twin that names a file holding it.
-SECRET_FIELDS: Final = ("series_token", "series_password")
+SECRET_FIELDS: Final = ("series_token", "series_password", "mqtt_password")
 #: Values that are never real secrets (compared case-insensitively, ignoring surrounding space).
 PLACEHOLDER_SECRETS: Final = frozenset(
     {
@@ -89,6 +89,20 @@ class HubSettings(BaseModel):
     mqtt_url: str | None = Field(
         default=None, description="Broker URL mqtt://host:port; none starts the embedded broker on 127.0.0.1"
     )
+    mqtt_username: str | None = Field(
+        default=None, description="User name of the hub on the external broker (see 'hub devices provision-hub')"
+    )
+    mqtt_password: SecretStr | None = Field(
+        default=None, description="Password of the hub on the external broker (prefer mqtt_password_file)"
+    )
+    mqtt_password_file: Path | None = Field(default=None, description="File holding the hub's MQTT password")
+    mqtt_ca_file: Path | None = Field(
+        default=None, description="CA certificate for an mqtts:// broker (default: the system's trust store)"
+    )
+    broker_auth: bool = Field(
+        default=False,
+        description="The embedded broker admits only provisioned devices (client id = user name) within their topics",
+    )
     broker_host: str = Field(default="127.0.0.1", description="Listen address of the embedded broker")
     broker_port: int = Field(
         default=1883, ge=0, le=65535, description="Listen port of the embedded broker (0 = any free)"
@@ -142,6 +156,12 @@ class HubSettings(BaseModel):
     )
     flap_window_s: float = Field(default=60.0, gt=0, description="Window for counting a device's health changes")
     flap_max_changes: int = Field(default=6, ge=2, description="Health changes allowed per window before damping")
+    rate_limit_per_s: float = Field(
+        default=200.0, ge=0, description="Messages per second each device may send on average (0 = no limit)"
+    )
+    rate_limit_burst: float = Field(
+        default=20_000.0, ge=1, description="Messages a device may send at once (room for an outbox replay)"
+    )
     deadletter_cap: int = Field(
         default=10_000, ge=10, description="Dead letters kept; the oldest are purged beyond this"
     )
@@ -163,8 +183,8 @@ class HubSettings(BaseModel):
         if value is None:
             return None
         parts = urlsplit(value)
-        if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
-            raise ValueError(f"mqtt_url {value!r} must look like mqtt://host:port")
+        if parts.scheme not in ("mqtt", "tcp", "mqtts") or not parts.hostname:
+            raise ValueError(f"mqtt_url {value!r} must look like mqtt://host:port or mqtts://host:port")
         return value
 
     @model_validator(mode="after")
@@ -189,7 +209,11 @@ class HubSettings(BaseModel):
         if self.mqtt_url is None:
             raise ConfigError("mqtt_url", "no external broker configured")
         parts = urlsplit(self.mqtt_url)
-        return parts.hostname or "127.0.0.1", parts.port or 1883
+        return parts.hostname or "127.0.0.1", parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+    def mqtt_tls(self) -> bool:
+        """True when the external broker is reached over TLS (``mqtts://``)."""
+        return self.mqtt_url is not None and urlsplit(self.mqtt_url).scheme == "mqtts"
 
     def resolved_state_url(self) -> str:
         """The state DB URL, defaulting to ``data_dir/state.db``."""

@@ -31,7 +31,9 @@ from edge.wire import (
     Command,
     CommandAck,
     Event,
+    EventState,
     GapNotice,
+    Severity,
     Status,
     Telemetry,
     Topic,
@@ -40,6 +42,7 @@ from edge.wire import (
     check_snapshot,
     decode,
     encode,
+    is_valid_id,
     parse_topic,
     shared_subscription,
     subscription,
@@ -49,6 +52,7 @@ from hub.bus import EventBus
 from hub.deadletter import DeadLetterStore
 from hub.gaps import GapManager
 from hub.metrics import IngestStats
+from hub.ratelimit import DeviceRateLimiter
 from hub.registry import DeviceRecord, DeviceRegistry, StatusOutcome
 from hub.series.base import SeriesPoint
 from hub.sinks import DeviceRef, MessageSink
@@ -159,6 +163,7 @@ class Ingest:
         submit_points: PointSubmitter,
         root: str,
         clock: Callable[[], float] = time.time,
+        limiter: DeviceRateLimiter | None = None,
     ) -> None:
         self.registry = registry
         self.gaps = gaps
@@ -169,6 +174,7 @@ class Ingest:
         self.submit_points = submit_points
         self.root = root
         self.clock = clock
+        self.limiter = limiter
         self.lock = registry.lock
         self.client: mqtt.Client | None = None
         self._connected = threading.Event()
@@ -246,6 +252,8 @@ class Ingest:
 
     def handle(self, topic_name: str, payload: bytes, received_ms: int) -> bool:
         """Process one message; dead-letter it instead of raising. True when accepted."""
+        if self.limiter is not None and not self._admit(topic_name, payload, received_ms):
+            return False
         try:
             self.process(topic_name, payload, received_ms)
             return True
@@ -260,6 +268,49 @@ class Ingest:
             )
         return False
 
+    def _admit(self, topic_name: str, payload: bytes, received_ms: int) -> bool:
+        """Charge the sending device's token bucket; dead-letter the message (``rate_limited``) when it is empty."""
+        assert self.limiter is not None
+        levels = topic_name.split("/", 4)
+        site, device = (levels[2], levels[3]) if len(levels) == 5 else ("", topic_name[:64])
+        verdict = self.limiter.admit(device, len(payload), received_ms / 1000.0)
+        if verdict.allowed:
+            if verdict.ended:
+                self._rate_event(site, device, EventState.CLEARED, received_ms)
+            return True
+        self.deadletters.add(
+            topic_name,
+            payload,
+            "rate_limited",
+            f"device over its rate limit ({self.limiter.rate:g} msg/s, burst {self.limiter.burst:g})",
+            received_ms,
+            device_id=device if is_valid_id(device) else None,
+        )
+        if verdict.started:
+            self._rate_event(site, device, EventState.ACTIVE, received_ms)
+        return False
+
+    def _rate_event(self, site: str, device: str, state: EventState, received_ms: int) -> None:
+        """Tell the sinks (incidents) once per episode, as a hub-made ``rate_limited`` device event."""
+        verb = "exceeds" if state is EventState.ACTIVE else "is back within"
+        logger.warning("device %r %s its rate limit", device, verb)
+        self.bus.publish("alert", {"kind": "rate_limited", "device_id": device, "state": state.value})
+        if not (is_valid_id(site) and is_valid_id(device)):
+            return
+        event = Event(
+            seq=0,
+            ts=received_ms,
+            event_id=f"rate-limit-{received_ms}",
+            type="rate_limited",
+            state=state,
+            severity=Severity.MINOR,
+            message="device sends more messages than its rate limit; the excess is in the dead letter",
+        )
+        with self.lock:
+            rec = self.registry.devices.get(device)
+            ref = rec.device_ref() if rec is not None else DeviceRef(device, site, None, None)
+            self._call_sinks("on_event", ref, event, received_ms)
+
     # ------------------------------------------------------------------ MQTT
 
     @property
@@ -267,11 +318,27 @@ class Ingest:
         """True while the MQTT connection is up."""
         return self._connected.is_set()
 
-    def start(self, host: str, port: int, client_id: str, share_group: str | None, keepalive: int = 30) -> None:
+    def start(
+        self,
+        host: str,
+        port: int,
+        client_id: str,
+        share_group: str | None,
+        keepalive: int = 30,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        tls: bool = False,
+        ca_file: str | None = None,
+    ) -> None:
         """Connect (retrying in the background) with a persistent session and subscribe."""
         client = BufferedMqttClient(
             CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False, protocol=mqtt.MQTTv311
         )
+        if username is not None:
+            client.username_pw_set(username, password)
+        if tls:
+            client.tls_set(ca_certs=ca_file)
         filters = ingest_filters(self.root, share_group)
 
         def on_connect(c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:

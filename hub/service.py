@@ -26,6 +26,7 @@ from hub.deadletter import DeadLetterStore
 from hub.gaps import GapManager
 from hub.ingest import Ingest
 from hub.metrics import HubCollector, HubMetrics, IngestStats
+from hub.ratelimit import DeviceRateLimiter
 from hub.registry import STATE_CODES, DeviceRegistry
 from hub.series.base import SeriesPoint, SeriesStore
 from hub.sinks import DeviceRef
@@ -70,6 +71,8 @@ class Hub:
         self.http_port = settings.http_port
         self.mqtt_port = settings.broker_port
         self.mqtt_host = settings.broker_host
+        #: (user name, password) of the hub's own MQTT connection, or (None, None)
+        self._mqtt_login: tuple[str | None, str | None] = (None, None)
 
     # ---------------------------------------------------------------- start
 
@@ -112,6 +115,7 @@ class Hub:
             submit_points=self.writer.submit,
             root=s.root,
             clock=ctx.clock,
+            limiter=DeviceRateLimiter(s.rate_limit_per_s, s.rate_limit_burst) if s.rate_limit_per_s > 0 else None,
         )
         self.ingest = ingest
         ctx.send_command = ingest.send_command
@@ -143,7 +147,18 @@ class Hub:
                 "such as Mosquitto splits a device's seqs across replicas and every replica will see gaps",
                 s.share_group,
             )
-        ingest.start(host, port, s.client_id, s.share_group, s.keepalive_s)
+        username, password = self._mqtt_login
+        ingest.start(
+            host,
+            port,
+            s.client_id,
+            s.share_group,
+            s.keepalive_s,
+            username=username,
+            password=password,
+            tls=s.mqtt_tls(),
+            ca_file=None if s.mqtt_ca_file is None else str(s.mqtt_ca_file),
+        )
         self._spawn("hub-sweep", self._sweep_loop)
         for name, fn in ctx.tasks:
             self._spawn(name, self._task_runner(name, fn))
@@ -221,12 +236,27 @@ class Hub:
     def _start_broker(self) -> tuple[str, int]:
         s = self.settings
         if s.mqtt_url is not None:
+            secret = None if s.mqtt_password is None else s.mqtt_password.get_secret_value()
+            self._mqtt_login = (s.mqtt_username, secret)
             return s.mqtt_address()
         try:
             from hub.broker import ThreadedBroker
         except ImportError as exc:
             raise HubStartError(f"no --mqtt-url given and the embedded broker is not available: {exc}") from exc
-        self.broker = ThreadedBroker(s.broker_host, s.broker_port)
+        hooks: dict[str, Any] = {}
+        if s.broker_auth:
+            from hub.broker.acl import CredentialAuthorizer
+            from hub.provision import CredentialStore
+
+            assert self.ctx is not None
+            credentials = CredentialStore(self.ctx.sessions)
+            # The hub's own connection: a fresh password for its client id on every start, never shown.
+            issued = credentials.provision_hub(s.client_id, rotate=True)
+            self._mqtt_login = (issued.username, issued.password)
+            authorizer = CredentialAuthorizer(credentials.get, s.root)
+            hooks = {"authenticate": authorizer.authenticate, "authorize": authorizer.authorize}
+            logger.info("embedded broker admits provisioned devices only ('gridsentinel hub devices provision')")
+        self.broker = ThreadedBroker(s.broker_host, s.broker_port, **hooks)
         try:
             self.broker.start()
         except Exception as exc:

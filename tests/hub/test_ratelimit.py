@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -79,3 +82,54 @@ def test_never_admits_more_than_burst_plus_rate_times_time(rate: float, burst: i
         admitted += lim.admit("d", 0, now).allowed
     assert admitted <= burst + rate * now + 1e-6
     assert admitted + lim.dropped("d") == len(gaps)
+
+
+# ------------------------------------------------------------------ wired into a running hub
+
+
+@pytest.mark.integration
+def test_flooding_device_is_dead_lettered_with_one_incident(mosquitto: Any, tmp_path: Path) -> None:
+    from hub.config import HubSettings
+    from hub.service import Hub
+    from tests.hub.conftest import api
+    from tests.hub.device import FakeDevice
+    from tests.servers import wait_until
+
+    settings = HubSettings(
+        mqtt_url=mosquitto.url,
+        http_port=0,
+        data_dir=tmp_path / "hub",
+        demo=True,
+        rate_limit_per_s=1,
+        rate_limit_burst=10,
+    )
+    hub = Hub(settings, plugins=("hub.incidents.plugin",))
+    hub.start()
+    try:
+        wait_until(lambda: hub.ingest is not None and hub.ingest.connected, what="hub connected")
+        flood, calm = FakeDevice(mosquitto.port, "kiosk-flood"), FakeDevice(mosquitto.port, "kiosk-calm")
+        flood.connect()  # the birth costs a token too
+        calm.connect()
+        for seq in range(1, 41):
+            flood.telemetry(seq, temp_c=20.0)
+        for seq in range(1, 6):
+            calm.telemetry(seq, temp_c=20.0)
+        assert hub.deadletters is not None
+        wait_until(lambda: hub.stats.dead_letters.get("rate_limited", 0) >= 25, 10, what="rate-limited dead letters")
+        with api(hub, token=None) as client:  # the demo viewer may read incidents and dead letters
+            wait_until(
+                lambda: any(i["rule_id"] == "device_rate_limited" for i in client.get("/api/v1/incidents").json()),
+                10,
+                what="one rate-limit incident",
+            )
+            incidents = [i for i in client.get("/api/v1/incidents").json() if i["rule_id"] == "device_rate_limited"]
+            page = client.get("/api/v1/deadletters", params={"reason": "rate_limited", "limit": 100}).json()
+        assert len(incidents) == 1 and incidents[0]["device_id"] == "kiosk-flood"
+        assert {i["device_id"] for i in page["items"]} == {"kiosk-flood"}
+        assert hub.writer is not None and hub.writer.flush(10)
+        assert hub.store is not None and hub.store.count("kiosk", device="kiosk-calm") == 5
+        assert hub.store.count("kiosk", device="kiosk-flood") + page["total"] == 40
+        flood.close()
+        calm.close()
+    finally:
+        hub.stop()
