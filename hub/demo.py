@@ -34,10 +34,14 @@ logger = logging.getLogger(__name__)
 DEMO_SHARES: Final[dict[str, float]] = {
     "camera": 0.15,
     "kiosk": 0.15,
-    "smoke": 0.25,
-    "env": 0.15,
+    "smoke": 0.15,
+    "env": 0.1,
     "water": 0.1,
-    "manhole": 0.2,
+    "manhole": 0.1,
+    "bin": 0.1,
+    "gas": 0.05,
+    "charger": 0.05,
+    "hydrant": 0.05,
 }
 
 #: People the demo issues sign-in links for (the generated community has both).
@@ -64,6 +68,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--duration", type=float, default=0.0, help="stop by itself after this many seconds (default: until Ctrl-C)"
     )
+    series = parser.add_argument_group(
+        "series store", "where the demo's time series go (default: the embedded SQLite store); e.g. for Grafana"
+    )
+    series.add_argument(
+        "--series", dest="series_backend", choices=("embedded", "influxdb-v1", "influxdb-v2"), help="series backend"
+    )
+    for name, text in (
+        ("url", "InfluxDB URL, e.g. http://127.0.0.1:8086"),
+        ("db", "InfluxDB v1 database"),
+        ("token", "InfluxDB v2 token (or GRIDSENTINEL_SERIES_TOKEN)"),
+        ("org", "InfluxDB v2 organisation"),
+        ("bucket", "InfluxDB v2 bucket"),
+    ):
+        series.add_argument(f"--series-{name}", dest=f"series_{name}", help=text)
     parser.set_defaults(func=run_demo)
 
 
@@ -133,6 +151,11 @@ class Demo:
             data_dir=self.data_dir,
             demo=True,
             default_interval_s=a.interval,
+            **{
+                name: getattr(a, name)
+                for name in ("series_backend", "series_url", "series_db", "series_token", "series_org", "series_bucket")
+                if getattr(a, name, None) is not None
+            },
         )
         self.hub = Hub(settings)
         self.hub.start()
