@@ -32,6 +32,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge import wire
 from edge.config import DeviceConfig, MqttConfig
+from edge.mqttio import FastMqttClient
 from edge.outbox import Outbox, OutboxItem
 
 logger = logging.getLogger(__name__)
@@ -170,13 +171,14 @@ class Publisher:
         )
 
     def _client(self) -> mqtt.Client:
-        client = mqtt.Client(
+        client = FastMqttClient(
             CallbackAPIVersion.VERSION2,
             client_id=self.device.id,
             clean_session=False,  # the broker queues commands sent while we are away
             protocol=mqtt.MQTTv311,
         )
         client.max_inflight_messages_set(0)  # we bound the window ourselves; paho would rescan its queue per ack
+        client.defer_writes = True  # this thread owns the loop: _io writes the queued packets, coalesced
         if self.cfg.username is not None:
             client.username_pw_set(self.cfg.username, self.cfg.secret())
         if self.cfg.use_tls:
@@ -291,6 +293,10 @@ class Publisher:
         sock = client.socket()
         if sock is None:
             return int(mqtt.MQTT_ERR_NO_CONN)
+        if client.want_write():  # publishes queued since the last step go out before we wait
+            rc = client.loop_write()
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                return int(rc)
         ready_r = bool(getattr(sock, "pending", lambda: 0)())  # TLS may hold decrypted bytes select cannot see
         if not ready_r:
             try:
@@ -303,6 +309,8 @@ class Publisher:
             ready_r = sock in readable
         if ready_r:
             rc = client.loop_read()
+            while rc == mqtt.MQTT_ERR_SUCCESS and isinstance(client, FastMqttClient) and client.buffered():
+                rc = client.loop_read()  # every packet already read into the buffer, in this one wake-up
             if rc != mqtt.MQTT_ERR_SUCCESS:
                 return int(rc)
         if client.want_write():

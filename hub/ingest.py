@@ -26,6 +26,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
+from edge.mqttio import FastMqttClient
 from edge.wire import (
     Channel,
     Command,
@@ -67,47 +68,22 @@ _SEQUENCED = (Telemetry, Event, GapNotice, CommandAck)
 #: Parsed topics cached per name (parsing is a third of the per-message cost); cleared when full.
 TOPIC_CACHE_SIZE = 65_536
 #: Bytes read from the broker socket per recv (a backlog arrives as a stream of small PUBLISH packets).
-RECV_CHUNK = 256 * 1024
 #: While working through a buffered chunk, PUBACKs are written after this many packets or seconds.
 PUBACK_FLUSH_PACKETS = 64
 PUBACK_FLUSH_S = 0.05
 
 
-class BufferedMqttClient(mqtt.Client):
-    """A paho client that reads the socket in large chunks and handles every buffered packet per wake-up.
+class BufferedMqttClient(FastMqttClient):
+    """The ingest client: every buffered packet handled per wake-up, PUBACKs sent as it goes.
 
     Stock paho makes about seven system calls per received QoS 1 message (select, three
     ``recv`` for command byte, length and body, a wake-up byte through its socket pair and
     its ``recv``, the PUBACK ``send``) and handles one packet per select. Here ``recv`` is
-    served from a user-space buffer filled ``RECV_CHUNK`` bytes at a time, and
-    :meth:`loop_read` keeps handling packets until that buffer is empty, so a backlog costs
-    one select and one ``recv`` per chunk plus the PUBACK sends. Packet order, PUBACK
-    timing (after ``on_message`` returns) and reconnect behaviour are paho's own: the buffer
-    belongs to one socket and is dropped with it, as the kernel's buffer would be.
-    Relies on paho 2.x internals (``_sock_recv``, ``_sockpairW``), pinned in pyproject.
+    served from :class:`~edge.mqttio.FastMqttClient`'s buffer, and :meth:`loop_read` keeps
+    handling packets until that buffer is empty, so a backlog costs one select and one
+    ``recv`` per chunk plus the PUBACK sends. Relies on paho 2.x internals (``_sockpairW``),
+    pinned in pyproject.
     """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._rbuf = b""
-        self._rpos = 0
-        self._rsock: object = None
-
-    def _sock_recv(self, bufsize: int) -> bytes:
-        if self._sock is not self._rsock:  # a new connection: nothing buffered belongs to it
-            self._rsock, self._rbuf, self._rpos = self._sock, b"", 0
-        pos = self._rpos
-        if pos >= len(self._rbuf):
-            data = super()._sock_recv(max(bufsize, RECV_CHUNK))
-            if len(data) <= bufsize:
-                return data
-            self._rbuf, pos = data, 0
-        end = pos + bufsize
-        self._rpos = end
-        return self._rbuf[pos:end]
-
-    def _buffered(self) -> bool:
-        return self._rpos < len(self._rbuf) and self._sock is self._rsock and self._sock is not None
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         """Handle packets until the read buffer is empty (each pass consumes at least one byte)."""
@@ -118,7 +94,7 @@ class BufferedMqttClient(mqtt.Client):
         try:
             rc = super().loop_read(max_packets)
             flushed_at, handled = time.monotonic(), 0
-            while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._buffered():
+            while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self.buffered():
                 rc = super().loop_read(max_packets)
                 handled += 1
                 # Send the PUBACKs as we go: a chunk can take long when the series writer applies

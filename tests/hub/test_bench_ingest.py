@@ -141,8 +141,9 @@ def test_buffered_client_reads_a_backlog_in_order_and_acks_it(mosquitto: Mosquit
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
+    from edge.mqttio import RECV_CHUNK
     from hub.benchutil import prime_session
-    from hub.ingest import RECV_CHUNK, BufferedMqttClient
+    from hub.ingest import BufferedMqttClient
 
     sizes = [1, 700, 5_000, 90, RECV_CHUNK + 123, 40]
     sent = [bytes([i % 251]) * sizes[i % len(sizes)] for i in range(1_200)]
