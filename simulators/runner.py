@@ -12,12 +12,18 @@ device, cases per grid/category/state) that is the same for the same seed.
 ``--speed`` divides the timeline, the device intervals and every fault duration; the
 hub's SLA clock keeps real time, so a scenario whose assertions depend on SLA limits
 sets ``max_speed: 1``.
+
+With ``store: influxdb-v1`` the runner also starts a real ``influxd`` and points the hub's
+series writer at it; ``store_down`` SIGKILLs it for a while, and the ``series_missing``
+assertion compares what every device delivered (the broker-acknowledged telemetry kept in
+its SQLite outbox) with the timestamps stored in influxd.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+import sqlite3
 import tempfile
 import time
 from collections import Counter
@@ -34,6 +40,11 @@ from simulators.scenario import CaseAction, Expectation, Scenario, ScenarioError
 logger = logging.getLogger(__name__)
 TERMINAL_CASE_STATES = frozenset({"evaluated", "cancelled", "merged"})
 STARTUP_TIMEOUT_S = 60.0
+#: ``series_missing`` ignores telemetry acknowledged by the broker less than this long ago (still in flight).
+IN_FLIGHT_GRACE_MS = 3000
+#: The runner asks the hub's ``/healthz`` this often while the timeline plays (``hub_up``).
+PROBE_EVERY_S = 1.0
+INFLUX_DB = "gridsentinel"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +55,18 @@ class RunOptions:
     broker: str = "auto"  # auto | mosquitto | embedded
     workdir: Path | None = None
     keep: bool = False
+
+
+@dataclass(slots=True)
+class Probes:
+    """What the runner's ``/healthz`` probes saw while the timeline played."""
+
+    sent: int = 0
+    unanswered: int = 0
+    broker_down: int = 0
+    store_not_ok: int = 0
+    last_error: str = ""
+    next_at: float = 0.0
 
 
 @dataclass(slots=True)
@@ -71,6 +94,10 @@ class RunReport:
     checks: list[Check] = field(default_factory=list)
     steps: list[str] = field(default_factory=list)
     losses: list[dict[str, Any]] = field(default_factory=list)
+    store: str = "embedded"
+    #: influxdb-v1: distinct points stored at the end, and delivered points not stored (None: not counted)
+    stored_points: int | None = None
+    missing_points: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -115,8 +142,12 @@ class ScenarioRunner:
         self.agents: list[Any] = []
         self.api: httpx.Client | None = None
         self._t0 = 0.0
-        self._restores: list[tuple[float, list[str]]] = []
+        self._restores: list[tuple[float, Callable[[], None]]] = []
         self.clocks: dict[str, SkewClock] = {}
+        self.store_server: Any = None
+        self._outbox_dir: Path | None = None
+        self._planned_hub_starts = 1
+        self.probes = Probes()
 
     # ------------------------------------------------------------------ setup
 
@@ -209,7 +240,7 @@ class ScenarioRunner:
         from simulators.community import agent_config
 
         small = {s.outbox_full.device: s.outbox_full.max_bytes for s in self.scenario.timeline if s.outbox_full}
-        outbox_dir = workdir / "outbox"
+        outbox_dir = self._outbox_dir = workdir / "outbox"
         outbox_dir.mkdir(parents=True, exist_ok=True)
         for entry in self.community.devices:
             device_id = entry["device"]["id"]
@@ -254,7 +285,7 @@ class ScenarioRunner:
     def run(self, progress: Progress | None = None) -> RunReport:
         """Set up, play the timeline, check, tear down; never raises for a failed assertion."""
         from simulators.proxy import ProxyPool
-        from simulators.scenario_servers import HubProcess
+        from simulators.scenario_servers import HubProcess, InfluxServer
 
         sc = self.scenario
         report = RunReport(sc.name, sc.seed, self.speed, 0)
@@ -270,7 +301,13 @@ class ScenarioRunner:
             data_dir.mkdir(parents=True, exist_ok=True)
             self._write_workflow(data_dir)
             self._start_broker(workdir)
-            self.hub = HubProcess(data_dir, self.broker.url, sla_sweep_s=sc.sla_sweep)
+            report.store = sc.store
+            influx = None
+            if sc.store == "influxdb-v1":
+                self.store_server = InfluxServer(workdir / "influxd", db=INFLUX_DB)
+                self.store_server.start()
+                influx = (self.store_server.url, INFLUX_DB)
+            self.hub = HubProcess(data_dir, self.broker.url, sla_sweep_s=sc.sla_sweep, influx=influx)
             self.hub.start()
             self.api = httpx.Client(base_url=self.hub.base_url, timeout=10.0, headers={"X-Actor": "operator-01"})
             self.proxies = ProxyPool("127.0.0.1", self.broker.port)
@@ -282,6 +319,8 @@ class ScenarioRunner:
             report.cases = self._get("/api/v1/cases", limit=1000)
             report.losses = self._get("/api/v1/gaps", limit=1000)["items"]
             report.messages = sum(int(d["last_seq"] or 0) for d in self._get("/api/v1/devices"))
+            if self.store_server is not None:
+                self._count_series(report)
         finally:
             report.elapsed_s = time.monotonic() - started
             self._teardown()
@@ -298,6 +337,11 @@ class ScenarioRunner:
             report.steps.append(f"{step.at:g}s {text}")
             logger.info("scenario %s at %gs: %s", self.scenario.name, step.at, text)
         self._sleep_until(end, progress, "running")
+        if self.store_server is not None and not self.store_server.running:
+            # timing slack at the very end: the validator keeps every outage inside the duration
+            logger.info("scenario %s: starting the series store again at the end", self.scenario.name)
+            self._restores = [(at, fn) for at, fn in self._restores if fn != self._store_up]
+            self._store_up()
         if progress:
             progress(1.0, "checking")
 
@@ -308,6 +352,7 @@ class ScenarioRunner:
         end = self.scenario.duration / self.speed
         while True:
             self._restore_due()
+            self._probe()
             now = self._now()
             if progress:
                 progress(min(1.0, now / end), label)
@@ -317,10 +362,35 @@ class ScenarioRunner:
 
     def _restore_due(self) -> None:
         now = self._now()
-        due = [names for at, names in self._restores if at <= now]
-        self._restores = [(at, names) for at, names in self._restores if at > now]
-        for names in due:
-            self.proxies.restore(names)
+        due = [fn for at, fn in self._restores if at <= now]
+        self._restores = [(at, fn) for at, fn in self._restores if at > now]
+        for fn in due:
+            fn()
+
+    def _later(self, seconds: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` ``seconds`` of scenario time from now (already divided by the speed)."""
+        self._restores.append((self._now() + seconds, fn))
+
+    def _store_up(self) -> None:
+        self.store_server.start()
+        logger.info("scenario %s: series store back on %s", self.scenario.name, self.store_server.url)
+
+    def _probe(self) -> None:
+        """Ask the hub's ``/healthz`` at most every PROBE_EVERY_S: did it answer, broker and store up?"""
+        p = self.probes
+        now = time.monotonic()
+        if self.api is None or now < p.next_at:
+            return
+        p.next_at = now + PROBE_EVERY_S
+        p.sent += 1
+        try:
+            body = self.api.get("/healthz", timeout=2.0).json()  # 503 still answers: store or broker down
+        except (httpx.HTTPError, ValueError) as exc:
+            p.unanswered += 1
+            p.last_error = f"{type(exc).__name__}: {exc}"
+            return
+        p.broker_down += not body.get("broker_connected")
+        p.store_not_ok += not body.get("store_ok")
 
     # ---------------------------------------------------------------- actions
 
@@ -346,12 +416,12 @@ class ScenarioRunner:
             p = step.partition
             names = [p.device] if p.device is not None else self._devices_of(p.grid or "")
             self.proxies.cut(names)
-            self._restores.append((self._now() + p.duration / self.speed, names))
+            self._later(p.duration / self.speed, lambda: self.proxies.restore(names))
             return f"partition {p.device or 'grid ' + str(p.grid)} ({len(names)} devices) for {p.duration:g}s"
         if step.outbox_full is not None:
             o = step.outbox_full
             self.proxies.cut([o.device])
-            self._restores.append((self._now() + o.duration / self.speed, [o.device]))
+            self._later(o.duration / self.speed, lambda: self.proxies.restore([o.device]))
             return f"outbox of {o.device} filling ({o.max_bytes} bytes) while cut off for {o.duration:g}s"
         if step.clock_skew is not None:
             c = step.clock_skew
@@ -364,9 +434,17 @@ class ScenarioRunner:
             return "broker restarted"
         if step.hub_kill is not None:
             self.hub.kill()
+            self._planned_hub_starts += 1
             time.sleep(step.hub_kill.down / self.speed)
             self.hub.start()
             return "hub killed (SIGKILL) and started again"
+        if step.store_down is not None:
+            if not self.store_server.running:
+                report.checks.append(Check(f"{step.at:g}s", "store_down", False, "the series store is already down"))
+                return "store_down: already down"
+            self.store_server.kill()
+            self._later(step.store_down.duration / self.speed, self._store_up)
+            return f"series store (influxd) killed (SIGKILL) for {step.store_down.duration:g}s"
         if step.case is not None:
             try:
                 return self._case(step.case, report, f"{step.at:g}s")
@@ -428,10 +506,14 @@ class ScenarioRunner:
             time.sleep(1.0)
 
     def _check(self, e: Expectation, at: str) -> Check:
+        from simulators.scenario_servers import ServerError
+
         try:
             return self._check_once(e, at)
         except httpx.HTTPError as exc:
             return Check(at, e.kind, False, f"hub API: {exc}")
+        except ServerError as exc:
+            return Check(at, e.kind, False, f"series store: {exc}")
 
     def _check_once(self, e: Expectation, at: str) -> Check:
         if e.incidents is not None:
@@ -485,10 +567,107 @@ class ScenarioRunner:
             where = f" of {loss.device}" if loss.device else ""
             ok = loss.holds(lost) and still_open == 0
             return Check(at, f"data loss{where} {loss.text()}", ok, f"{lost} seqs lost, {still_open} gaps open")
+        if e.series_points is not None:
+            sp = e.series_points
+            times = self.store_server.point_times(sp.device, sp.measurement)
+            n = sum(len(t) for t in times.values())
+            where = " ".join(f"{k}={v}" for k, v in (("device", sp.device), ("measurement", sp.measurement)) if v)
+            return Check(at, f"series points {where} {sp.text()}".replace("  ", " "), sp.holds(n), f"{n} stored")
+        if e.series_missing is not None:
+            m = e.series_missing
+            delivered, stored, missing = self._series_missing(m.device)
+            where = f" of {m.device}" if m.device else ""
+            detail = f"{delivered} delivered, {stored} of them stored, {len(missing)} missing"
+            if missing:
+                detail += " (first: " + ", ".join(f"{d} seq {seq}" for d, seq in missing[:3]) + ")"
+            return Check(at, f"series missing{where} {m.text()}", m.holds(len(missing)), detail)
+        if e.alerts is not None:
+            a = e.alerts
+            n = self._alerts().get(a.kind, 0)
+            return Check(at, f"hub alerts {a.kind} {a.text()}", a.holds(n), f"{n} since the hub started")
+        if e.hub_up is not None:
+            return self._hub_up(at)
         devices = self._get("/api/v1/devices")
         online = sum(1 for x in devices if x["state"] == "online")
         want = len(self.community.devices)
         return Check(at, "all devices online", online == want, f"{online}/{want} online")
+
+    def _hub_up(self, at: str) -> Check:
+        p = self.probes
+        alive = self.hub is not None and self.hub.proc is not None and self.hub.proc.poll() is None
+        starts = self.hub.starts if self.hub is not None else 0
+        ok = alive and starts == self._planned_hub_starts and p.unanswered == 0 and p.sent > 0
+        detail = f"{p.sent - p.unanswered}/{p.sent} health probes answered"
+        detail += f" ({p.store_not_ok} with the store not ok, {p.broker_down} with the broker down)"
+        if starts != self._planned_hub_starts:
+            detail += f"; started {starts} times, planned {self._planned_hub_starts}"
+        if not alive:
+            detail += "; the hub process is not running"
+        if p.unanswered:
+            detail += f"; last error {p.last_error}"
+        return Check(at, "hub up throughout", ok, detail)
+
+    def _alerts(self) -> dict[str, int]:
+        """``gs_alerts_total`` by kind from the hub's ``/metrics``."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        assert self.api is not None
+        r = self.api.get("/metrics")
+        r.raise_for_status()
+        counts: dict[str, int] = {}
+        for family in text_string_to_metric_families(r.text):
+            for sample in family.samples:
+                if sample.name == "gs_alerts_total":
+                    counts[sample.labels["kind"]] = int(sample.value)
+        return counts
+
+    def _delivered(self, device: str) -> dict[int, int]:
+        """Point timestamp (ms) -> seq of every telemetry point ``device`` delivered at least
+        IN_FLIGHT_GRACE_MS ago: the broker-acknowledged items its SQLite outbox keeps for replay."""
+        from edge import wire
+
+        assert self._outbox_dir is not None
+        path = self._outbox_dir / f"{device}.db"
+        cutoff = int(self.clocks[device]() * 1000) - IN_FLIGHT_GRACE_MS
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+        try:
+            rows = db.execute(
+                "SELECT seq, payload FROM items WHERE channel = ? AND sent_ms IS NOT NULL AND sent_ms <= ?",
+                (wire.Channel.TELEMETRY.value, cutoff),
+            ).fetchall()
+        finally:
+            db.close()
+        points: dict[int, int] = {}
+        for seq, payload in rows:
+            msg = wire.decode(wire.Channel.TELEMETRY, bytes(payload))
+            assert isinstance(msg, wire.Telemetry)
+            for point in msg.points:
+                points[point.ts] = int(seq)
+        return points
+
+    def _series_missing(self, device: str | None) -> tuple[int, int, list[tuple[str, int]]]:
+        """(points delivered, of them stored, [(device, seq) of each missing one]) over one or every device."""
+        ids = [device] if device else [d["device"]["id"] for d in self.community.devices]
+        stored_times = self.store_server.point_times(device)
+        delivered = stored = 0
+        missing: list[tuple[str, int]] = []
+        for device_id in ids:
+            sent = self._delivered(device_id)
+            have = stored_times.get(device_id, set())
+            lost = missing_points(sent, have)
+            delivered += len(sent)
+            stored += len(sent) - len(lost)
+            missing += [(device_id, seq) for seq in lost]
+        return delivered, stored, missing
+
+    def _count_series(self, report: RunReport) -> None:
+        from simulators.scenario_servers import ServerError
+
+        try:
+            report.stored_points = sum(len(t) for t in self.store_server.point_times().values())
+            report.missing_points = len(self._series_missing(None)[2])
+        except (ServerError, sqlite3.Error) as exc:
+            logger.warning("scenario %s: could not count the stored series: %s", self.scenario.name, exc)
 
     # --------------------------------------------------------------- teardown
 
@@ -503,9 +682,15 @@ class ScenarioRunner:
             self.hub.stop if self.hub else None,
             self.proxies.close if self.proxies else None,
             self.broker.stop if self.broker else None,
+            self.store_server.stop if self.store_server else None,
         ):
             if stop is not None:
                 try:
                     stop()
                 except Exception:  # teardown boundary: stop the rest
                     logger.exception("scenario teardown step failed")
+
+
+def missing_points(delivered: dict[int, int], stored: set[int]) -> list[int]:
+    """The seq of each delivered point (timestamp -> seq) whose timestamp is not stored, in order."""
+    return sorted(seq for ts, seq in delivered.items() if ts not in stored)

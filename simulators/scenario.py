@@ -128,6 +128,18 @@ class OutageAction(_Strict):
     down: Seconds = Field(default=2.0, ge=0, description="How long it stays down.")
 
 
+class StoreDownAction(_Strict):
+    """SIGKILL the scenario's InfluxDB (``store: influxdb-v1``) and start it again after ``for``.
+
+    The timeline goes on meanwhile; the hub spools its series writes to disk and replays
+    them once the store answers again.
+    """
+
+    duration: Seconds = Field(alias="for", gt=0, description="How long the store stays down.")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
 CaseVerb = Literal["accept", "return", "handle", "feedback", "verify", "close", "evaluate", "cancel"]
 
 
@@ -158,6 +170,7 @@ class Step(_Strict):
     hub_kill: OutageAction | None = None
     outbox_full: OutboxFullAction | None = None
     clock_skew: ClockSkewAction | None = None
+    store_down: StoreDownAction | None = None
     case: CaseAction | None = None
     expect: list[Expectation] | None = Field(default=None, description="Assertions checked at this time.")
 
@@ -182,9 +195,14 @@ ACTIONS = (
     "hub_kill",
     "outbox_full",
     "clock_skew",
+    "store_down",
     "case",
     "expect",
 )
+
+
+#: Expectations that read the scenario's InfluxDB directly (only with ``store: influxdb-v1``).
+STORE_EXPECTATIONS = frozenset({"series_points", "series_missing"})
 
 
 class Count(_Strict):
@@ -248,6 +266,25 @@ class DataLossExpect(Count):
     device: str | None = Field(default=None, description="Device id.")
 
 
+class SeriesPointsExpect(Count):
+    """Points stored in the scenario's InfluxDB (``store: influxdb-v1``), counted by distinct timestamp."""
+
+    device: str | None = Field(default=None, description="Device id (default: every device).")
+    measurement: str | None = Field(default=None, description="Measurement, e.g. sensor (default: all).")
+
+
+class SeriesMissingExpect(Count):
+    """Telemetry points devices delivered (broker-acknowledged) that are not in the InfluxDB store."""
+
+    device: str | None = Field(default=None, description="Device id (default: every device).")
+
+
+class AlertsExpect(Count):
+    """Alerts the hub raised since it started (``gs_alerts_total`` on ``/metrics``), by kind."""
+
+    kind: str = Field(description="store_down, store_rejected, spool_high or spool_dropped.")
+
+
 class Expectation(_Strict):
     """One assertion; exactly one key."""
 
@@ -257,6 +294,14 @@ class Expectation(_Strict):
     deadletters: Count | None = Field(default=None, description="Dead letters stored by the hub.")
     data_loss: DataLossExpect | None = Field(default=None, description="Seqs recorded as lost (sum of counts).")
     all_online: Literal[True] | None = Field(default=None, description="Every device of the community is online.")
+    series_points: SeriesPointsExpect | None = Field(default=None, description="Points in the InfluxDB store.")
+    series_missing: SeriesMissingExpect | None = Field(
+        default=None, description="Delivered telemetry points not in the InfluxDB store."
+    )
+    alerts: AlertsExpect | None = Field(default=None, description="Hub alerts of a kind since it started.")
+    hub_up: Literal[True] | None = Field(
+        default=None, description="The hub process never exited unplanned and answered every health probe."
+    )
 
     @model_validator(mode="after")
     def _one(self) -> Expectation:
@@ -277,6 +322,10 @@ class Scenario(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="Short name (the file's stem).")
     description: str = Field(description="One line: what it shows.")
     seed: int = Field(default=42, ge=0, description="Seed of the community and the device signals.")
+    store: Literal["embedded", "influxdb-v1"] = Field(
+        default="embedded",
+        description="The hub's series store: its embedded one, or a real influxd the runner starts.",
+    )
     community: CommunitySpec = Field(default_factory=CommunitySpec, description="The generated community.")
     duration: Seconds = Field(gt=0, description="Scenario length (the timeline must fit in it).")
     max_speed: float = Field(
@@ -297,6 +346,28 @@ class Scenario(_Strict):
         for i, step in enumerate(self.timeline):
             if step.at > self.duration:
                 raise ValueError(f"timeline[{i}] at {step.at:g}s is after the end ({self.duration:g}s)")
+            if step.store_down is not None and step.at + step.store_down.duration > self.duration:
+                raise ValueError(
+                    f"timeline.{i}.store_down: the store would still be down at the end "
+                    f"({step.at:g}s + {step.store_down.duration:g}s > {self.duration:g}s)"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _store_keys_need_influx(self) -> Scenario:
+        if self.store == "influxdb-v1":
+            return self
+        where = [f"timeline.{i}.store_down" for i, s in enumerate(self.timeline) if s.store_down is not None]
+        places = [("expect", self.expect)]
+        places += [(f"timeline.{i}.expect", s.expect or []) for i, s in enumerate(self.timeline)]
+        where += [
+            f"{place}.{j}.{e.kind}"
+            for place, expectations in places
+            for j, e in enumerate(expectations)
+            if e.kind in STORE_EXPECTATIONS
+        ]
+        if where:
+            raise ValueError(f"{where[0]}: needs `store: influxdb-v1` (this scenario's store is {self.store})")
         return self
 
     def steps(self) -> list[Step]:
@@ -318,7 +389,7 @@ def parse_scenario(doc: Any, source: str = "scenario") -> Scenario:
     try:
         return Scenario.model_validate(doc)
     except ValidationError as exc:
-        lines = [f"{source}: {_where(e)}: {e['msg']}" for e in exc.errors()]
+        lines = [f"{source}: {_where(e)}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()]
         raise ScenarioError("\n".join(lines)) from exc
 
 

@@ -56,6 +56,11 @@ def print_report(report: RunReport, console: Console | None = None) -> None:
         f"{report.elapsed_s:.1f}s",
     )
     console.print(head)
+    if report.stored_points is not None:
+        missing = "not counted" if report.missing_points is None else str(report.missing_points)
+        console.print(
+            f"series store {report.store}: {report.stored_points} points stored, {missing} delivered points missing"
+        )
     if report.incidents:
         inc = Table(title="incidents by rule")
         inc.add_column("rule")
@@ -95,6 +100,9 @@ def report_json(report: RunReport) -> str:
             "devices": report.devices,
             "messages": report.messages,
             "elapsed_s": round(report.elapsed_s, 2),
+            "store": report.store,
+            "stored_points": report.stored_points,
+            "missing_points": report.missing_points,
             "incidents": len(report.incidents),
             "cases": len(report.cases),
             "canonical": report.canonical(),

@@ -1,9 +1,12 @@
-"""The servers a scenario or the fleet bench runs against: a broker and a hub process.
+"""The servers a scenario or the fleet bench runs against: a broker, a series store and a hub process.
 
 - :class:`MosquittoBroker`: a real ``mosquitto`` on a free loopback port, with a config
   that never drops QoS 1 bursts and keeps sessions across restarts (persistence);
 - :class:`EmbeddedBrokerServer`: the hub's in-process Python broker when mosquitto is
   not installed;
+- :class:`InfluxServer`: a real InfluxDB 1.x ``influxd`` on free loopback ports in a work
+  dir, for scenarios with ``store: influxdb-v1``; ``kill`` + ``start`` is an outage that
+  keeps its data (same ports, same data dir);
 - :class:`HubProcess`: ``python -m simulators.scenario_servers hub ...`` in a child
   process, so a scenario can SIGKILL it like a real crash and start a new one on the
   same data dir. The child can run the case SLA sweep more often than the hub's 30 s.
@@ -12,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
@@ -153,13 +157,177 @@ class EmbeddedBrokerServer:
             self._broker = None
 
 
+def _influxql_string(value: str) -> str:
+    """An InfluxQL single-quoted string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class InfluxServer:
+    """A real InfluxDB 1.x ``influxd`` (Debian package ``influxdb``) on free loopback ports.
+
+    Its config, meta, data and WAL live in ``workdir``; ``kill()`` then ``start()`` brings
+    the same server back on the same ports with the data it had acknowledged (1.x fsyncs
+    its WAL before answering a write).
+    """
+
+    def __init__(self, workdir: Path, db: str = "gridsentinel") -> None:
+        binary = shutil.which("influxd") or ("/usr/bin/influxd" if Path("/usr/bin/influxd").exists() else None)
+        if binary is None:
+            raise ServerError("influxd is not installed (Debian: apt-get install influxdb)")
+        self.binary = binary
+        self.workdir = workdir
+        self.db = db
+        self.port = free_port()
+        self.rpc_port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / "influxd.log"
+        self.starts = 0
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        """Whether the process is alive."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def _write_config(self) -> Path:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        w = self.workdir
+        conf = w / "influxd.conf"
+        conf.write_text(
+            f"""reporting-disabled = true
+bind-address = "127.0.0.1:{self.rpc_port}"
+[meta]
+  dir = "{w}/meta"
+  logging-enabled = false
+[data]
+  dir = "{w}/data"
+  wal-dir = "{w}/wal"
+  query-log-enabled = false
+  trace-logging-enabled = false
+[coordinator]
+  log-queries-after = "0s"
+[retention]
+  enabled = false
+[monitor]
+  store-enabled = false
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:{self.port}"
+  auth-enabled = false
+  log-enabled = false
+  write-tracing = false
+  max-body-size = 0
+  max-row-limit = 0
+[continuous_queries]
+  enabled = false
+[subscriber]
+  enabled = false
+"""
+        )
+        return conf
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start and wait until ``/ping`` answers, then make sure the database exists."""
+        conf = self._write_config()
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [self.binary, "-config", str(conf)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.workdir,
+            )
+        self.starts += 1
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                tail = self.log_path.read_text(errors="replace")[-2000:]
+                raise ServerError(f"influxd exited with {self.proc.returncode}:\n{tail}")
+            try:
+                if httpx.get(f"{self.url}/ping", timeout=0.5).status_code == 204:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                self.kill()
+                raise ServerError(f"influxd did not answer /ping on {self.port} within {timeout:g}s ({self.log_path})")
+            time.sleep(0.05)
+        self.query(f'CREATE DATABASE "{self.db}"', with_db=False)
+
+    def kill(self) -> None:
+        """SIGKILL: a crash of the database server (acknowledged writes are in its fsynced WAL)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM and wait (SIGKILL after ``timeout``)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def query(self, q: str, *, with_db: bool = True) -> dict[str, Any]:
+        """Run InfluxQL (POST, so CREATE works too); raise :class:`ServerError` on an error answer."""
+        params = {"q": q, "epoch": "ms"}
+        if with_db:
+            params["db"] = self.db
+        try:
+            r = httpx.post(f"{self.url}/query", data=params, timeout=10.0)
+        except httpx.HTTPError as exc:
+            raise ServerError(f"influxd at {self.url} unreachable: {exc!r}") from exc
+        try:
+            body: dict[str, Any] = r.json()
+        except json.JSONDecodeError as exc:
+            raise ServerError(f"influxd answered HTTP {r.status_code} without JSON: {r.text[:200]}") from exc
+        errors = [res["error"] for res in body.get("results", []) if "error" in res]
+        if r.status_code != 200 or "error" in body or errors:
+            raise ServerError(f"influxd refused {q!r}: HTTP {r.status_code} {body.get('error') or errors}")
+        return body
+
+    def point_times(self, device: str | None = None, measurement: str | None = None) -> dict[str, set[int]]:
+        """Device id -> the distinct timestamps (ms) of its stored points, over all time.
+
+        ``measurement`` limits the search to one measurement (default: all of them, so points
+        written before the hub knew the device's kind are counted too).
+        """
+        source = f'"{measurement}"' if measurement else "/.*/"
+        where = f' WHERE "device" = {_influxql_string(device)}' if device else ""
+        body = self.query(f'SELECT * FROM {source}{where} GROUP BY "device"')
+        times: dict[str, set[int]] = {}
+        for result in body.get("results", []):
+            for series in result.get("series", []):
+                name = str(series.get("tags", {}).get("device", ""))
+                column = series["columns"].index("time")
+                times.setdefault(name, set()).update(int(row[column]) for row in series.get("values", []))
+        return times
+
+
 class HubProcess:
     """The hub in a child process on a data dir."""
 
-    def __init__(self, data_dir: Path, mqtt_url: str, *, sla_sweep_s: float | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        mqtt_url: str,
+        *,
+        sla_sweep_s: float | None = None,
+        influx: tuple[str, str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.mqtt_url = mqtt_url
         self.sla_sweep_s = sla_sweep_s
+        #: (url, db) of an InfluxDB 1.x series store; None: the hub's embedded store in its data dir
+        self.influx = influx
         self.http_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -175,6 +343,8 @@ class HubProcess:
         cmd += ["--mqtt-url", self.mqtt_url, "--http-port", str(self.http_port)]
         if self.sla_sweep_s:
             cmd += ["--sla-sweep", str(self.sla_sweep_s)]
+        if self.influx is not None:
+            cmd += ["--series", "influxdb-v1", "--series-url", self.influx[0], "--series-db", self.influx[1]]
         log = (self.data_dir / "hub.log").open("ab")
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=Path.cwd())
         log.close()
@@ -217,15 +387,18 @@ def run_hub(args: argparse.Namespace) -> int:
     from hub.service import Hub
 
     # demo mode: simulated people act through the X-Actor header (no tokens to hand out)
-    settings = HubSettings.model_validate(
-        {
-            "mqtt_url": args.mqtt_url,
-            "http_port": args.http_port,
-            "data_dir": args.data_dir,
-            "client_id": "scenario-hub",
-            "demo": True,
-        }
-    )
+    values: dict[str, Any] = {
+        "mqtt_url": args.mqtt_url,
+        "http_port": args.http_port,
+        "data_dir": args.data_dir,
+        "client_id": "scenario-hub",
+        "demo": True,
+        "series_backend": args.series,
+    }
+    if args.series == "influxdb-v1":
+        values.update(series_url=args.series_url, series_db=args.series_db)
+    settings = HubSettings.model_validate(values)
+    settings.series_settings()  # a missing URL or database fails here, with the key named
     hub = Hub(settings)
     if args.sla_sweep:
 
@@ -243,7 +416,7 @@ def run_hub(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m simulators.scenario_servers hub --data-dir D --mqtt-url U --http-port P``."""
+    """``python -m simulators.scenario_servers hub --data-dir D --mqtt-url U --http-port P [--series ...]``."""
     parser = argparse.ArgumentParser(prog="python -m simulators.scenario_servers")
     sub = parser.add_subparsers(dest="what", required=True)
     hub = sub.add_parser("hub", help="run a hub for a scenario")
@@ -251,6 +424,9 @@ def main(argv: list[str] | None = None) -> int:
     hub.add_argument("--mqtt-url", required=True)
     hub.add_argument("--http-port", type=int, required=True)
     hub.add_argument("--sla-sweep", type=float, default=0.0, help="extra SLA sweep every N seconds")
+    hub.add_argument("--series", choices=("embedded", "influxdb-v1"), default="embedded", help="series backend")
+    hub.add_argument("--series-url", help="InfluxDB 1.x URL (with --series influxdb-v1)")
+    hub.add_argument("--series-db", help="InfluxDB 1.x database (with --series influxdb-v1)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     return run_hub(args)

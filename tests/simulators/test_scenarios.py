@@ -1,4 +1,7 @@
-"""Scenario files: schema errors name the key; the short CI set runs against real mosquitto; same seed, same run."""
+"""Scenario files: schema errors name the key; the short CI set runs against real mosquitto; same seed, same run.
+
+The InfluxDB outage runs against a real influxd too (SIGKILLed mid-run, its data kept).
+"""
 
 from __future__ import annotations
 
@@ -8,14 +11,15 @@ from pathlib import Path
 import pytest
 
 from simulators import cli
-from simulators.runner import RunOptions, ScenarioRunner
-from simulators.scenario import ScenarioError, load_scenario, parse_scenario, parse_seconds, shipped
+from simulators.runner import RunOptions, ScenarioRunner, missing_points
+from simulators.scenario import Expectation, ScenarioError, load_scenario, parse_scenario, parse_seconds, shipped
 from tests.servers import require_binary
 
 SHIPPED = (
     "camera-tampering-spree",
     "fire-in-a-building",
     "hub-crash-during-a-storm",
+    "influxdb-outage",
     "kiosk-paper-outage",
     "normal-day",
     "power-cut-in-one-grid",
@@ -64,6 +68,54 @@ def test_step_needs_exactly_one_action_and_fits_the_duration() -> None:
         parse_scenario({**MINIMAL, "timeline": [{"at": 11, "hub_kill": {}}]})
     with pytest.raises(ScenarioError, match="exactly one of device or grid"):
         parse_scenario({**MINIMAL, "timeline": [{"at": 1, "partition": {"for": 5}}]})
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        (
+            {**MINIMAL, "timeline": [{"at": 1, "store_down": {"for": 5}}]},
+            "timeline.0.store_down: needs `store: influxdb-v1`",
+        ),
+        ({**MINIMAL, "expect": [{"hub_up": True}, {"series_missing": {"count": 0}}]}, "expect.1.series_missing: needs"),
+        (
+            {**MINIMAL, "timeline": [{"at": 2, "expect": [{"series_points": {"min": 1}}]}]},
+            "timeline.0.expect.0.series_points: needs",
+        ),
+        (
+            {**MINIMAL, "store": "influxdb-v1", "timeline": [{"at": 6, "store_down": {"for": 5}}]},
+            "timeline.0.store_down: the store would still be down at the end",
+        ),
+        (
+            {**MINIMAL, "store": "influxdb-v1", "timeline": [{"at": 1, "store_down": {"for": 0}}]},
+            "timeline.0.store_down.for",
+        ),
+        ({**MINIMAL, "store": "influx"}, "store: Input should be 'embedded' or 'influxdb-v1'"),
+    ],
+)
+def test_store_faults_are_validated(doc: dict[str, object], message: str) -> None:
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(doc, "s.yaml")
+    assert message in str(info.value)
+
+
+def test_store_down_is_accepted_with_an_influxdb_store() -> None:
+    doc = {
+        **MINIMAL,
+        "store": "influxdb-v1",
+        "timeline": [{"at": 1, "store_down": {"for": "5s"}}],
+        "expect": [{"series_missing": {"count": 0}}, {"alerts": {"kind": "store_down"}}, {"hub_up": True}],
+    }
+    sc = parse_scenario(doc)
+    assert sc.timeline[0].action == "store_down"
+    assert sc.timeline[0].store_down is not None and sc.timeline[0].store_down.duration == 5.0
+
+
+def test_missing_points_are_the_delivered_timestamps_not_stored() -> None:
+    delivered = {1000: 1, 2000: 2, 3000: 4, 4000: 5}
+    assert missing_points(delivered, {1000, 2000, 3000, 4000, 9000}) == []
+    assert missing_points(delivered, {2000, 4000}) == [1, 4]
+    assert missing_points(delivered, set()) == [1, 2, 4, 5]
 
 
 def test_speed_above_the_scenario_limit_is_refused() -> None:
@@ -151,13 +203,48 @@ def test_unknown_devices_grids_and_conditions_are_refused_before_anything_starts
     assert runner.hub is None and runner.broker is None  # refused before any server started
 
 
+@pytest.mark.integration
+def test_influxdb_outage_spools_and_loses_nothing(tmp_path: Path) -> None:
+    """influxdb-outage at its top speed against a real influxd, SIGKILLed mid-run: the alarm still becomes an
+    incident, the hub raises store_down and keeps answering, and after the replay every delivered telemetry
+    point is in influxd. Then the same check against that store with points deleted reports them (it can fail)."""
+    require_binary("mosquitto", "mosquitto")
+    require_binary("influxd", "influxdb")
+    scenario = load_scenario("influxdb-outage")
+    runner = ScenarioRunner(scenario, RunOptions(speed=scenario.max_speed, broker="mosquitto", workdir=tmp_path))
+    report = runner.run()
+    assert report.ok, [c for c in report.checks if not c.ok]
+    assert report.store == "influxdb-v1"
+    assert report.stored_points is not None and report.stored_points >= 60
+    assert report.missing_points == 0
+    assert runner.probes.store_not_ok > 0  # the hub's /healthz saw its store down (spool non-empty)
+    assert runner.store_server.starts == 2  # killed once, started again
+    assert "series store (influxd) killed (SIGKILL) for 20s" in " ".join(report.steps)
+
+    # The check is not vacuous: bring the same influxd data back and delete one device's older points.
+    runner.store_server.start()
+    try:
+        cutoff_ms = min(runner._delivered("smoke-001-01")) + 5000
+        runner.store_server.query(f'DELETE FROM "sensor" WHERE "device" = \'smoke-001-01\' AND time < {cutoff_ms}ms')
+        check = runner._check(Expectation.model_validate({"series_missing": {"count": 0}}), "after")
+        other = runner._check(
+            Expectation.model_validate({"series_missing": {"device": "smoke-001-02", "count": 0}}), "after"
+        )
+    finally:
+        runner.store_server.stop()
+    assert not check.ok and " 0 missing" not in check.detail and "smoke-001-01 seq" in check.detail, check
+    assert other.ok, other
+
+
 @pytest.mark.slow
 @pytest.mark.integration
-@pytest.mark.skipif(os.environ.get("GS_SOAK") != "1", reason="on-demand soak: set GS_SOAK=1 (about 6 minutes)")
+@pytest.mark.skipif(os.environ.get("GS_SOAK") != "1", reason="on-demand soak: set GS_SOAK=1 (about 7 minutes)")
 @pytest.mark.parametrize("name", SHIPPED)
 def test_every_shipped_scenario_holds(name: str, tmp_path: Path) -> None:
     """Every shipped scenario at its largest allowed speed; its assertions hold."""
     require_binary("mosquitto", "mosquitto")
     scenario = load_scenario(name)
+    if scenario.store == "influxdb-v1":
+        require_binary("influxd", "influxdb")
     report = ScenarioRunner(scenario, RunOptions(speed=scenario.max_speed, broker="mosquitto", workdir=tmp_path)).run()
     assert report.ok, [c for c in report.checks if not c.ok]
