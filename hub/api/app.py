@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import StatementError
@@ -55,6 +57,35 @@ def create_app(ctx: HubContext) -> FastAPI:
             return out_of_range(request, exc.orig)
         raise exc
 
+    def openapi() -> dict[str, Any]:
+        # A 422 is either FastAPI's own validation error list or one of our domain errors
+        # ({"reason", "message"} or {"path", "message"}, or a plain message): the schema says so, as the API answers.
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            schemas["DomainError"] = {
+                "type": "object",
+                "title": "DomainError",
+                "properties": {
+                    "reason": {"type": "string", "description": "stable code, e.g. out_of_range"},
+                    "message": {"type": "string"},
+                    "path": {"type": "string", "description": "where in the request body (rule validation)"},
+                },
+                "required": ["message"],
+            }
+            if "HTTPValidationError" in schemas:
+                schemas["HTTPValidationError"]["properties"]["detail"] = {
+                    "title": "Detail",
+                    "anyOf": [
+                        {"type": "array", "items": {"$ref": "#/components/schemas/ValidationError"}},
+                        {"$ref": "#/components/schemas/DomainError"},
+                        {"type": "string"},
+                    ],
+                }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_exception_handler(OverflowError, out_of_range)
     app.add_exception_handler(StatementError, statement_error)
 
