@@ -711,6 +711,13 @@ def decode(channel: Channel, payload: bytes) -> Message:
     decoder = _DECODERS.get(channel)
     if decoder is None:
         raise PayloadError("bad_channel", f"{channel} payloads are not JSON messages")
+    if channel is Channel.TELEMETRY:
+        # A valid message has one "metrics" key per point (or one in all), and that byte sequence
+        # cannot occur inside a JSON string (its quotes would be escaped): counting it refuses an
+        # oversized batch before paying for parsing it.
+        points = payload.count(b'"metrics"')
+        if points > MAX_POINTS_PER_MESSAGE:
+            raise PayloadError("too_large", f"{points} points exceeds {MAX_POINTS_PER_MESSAGE}")
     obj = load_json(payload)
     _extras(obj, _KNOWN_KEYS[channel], 1, "payload")
     try:

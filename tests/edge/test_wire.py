@@ -312,3 +312,18 @@ def test_encode_refuses_what_decode_would_refuse() -> None:
     with pytest.raises(PayloadError) as info:
         wire.encode(Telemetry(1, 1763900000000, (Point(1763900000000, {"t": float("nan")}),)))
     assert info.value.reason == "bad_number"
+
+
+def test_a_full_batch_decodes_and_one_point_more_is_refused_before_parsing() -> None:
+    ts = 1_800_000_000_000
+    full = [{"ts": ts + i, "metrics": {"t": i}} for i in range(wire.MAX_POINTS_PER_MESSAGE)]
+    msg = wire.decode(wire.Channel.TELEMETRY, json.dumps({"v": 1, "seq": 1, "ts": ts, "points": full}).encode())
+    assert isinstance(msg, wire.Telemetry) and len(msg.points) == wire.MAX_POINTS_PER_MESSAGE
+    # the word inside a string value does not count: its quotes are escaped in JSON
+    quoted = json.dumps({"v": 1, "seq": 2, "ts": ts, "points": full, "note": '"metrics"' * 5}).encode()
+    assert quoted.count(b'"metrics"') == wire.MAX_POINTS_PER_MESSAGE
+    over = [*full, {"ts": ts, "metrics": {"t": 0}}]
+    payload = json.dumps({"v": 1, "seq": 3, "ts": ts, "points": over}).encode()
+    with pytest.raises(wire.PayloadError) as err:
+        wire.decode(wire.Channel.TELEMETRY, payload)
+    assert err.value.reason == "too_large"
