@@ -10,6 +10,7 @@ hub's bus reports the incident stored (published after the DB commit).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import multiprocessing
@@ -18,6 +19,7 @@ import shutil
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -136,7 +138,8 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     }
     settings |= {"mqtt_url": url} if url else {"broker_port": 0}
     hub = Hub(HubSettings.model_validate(settings), plugins=("hub.incidents.plugin",))
-    hub.start()
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the result (the admin banner goes aside)
+        hub.start()
     assert hub.ctx is not None and hub.ingest is not None
     broker_url = url or f"mqtt://{hub.mqtt_host}:{hub.mqtt_port}"
     stored: dict[str, float] = {}
