@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import cv2
 import numpy as np
@@ -48,6 +48,10 @@ def scene_stats(gray: GrayImage) -> SceneStats:
     return SceneStats(float(mean[0, 0]), float(std[0, 0]), float(lap_std[0, 0]) ** 2)
 
 
+#: Small grey frames kept while learning the reference view (thinned out evenly beyond this).
+MAX_LEARN_FRAMES: Final = 64
+
+
 class TamperMonitor:
     """Learns a sharpness baseline and a reference view, then compares each checked frame with them."""
 
@@ -57,6 +61,7 @@ class TamperMonitor:
         self._samples: list[float] = []
         self._baseline: float | None = None
         self._reference: FloatImage | None = None
+        self._frames: list[FloatImage] = []
         self._window: FloatImage | None = None
 
     @property
@@ -68,6 +73,7 @@ class TamperMonitor:
         """Learn the baseline and reference again (after an outage or reconfiguration)."""
         self._learn_until_ms = None
         self._samples.clear()
+        self._frames.clear()
         self._baseline = None
         self._reference = None
 
@@ -88,10 +94,17 @@ class TamperMonitor:
                 self._learn_until_ms = now_ms + int(cfg.learn_s * 1000)
             if not covered:
                 self._samples.append(stats.relative_sharpness)
-                self._reference = current if self._reference is None else 0.8 * self._reference + 0.2 * current
+                if len(self._frames) >= MAX_LEARN_FRAMES:
+                    del self._frames[::2]  # keep the span, halve the density
+                self._frames.append(current)
             if now_ms >= self._learn_until_ms and self._samples:
                 self._baseline = float(np.median(self._samples))
                 self._samples.clear()
+                # The per-pixel median of the learning frames is the empty scene: people walking
+                # through it while the box starts must not become part of the reference view
+                # (an averaged reference kept their ghosts and later read as a moved camera).
+                self._reference = np.median(np.stack(self._frames), axis=0).astype(np.float32)
+                self._frames.clear()
             return TamperState(covered, False, False, 0.0, True)
         if covered:
             return TamperState(True, False, False, 0.0, False)

@@ -33,7 +33,7 @@ def zones(**named: dict[str, Any]) -> CameraConfigBase:
 
 
 def run_scene(
-    scene: str | SceneSpec, cfg: CameraConfigBase, *, seed: int = 0, real_faces: bool = False
+    scene: str | SceneSpec, cfg: CameraConfigBase, *, seed: int = 0, real_faces: bool = False, fps: float = FPS
 ) -> tuple[list[tuple[float, DriverEvent]], list[dict[str, Any]]]:
     """Every event (with its scene time in s) and every frame's metrics of one pass of ``scene``."""
     spec = SCENES[scene] if isinstance(scene, str) else scene
@@ -41,7 +41,7 @@ def run_scene(
     pipeline = CameraPipeline(cfg, privacy)
     events: list[tuple[float, DriverEvent]] = []
     metrics: list[dict[str, Any]] = []
-    for frame in iter_scene(spec, fps=FPS, seed=seed, start_ms=START_MS):
+    for frame in iter_scene(spec, fps=fps, seed=seed, start_ms=START_MS):
         if frame.image is None:
             result = pipeline.missing(frame.ts_ms)
         else:
