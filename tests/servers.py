@@ -64,7 +64,42 @@ def require_binary(name: str, package: str) -> str:
     return path
 
 
-class MosquittoServer:
+class ServerProcess:
+    """Stop/kill/restart of a server subprocess in ``self.proc``; subclasses define ``start``."""
+
+    proc: subprocess.Popen[bytes] | None = None
+    #: Seconds a SIGTERM gets before SIGKILL.
+    stop_timeout: float = 10.0
+
+    def start(self) -> None:
+        """Start the server and wait until it is ready."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """SIGTERM and wait (the server saves what it keeps); SIGKILL after :attr:`stop_timeout`."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL the server (nothing saved)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def restart(self) -> None:
+        """Stop and start again on the same port(s)."""
+        self.stop()
+        self.start()
+
+
+class MosquittoServer(ServerProcess):
     """A real mosquitto on a free loopback port, with settings that never drop QoS 1 bursts."""
 
     def __init__(self, workdir: Path, extra_conf: str = "", port: int | None = None, *, anonymous: bool = True) -> None:
@@ -144,26 +179,3 @@ class MosquittoServer:
         """SIGHUP: mosquitto rereads its password and ACL files."""
         assert self.proc is not None and self.proc.poll() is None, "mosquitto is not running"
         self.proc.send_signal(signal.SIGHUP)
-
-    def stop(self) -> None:
-        """Stop the broker gracefully (it saves its persistence file)."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def kill(self) -> None:
-        """SIGKILL the broker (nothing saved since the last autosave)."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
-
-    def restart(self) -> None:
-        """Stop and start again on the same port."""
-        self.stop()
-        self.start()

@@ -7,7 +7,6 @@ RPC ``bind-address``), with reporting off, and is ready once ``/ping`` answers.
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import time
 import urllib.error
@@ -16,7 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.servers import free_port, require_binary
+from tests.servers import ServerProcess, free_port, require_binary
 
 
 def http_ok(url: str, timeout: float = 0.5) -> bool:
@@ -29,10 +28,11 @@ def http_ok(url: str, timeout: float = 0.5) -> bool:
         return False
 
 
-class _ServerProcess:
-    """Start/stop/kill plumbing shared by the servers below."""
+class _ServerProcess(ServerProcess):
+    """Start plumbing shared by the servers below (stop/kill/restart come from :class:`ServerProcess`)."""
 
     name = "server"
+    stop_timeout = 15.0
 
     def __init__(self, workdir: Path, port: int | None = None) -> None:
         self.workdir = workdir
@@ -65,29 +65,6 @@ class _ServerProcess:
                 self.kill()
                 raise RuntimeError(f"{self.name} did not answer /ping on {self.port} within {timeout}s")
             time.sleep(0.05)
-
-    def stop(self) -> None:
-        """SIGTERM and wait (SIGKILL after 15 s)."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def kill(self) -> None:
-        """SIGKILL the server."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
-
-    def restart(self) -> None:
-        """Stop and start again on the same ports."""
-        self.stop()
-        self.start()
 
 
 class InfluxdServer(_ServerProcess):
