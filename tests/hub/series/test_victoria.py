@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -26,10 +27,11 @@ def samples(victoria: VictoriaMetricsServer, match: str) -> dict[tuple[tuple[str
 
 def test_v2_write_maps_to_metrics_and_rewrite_is_deduplicated(victoria: VictoriaMetricsServer, tmp_path: Path) -> None:
     store = InfluxV2Store(victoria.url, "token", "gs", "gs")
+    site = f"s{uuid.uuid4().hex[:10]}"  # the server is shared by the session: look only at this test's series
     now = (int(time.time() * 1000) // 1000) * 1000  # VictoriaMetrics keeps recent data; retention is long anyway
     batch = [
         SeriesPoint(
-            "kiosk", {"site": "s1", "grid": "110101001001001", "device": f"k{d}"}, {"paper": i * 1.5, "txn": i}, now + i
+            "kiosk", {"site": site, "grid": "110101001001001", "device": f"k{d}"}, {"paper": i * 1.5, "txn": i}, now + i
         )
         for d in range(3)
         for i in range(100)
@@ -43,14 +45,17 @@ def test_v2_write_maps_to_metrics_and_rewrite_is_deduplicated(victoria: Victoria
     store.close()
 
     deadline = time.monotonic() + 20
-    while True:  # ingested samples become searchable after VictoriaMetrics' in-memory buffer flushes
-        got = samples(victoria, '{__name__=~"kiosk_.*"}')
-        if len(got) == 6 and all(len(v) >= 100 for v in got.values()):
+    while True:
+        # Samples become searchable after VictoriaMetrics' in-memory buffer flushes, and the re-written
+        # duplicates (same timestamps) are merged away by its 1 ms dedup: wait for exactly 100 per series.
+        got = samples(victoria, f'{{__name__=~"kiosk_.*",site="{site}"}}')
+        if len(got) == 6 and all(len(v) == 100 for v in got.values()):
             break
         counts = {dict(k)["__name__"] + "/" + dict(k)["device"]: len(v) for k, v in got.items()}
-        assert time.monotonic() < deadline, f"samples not searchable in VictoriaMetrics: {counts}"
+        assert time.monotonic() < deadline, f"not 6 series of exactly 100 samples in VictoriaMetrics: {counts}"
+        victoria.force_flush()
         time.sleep(0.3)
-    key = (("__name__", "kiosk_paper"), ("device", "k1"), ("grid", "110101001001001"), ("site", "s1"))
+    key = (("__name__", "kiosk_paper"), ("device", "k1"), ("grid", "110101001001001"), ("site", site))
     assert got[key] == [(now + i, i * 1.5) for i in range(100)]
     assert {labels[0][1] for labels in got} == {"kiosk_paper", "kiosk_txn"}
     assert all(len(v) == 100 for v in got.values())  # nothing doubled by the re-write
