@@ -59,4 +59,7 @@ def test_event_lwt_and_historical(hub: Hub, mosquitto: MosquittoServer) -> None:
     # incidents also land in the series store (measurement "incident") for Grafana annotations
     assert hub.store is not None
     store = hub.store
-    wait_until(lambda: store.count("incident") >= 3, timeout=10, what="incident series points")
+    # Two incidents opened at different times (paper_out, then device_offline after the kill): two points at
+    # least. The paper_out repeat updates the same incident and may share its millisecond (then it overwrites
+    # the same point: idempotent by design), so it cannot be counted on for a third.
+    wait_until(lambda: store.count("incident") >= 2, timeout=10, what="incident series points")
