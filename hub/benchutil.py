@@ -41,6 +41,40 @@ NO_DROP_MOSQUITTO_CONF: Final = (
 )
 
 
+def influxd_conf(workdir: Path, http_port: int, rpc_port: int) -> str:
+    """influxd.conf for a throwaway server: loopback only, data under ``workdir``, reporting and logs off."""
+    w = workdir
+    return f"""reporting-disabled = true
+bind-address = "127.0.0.1:{rpc_port}"
+[meta]
+  dir = "{w}/meta"
+  logging-enabled = false
+[data]
+  dir = "{w}/data"
+  wal-dir = "{w}/wal"
+  query-log-enabled = false
+  trace-logging-enabled = false
+[coordinator]
+  log-queries-after = "0s"
+[retention]
+  enabled = false
+[monitor]
+  store-enabled = false
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:{http_port}"
+  auth-enabled = false
+  log-enabled = false
+  write-tracing = false
+  max-body-size = 0
+  max-row-limit = 0
+[continuous_queries]
+  enabled = false
+[subscriber]
+  enabled = false
+"""
+
+
 def say(message: str) -> None:
     """A progress line on stderr (the result goes to stdout)."""
     print(f"[bench ingest] {message}", file=sys.stderr, flush=True)
@@ -186,36 +220,8 @@ class InfluxdProcess(ServerProcess):
 
     def command(self) -> list[str]:
         """Write influxd.conf (loopback, reporting and logging off) and return ``influxd -config``."""
-        w = self.workdir
-        conf = w / "influxd.conf"
-        conf.write_text(
-            f"""reporting-disabled = true
-bind-address = "127.0.0.1:{self.rpc_port}"
-[meta]
-  dir = "{w}/meta"
-  logging-enabled = false
-[data]
-  dir = "{w}/data"
-  wal-dir = "{w}/wal"
-  query-log-enabled = false
-  trace-logging-enabled = false
-[retention]
-  enabled = false
-[monitor]
-  store-enabled = false
-[http]
-  enabled = true
-  bind-address = "127.0.0.1:{self.port}"
-  auth-enabled = false
-  log-enabled = false
-  write-tracing = false
-  max-body-size = 0
-[continuous_queries]
-  enabled = false
-[subscriber]
-  enabled = false
-"""
-        )
+        conf = self.workdir / "influxd.conf"
+        conf.write_text(influxd_conf(self.workdir, self.port, self.rpc_port))
         return [self.binary, "-config", str(conf)]
 
 

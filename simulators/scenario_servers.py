@@ -30,6 +30,8 @@ from typing import Any, Protocol
 
 import httpx
 
+from hub.benchutil import NO_DROP_MOSQUITTO_CONF, influxd_conf
+
 logger = logging.getLogger(__name__)
 
 
@@ -95,10 +97,7 @@ class MosquittoBroker:
             "persistence true",
             f"persistence_location {self.workdir}/",
             "autosave_interval 1",
-            "max_queued_messages 0",
-            "max_queued_bytes 0",
-            "max_inflight_messages 0",
-            "max_keepalive 3600",
+            *NO_DROP_MOSQUITTO_CONF,
             f"log_dest file {self.workdir}/mosquitto.log",
             "log_type error",
             "log_type warning",
@@ -195,39 +194,8 @@ class InfluxServer:
 
     def _write_config(self) -> Path:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        w = self.workdir
-        conf = w / "influxd.conf"
-        conf.write_text(
-            f"""reporting-disabled = true
-bind-address = "127.0.0.1:{self.rpc_port}"
-[meta]
-  dir = "{w}/meta"
-  logging-enabled = false
-[data]
-  dir = "{w}/data"
-  wal-dir = "{w}/wal"
-  query-log-enabled = false
-  trace-logging-enabled = false
-[coordinator]
-  log-queries-after = "0s"
-[retention]
-  enabled = false
-[monitor]
-  store-enabled = false
-[http]
-  enabled = true
-  bind-address = "127.0.0.1:{self.port}"
-  auth-enabled = false
-  log-enabled = false
-  write-tracing = false
-  max-body-size = 0
-  max-row-limit = 0
-[continuous_queries]
-  enabled = false
-[subscriber]
-  enabled = false
-"""
-        )
+        conf = self.workdir / "influxd.conf"
+        conf.write_text(influxd_conf(self.workdir, self.port, self.rpc_port))
         return conf
 
     def start(self, timeout: float = 30.0) -> None:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from hub.benchutil import NO_DROP_MOSQUITTO_CONF
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
@@ -129,10 +131,7 @@ class MosquittoServer(ServerProcess):
                     "persistence true",
                     f"persistence_location {self.workdir}/",
                     "autosave_interval 1",
-                    "max_queued_messages 0",
-                    "max_queued_bytes 0",
-                    "max_inflight_messages 0",
-                    "max_keepalive 3600",
+                    *NO_DROP_MOSQUITTO_CONF,
                     f"log_dest file {self.workdir}/mosquitto.log",
                     "log_type error",
                     "log_type warning",

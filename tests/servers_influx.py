@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from hub.benchutil import influxd_conf
 from tests.servers import ServerProcess, free_port, require_binary
 
 
@@ -80,37 +81,7 @@ class InfluxdServer(_ServerProcess):
     def write_config(self) -> Path:
         """Write influxd.conf into the work dir and return its path."""
         conf = self.workdir / "influxd.conf"
-        w = self.workdir
-        conf.write_text(
-            f"""reporting-disabled = true
-bind-address = "127.0.0.1:{self.rpc_port}"
-[meta]
-  dir = "{w}/meta"
-  logging-enabled = false
-[data]
-  dir = "{w}/data"
-  wal-dir = "{w}/wal"
-  query-log-enabled = false
-  trace-logging-enabled = false
-[coordinator]
-  log-queries-after = "0s"
-[retention]
-  enabled = false
-[monitor]
-  store-enabled = false
-[http]
-  enabled = true
-  bind-address = "127.0.0.1:{self.port}"
-  auth-enabled = false
-  log-enabled = false
-  write-tracing = false
-  max-body-size = 0
-[continuous_queries]
-  enabled = false
-[subscriber]
-  enabled = false
-"""
-        )
+        conf.write_text(influxd_conf(self.workdir, self.port, self.rpc_port))
         return conf
 
     def command(self) -> list[str]:
