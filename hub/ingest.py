@@ -67,7 +67,6 @@ PointSubmitter = Callable[[Sequence[SeriesPoint]], None]
 _SEQUENCED = (Telemetry, Event, GapNotice, CommandAck)
 #: Parsed topics cached per name (parsing is a third of the per-message cost); cleared when full.
 TOPIC_CACHE_SIZE = 65_536
-#: Bytes read from the broker socket per recv (a backlog arrives as a stream of small PUBLISH packets).
 #: While working through a buffered chunk, PUBACKs are written after this many packets or seconds.
 PUBACK_FLUSH_PACKETS = 64
 PUBACK_FLUSH_S = 0.05
