@@ -124,7 +124,18 @@ def _build_prefix(measurement: str, tags: Mapping[str, str]) -> str:
 # Hot-path caches (ingest writes the same few thousand series over and over); cleared when they grow.
 _PREFIXES: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
 _FIELD_KEYS: dict[str, str] = {}
+_TEMPLATES: dict[tuple[str, ...], str] = {}
 _CACHE_MAX: Final = 100_000
+
+
+def _field_key(name: str) -> str:
+    key = _FIELD_KEYS.get(name)
+    if key is None:
+        key = _name_key(name, "field key")
+        if len(_FIELD_KEYS) >= _CACHE_MAX:
+            _FIELD_KEYS.clear()
+        _FIELD_KEYS[name] = key
+    return key
 
 
 def encode_line(
@@ -145,14 +156,24 @@ def encode_line(
         if len(_PREFIXES) >= _CACHE_MAX:
             _PREFIXES.clear()
         _PREFIXES[series] = prefix
+    values = tuple(fields.values())
+    for value in values:
+        if type(value) is not float or value - value != 0.0:  # not a finite float: the general path
+            break
+    else:
+        if values:
+            # Every value a finite float (what devices send): one cached %-template per set of field names.
+            names = tuple(fields)
+            template = _TEMPLATES.get(names)
+            if template is None:
+                template = ",".join(_field_key(name).replace("%", "%%") + "=%r" for name in names)
+                if len(_TEMPLATES) >= _CACHE_MAX:
+                    _TEMPLATES.clear()
+                _TEMPLATES[names] = template
+            return f"{prefix} {template % values} {ts_ms}"
     parts: list[str] = []
     for name, value in fields.items():
-        key = _FIELD_KEYS.get(name)
-        if key is None:
-            key = _name_key(name, "field key")
-            if len(_FIELD_KEYS) >= _CACHE_MAX:
-                _FIELD_KEYS.clear()
-            _FIELD_KEYS[name] = key
+        key = _field_key(name)
         # Fast path for finite floats (the common case); everything else goes through the full check.
         if type(value) is float and value - value == 0.0:
             parts.append(f"{key}={value!r}")

@@ -126,3 +126,24 @@ def test_refusals_are_narrow(measurement: str, tags: dict[str, str], fields: dic
 def test_floats_round_trip_exactly(value: float) -> None:
     parsed = parse(encode_line("m", {}, {"x": value}, 0))
     assert parsed.fields["x"] == value and type(parsed.fields["x"]) is float
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    measurement=names,
+    fields=st.dictionaries(names, st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=6),
+)
+def test_all_float_template_path_matches_the_general_path(measurement: str, fields: dict[str, float]) -> None:
+    """Points whose values are all finite floats take a cached %-template; it must write what the
+    per-field path writes (names with ``%``, ``=``, spaces and commas included) or refuse the same way."""
+    padded = {**fields, "__int": 1}  # an int sends the same point down the per-field path
+    try:
+        fast = encode_line(measurement, {"site": "s"}, fields, TS)
+    except LineProtocolError as exc:
+        with pytest.raises(LineProtocolError) as slow_exc:
+            encode_line(measurement, {"site": "s"}, padded, TS)
+        assert slow_exc.value.reason == exc.reason
+        return
+    slow = encode_line(measurement, {"site": "s"}, padded, TS)
+    assert slow.startswith(fast.rsplit(" ", 1)[0] + ",__int=1i ")
+    assert parse(fast).fields == fields
