@@ -154,6 +154,8 @@ class Ingest:
         self.client: mqtt.Client | None = None
         self._connected = threading.Event()
         self._topics: dict[str, Topic] = {}
+        self._sink_calls: dict[str, list[Callable[..., Any]]] = {}  # bound sink methods per name
+        self._sinks_seen = -1
 
     # ------------------------------------------------------------- processing
 
@@ -213,17 +215,23 @@ class Ingest:
         self._call_sinks("on_telemetry", rec.device_ref(), msg, received_ms)
 
     def _call_sinks(self, method: str, *args: Any) -> None:
-        if not self.sinks:
-            return
-        for sink in self.sinks:
-            fn = getattr(sink, method, None)
-            if fn is None:
-                continue
+        calls = self._sink_calls.get(method)
+        if calls is None or self._sinks_seen != len(self.sinks):  # plug-ins add sinks before ingest starts
+            calls = self._bind_sinks(method)
+        for fn in calls:
             try:
                 fn(*args)
             except Exception:  # a sink must not stop ingest; counted and logged
                 self.stats.sink_errors += 1
-                logger.exception("sink %s.%s failed", type(sink).__name__, method)
+                logger.exception("sink %s.%s failed", type(getattr(fn, "__self__", fn)).__name__, method)
+
+    def _bind_sinks(self, method: str) -> list[Callable[..., Any]]:
+        if self._sinks_seen != len(self.sinks):
+            self._sink_calls.clear()
+            self._sinks_seen = len(self.sinks)
+        calls = [fn for sink in self.sinks if (fn := getattr(sink, method, None)) is not None]
+        self._sink_calls[method] = calls
+        return calls
 
     def handle(self, topic_name: str, payload: bytes, received_ms: int) -> bool:
         """Process one message; dead-letter it instead of raising. True when accepted."""
@@ -246,8 +254,12 @@ class Ingest:
     def _admit(self, topic_name: str, payload: bytes, received_ms: int) -> bool:
         """Charge the sending device's token bucket; dead-letter the message (``rate_limited``) when it is empty."""
         assert self.limiter is not None
-        levels = topic_name.split("/", 4)
-        site, device = (levels[2], levels[3]) if len(levels) == 5 else ("", topic_name[:64])
+        t = self._topics.get(topic_name)
+        if t is not None:
+            site, device = t.site, t.device_id
+        else:
+            levels = topic_name.split("/", 4)
+            site, device = (levels[2], levels[3]) if len(levels) == 5 else ("", topic_name[:64])
         verdict = self.limiter.admit(device, len(payload), received_ms / 1000.0)
         if verdict.allowed:
             if verdict.ended:
