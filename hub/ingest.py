@@ -1,6 +1,7 @@
 """MQTT ingest: subscribe with a persistent session, decode, dedup, update the registry, hand on.
 
-Runs on paho's network thread, so per-message work is kept to a few
+Runs on the I/O thread of :class:`~hub.mqttlink.MqttLink` (raw sockets; paho's per-packet
+machinery cost more than everything below together), so per-message work is kept to a few
 microseconds: parse the topic, decode the payload, dedup by (device, seq),
 update the in-memory registry, hand points to the series writer (which batches)
 and call the sinks. No DB write happens per message. A message that breaks the
@@ -23,10 +24,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
-
-from edge.mqttio import FastMqttClient
 from edge.wire import (
     Channel,
     Command,
@@ -53,6 +50,7 @@ from hub.bus import EventBus
 from hub.deadletter import DeadLetterStore
 from hub.gaps import GapManager
 from hub.metrics import IngestStats
+from hub.mqttlink import MqttLink
 from hub.ratelimit import DeviceRateLimiter
 from hub.registry import DeviceRecord, DeviceRegistry, StatusOutcome
 from hub.series.base import SeriesPoint
@@ -67,49 +65,6 @@ PointSubmitter = Callable[[Sequence[SeriesPoint]], None]
 _SEQUENCED = (Telemetry, Event, GapNotice, CommandAck)
 #: Parsed topics cached per name (parsing is a third of the per-message cost); cleared when full.
 TOPIC_CACHE_SIZE = 65_536
-#: While working through a buffered chunk, PUBACKs are written after this many packets or seconds.
-PUBACK_FLUSH_PACKETS = 64
-PUBACK_FLUSH_S = 0.05
-
-
-class BufferedMqttClient(FastMqttClient):
-    """The ingest client: every buffered packet handled per wake-up, PUBACKs sent as it goes.
-
-    Stock paho makes about seven system calls per received QoS 1 message (select, three
-    ``recv`` for command byte, length and body, a wake-up byte through its socket pair and
-    its ``recv``, the PUBACK ``send``) and handles one packet per select. Here ``recv`` is
-    served from :class:`~edge.mqttio.FastMqttClient`'s buffer, and :meth:`loop_read` keeps
-    handling packets until that buffer is empty, so a backlog costs one select and one
-    ``recv`` per chunk plus the PUBACK sends. Relies on paho 2.x internals (``_sockpairW``),
-    pinned in pyproject.
-    """
-
-    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
-        """Handle packets until the read buffer is empty (each pass consumes at least one byte)."""
-        # While this thread works through the buffer it is not in select(), so paho's wake-up
-        # byte per queued PUBACK is pointless; publishers on other threads are still seen,
-        # because _loop checks want_write() before its next select().
-        wake, self._sockpairW = self._sockpairW, None
-        try:
-            rc = super().loop_read(max_packets)
-            flushed_at, handled = time.monotonic(), 0
-            while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self.buffered():
-                rc = super().loop_read(max_packets)
-                handled += 1
-                # Send the PUBACKs as we go: a chunk can take long when the series writer applies
-                # backpressure, and a silent connection past 1.5 x keepalive is dropped by the broker
-                # (which then redelivers everything in flight).
-                if rc == MQTTErrorCode.MQTT_ERR_SUCCESS and (
-                    handled >= PUBACK_FLUSH_PACKETS or time.monotonic() - flushed_at >= PUBACK_FLUSH_S
-                ):
-                    rc = self.loop_write()
-                    flushed_at, handled = time.monotonic(), 0
-            return rc
-        finally:
-            if self._sockpairR is not None and self._sockpairW is None:
-                self._sockpairW = wake
-            elif wake is not None and wake is not self._sockpairW:
-                wake.close()  # paho reset its socket pair meanwhile (connection lost): ours is stale
 
 
 def ingest_filters(root: str, share_group: str | None) -> list[str]:
@@ -151,9 +106,10 @@ class Ingest:
         self.clock = clock
         self.limiter = limiter
         self.lock = registry.lock
-        self.client: mqtt.Client | None = None
+        self.link: MqttLink | None = None
         self._connected = threading.Event()
         self._topics: dict[str, Topic] = {}
+        self._names: dict[bytes, str] = {}  # topic bytes -> str, cached like the parsed topics
         self._sink_calls: dict[str, list[Callable[..., Any]]] = {}  # bound sink methods per name
         self._sinks_seen = -1
 
@@ -319,65 +275,66 @@ class Ingest:
         ca_file: str | None = None,
     ) -> None:
         """Connect (retrying in the background) with a persistent session and subscribe."""
-        client = BufferedMqttClient(
-            CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False, protocol=mqtt.MQTTv311
-        )
-        if username is not None:
-            client.username_pw_set(username, password)
-        if tls:
-            client.tls_set(ca_certs=ca_file)
         filters = ingest_filters(self.root, share_group)
 
-        def on_connect(c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-            if reason.is_failure:
-                logger.error("MQTT connect to %s:%s refused: %s", host, port, reason)
-                return
-            c.subscribe([(f, 1) for f in filters])
+        def on_connect() -> None:
             self._connected.set()
             logger.info("ingest connected to %s:%s as %s, subscribed %s", host, port, client_id, filters)
 
-        def on_disconnect(_c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        def on_disconnect(reason: str) -> None:
             self._connected.clear()
-            log = logger.info if self.client is None else logger.warning  # None: we are stopping
-            log("ingest disconnected from %s:%s: %s", host, port, reason)
+            logger.warning("ingest disconnected from %s:%s: %s", host, port, reason)
 
-        def on_message(_c: mqtt.Client, _u: Any, m: mqtt.MQTTMessage) -> None:
-            received_ms = int(self.clock() * 1000)
+        link = MqttLink(
+            host,
+            port,
+            client_id=client_id,
+            subscriptions=[(f, 1) for f in filters],
+            on_message=self._on_link_message,
+            clean_session=False,
+            keepalive=keepalive,
+            username=username,
+            password=password,
+            tls=tls,
+            ca_file=ca_file,
+            on_connect=on_connect,
+            on_disconnect=on_disconnect,
+            reconnect_min_s=1.0,
+            reconnect_max_s=5.0,
+            name="hub-ingest",
+        )
+        link.start()
+        self.link = link
+
+    def _on_link_message(self, topic_raw: bytes, payload: bytes, _qos: int) -> None:
+        """One message from the link's I/O thread (acknowledged to the broker after this returns)."""
+        received_ms = int(self.clock() * 1000)
+        name = self._names.get(topic_raw)
+        if name is None:
             try:
-                name = m.topic
+                name = topic_raw.decode("utf-8")
             except UnicodeDecodeError:
-                self.deadletters.add(
-                    repr(m._topic)[:512], bytes(m.payload), "bad_topic", "topic is not UTF-8", received_ms
-                )
+                self.deadletters.add(repr(topic_raw)[:512], payload, "bad_topic", "topic is not UTF-8", received_ms)
                 return
-            self.handle(name, bytes(m.payload), received_ms)
-
-        client.on_connect = on_connect
-        client.on_disconnect = on_disconnect
-        client.on_message = on_message
-        client.reconnect_delay_set(1, 5)
-        client.max_inflight_messages_set(100)
-        client.connect_async(host, port, keepalive=keepalive)
-        client.loop_start()
-        self.client = client
+            if len(self._names) >= TOPIC_CACHE_SIZE:
+                self._names.clear()
+            self._names[topic_raw] = name
+        self.handle(name, payload, received_ms)
 
     def stop(self) -> None:
         """Disconnect cleanly (the broker keeps the session for the next start)."""
-        client, self.client = self.client, None
-        if client is not None:
-            client.disconnect()
-            client.loop_stop()
+        link, self.link = self.link, None
+        if link is not None:
+            link.stop()
         self._connected.clear()
 
     def send_command(self, device: DeviceRef, command: Command) -> None:
         """Publish ``command`` on the device's ``cmd`` topic (QoS 1)."""
-        client = self.client
-        if client is None or not self.connected:
+        link = self.link
+        if link is None or not self.connected:
             raise ConnectionError(f"no MQTT connection to send {command.op!r} to {device.device_id}")
         name = topic(device.site, device.device_id, Channel.CMD, root=self.root)
-        info = client.publish(name, encode(command), qos=1)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            raise ConnectionError(f"publish of {command.op!r} to {name} failed: {mqtt.error_string(info.rc)}")
+        link.publish(name, encode(command), qos=1)
 
 
 def _device_of(topic_name: str, root: str) -> str | None:

@@ -12,7 +12,7 @@ import pytest
 from hub import bench_ingest
 from hub.bench_ingest import MEASUREMENT, AckTimingStore, print_table, table_rows
 from hub.series.base import SeriesPoint, SeriesRow
-from tests.servers import MosquittoServer, require_binary, wait_until
+from tests.servers import require_binary
 
 KEYS = ("msgs_per_s", "points_per_s", "sustained_msgs_per_s", "lag_p50_s", "lag_p99_s", "lost")
 
@@ -131,57 +131,3 @@ def test_bad_options_are_refused_before_any_server_starts(capsys: pytest.Capture
     args = _args("--connections", "0", "--store", "embedded")
     assert args.func(args) == 2
     assert "--connections must be >= 1" in capsys.readouterr().err
-
-
-@pytest.mark.integration
-def test_buffered_client_reads_a_backlog_in_order_and_acks_it(mosquitto: MosquittoServer) -> None:
-    """Packets split across read chunks (one larger than a chunk) arrive whole, in order, once."""
-    import threading
-
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    from edge.mqttio import RECV_CHUNK
-    from hub.benchutil import prime_session
-    from hub.ingest import BufferedMqttClient
-
-    sizes = [1, 700, 5_000, 90, RECV_CHUNK + 123, 40]
-    sent = [bytes([i % 251]) * sizes[i % len(sizes)] for i in range(1_200)]
-    prime_session(mosquitto.url, "buffered", ["buf/#"], 1)
-    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="buf-pub")
-    pub.max_queued_messages_set(0)
-    pub.connect("127.0.0.1", mosquitto.port)
-    pub.loop_start()
-    infos = [pub.publish(f"buf/{i % 7}", payload, qos=1) for i, payload in enumerate(sent)]
-    for info in infos:
-        info.wait_for_publish(10)
-    pub.disconnect()
-    pub.loop_stop()
-
-    got: list[bytes] = []
-    done = threading.Event()
-
-    def on_message(_c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
-        got.append(bytes(msg.payload))
-        if len(got) >= len(sent):
-            done.set()
-
-    def drain() -> BufferedMqttClient:
-        client = BufferedMqttClient(CallbackAPIVersion.VERSION2, client_id="buffered", clean_session=False)
-        client.on_message = on_message
-        client.connect("127.0.0.1", mosquitto.port)
-        client.loop_start()
-        return client
-
-    client = drain()
-    assert done.wait(30), f"{len(got)}/{len(sent)} received"
-    wait_until(lambda: not client.want_write(), timeout=5, what="PUBACKs written")
-    client.disconnect()
-    client.loop_stop()
-    assert got == sent
-    again = drain()  # every message was acknowledged: nothing is redelivered to the session
-    wait_until(again.is_connected, timeout=5, what="reconnect")
-    threading.Event().wait(0.5)  # a redelivery would arrive right after the CONNACK
-    again.disconnect()
-    again.loop_stop()
-    assert len(got) == len(sent)

@@ -1,0 +1,676 @@
+"""A lean MQTT 3.1.1 client for the hub's ingest: raw sockets, one I/O thread, reconnect forever.
+
+paho builds an ``MQTTMessage``, takes locks and runs several callbacks per received
+packet; at tens of thousands of QoS 1 messages a second that machinery is the
+bottleneck. :class:`MqttLink` reads up to :data:`RECV_CHUNK` bytes per ``recv``,
+parses every whole PUBLISH in place (topic length, topic, packet id, payload slice)
+and writes the PUBACKs of a chunk in one ``send``.
+
+Threading: one thread owns the socket and does all I/O (a TLS socket must never be
+read and written from two threads). :meth:`MqttLink.publish` from any other thread
+appends to a deque and writes a byte into a wake-up socket pair; the I/O thread
+waits in a selector on the broker socket and that wake-up socket. Callbacks
+(``on_message``, ``on_connect``, ``on_disconnect``) run on the I/O thread.
+
+Inbound QoS 2 (we subscribe at QoS 1, but a broker may grant or send QoS 2): handled
+per the specification -- delivered once, PUBREC sent after ``on_message`` returns,
+PUBCOMP on PUBREL; a DUP re-send before PUBREL is acknowledged but not delivered
+again.
+
+Sockets stay in blocking mode with a timeout once connected: the selector says when
+to read, and a write that cannot complete within :data:`SEND_TIMEOUT_S` counts as a
+lost connection. Connecting (TCP and TLS handshake) is non-blocking and watches the
+wake-up socket, so :meth:`MqttLink.stop` is quick even when the broker does not answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import random
+import selectors
+import socket
+import ssl
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from hub.broker.packets import (
+    CONNACK_BAD_CREDENTIALS,
+    CONNACK_BAD_PROTOCOL,
+    CONNACK_IDENTIFIER_REJECTED,
+    CONNACK_NOT_AUTHORIZED,
+    CONNACK_SERVER_UNAVAILABLE,
+    SUBACK_FAILURE,
+    U16,
+    Connect,
+    Disconnect,
+    Pingreq,
+    Subscribe,
+    encode,
+    publish_header,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Bytes asked of each ``recv``.
+RECV_CHUNK: Final = 256 * 1024
+#: While working through a chunk, queued acknowledgements are written after this many packets or seconds
+#: (a slow handler must not let the keepalive lapse: the broker would drop us and redeliver everything).
+ACK_FLUSH_PACKETS: Final = 64
+ACK_FLUSH_S: Final = 0.05
+#: Seconds for TCP connect + TLS handshake, and again for CONNACK + SUBACK.
+CONNECT_TIMEOUT_S: Final = 10.0
+#: Seconds a blocked ``send`` may take before the connection counts as lost.
+SEND_TIMEOUT_S: Final = 10.0
+#: Seconds stop() waits for the broker to close the connection after DISCONNECT.
+CLOSE_WAIT_S: Final = 0.5
+#: Seconds between two logged ``on_message`` failures (the others are counted in the next log line).
+HANDLER_ERROR_LOG_S: Final = 1.0
+
+#: MQTT 3.1.1 CONNACK return codes (section 3.2.2.3).
+CONNACK_MEANINGS: Final = {
+    CONNACK_BAD_PROTOCOL: "unacceptable protocol version",
+    CONNACK_IDENTIFIER_REJECTED: "identifier rejected",
+    CONNACK_SERVER_UNAVAILABLE: "server unavailable",
+    CONNACK_BAD_CREDENTIALS: "bad user name or password",
+    CONNACK_NOT_AUTHORIZED: "not authorized",
+}
+
+MessageHandler = Callable[[bytes, bytes, int], None]
+
+
+def connack_reason(code: int) -> str:
+    """The reason text for a refused CONNACK, e.g. ``connection refused: not authorized (5)``."""
+    return f"connection refused: {CONNACK_MEANINGS.get(code, 'unknown return code')} ({code})"
+
+
+@dataclass(slots=True)
+class LinkStats:
+    """Counters of one link (written by its I/O thread only)."""
+
+    messages_received: int = 0
+    bytes_received: int = 0
+    #: Acknowledgements written: PUBACK (and, for inbound QoS 2, PUBREC and PUBCOMP).
+    pubacks_sent: int = 0
+    messages_published: int = 0
+    #: Outbound QoS 1 messages dropped unacknowledged (clean session reconnect, or stop()).
+    publishes_failed: int = 0
+    handler_errors: int = 0
+    #: Successful connections (CONNACK accepted and SUBACK received).
+    connects: int = 0
+    #: Successful connections after the first.
+    reconnects: int = 0
+
+
+class LinkDown(Exception):
+    """The connection ended or could not be made; the text is the reason given to ``on_disconnect``."""
+
+
+class _Stopping(Exception):
+    """stop() was called while the I/O thread waited."""
+
+
+class MqttLink:
+    """One MQTT 3.1.1 connection owned by one background thread; reconnects forever with backoff.
+
+    ``on_message(topic, payload, qos)`` is called in arrival order; a QoS 1 message is
+    acknowledged only after it returns (at-least-once). An exception raised by it is
+    logged and counted, and the message is still acknowledged: the caller dead-letters
+    bad input itself. ``on_disconnect(reason)`` is called after every lost connection
+    and failed connection attempt (not after :meth:`stop`). With a persistent session the
+    broker may deliver queued messages between CONNACK and SUBACK, i.e. before ``on_connect``.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        client_id: str,
+        subscriptions: Sequence[tuple[str, int]],
+        on_message: MessageHandler,
+        clean_session: bool = False,
+        keepalive: int = 30,
+        username: str | None = None,
+        password: str | None = None,
+        tls: bool = False,
+        ca_file: str | None = None,
+        on_connect: Callable[[], None] | None = None,
+        on_disconnect: Callable[[str], None] | None = None,
+        reconnect_min_s: float = 1.0,
+        reconnect_max_s: float = 5.0,
+        name: str = "mqtt-link",
+    ) -> None:
+        if not 0 <= keepalive <= 0xFFFF:
+            raise ValueError(f"keepalive must be 0..65535 seconds, got {keepalive}")
+        if not 0 < reconnect_min_s <= reconnect_max_s:
+            raise ValueError(f"need 0 < reconnect_min_s <= reconnect_max_s, got {reconnect_min_s}, {reconnect_max_s}")
+        for topic_filter, qos in subscriptions:
+            if not topic_filter or qos not in (0, 1, 2):
+                raise ValueError(f"bad subscription ({topic_filter!r}, {qos}): need a filter and QoS 0, 1 or 2")
+        if ca_file is not None and not tls:
+            raise ValueError("ca_file is set but tls is off")
+        self.host = host
+        self.port = port
+        self.client_id = client_id
+        self.subscriptions = tuple(subscriptions)
+        self.clean_session = clean_session
+        self.keepalive = keepalive
+        self.name = name
+        self.stats = LinkStats()
+        self._on_message = on_message
+        self._on_connect = on_connect
+        self._on_disconnect = on_disconnect
+        self._reconnect = (reconnect_min_s, reconnect_max_s)
+        pw = password.encode("utf-8") if password is not None else None
+        self._connect_frame = encode(Connect(client_id, clean_session, keepalive, None, username, pw))
+        self._ssl: ssl.SSLContext | None = ssl.create_default_context(cafile=ca_file) if tls else None
+        self._outbox: deque[tuple[bytes, bytes, int]] = deque()
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
+        self._connected = False
+        # Everything below belongs to the I/O thread.
+        self._sock: socket.socket | None = None
+        self._session_up = False  # CONNACK accepted (SUBACK may still be due)
+        self._sub_id = 0
+        self._inflight: dict[int, bytes] = {}  # outbound QoS 1: packet id -> frame
+        self._qos2_ids: set[int] = set()  # inbound QoS 2 delivered, PUBREL not yet seen
+        self._next_id = 0
+        self._acks: list[bytes] = []
+        self._tail = b""
+        self._pieces: list[bytes] = []
+        self._have = 0
+        self._need = 0
+        self._last_send = self._last_recv = self._last_ping = 0.0
+        self._error_logged_at = 0.0
+        self._errors_unlogged = 0
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def connected(self) -> bool:
+        """True once CONNACK was accepted and the SUBACK received, until the connection is lost."""
+        return self._connected
+
+    def start(self) -> None:
+        """Start the I/O thread; it connects in the background and keeps reconnecting."""
+        if self._thread is not None:
+            raise RuntimeError(f"{self.name} already started")
+        self._stopping.clear()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Send DISCONNECT (the broker keeps a persistent session), close and join the thread."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._stopping.set()
+        self._wake()
+        thread.join(timeout)
+        self._thread = None
+        if thread.is_alive():
+            logger.warning("%s: I/O thread did not stop within %.1f s", self.name, timeout)
+            return
+        for sock in (self._wake_r, self._wake_w):
+            if sock is not None:
+                sock.close()
+        self._wake_r = self._wake_w = None
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
+        """Queue a message for the I/O thread (thread-safe); raise ConnectionError when not connected.
+
+        QoS 1 messages stay in flight until the PUBACK; after a reconnect they are re-sent
+        with DUP when the session is persistent, and dropped (logged) with a clean session.
+        """
+        if qos not in (0, 1):
+            raise ValueError(f"publish QoS must be 0 or 1, got {qos}")
+        raw = topic.encode("utf-8")
+        if not raw or len(raw) > 0xFFFF or "+" in topic or "#" in topic or "\x00" in topic:
+            raise ValueError(f"bad topic name {topic!r}")
+        if not self._connected:
+            raise ConnectionError(f"{self.name}: not connected to {self.host}:{self.port}")
+        self._outbox.append((raw, bytes(payload), qos))
+        self._wake()
+
+    # ------------------------------------------------------------------ thread
+
+    def _wake(self) -> None:
+        wake = self._wake_w
+        if wake is not None:
+            # OSError: buffer full (a wake-up is pending anyway) or closed by stop().
+            with contextlib.suppress(OSError):
+                wake.send(b"\x00")
+
+    def _run(self) -> None:
+        delay = self._reconnect[0]
+        last_reason: str | None = None
+        while not self._stopping.is_set():
+            reason: str | None = None
+            try:
+                self._session()
+            except _Stopping:
+                pass
+            except LinkDown as exc:
+                reason = str(exc)
+            except ssl.SSLError as exc:
+                reason = f"TLS error: {exc}"
+            except OSError as exc:
+                reason = f"connection lost: {exc}"
+            except Exception as exc:  # loop boundary: log with traceback, reconnect
+                logger.exception("%s: internal error", self.name)
+                reason = f"internal error: {exc!r}"
+            finally:
+                was_connected = self._connected
+                self._teardown()
+            if reason is None or self._stopping.is_set():
+                break
+            if was_connected:
+                delay, last_reason = self._reconnect[0], None
+            wait = min(self._reconnect[1], delay * random.uniform(1.0, 1.25))
+            # One warning per distinct reason while down: a broker away for an hour is not 700 log lines.
+            log = logger.warning if reason != last_reason else logger.debug
+            log("%s: MQTT %s:%d down: %s; retrying in %.1f s", self.name, self.host, self.port, reason, wait)
+            last_reason = reason
+            self._call("on_disconnect", self._on_disconnect, reason)
+            delay = min(self._reconnect[1], delay * 2)
+            self._stopping.wait(wait)
+
+    def _teardown(self) -> None:
+        self._connected = False
+        self._session_up = False
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        self._acks.clear()
+        self._tail, self._pieces, self._have, self._need = b"", [], 0, 0
+
+    def _call(self, what: str, callback: Callable[..., None] | None, *args: object) -> None:
+        if callback is None:
+            return
+        try:
+            callback(*args)
+        except Exception:  # a callback bug must not stop the link
+            logger.exception("%s: %s callback failed", self.name, what)
+
+    # ------------------------------------------------------------------ connection
+
+    def _session(self) -> None:
+        """Connect, then serve until stop() (returns) or the connection ends (raises)."""
+        sock = self._open()
+        self._sock = sock
+        assert self._wake_r is not None
+        with selectors.DefaultSelector() as sel:
+            sel.register(sock, selectors.EVENT_READ, True)
+            sel.register(self._wake_r, selectors.EVENT_READ, False)
+            now = time.monotonic()
+            self._last_recv = self._last_ping = now
+            self._send(self._connect_frame)
+            handshake_deadline = now + CONNECT_TIMEOUT_S
+            while True:
+                for key, _ in sel.select(self._timeout(handshake_deadline)):
+                    if key.data:
+                        self._read(sock)
+                    else:
+                        self._drain_wake()
+                if self._stopping.is_set():
+                    self._goodbye()
+                    return
+                self._flush_acks()
+                if self._session_up and self._outbox:
+                    self._send_outbox()
+                self._keepalive(handshake_deadline)
+
+    def _open(self) -> socket.socket:
+        """TCP connect (and TLS handshake) without blocking stop()."""
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        try:
+            infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise LinkDown(f"cannot resolve {self.host}: {exc}") from exc
+        error: OSError | LinkDown = LinkDown("no address")
+        for family, kind, proto, _, addr in infos:
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.setblocking(False)
+                code = sock.connect_ex(addr)
+                if code in (errno.EINPROGRESS, errno.EWOULDBLOCK):
+                    self._wait(sock, selectors.EVENT_WRITE, deadline, "TCP connect")
+                    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if code:
+                    raise OSError(code, os.strerror(code))
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self._ssl is not None:
+                    sock = self._handshake(sock, deadline)
+                sock.settimeout(SEND_TIMEOUT_S)
+                return sock
+            except (OSError, LinkDown, _Stopping) as exc:
+                sock.close()
+                if isinstance(exc, _Stopping | ssl.SSLError):
+                    raise
+                error = exc
+        raise LinkDown(f"cannot connect to {self.host}:{self.port}: {error}")
+
+    def _handshake(self, raw: socket.socket, deadline: float) -> ssl.SSLSocket:
+        assert self._ssl is not None
+        sock = self._ssl.wrap_socket(raw, server_hostname=self.host, do_handshake_on_connect=False)
+        while True:
+            try:
+                sock.do_handshake()
+                return sock
+            except ssl.SSLWantReadError:
+                self._wait(sock, selectors.EVENT_READ, deadline, "TLS handshake")
+            except ssl.SSLWantWriteError:
+                self._wait(sock, selectors.EVENT_WRITE, deadline, "TLS handshake")
+
+    def _wait(self, sock: socket.socket, events: int, deadline: float, what: str) -> None:
+        assert self._wake_r is not None
+        with selectors.DefaultSelector() as sel:
+            sel.register(sock, events)
+            sel.register(self._wake_r, selectors.EVENT_READ)
+            sel.select(max(0.0, deadline - time.monotonic()))
+        if self._stopping.is_set():
+            raise _Stopping
+        if time.monotonic() >= deadline:
+            raise LinkDown(f"{what} to {self.host}:{self.port} timed out after {CONNECT_TIMEOUT_S:g} s")
+
+    def _goodbye(self) -> None:
+        """Flush what is queued, then DISCONNECT: the broker keeps the session and sends no will."""
+        try:
+            self._flush_acks()
+            if self._session_up and self._outbox:
+                self._send_outbox()
+            self._send(encode(Disconnect()))
+            self._await_close()
+        except (OSError, LinkDown) as exc:
+            logger.debug("%s: DISCONNECT not sent: %s", self.name, exc)
+        if self._inflight:
+            logger.warning("%s: stopped with %d QoS 1 messages unacknowledged", self.name, len(self._inflight))
+            self.stats.publishes_failed += len(self._inflight)
+            self._inflight.clear()
+
+    def _await_close(self) -> None:
+        """Wait (briefly) for the broker to close after DISCONNECT, discarding what it still sends.
+
+        Closing a socket with unread bytes makes the kernel send RST, and a broker that gets RST
+        drops the PUBACKs it has not read yet -- it would then deliver those messages again.
+        """
+        sock = self._sock
+        assert sock is not None
+        deadline = time.monotonic() + CLOSE_WAIT_S
+        with contextlib.suppress(OSError):
+            sock.settimeout(CLOSE_WAIT_S)
+            while time.monotonic() < deadline:
+                sock.settimeout(max(0.001, deadline - time.monotonic()))
+                if not sock.recv(RECV_CHUNK):
+                    return
+
+    # ------------------------------------------------------------------ timing
+
+    def _timeout(self, handshake_deadline: float) -> float:
+        now = time.monotonic()
+        due = handshake_deadline if not self._connected else now + 3600.0
+        k = self.keepalive
+        if k:
+            due = min(due, self._last_send + k, self._last_recv + 1.5 * k)
+            if self._last_ping <= self._last_recv:
+                due = min(due, self._last_recv + k)
+        return max(0.0, due - now)
+
+    def _keepalive(self, handshake_deadline: float) -> None:
+        now = time.monotonic()
+        if not self._connected and now >= handshake_deadline:
+            waited = "CONNACK" if not self._session_up else "SUBACK"
+            raise LinkDown(f"no {waited} within {CONNECT_TIMEOUT_S:g} s")
+        k = self.keepalive
+        if not k:
+            return
+        if now - self._last_recv > 1.5 * k:
+            raise LinkDown(f"nothing received for {1.5 * k:g} s (keepalive {k} s)")
+        # Ping when we were silent, and also when the broker was: PUBACKs alone do not prove it is alive.
+        if now - self._last_send >= k or (now - self._last_recv >= k and self._last_ping <= self._last_recv):
+            self._last_ping = now
+            self._send(encode(Pingreq()))
+
+    # ------------------------------------------------------------------ writing
+
+    def _send(self, data: bytes) -> None:
+        assert self._sock is not None
+        try:
+            self._sock.sendall(data)
+        except TimeoutError as exc:
+            raise LinkDown(f"send blocked for {SEND_TIMEOUT_S:g} s") from exc
+        self._last_send = time.monotonic()
+
+    def _flush_acks(self) -> None:
+        acks = self._acks
+        if acks:
+            data = b"".join(acks)
+            self.stats.pubacks_sent += len(acks)
+            acks.clear()
+            self._send(data)
+
+    def _new_id(self) -> int:
+        for _ in range(0xFFFF):
+            self._next_id = self._next_id % 0xFFFF + 1
+            if self._next_id not in self._inflight and self._next_id != self._sub_id:
+                return self._next_id
+        raise LinkDown("no free packet id: 65535 QoS 1 messages in flight")
+
+    def _send_outbox(self) -> None:
+        frames: list[bytes] = []
+        outbox = self._outbox
+        while outbox and len(self._inflight) < 0xFFF0:
+            topic, payload, qos = outbox.popleft()
+            if qos:
+                packet_id = self._new_id()
+                frame = publish_header(topic, 1, packet_id, len(payload)) + payload
+                self._inflight[packet_id] = frame
+            else:
+                frame = publish_header(topic, 0, None, len(payload)) + payload
+            frames.append(frame)
+        self.stats.messages_published += len(frames)
+        self._send(b"".join(frames))
+
+    def _drain_wake(self) -> None:
+        assert self._wake_r is not None
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    # ------------------------------------------------------------------ reading
+
+    def _recv(self, sock: socket.socket) -> bytes:
+        data = sock.recv(RECV_CHUNK)
+        if data and isinstance(sock, ssl.SSLSocket) and sock.pending():
+            # Decrypted bytes buffered inside the TLS layer are invisible to select().
+            parts = [data]
+            while sock.pending():
+                parts.append(sock.recv(sock.pending()))
+            data = b"".join(parts)
+        return data
+
+    def _read(self, sock: socket.socket) -> None:
+        try:
+            data = self._recv(sock)
+        except ssl.SSLWantReadError:
+            return  # only part of a TLS record so far
+        except TimeoutError:
+            return
+        if not data:
+            raise LinkDown("connection closed by broker")
+        self._last_recv = time.monotonic()
+        self.stats.bytes_received += len(data)
+        if self._need:
+            # A large frame is being collected: join once it is whole, never re-copy per chunk.
+            self._pieces.append(data)
+            self._have += len(data)
+            if self._have < self._need:
+                return
+            buf = b"".join(self._pieces)
+            self._pieces, self._have, self._need = [], 0, 0
+        elif self._tail:
+            buf = self._tail + data
+        else:
+            buf = data
+        pos, need = self._parse(buf)
+        tail = buf[pos:] if pos < len(buf) else b""
+        if need > len(tail):
+            self._pieces, self._have, self._need, self._tail = [tail], len(tail), need, b""
+        else:
+            self._tail = tail
+
+    def _parse(self, buf: bytes) -> tuple[int, int]:
+        """Handle every whole frame in ``buf``; return (bytes used, size of the incomplete frame or 0)."""
+        on_message = self._on_message
+        acks = self._acks
+        stopping = self._stopping
+        monotonic = time.monotonic
+        qos2_ids = self._qos2_ids
+        n = len(buf)
+        pos = 0
+        count = 0
+        flushed = monotonic()
+        try:
+            while pos + 2 <= n:
+                header = buf[pos]
+                length = buf[pos + 1]
+                i = pos + 2
+                if length & 0x80:
+                    length &= 0x7F
+                    shift = 7
+                    while True:
+                        if i >= n:
+                            return pos, 0
+                        byte = buf[i]
+                        i += 1
+                        length |= (byte & 0x7F) << shift
+                        if not byte & 0x80:
+                            break
+                        shift += 7
+                        if shift > 21:
+                            raise LinkDown("protocol error: remaining length longer than 4 bytes")
+                end = i + length
+                if end > n:
+                    return pos, end - pos
+                if header & 0xF0 != 0x30:
+                    self._control(header, buf[i:end])
+                    pos = end
+                    continue
+                qos = (header >> 1) & 0x03
+                j = i + 2 + ((buf[i] << 8) | buf[i + 1]) if length >= 2 else end + 1
+                topic = buf[i + 2 : j]
+                if qos:
+                    pid = buf[j : j + 2]
+                    j += 2
+                if j > end or qos == 3:
+                    raise LinkDown("protocol error: malformed PUBLISH")
+                pos = end
+                count += 1
+                if qos == 1:
+                    self._deliver(on_message, topic, buf[j:end], 1)
+                    acks.append(b"\x40\x02" + pid)
+                elif qos == 0:
+                    self._deliver(on_message, topic, buf[j:end], 0)
+                else:
+                    packet_id = (pid[0] << 8) | pid[1]
+                    if packet_id not in qos2_ids:
+                        self._deliver(on_message, topic, buf[j:end], 2)
+                        qos2_ids.add(packet_id)
+                    acks.append(b"\x50\x02" + pid)
+                if len(acks) >= ACK_FLUSH_PACKETS or monotonic() - flushed >= ACK_FLUSH_S:
+                    self._flush_acks()
+                    flushed = monotonic()
+                    if stopping.is_set():
+                        # The rest is not acknowledged: the broker delivers it again to the persistent session.
+                        return n, 0
+            return pos, 0
+        finally:
+            self.stats.messages_received += count
+
+    def _deliver(self, on_message: MessageHandler, topic: bytes, payload: bytes, qos: int) -> None:
+        try:
+            on_message(topic, payload, qos)
+        except Exception:  # acknowledged anyway: the caller dead-letters bad input itself
+            self.stats.handler_errors += 1
+            now = time.monotonic()
+            if now - self._error_logged_at >= HANDLER_ERROR_LOG_S:
+                logger.exception(
+                    "%s: on_message failed for %r (%d earlier failures not logged)",
+                    self.name,
+                    topic,
+                    self._errors_unlogged,
+                )
+                self._error_logged_at, self._errors_unlogged = now, 0
+            else:
+                self._errors_unlogged += 1
+
+    def _control(self, header: int, body: bytes) -> None:
+        """Every packet but PUBLISH."""
+        kind = header >> 4
+        if kind == 4 and len(body) == 2:  # PUBACK
+            self._inflight.pop(U16.unpack(body)[0], None)
+        elif kind == 13 and not body:  # PINGRESP
+            pass
+        elif kind == 6 and len(body) == 2:  # PUBREL: QoS 2 step 2
+            self._qos2_ids.discard(U16.unpack(body)[0])
+            self._acks.append(b"\x70\x02" + body)
+        elif kind == 2 and len(body) == 2 and not self._session_up:  # CONNACK
+            self._connack(body[1], bool(body[0] & 0x01))
+        elif kind == 9 and len(body) >= 3 and U16.unpack(body[:2])[0] == self._sub_id:  # SUBACK
+            self._suback(body[2:])
+        else:
+            raise LinkDown(f"protocol error: unexpected packet type {kind} (header {header:#04x}, {len(body)} bytes)")
+
+    def _connack(self, code: int, session_present: bool) -> None:
+        if code:
+            raise LinkDown(connack_reason(code))
+        self._session_up = True
+        if self.clean_session:
+            self._qos2_ids.clear()
+            if self._inflight:
+                logger.warning(
+                    "%s: %d QoS 1 messages in flight dropped (clean session)", self.name, len(self._inflight)
+                )
+                self.stats.publishes_failed += len(self._inflight)
+                self._inflight.clear()
+        elif self._inflight:
+            logger.info("%s: re-sending %d QoS 1 messages in flight", self.name, len(self._inflight))
+            self._send(b"".join(bytes((f[0] | 0x08,)) + f[1:] for f in self._inflight.values()))
+        logger.debug("%s: CONNACK accepted (session present: %s)", self.name, session_present)
+        if self.subscriptions:
+            self._sub_id = 0
+            self._sub_id = self._new_id()
+            self._send(encode(Subscribe(self._sub_id, self.subscriptions)))
+        else:
+            self._up()
+
+    def _suback(self, codes: bytes) -> None:
+        if len(codes) != len(self.subscriptions):
+            raise LinkDown(f"protocol error: SUBACK has {len(codes)} codes for {len(self.subscriptions)} filters")
+        for (topic_filter, _), code in zip(self.subscriptions, codes, strict=True):
+            if code == SUBACK_FAILURE:
+                logger.error("%s: broker refused the subscription to %r", self.name, topic_filter)
+        self._sub_id = 0
+        self._up()
+
+    def _up(self) -> None:
+        self._connected = True
+        self.stats.connects += 1
+        if self.stats.connects > 1:
+            self.stats.reconnects += 1
+        logger.info("%s: connected to %s:%d as %r", self.name, self.host, self.port, self.client_id)
+        self._call("on_connect", self._on_connect)
