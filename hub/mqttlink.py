@@ -420,7 +420,7 @@ class MqttLink:
 
     def _timeout(self, handshake_deadline: float) -> float:
         now = time.monotonic()
-        due = handshake_deadline if not self._connected else now + 3600.0
+        due = self._handshake_due(handshake_deadline) if not self._connected else now + 3600.0
         k = self.keepalive
         if k:
             due = min(due, self._last_send + k, self._last_recv + 1.5 * k)
@@ -428,9 +428,17 @@ class MqttLink:
                 due = min(due, self._last_recv + k)
         return max(0.0, due - now)
 
+    def _handshake_due(self, handshake_deadline: float) -> float:
+        """When waiting for CONNACK/SUBACK ends. A persistent session's queued backlog arrives between
+        CONNACK and SUBACK (the broker answers SUBSCRIBE after it), so after CONNACK the wait counts
+        from the last packet received, not from the connect."""
+        if not self._session_up:
+            return handshake_deadline
+        return max(handshake_deadline, self._last_recv + CONNECT_TIMEOUT_S)
+
     def _keepalive(self, handshake_deadline: float) -> None:
         now = time.monotonic()
-        if not self._connected and now >= handshake_deadline:
+        if not self._connected and now >= self._handshake_due(handshake_deadline):
             waited = "CONNACK" if not self._session_up else "SUBACK"
             raise LinkDown(f"no {waited} within {CONNECT_TIMEOUT_S:g} s")
         k = self.keepalive
