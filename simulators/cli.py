@@ -88,7 +88,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     load = sub.add_parser(
         "load", help="raw MQTT telemetry load from many connections", description="Run the MQTT load generator."
     )
-    load.add_argument("args", nargs=argparse.REMAINDER, help="options of python -m simulators.loadgen (see --help)")
+    from simulators.loadgen import add_arguments
+
+    add_arguments(load)
     load.set_defaults(func=load_cmd)
 
 
@@ -155,11 +157,10 @@ def run_community_cmd(args: argparse.Namespace) -> int:
 
 
 def load_cmd(args: argparse.Namespace) -> int:
-    """Hand the remaining arguments to the load generator."""
-    from simulators.loadgen import main
+    """Run the load generator."""
+    from simulators.loadgen import run_args
 
-    rest = [a for a in args.args if a != "--"]
-    return main(rest)
+    return run_args(args)
 
 
 def list_cmd(_args: argparse.Namespace) -> int:

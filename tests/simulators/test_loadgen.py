@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -13,7 +14,19 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge import wire
-from simulators.loadgen import LoadError, LoadSpec, run_load
+from hub.broker import decoding, packets
+from simulators.loadgen import (
+    LoadError,
+    LoadSpec,
+    TelemetryTemplate,
+    _Connection,
+    connect_packet,
+    expected_telemetry,
+    parse_frames,
+    publish_frame,
+    remaining_length,
+    run_load,
+)
 from tests.servers import MosquittoServer, free_port, wait_until
 
 
@@ -22,6 +35,7 @@ class Collector:
 
     def __init__(self, port: int, site: str) -> None:
         self.seen: Counter[tuple[str, int]] = Counter()
+        self.messages: dict[tuple[str, int], wire.Telemetry] = {}
         self.points = 0
         self.bad: list[str] = []
         self.lock = threading.Lock()
@@ -44,6 +58,7 @@ class Collector:
         assert isinstance(telemetry, wire.Telemetry)
         with self.lock:
             self.seen[(parsed.device_id, telemetry.seq)] += 1
+            self.messages[(parsed.device_id, telemetry.seq)] = telemetry
             self.points += len(telemetry.points)
 
     def total(self) -> int:
@@ -96,3 +111,126 @@ def test_cli_help() -> None:
         [sys.executable, "-m", "simulators.loadgen", "--help"], capture_output=True, text=True, check=True
     )
     assert "--devices" in out.stdout and "--qos" in out.stdout
+
+
+# ---------------------------------------------------------------- pure: payloads and frames
+
+
+@pytest.mark.parametrize(("points", "metrics"), [(1, 1), (1, 4), (3, 4), (10, 7)])
+def test_template_payload_is_what_wire_encode_gives(points: int, metrics: int) -> None:
+    template = TelemetryTemplate(points, metrics)
+    ts = 1_764_000_000_000
+    for seq in (0, 1, 998, 999, 1000, 123_456_789, 2**62):
+        payload = template.payload(seq, ts + seq % 7)
+        intended = expected_telemetry(seq, ts + seq % 7, points, metrics)
+        assert payload == wire.encode(intended)
+        decoded = wire.decode(wire.Channel.TELEMETRY, payload)
+        assert isinstance(decoded, wire.Telemetry)
+        assert (decoded.seq, decoded.ts, len(decoded.points)) == (seq, ts + seq % 7, points)
+        assert decoded.points[-1].ts == decoded.ts and decoded.points[0].ts == decoded.ts - (points - 1)
+        assert decoded.points[0].metrics == {f"m{j}": float((seq + j) % 1000) for j in range(metrics)}
+
+
+def test_frames_decode_with_the_brokers_own_decoder() -> None:
+    topic = wire.topic("load", "load-00001", wire.Channel.TELEMETRY).encode()
+    field = len(topic).to_bytes(2, "big") + topic
+    frame = connect_packet("load-00001")
+    assert decoding.decode(frame) == (packets.Connect(client_id="load-00001", keepalive=120), len(frame))
+    for payload in (b"x" * 10, b"y" * 300, b"z" * 70_000):  # 1-, 2- and 3-byte remaining lengths
+        frame = publish_frame(field, payload, 65535)
+        assert decoding.decode(frame) == (packets.Publish(topic.decode(), payload, qos=1, packet_id=65535), len(frame))
+        frame = publish_frame(field, payload, 0)
+        assert decoding.decode(frame) == (packets.Publish(topic.decode(), payload, qos=0), len(frame))
+    for value in (0, 127, 128, 16_383, 16_384, 2_097_151, 2_097_152, packets.MAX_REMAINING_LENGTH):
+        assert remaining_length(value) == packets.encode_remaining_length(value)
+
+
+def test_parse_frames_reassembles_any_split() -> None:
+    stream = (
+        packets.encode(packets.Connack())
+        + b"".join(packets.encode(packets.Puback(pid)) for pid in (1, 2, 65535))
+        + b"\xd0\x00"  # PINGRESP
+        + packets.encode(packets.Publish("a/b", b"p" * 200, qos=1, packet_id=7))
+    )
+    want = [(2, b"\x00\x00"), (4, b"\x00\x01"), (4, b"\x00\x02"), (4, b"\xff\xff"), (13, b"")]
+    for cut in range(len(stream) + 1):
+        first, rest = parse_frames(stream[:cut])
+        second, tail = parse_frames(rest + stream[cut:])
+        frames = first + second
+        assert tail == b"" and frames[:5] == want and frames[5][0] == 3 and len(frames) == 6
+    with pytest.raises(LoadError, match="malformed"):
+        parse_frames(b"\x40\xff\xff\xff\xff\x01")
+
+
+def test_packet_ids_wrap_and_skip_ids_in_flight() -> None:
+    conn = _Connection("load-00000", "gs/v1/load/load-00000/telemetry")
+    assert [conn.next_packet_id() for _ in range(3)] == [1, 2, 3]
+    conn.inflight.discard(3)
+    conn.next_pid = 65534
+    assert [conn.next_packet_id() for _ in range(3)] == [65534, 65535, 3]  # wraps past 1 and 2, still in flight
+    assert conn.inflight == {1, 2, 3, 65534, 65535}
+
+
+def test_bad_specs_name_the_problem() -> None:
+    with pytest.raises(LoadError, match="points must be"):
+        run_load(LoadSpec(points=wire.MAX_POINTS_PER_MESSAGE + 1))
+    with pytest.raises(LoadError, match="metrics 1"):
+        run_load(LoadSpec(metrics=0))
+    with pytest.raises(LoadError, match="invalid telemetry"):
+        run_load(LoadSpec(site="no/slash"))
+    with pytest.raises(LoadError, match="rate>=0"):
+        run_load(LoadSpec(rate=-1))
+
+
+# ---------------------------------------------------------------- against a real mosquitto
+
+
+@pytest.mark.integration
+def test_qos1_exact_counts_max_seq_and_values(mosquitto: MosquittoServer) -> None:
+    site = "exact"
+    collector = Collector(mosquitto.port, site)
+    spec = LoadSpec(url=mosquitto.url, devices=7, messages=100, qos=1, points=2, processes=2, site=site, seq_start=5)
+    try:
+        result = run_load(spec)
+        wait_until(lambda: collector.total() >= 100, 20, what="100 messages at the subscriber")
+    finally:
+        collector.close()
+    ids = spec.device_ids()
+    # 100 messages dealt round-robin over 7 devices: the first two get 15, the rest 14
+    assert result.sent == {d: 15 if i < 2 else 14 for i, d in enumerate(ids)}
+    assert result.max_seq == {d: 5 + n - 1 for d, n in result.sent.items()}
+    assert result.acked == 100 and result.messages == 100 and result.connections == 7
+    assert set(collector.seen) == {(d, s) for d, n in result.sent.items() for s in range(5, 5 + n)}
+    assert max(collector.seen.values()) == 1 and collector.bad == []
+    for device in ids:
+        got = [collector.messages[(device, s)] for s in range(5, 5 + result.sent[device])]
+        assert got == [expected_telemetry(m.seq, m.ts, 2, spec.metrics) for m in got]  # values follow seq
+        stamps = [p.ts for m in got for p in m.points]
+        assert stamps == sorted(set(stamps))  # strictly increasing per device, across messages too
+
+
+@pytest.mark.integration
+def test_rate_pacing_is_roughly_honoured(mosquitto: MosquittoServer) -> None:
+    result = run_load(LoadSpec(url=mosquitto.url, devices=20, messages=2000, rate=1000.0, site="paced2"))
+    assert result.acked == 2000
+    assert result.elapsed_s >= 1.5  # flat out this takes well under 0.2 s
+
+
+@pytest.mark.integration
+def test_refused_connection_names_device_and_return_code(tmp_path: Path) -> None:
+    server = MosquittoServer(tmp_path / "mosquitto", anonymous=False)
+    server.start()
+    try:
+        with pytest.raises(LoadError, match=r"load-\d{5}: connection refused, return code 5 \(not authorized\)"):
+            run_load(LoadSpec(url=server.url, devices=3, messages=10, connect_timeout_s=10))
+    finally:
+        server.stop()
+
+
+def test_sim_load_cli_takes_the_generator_options_directly() -> None:
+    """``gridsentinel sim load --url ...`` (argparse.REMAINDER used to refuse a leading option)."""
+    from edge.cli import build_parser
+
+    args = build_parser().parse_args(["sim", "load", "--url", "mqtt://127.0.0.1:1884", "--devices", "3", "--json"])
+    assert (args.url, args.devices, args.json) == ("mqtt://127.0.0.1:1884", 3, True)
+    assert args.func.__name__ == "load_cmd"
