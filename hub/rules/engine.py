@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final, TypeAlias
 
 from edge.wire import MetricValue
 from hub.rules.models import (
@@ -39,6 +39,10 @@ from hub.rules.state import (
 from hub.sinks import DeviceRef
 
 _MAX_RATE_SAMPLES = 512
+#: Devices whose reading plan is cached (cleared when full, and whenever the rules change).
+PLAN_CACHE_MAX: Final = 100_000
+#: (absence rules, metric -> rules) in scope for one device.
+_ReadingPlan: TypeAlias = "tuple[tuple[AbsenceRule, ...], dict[str, tuple[Rule, ...]]]"
 
 
 class RuleEngine:
@@ -57,6 +61,7 @@ class RuleEngine:
         """Replace the rule set; state of rules that still exist (same kind) is kept."""
         old_kinds = {r.id: r.kind for r in getattr(self, "rules", {}).values()}
         self._scope_cache: dict[tuple[str, str], tuple[DeviceRef, bool]] = {}
+        self._plans: dict[str, tuple[DeviceRef, _ReadingPlan]] = {}
         self.rules: dict[str, Rule] = {r.id: r for r in rules if r.enabled}
         self._by_metric: dict[str, list[Rule]] = defaultdict(list)
         self._absence: list[AbsenceRule] = []
@@ -135,13 +140,14 @@ class RuleEngine:
         if hist:
             return []
         out: list[Candidate] = []
-        for absence in self._absence:
-            if (absence.metric is None or absence.metric in metrics) and self._in_scope(absence, device):
+        absences, by_metric = self._reading_plan(device)
+        for absence in absences:
+            if absence.metric is None or absence.metric in metrics:
                 out += self._absence_seen(absence, device, received_ms)
+        if not by_metric:
+            return out
         for metric, raw in metrics.items():
-            for rule in self._by_metric.get(metric, ()):
-                if not self._in_scope(rule, device):
-                    continue
+            for rule in by_metric.get(metric, ()):
                 value = float(raw)
                 if isinstance(rule, ThresholdRule):
                     out += self._threshold(rule, device, ts_ms, value, received_ms)
@@ -437,6 +443,24 @@ class RuleEngine:
     def _clear(self, rule: Rule, st: KeyState, device: DeviceRef, ts: int) -> Candidate:
         st.phase, st.last_clear_ms, st.since_ms = "idle", ts, ts
         return device_candidate("clear", rule, device, ts, st.last_value)
+
+    def _reading_plan(self, device: DeviceRef) -> _ReadingPlan:
+        """The absence rules and the metric -> rules map in scope for ``device`` (cached per device: a
+        reading of a device no rule watches costs two dict lookups)."""
+        hit = self._plans.get(device.device_id)
+        if hit is not None and (hit[0] is device or hit[0] == device):
+            return hit[1]
+        absences = tuple(r for r in self._absence if self._in_scope(r, device))
+        by_metric: dict[str, tuple[Rule, ...]] = {}
+        for metric, rules in self._by_metric.items():
+            mine = tuple(r for r in rules if self._in_scope(r, device))
+            if mine:
+                by_metric[metric] = mine
+        plan = (absences, by_metric)
+        if len(self._plans) >= PLAN_CACHE_MAX:
+            self._plans.clear()
+        self._plans[device.device_id] = (device, plan)
+        return plan
 
     def _in_scope(self, rule: Rule, device: DeviceRef) -> bool:
         # cached per (rule, device): scope checks were half the cost of a reading
