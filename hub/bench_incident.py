@@ -13,10 +13,7 @@ import argparse
 import contextlib
 import json
 import logging
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -41,32 +38,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=run)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _start_mosquitto(workdir: Path) -> Any:
+    """A no-drop mosquitto (``hub.benchutil``), or None when it is not installed (the embedded broker is used)."""
+    from hub.benchutil import MosquittoProcess, ServerUnavailable
 
-
-def _start_mosquitto(workdir: Path) -> tuple[subprocess.Popen[bytes] | None, str | None]:
-    binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
-    if binary is None:
-        return None, None
-    port = _free_port()
-    conf = workdir / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\nuser root\nmax_queued_messages 0\n"
-        "max_queued_bytes 0\nmax_inflight_messages 0\n"
-    )
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc, f"mqtt://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    return None, None
+    try:
+        server = MosquittoProcess(workdir / "mosquitto")
+        server.start()
+    except ServerUnavailable as exc:
+        logger.warning("%s; using the hub's embedded broker", exc)
+        return None
+    return server
 
 
 def _client(url: str, client_id: str) -> Any:
@@ -120,7 +102,8 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     proc = None
     url = args.mqtt_url
     if url is None:
-        proc, url = _start_mosquitto(workdir)
+        proc = _start_mosquitto(workdir)
+        url = None if proc is None else proc.url
     # gap timeout: QoS 0 background loss is not what this bench measures
     settings: dict[str, Any] = {
         "http_port": 0,
@@ -185,8 +168,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         watcher.join(2)
         hub.stop()
         if proc is not None:
-            proc.terminate()
-            proc.wait(10)
+            proc.stop()
     latencies = [(stored[d] - t0) * 1000 for d, t0 in published.items() if d in stored]
     result: dict[str, Any] = {
         "broker": "mosquitto" if proc is not None else ("external" if args.mqtt_url else "embedded"),
