@@ -3,7 +3,9 @@
 This is the only module that builds or parses MQTT topics and payloads. The edge
 agent, the hub and the simulators all import it; nobody formats a topic string
 anywhere else. It needs nothing beyond the standard library, so an edge box can
-import it with only the base install.
+import it with only the base install; when orjson is installed (the ``edge`` and
+``hub`` extras) :func:`decode` parses with it and falls back to the standard
+library whenever it cannot prove the two agree (see :func:`load_json`).
 
 Topics
     ``{root}/v1/{site}/{device_id}/{channel}`` where ``channel`` is one of
@@ -43,7 +45,15 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, TypeAlias, TypeGuard
+
+_orjson_loads: Callable[[bytes], Any] | None
+_orjson_dumps: Callable[[Any], bytes] | None
+try:
+    from orjson import dumps as _orjson_dumps
+    from orjson import loads as _orjson_loads
+except ImportError:  # the base install: the standard library parser does everything
+    _orjson_loads = _orjson_dumps = None
 
 PROTOCOL_VERSION: Final = 1
 TOPIC_VERSION: Final = "v1"
@@ -430,10 +440,81 @@ def _extras(obj: Mapping[str, Any], known: frozenset[str], depth: int, where: st
         _nested(obj[key], MAX_DEPTH - depth, f"{where}.{key[:MAX_KEY_CHARS]}")
 
 
-def load_json(payload: bytes) -> dict[str, Any]:
-    """Parse a JSON object under the contract's limits (size, UTF-8, duplicates, NaN, surrogates)."""
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise PayloadError("too_large", f"{len(payload)} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte cap")
+#: Floats at least this large may be integer literals orjson could not hold in 64 bits (it returns
+#: those as floats where the standard library gives ints): such payloads take the standard path.
+_FAST_FLOAT_LIMIT: Final = 2.0**63
+#: Containers nested deeper than this take the standard path (orjson writes at most 254 levels, so
+#: the re-encoding proof stops there too). Parsing that deep the standard parser needs about as many
+#: of the interpreter's ~1000 recursion levels; deeper, its refusal would depend on the caller's stack.
+_FAST_MAX_DEPTH: Final = 254
+
+
+def _plain_key_count(value: dict[str, Any] | list[Any], depth: int) -> int:
+    """Keys in all objects inside ``value``, or -1 if a float may hide an integer or nesting is deep."""
+    if depth > _FAST_MAX_DEPTH:
+        return -1
+    if type(value) is dict:
+        count = len(value)
+        items: Any = value.values()
+    else:
+        count = 0
+        items = value
+    for item in items:
+        kind = type(item)
+        if kind is float:
+            if not -_FAST_FLOAT_LIMIT < item < _FAST_FLOAT_LIMIT:
+                return -1
+        elif kind is dict or kind is list:
+            inner = _plain_key_count(item, depth + 1)
+            if inner < 0:
+                return -1
+            count += inner
+    return count
+
+
+def _reencodes_to(obj: dict[str, Any], payload: bytes) -> bool:
+    """True when orjson writes ``obj`` back as exactly ``payload`` (compact JSON, as our encoder writes)."""
+    assert _orjson_dumps is not None
+    try:
+        return _orjson_dumps(obj) == payload
+    except TypeError:  # nested deeper than orjson writes
+        return False
+
+
+def _fast_object(payload: bytes) -> dict[str, Any] | None:
+    """Parse with orjson; None unless the result is provably what the standard path would return.
+
+    orjson refuses everything the contract refuses at parse time (invalid UTF-8, NaN and
+    Infinity, numbers that overflow a double, lone surrogates, nesting past 1024) and
+    reads floats exactly as the standard library does (both round correctly), except two
+    things it accepts silently: duplicate keys (it keeps the last) and integers beyond
+    64 bits (it returns a float, of magnitude >= 2**63). Either proof rules both out:
+
+    - re-encoding: if orjson writes the parsed object back as exactly the payload, the
+      payload is the text of a dict (no key twice) whose numbers all read back as they
+      are (an integer literal never comes back as float text, which has ``.`` or ``e``);
+    - counting: every ``:`` byte in valid JSON separates one object member or sits inside
+      a string, so ``payload.count(b":")`` is the members written plus the colons in
+      strings, while a dropped duplicate leaves the parsed objects with fewer keys than
+      members written: the parsed key count can only equal the colon count when no key
+      is duplicated (and no string holds a colon); floats of magnitude >= 2**63 refuse it.
+    """
+    assert _orjson_loads is not None
+    try:
+        obj = _orjson_loads(payload)
+    except Exception:  # any refusal: the standard path decides, and names the reason
+        return None
+    if type(obj) is not dict:
+        return None
+    if not _reencodes_to(obj, payload) and _plain_key_count(obj, 1) != payload.count(b":"):
+        return None
+    if b"\\u" in payload:  # orjson refuses lone surrogates itself; checked so the contract does not rest on it
+        _check_unicode(obj)
+    return obj
+
+
+def _stdlib_object(payload: bytes) -> dict[str, Any]:
+    """Parse with the standard library; the reference for every refusal's reason and text."""
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -450,6 +531,22 @@ def load_json(payload: bytes) -> dict[str, Any]:
         raise PayloadError("schema", f"payload must be a JSON object, not {type(obj).__name__}")
     if "\\u" in text:  # only an escape can produce a lone surrogate; our encoder never writes one
         _check_unicode(obj)
+    return obj
+
+
+def load_json(payload: bytes, *, fast: bool = True) -> dict[str, Any]:
+    """Parse a JSON object under the contract's limits (size, UTF-8, duplicates, NaN, surrogates).
+
+    With orjson installed and ``fast`` set, orjson parses first; whatever it refuses, or
+    accepts without proof that the standard library would return the same object, is
+    parsed again by the standard library, so results and refusals never depend on it.
+    ``fast=False`` forces the standard library (the reference the fast path is tested against).
+    """
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise PayloadError("too_large", f"{len(payload)} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte cap")
+    obj = _fast_object(payload) if fast and _orjson_loads is not None else None
+    if obj is None:
+        obj = _stdlib_object(payload)
     version = obj.get("v")
     if version != PROTOCOL_VERSION:
         raise PayloadError("unknown_version", f"payload version {version!r} is not {PROTOCOL_VERSION}")
@@ -596,6 +693,111 @@ def _telemetry(obj: dict[str, Any]) -> Telemetry:
     return Telemetry(seq=seq, ts=ts, points=points, hist=_bool(obj, "hist"))
 
 
+#: Metric names already matched against :data:`METRIC_PATTERN`; cleared when full, so it stays bounded.
+_KNOWN_METRIC_NAMES: Final[set[str]] = set()
+_KNOWN_METRIC_NAMES_MAX: Final = 4096
+_INF: Final = math.inf
+
+
+def _metrics_ok(raw: object) -> TypeGuard[dict[str, MetricValue]]:
+    """True when :func:`_metrics` accepts ``raw``; checked without building any error text."""
+    if type(raw) is not dict or not 0 < len(raw) <= MAX_METRICS_PER_POINT:
+        return False
+    names = _KNOWN_METRIC_NAMES
+    for name, value in raw.items():
+        if name not in names:
+            if _METRIC_RE.fullmatch(name) is None:
+                return False
+            if len(names) >= _KNOWN_METRIC_NAMES_MAX:
+                names.clear()
+            names.add(name)
+        kind = type(value)
+        if kind is float:
+            if not -_INF < value < _INF:  # false for NaN too
+                return False
+        elif kind is int:
+            if not MIN_INT <= value <= MAX_INT:
+                return False
+        elif kind is not bool:
+            return False
+    return True
+
+
+# A frozen dataclass's __init__ stores each field through object.__setattr__; the slot descriptors
+# store the same values directly, in half the time. Point and Telemetry have no __post_init__
+# (tests/edge/test_wire_fast.py checks that these build objects equal to the constructors').
+_new_object: Final = object.__new__
+_SET_POINT_TS: Final = Point.__dict__["ts"].__set__
+_SET_POINT_METRICS: Final = Point.__dict__["metrics"].__set__
+_SET_TELEMETRY_SEQ: Final = Telemetry.__dict__["seq"].__set__
+_SET_TELEMETRY_TS: Final = Telemetry.__dict__["ts"].__set__
+_SET_TELEMETRY_POINTS: Final = Telemetry.__dict__["points"].__set__
+_SET_TELEMETRY_HIST: Final = Telemetry.__dict__["hist"].__set__
+
+
+def _point(ts: int, metrics: dict[str, MetricValue]) -> Point:
+    """``Point(ts, metrics)``, built faster."""
+    point: Point = _new_object(Point)
+    _SET_POINT_TS(point, ts)
+    _SET_POINT_METRICS(point, metrics)
+    return point
+
+
+def _telemetry_of(seq: int, ts: int, points: tuple[Point, ...], hist: bool) -> Telemetry:
+    """``Telemetry(seq, ts, points, hist)``, built faster."""
+    msg: Telemetry = _new_object(Telemetry)
+    _SET_TELEMETRY_SEQ(msg, seq)
+    _SET_TELEMETRY_TS(msg, ts)
+    _SET_TELEMETRY_POINTS(msg, points)
+    _SET_TELEMETRY_HIST(msg, hist)
+    return msg
+
+
+def _points_fast(raw_points: list[Any], ts: int) -> tuple[Point, ...] | None:
+    """The points of a batch when every one is plain (``ts`` and ``metrics`` only, all valid), else None."""
+    points = []
+    for raw in raw_points:
+        if type(raw) is not dict:
+            return None
+        if "ts" in raw:
+            point_ts = raw["ts"]
+            if type(point_ts) is not int or not MIN_TS_MS <= point_ts < MAX_TS_MS or len(raw) != 2:
+                return None
+        elif len(raw) == 1:
+            point_ts = ts
+        else:
+            return None
+        metrics = raw.get("metrics")
+        if not _metrics_ok(metrics):
+            return None
+        points.append(_point(point_ts, metrics))
+    return tuple(points)
+
+
+def _telemetry_fast(obj: dict[str, Any]) -> Telemetry:
+    """:func:`_telemetry` for the common shapes; anything else (and every error) goes to :func:`_telemetry`."""
+    seq = obj.get("seq")
+    ts = obj.get("ts")
+    hist = obj.get("hist", False)
+    if (
+        type(seq) is int
+        and 0 <= seq <= MAX_SEQ
+        and type(ts) is int
+        and MIN_TS_MS <= ts < MAX_TS_MS
+        and type(hist) is bool
+    ):
+        raw_points = obj.get("points")
+        if raw_points is None:
+            metrics = obj.get("metrics")
+            if _metrics_ok(metrics):
+                return _telemetry_of(seq, ts, (_point(ts, metrics),), hist)
+        elif type(raw_points) is list and 0 < len(raw_points) <= MAX_POINTS_PER_MESSAGE and "metrics" not in obj:
+            points = _points_fast(raw_points, ts)
+            if points is not None:
+                return _telemetry_of(seq, ts, points, hist)
+    return _telemetry(obj)
+
+
 def _snapshot_ref(raw: object) -> SnapshotRef | None:
     if raw is None:
         return None
@@ -691,6 +893,12 @@ _DECODERS: Final[dict[Channel, Callable[[dict[str, Any]], Message]]] = {
 }
 
 
+#: The same checks, with cheaper paths for the common shapes (still the reference for every error).
+_FAST_DECODERS: Final[dict[Channel, Callable[[dict[str, Any]], Message]]] = {
+    **_DECODERS,
+    Channel.TELEMETRY: _telemetry_fast,
+}
+
 _POINT_KEYS: Final = frozenset({"ts", "metrics"})
 #: Top-level keys each channel's schema reads; others are ignored (but depth-limited).
 _KNOWN_KEYS: Final[dict[Channel, frozenset[str]]] = {
@@ -706,19 +914,25 @@ _KNOWN_KEYS: Final[dict[Channel, frozenset[str]]] = {
 }
 
 
-def decode(channel: Channel, payload: bytes) -> Message:
-    """Decode a JSON payload received on ``channel``; raise :class:`PayloadError` if it breaks the contract."""
-    decoder = _DECODERS.get(channel)
+_TELEMETRY: Final = Channel.TELEMETRY  # a module global is read faster than an enum member
+
+
+def decode(channel: Channel, payload: bytes, *, fast: bool = True) -> Message:
+    """Decode a JSON payload received on ``channel``; raise :class:`PayloadError` if it breaks the contract.
+
+    ``fast=False`` uses only the standard library and the reference checks: same results, same errors.
+    """
+    decoder = (_FAST_DECODERS if fast else _DECODERS).get(channel)
     if decoder is None:
         raise PayloadError("bad_channel", f"{channel} payloads are not JSON messages")
-    if channel is Channel.TELEMETRY:
+    if channel is _TELEMETRY:
         # A valid message has one "metrics" key per point (or one in all), and that byte sequence
         # cannot occur inside a JSON string (its quotes would be escaped): counting it refuses an
         # oversized batch before paying for parsing it.
         points = payload.count(b'"metrics"')
         if points > MAX_POINTS_PER_MESSAGE:
             raise PayloadError("too_large", f"{points} points exceeds {MAX_POINTS_PER_MESSAGE}")
-    obj = load_json(payload)
+    obj = load_json(payload, fast=fast)
     _extras(obj, _KNOWN_KEYS[channel], 1, "payload")
     try:
         return decoder(obj)
