@@ -97,7 +97,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Run the benchmark and return its figures."""
     from edge import wire
     from hub.config import HubSettings
-    from hub.service import Hub
+    from hub.service import Hub, tune_gc
 
     proc = None
     url = args.mqtt_url
@@ -115,6 +115,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     hub = Hub(HubSettings.model_validate(settings), plugins=("hub.incidents.plugin",))
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the result (the admin banner goes aside)
         hub.start()
+    tune_gc()  # as `gridsentinel hub run` does
     assert hub.ctx is not None and hub.ingest is not None
     broker_url = url or f"mqtt://{hub.mqtt_host}:{hub.mqtt_port}"
     stored: dict[str, float] = {}

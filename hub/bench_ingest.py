@@ -218,7 +218,7 @@ def _plugins(args: argparse.Namespace) -> tuple[str, ...] | None:
 def run_drain(args: argparse.Namespace, servers: Servers, workdir: Path) -> dict[str, Any]:
     """Queue N messages for the stopped hub, start it, time until the store acknowledged every point."""
     from hub.ingest import ingest_filters
-    from hub.service import Hub
+    from hub.service import Hub, tune_gc
     from simulators.loadgen import run_load
 
     settings = _hub_settings(args, servers, "drain", workdir)
@@ -247,6 +247,7 @@ def run_drain(args: argparse.Namespace, servers: Servers, workdir: Path) -> dict
     try:
         with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the result (--json)
             hub.start()
+        tune_gc()  # as `gridsentinel hub run` does
         _wait_acked(probe, expected, args.timeout, received, "drain")
         stop_watch.set()
         watcher.join(1)
@@ -286,7 +287,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 def run_sustained(args: argparse.Namespace, servers: Servers, workdir: Path) -> dict[str, Any]:
     """Live load at ``--rate`` from ``--connections`` devices; lag from device timestamp to store ack."""
-    from hub.service import Hub
+    from hub.service import Hub, tune_gc
     from simulators.loadgen import run_load
 
     settings = _hub_settings(args, servers, "live", workdir)
@@ -299,6 +300,7 @@ def run_sustained(args: argparse.Namespace, servers: Servers, workdir: Path) -> 
     try:
         with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the result (--json)
             hub.start()
+        tune_gc()  # as `gridsentinel hub run` does
         deadline = time.monotonic() + 10
         while hub.ingest is not None and not hub.ingest.connected:
             if time.monotonic() > deadline:

@@ -135,7 +135,7 @@ class Demo:
         """Start hub and agents; return the operator page URL."""
         from edge.agent import Agent
         from hub.config import HubSettings
-        from hub.service import Hub
+        from hub.service import Hub, tune_gc
         from simulators.community import write_community
         from simulators.community_workflow import write_workflow
 
@@ -159,6 +159,7 @@ class Demo:
         )
         self.hub = Hub(settings)
         self.hub.start()
+        tune_gc()
         mqtt_url = f"mqtt://127.0.0.1:{self.hub.mqtt_port}"
         configs = agent_configs(community, mqtt_url, self.data_dir / "outbox")
         self.agents = [Agent(config) for config in configs]
