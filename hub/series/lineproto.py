@@ -195,12 +195,36 @@ def encode_points(
     *,
     ints_as_floats: bool = False,
 ) -> list[str]:
-    """Encode every point; points that cannot be encoded go to ``on_error`` and are left out."""
+    """Encode every point; points that cannot be encoded go to ``on_error`` and are left out.
+
+    The common case -- every value a finite float, a series prefix and field-name template already
+    cached -- is inlined here; anything else is :func:`encode_line`'s, so the output is the same.
+    Within one call a prefix is looked up by the tags object's identity first (ingest hands the
+    writer one shared tags dict per device), saving the tuple of tag items per point.
+    """
     lines: list[str] = []
     append = lines.append
+    by_tags: dict[tuple[str, int], str] = {}  # (measurement, id(tags)) -> prefix; the points keep tags alive
+    templates = _TEMPLATES
     for point in points:
+        measurement, tags, fields, ts_ms = point
+        prefix = by_tags.get((measurement, id(tags)))
+        if prefix is None:
+            prefix = _PREFIXES.get((measurement, tuple(tags.items())))
+            if prefix is not None:
+                by_tags[measurement, id(tags)] = prefix
+        if prefix is not None and type(ts_ms) is int and MIN_INT <= ts_ms <= MAX_INT:
+            values = tuple(fields.values())
+            template = templates.get(tuple(fields))
+            if template is not None and values:
+                for value in values:
+                    if type(value) is not float or value - value != 0.0:
+                        break
+                else:
+                    append(f"{prefix} {template % values} {ts_ms}")
+                    continue
         try:
-            append(encode_line(point.measurement, point.tags, point.fields, point.ts_ms, ints_as_floats=ints_as_floats))
+            append(encode_line(measurement, tags, fields, ts_ms, ints_as_floats=ints_as_floats))
         except LineProtocolError as exc:
             on_error(point, exc)
     return lines

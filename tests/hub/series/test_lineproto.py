@@ -147,3 +147,31 @@ def test_all_float_template_path_matches_the_general_path(measurement: str, fiel
     slow = encode_line(measurement, {"site": "s"}, padded, TS)
     assert slow.startswith(fast.rsplit(" ", 1)[0] + ",__int=1i ")
     assert parse(fast).fields == fields
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["m", "sensor", "bad,name"]),
+            st.integers(0, 2),
+            st.dictionaries(names, values, max_size=3),
+            st.one_of(st.integers(min_value=-(2**63), max_value=2**63 - 1), st.just(2**64)),
+        ),
+        max_size=12,
+    )
+)
+def test_encode_points_writes_what_encode_line_writes(rows: list[tuple[str, int, dict[str, object], int]]) -> None:
+    """The batch encoder's inlined fast path (tags looked up by identity) changes nothing."""
+    shared = [{"site": "s", "device": "d1"}, {"site": "s", "device": "d2"}, {"site": "s"}]
+    points = [SeriesPoint(m, shared[t], f, ts) for m, t, f, ts in rows]  # type: ignore[arg-type]
+    expected: list[str] = []
+    refused: list[tuple[SeriesPoint, str]] = []
+    for point in points:
+        try:
+            expected.append(encode_line(*point, ints_as_floats=True))
+        except LineProtocolError as exc:
+            refused.append((point, exc.reason))
+    errors: list[tuple[SeriesPoint, str]] = []
+    assert encode_points(points, lambda p, e: errors.append((p, e.reason)), ints_as_floats=True) == expected
+    assert errors == refused
