@@ -110,6 +110,8 @@ class Ingest:
         self._connected = threading.Event()
         self._topics: dict[str, Topic] = {}
         self._names: dict[bytes, str] = {}  # topic bytes -> str, cached like the parsed topics
+        #: Points of link-delivered messages not yet submitted (None: submit per message, as for direct calls).
+        self._held: list[SeriesPoint] | None = None
         self._sink_calls: dict[str, list[Callable[..., Any]]] = {}  # bound sink methods per name
         self._sinks_seen = -1
 
@@ -167,7 +169,10 @@ class Ingest:
             self.registry.update_latest(rec, p.ts, p.metrics)
         if not msg.hist:
             self.stats.lag.observe(max(0.0, (received_ms - msg.ts) / 1000.0))
-        self.submit_points(points)
+        if self._held is not None:
+            self._held += points  # handed on in one submit before the link acknowledges them
+        else:
+            self.submit_points(points)
         self._call_sinks("on_telemetry", rec.device_ref(), msg, received_ms)
 
     def _call_sinks(self, method: str, *args: Any) -> None:
@@ -283,6 +288,8 @@ class Ingest:
 
         def on_disconnect(reason: str) -> None:
             self._connected.clear()
+            # Messages handled but not acknowledged come again and dedup drops them: keep their points now.
+            self._submit_held()
             logger.warning("ingest disconnected from %s:%s: %s", host, port, reason)
 
         link = MqttLink(
@@ -299,6 +306,7 @@ class Ingest:
             ca_file=ca_file,
             on_connect=on_connect,
             on_disconnect=on_disconnect,
+            before_ack=self._submit_held,
             reconnect_min_s=1.0,
             reconnect_max_s=5.0,
             name="hub-ingest",
@@ -319,13 +327,23 @@ class Ingest:
             if len(self._names) >= TOPIC_CACHE_SIZE:
                 self._names.clear()
             self._names[topic_raw] = name
+        if self._held is None:
+            self._held = []
         self.handle(name, payload, received_ms)
+
+    def _submit_held(self) -> None:
+        """Hand the points of the messages received so far to the series writer (one submit per chunk,
+        not one per message); the link calls this before it acknowledges them to the broker."""
+        held, self._held = self._held, None
+        if held:
+            self.submit_points(held)
 
     def stop(self) -> None:
         """Disconnect cleanly (the broker keeps the session for the next start)."""
         link, self.link = self.link, None
         if link is not None:
             link.stop()
+        self._submit_held()  # (normally done by the link before its last acknowledgements)
         self._connected.clear()
 
     def send_command(self, device: DeviceRef, command: Command) -> None:

@@ -122,9 +122,13 @@ class MqttLink:
     ``on_message(topic, payload, qos)`` is called in arrival order; a QoS 1 message is
     acknowledged only after it returns (at-least-once). An exception raised by it is
     logged and counted, and the message is still acknowledged: the caller dead-letters
-    bad input itself. ``on_disconnect(reason)`` is called after every lost connection
-    and failed connection attempt (not after :meth:`stop`). With a persistent session the
-    broker may deliver queued messages between CONNACK and SUBACK, i.e. before ``on_connect``.
+    bad input itself. ``before_ack()`` (optional) is called before acknowledgements are
+    written, at least once per received chunk: a handler that batches work across messages
+    makes it safe there; if it raises, nothing is acknowledged and the connection is
+    dropped, so the broker delivers those messages again. ``on_disconnect(reason)`` is
+    called after every lost connection and failed connection attempt (not after
+    :meth:`stop`). With a persistent session the broker may deliver queued messages
+    between CONNACK and SUBACK, i.e. before ``on_connect``.
     """
 
     def __init__(
@@ -143,6 +147,7 @@ class MqttLink:
         ca_file: str | None = None,
         on_connect: Callable[[], None] | None = None,
         on_disconnect: Callable[[str], None] | None = None,
+        before_ack: Callable[[], None] | None = None,
         reconnect_min_s: float = 1.0,
         reconnect_max_s: float = 5.0,
         name: str = "mqtt-link",
@@ -167,6 +172,8 @@ class MqttLink:
         self._on_message = on_message
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
+        self._before_ack = before_ack
+        self._delivered = 0  # messages handed to on_message since before_ack last ran
         self._reconnect = (reconnect_min_s, reconnect_max_s)
         pw = password.encode("utf-8") if password is not None else None
         self._connect_frame = encode(Connect(client_id, clean_session, keepalive, None, username, pw))
@@ -462,6 +469,16 @@ class MqttLink:
         self._last_send = time.monotonic()
 
     def _flush_acks(self) -> None:
+        if self._delivered and self._before_ack is not None:
+            # The handler may batch its work per chunk: it makes what it was given safe before we acknowledge.
+            self._delivered = 0
+            try:
+                self._before_ack()
+            except Exception as exc:
+                # Not safe, so not acknowledged: drop the connection and the broker delivers them again.
+                logger.exception("%s: before_ack failed; not acknowledging", self.name)
+                self._acks.clear()
+                raise LinkDown(f"handler could not keep what it received: {exc!r}") from exc
         acks = self._acks
         if acks:
             data = b"".join(acks)
@@ -610,6 +627,7 @@ class MqttLink:
             self.stats.messages_received += count
 
     def _deliver(self, on_message: MessageHandler, topic: bytes, payload: bytes, qos: int) -> None:
+        self._delivered += 1
         try:
             on_message(topic, payload, qos)
         except Exception:  # acknowledged anyway: the caller dead-letters bad input itself

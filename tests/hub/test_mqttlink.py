@@ -197,6 +197,27 @@ def test_a_backlog_longer_than_the_handshake_timeout_does_not_drop_the_link(
     assert rec.count() == total
 
 
+def test_nothing_is_acknowledged_when_before_ack_fails(mosquitto: MosquittoServer, make_link: LinkFactory) -> None:
+    """A handler that cannot keep what it batched gets it again: no PUBACK, connection dropped, redelivered."""
+    calls: list[int] = []
+
+    def before_ack() -> None:
+        calls.append(rec.count())
+        if len(calls) == 1:
+            raise OSError("disk full")
+
+    rec = Recorder()
+    link, _ = make_link(mosquitto.port, recorder=rec, client_id="hub-before-ack", before_ack=before_ack)
+    wait_until(connected(link), 5, what="link connected")
+    publish_all(mosquitto.port, [("gs/v1/s/d/telemetry", f"m{i}".encode(), 1) for i in range(3)])
+    wait_until(lambda: len(calls) >= 2 and set(rec.payloads()) == {b"m0", b"m1", b"m2"}, 10, what="redelivery")
+    assert any("could not keep" in reason for reason in rec.disconnects)
+    first = rec.payloads()[: calls[0]]  # handed over before the failed before_ack: never acknowledged...
+    assert first
+    for payload in first:  # ...so the broker delivered each of them again
+        assert rec.payloads().count(payload) == 2
+
+
 def test_a_two_megabyte_payload_arrives_whole(broker_port: int, make_link: LinkFactory) -> None:
     link, rec = make_link(broker_port)
     wait_until(connected(link), 5, what="link connected")
