@@ -43,6 +43,10 @@ class Health(StrEnum):
     UNKNOWN = "unknown"
 
 
+# Read on every message: an enum member read through its class costs ~10x a module global.
+_ONLINE: Final = Health.ONLINE
+_OFFLINE: Final = DeviceState.OFFLINE
+
 #: ``device_status`` series field ``state_code`` per health (unknown is not written).
 STATE_CODES: Final[dict[str, int]] = {Health.OFFLINE: 0, Health.STALE: 1, Health.ONLINE: 2}
 
@@ -258,7 +262,7 @@ class DeviceRegistry:
         if seq is not None and (rec.last_seq is None or seq > rec.last_seq):
             rec.last_seq = seq
         self._dirty.add(rec.id)
-        if rec.raw_state != Health.ONLINE and rec.status != DeviceState.OFFLINE:
+        if rec.raw_state != _ONLINE and rec.status != _OFFLINE:
             with self.lock:
                 self._set_raw(rec, self._raw_health(rec, now_ms), now_ms)
 
