@@ -606,7 +606,11 @@ class MqttLink:
                 pos = end
                 count += 1
                 if qos == 1:
-                    self._deliver(on_message, topic, buf[j:end], 1)
+                    self._delivered += 1
+                    try:
+                        on_message(topic, buf[j:end], 1)
+                    except Exception:
+                        self._handler_failed(topic)
                     acks.append(b"\x40\x02" + pid)
                 elif qos == 0:
                     self._deliver(on_message, topic, buf[j:end], 0)
@@ -616,7 +620,7 @@ class MqttLink:
                         self._deliver(on_message, topic, buf[j:end], 2)
                         qos2_ids.add(packet_id)
                     acks.append(b"\x50\x02" + pid)
-                if len(acks) >= ACK_FLUSH_PACKETS or monotonic() - flushed >= ACK_FLUSH_S:
+                if len(acks) >= ACK_FLUSH_PACKETS or (not count & 7 and monotonic() - flushed >= ACK_FLUSH_S):
                     self._flush_acks()
                     flushed = monotonic()
                     if stopping.is_set():
@@ -631,18 +635,22 @@ class MqttLink:
         try:
             on_message(topic, payload, qos)
         except Exception:  # acknowledged anyway: the caller dead-letters bad input itself
-            self.stats.handler_errors += 1
-            now = time.monotonic()
-            if now - self._error_logged_at >= HANDLER_ERROR_LOG_S:
-                logger.exception(
-                    "%s: on_message failed for %r (%d earlier failures not logged)",
-                    self.name,
-                    topic,
-                    self._errors_unlogged,
-                )
-                self._error_logged_at, self._errors_unlogged = now, 0
-            else:
-                self._errors_unlogged += 1
+            self._handler_failed(topic)
+
+    def _handler_failed(self, topic: bytes) -> None:
+        """Log an ``on_message`` failure (from inside its ``except``), at most once per second."""
+        self.stats.handler_errors += 1
+        now = time.monotonic()
+        if now - self._error_logged_at >= HANDLER_ERROR_LOG_S:
+            logger.exception(
+                "%s: on_message failed for %r (%d earlier failures not logged)",
+                self.name,
+                topic,
+                self._errors_unlogged,
+            )
+            self._error_logged_at, self._errors_unlogged = now, 0
+        else:
+            self._errors_unlogged += 1
 
     def _control(self, header: int, body: bytes) -> None:
         """Every packet but PUBLISH."""

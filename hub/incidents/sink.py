@@ -62,11 +62,10 @@ class IncidentSink:
 
     def on_telemetry(self, device: DeviceRef, msg: Telemetry, received_ms: int) -> None:
         """Evaluate every point of the message."""
-        out: list[Candidate] = []
         with self._lock:
-            for point in msg.points:
-                out += self.engine.on_reading(device, point.ts, point.metrics, received_ms, msg.hist)
-        self._enqueue(out)
+            out = self.engine.on_points(device, msg.points, received_ms, msg.hist)
+        if out:
+            self._enqueue(out)
 
     def on_event(self, device: DeviceRef, msg: Event, received_ms: int) -> None:
         """Map a device event."""

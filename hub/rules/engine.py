@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, NamedTuple, Protocol, TypeAlias
 
 from edge.wire import MetricValue
 from hub.rules.models import (
@@ -43,6 +43,21 @@ _MAX_RATE_SAMPLES = 512
 PLAN_CACHE_MAX: Final = 100_000
 #: (absence rules, metric -> rules) in scope for one device.
 _ReadingPlan: TypeAlias = "tuple[tuple[AbsenceRule, ...], dict[str, tuple[Rule, ...]]]"
+
+
+class Reading(Protocol):
+    """One telemetry point: device time (ms) and its metrics."""
+
+    @property
+    def ts(self) -> int: ...
+
+    @property
+    def metrics(self) -> Mapping[str, MetricValue]: ...
+
+
+class _Reading(NamedTuple):
+    ts: int
+    metrics: Mapping[str, MetricValue]
 
 
 class RuleEngine:
@@ -136,26 +151,40 @@ class RuleEngine:
         self, device: DeviceRef, ts_ms: int, metrics: Mapping[str, MetricValue], received_ms: int, hist: bool = False
     ) -> list[Candidate]:
         """One telemetry point."""
+        return self.on_points(device, (_Reading(ts_ms, metrics),), received_ms, hist)
+
+    def on_points(
+        self,
+        device: DeviceRef,
+        points: Iterable[Reading],
+        received_ms: int,
+        hist: bool = False,
+    ) -> list[Candidate]:
+        """The points of one telemetry message in order (``edge.wire.Point`` is a :class:`Reading`)."""
         self._devices[device.device_id] = device
         if hist:
             return []
-        out: list[Candidate] = []
         absences, by_metric = self._reading_plan(device)
-        for absence in absences:
-            if absence.metric is None or absence.metric in metrics:
-                out += self._absence_seen(absence, device, received_ms)
-        if not by_metric:
-            return out
-        for metric, raw in metrics.items():
-            for rule in by_metric.get(metric, ()):
-                value = float(raw)
-                if isinstance(rule, ThresholdRule):
-                    out += self._threshold(rule, device, ts_ms, value, received_ms)
-                elif isinstance(rule, RateRule):
-                    out += self._rate(rule, device, ts_ms, value)
-                elif isinstance(rule, CompositeRule) and rule.op is not None and rule.value is not None:
-                    agrees = compare(value, rule.op, rule.value)
-                    out += self._composite(rule, device, agrees, received_ms, value)
+        if not absences and not by_metric:
+            return []  # nothing watches this device's readings
+        out: list[Candidate] = []
+        for point in points:
+            ts_ms, metrics = point.ts, point.metrics
+            for absence in absences:
+                if absence.metric is None or absence.metric in metrics:
+                    out += self._absence_seen(absence, device, received_ms)
+            if not by_metric:
+                continue
+            for metric, raw in metrics.items():
+                for rule in by_metric.get(metric, ()):
+                    value = float(raw)
+                    if isinstance(rule, ThresholdRule):
+                        out += self._threshold(rule, device, ts_ms, value, received_ms)
+                    elif isinstance(rule, RateRule):
+                        out += self._rate(rule, device, ts_ms, value)
+                    elif isinstance(rule, CompositeRule) and rule.op is not None and rule.value is not None:
+                        agrees = compare(value, rule.op, rule.value)
+                        out += self._composite(rule, device, agrees, received_ms, value)
         return out
 
     def on_event(
