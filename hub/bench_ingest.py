@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Final
 
@@ -107,7 +108,7 @@ class AckTimingStore:
             stamps = [int(line[line.rindex(" ") + 1 :]) for line in lines if line.startswith(prefix)]
             self._acked(len(stamps), stamps)
         else:
-            self._acked(sum(1 for line in lines if line.startswith(prefix)), ())
+            self._acked(sum(map(str.startswith, lines, repeat(prefix))), ())  # C loop: the probe costs ~nothing
 
     def query(
         self, *, device: str, metric: str, start_ms: int, end_ms: int, every_s: int, measurement: str | None = None
