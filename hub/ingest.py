@@ -173,9 +173,14 @@ class Ingest:
 
     def _telemetry(self, rec: DeviceRecord, msg: Telemetry, received_ms: int) -> None:
         measurement, tags = rec.series_key()
-        points = [SeriesPoint(measurement, tags, p.metrics, p.ts) for p in msg.points]
-        for p in msg.points:
+        if len(msg.points) == 1:  # most messages: no comprehension frame, no loop
+            (p,) = msg.points
+            points = [SeriesPoint(measurement, tags, p.metrics, p.ts)]
             self.registry.update_latest(rec, p.ts, p.metrics)
+        else:
+            points = [SeriesPoint(measurement, tags, p.metrics, p.ts) for p in msg.points]
+            for p in msg.points:
+                self.registry.update_latest(rec, p.ts, p.metrics)
         if not msg.hist:
             self.stats.lag.observe(max(0.0, (received_ms - msg.ts) / 1000.0))
         if self._held is not None:
