@@ -1,9 +1,10 @@
 """``gridsentinel bench incident``: event published -> incident stored, under background telemetry.
 
 Starts a mosquitto on a free loopback port (or uses ``--mqtt-url``), a real hub with the
-incidents plug-in and the embedded series store, a background publisher at ``--rate``
-telemetry messages/s over ``--devices`` devices, then publishes ``--probes`` smoke
-events from fresh devices. Latency is measured from just before publish until the
+incidents plug-in writing its series to a real influxd (``--store``; the embedded SQLite
+store when influxd is not installed), a background load generator at ``--rate``
+telemetry messages/s over ``--devices`` devices in its own process, then publishes
+``--probes`` smoke events from fresh devices. Latency is measured from just before publish until the
 hub's bus reports the incident stored (published after the DB commit).
 """
 
@@ -35,6 +36,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--probe-rate", type=float, default=20.0, help="alarm events per second")
     parser.add_argument("--warmup-s", type=float, default=3.0, help="background load before the first probe")
     parser.add_argument("--mqtt-url", default=None, help="use this broker instead of starting mosquitto")
+    parser.add_argument(
+        "--store",
+        choices=("embedded", "influxdb-v1"),
+        default=None,
+        help="series store of the hub: influxdb-v1 starts influxd (the default when it is installed: "
+        "production hubs write to InfluxDB), embedded is the demo's SQLite store",
+    )
     parser.set_defaults(func=run)
 
 
@@ -48,6 +56,15 @@ def _start_mosquitto(workdir: Path) -> Any:
     except ServerUnavailable as exc:
         logger.warning("%s; using the hub's embedded broker", exc)
         return None
+    return server
+
+
+def _start_influxd(workdir: Path) -> Any:
+    """A real influxd from ``hub.benchutil`` (its database is created on the first write)."""
+    from hub.benchutil import InfluxdProcess
+
+    server = InfluxdProcess(workdir / "influxd")
+    server.start()
     return server
 
 
@@ -112,9 +129,19 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "gap_timeout_s": 3600.0,
     }
     settings |= {"mqtt_url": url} if url else {"broker_port": 0}
-    hub = Hub(HubSettings.model_validate(settings), plugins=("hub.incidents.plugin",))
-    with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the result (the admin banner goes aside)
-        hub.start()
+    influxd = None
+    try:
+        influxd = _start_influxd(workdir) if args.store == "influxdb-v1" else None
+        if influxd is not None:
+            settings |= {"series_backend": "influxdb-v1", "series_url": influxd.url, "series_db": "bench_incident"}
+        hub = Hub(HubSettings.model_validate(settings), plugins=("hub.incidents.plugin",))
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the result (the admin banner goes aside)
+            hub.start()
+    except BaseException:
+        for server in (influxd, proc):
+            if server is not None:
+                server.stop()
+        raise
     tune_gc()  # as `gridsentinel hub run` does
     assert hub.ctx is not None and hub.ingest is not None
     broker_url = url or f"mqtt://{hub.mqtt_host}:{hub.mqtt_port}"
@@ -170,8 +197,11 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         hub.stop()
         if proc is not None:
             proc.stop()
+        if influxd is not None:
+            influxd.stop()
     latencies = [(stored[d] - t0) * 1000 for d, t0 in published.items() if d in stored]
     result: dict[str, Any] = {
+        "store": "influxdb-v1" if influxd is not None else "embedded",
         "broker": "mosquitto" if proc is not None else ("external" if args.mqtt_url else "embedded"),
         "probes": len(published),
         "probes_stored": len(latencies),
@@ -190,9 +220,17 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Run and print a table or JSON."""
+    from hub.benchutil import ServerUnavailable, default_store
+
     logging.basicConfig(level=logging.WARNING)
+    if args.store is None:
+        args.store = default_store()
     with tempfile.TemporaryDirectory(prefix="gs-bench-incident-") as tmp:
-        result = measure(args, Path(tmp))
+        try:
+            result = measure(args, Path(tmp))
+        except ServerUnavailable as exc:
+            print(f"gridsentinel bench incident: {exc}", file=sys.stderr)
+            return 2
     if args.json:
         print(json.dumps(result))
     else:

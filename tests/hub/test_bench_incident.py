@@ -26,6 +26,7 @@ def test_small_run_times_every_probe_and_prints_one_json_object() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)  # stdout is the JSON object alone (banner and logs go to stderr)
     assert result["broker"] == "mosquitto"
+    assert result["store"] == "influxdb-v1"  # influxd is installed by the test command: the production store
     assert result["probes"] == result["probes_stored"] == 10
     assert 0 < result["incident_latency_p50_ms"] <= result["incident_latency_p99_ms"]
     assert result["background_sent_msgs_s"] > 0 and result["hub_ingested_msgs_s"] > 0
