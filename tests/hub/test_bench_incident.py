@@ -15,6 +15,7 @@ pytestmark = pytest.mark.integration
 
 def test_small_run_times_every_probe_and_prints_one_json_object() -> None:
     require_binary("mosquitto", "mosquitto")
+    require_binary("influxd", "influxdb")
     argv = ["--rate", "500", "--devices", "20", "--probes", "10", "--probe-rate", "20", "--warmup-s", "0.5", "--json"]
     done = subprocess.run(
         [sys.executable, "-m", "edge.cli", "bench", "incident", *argv],
