@@ -552,6 +552,8 @@ class MqttLink:
         else:
             buf = data
         pos, need = self._parse(buf)
+        # The broker's silence counts from when we could read again: time spent in our handler is ours.
+        self._last_recv = time.monotonic()
         tail = buf[pos:] if pos < len(buf) else b""
         if need > len(tail):
             self._pieces, self._have, self._need, self._tail = [tail], len(tail), need, b""
