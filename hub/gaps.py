@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edge.wire import Command, GapNotice
 from hub.bus import EventBus
-from hub.dedup import Gap, SeqTracker, Verdict
+from hub.dedup import ACCEPTED, Gap, SeqTracker, Verdict
 from hub.metrics import IngestStats
 from hub.registry import DeviceRecord
 from hub.registry_models import DataLossRow, OpenGapRow
@@ -79,6 +79,8 @@ class GapManager:
             tracker = SeqTracker(None if rec.last_seq is None else rec.last_seq + 1)
             self.trackers[rec.id] = tracker
         obs = tracker.observe(seq, now_ms)
+        if obs is ACCEPTED:  # the next seq in order: nearly every message
+            return True
         if obs.verdict is Verdict.DUPLICATE:
             self.stats.duplicates += 1
             return False

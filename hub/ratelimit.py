@@ -82,9 +82,10 @@ class DeviceRateLimiter:
         else:
             elapsed = now_s - bucket.last
             if elapsed > 0:
-                bucket.tokens = min(self.burst, bucket.tokens + elapsed * self.rate)
+                tokens = bucket.tokens + elapsed * self.rate
+                bucket.tokens = tokens if tokens < self.burst else self.burst
                 bucket.last = now_s
-        cost = 1.0 + size // self.bytes_per_token
+        cost = 1.0 if size < self.bytes_per_token else 1.0 + size // self.bytes_per_token
         if bucket.tokens >= cost:
             bucket.tokens -= cost
             if bucket.limited and bucket.tokens + cost >= self.burst:
