@@ -59,15 +59,6 @@ def _start_mosquitto(workdir: Path) -> Any:
     return server
 
 
-def _start_influxd(workdir: Path) -> Any:
-    """A real influxd from ``hub.benchutil`` (its database is created on the first write)."""
-    from hub.benchutil import InfluxdProcess
-
-    server = InfluxdProcess(workdir / "influxd")
-    server.start()
-    return server
-
-
 def _client(url: str, client_id: str) -> Any:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
@@ -113,14 +104,11 @@ def _percentile(values: list[float], q: float) -> float:
 def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Run the benchmark and return its figures."""
     from edge import wire
+    from hub.benchutil import InfluxdProcess, Servers
     from hub.config import HubSettings
     from hub.service import Hub, tune_gc
 
-    proc = None
-    url = args.mqtt_url
-    if url is None:
-        proc = _start_mosquitto(workdir)
-        url = None if proc is None else proc.url
+    servers = Servers(workdir, store=args.store)  # what we start, stopped in reverse order
     # gap timeout: QoS 0 background loss is not what this bench measures
     settings: dict[str, Any] = {
         "http_port": 0,
@@ -128,19 +116,22 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "client_id": "bench-hub",
         "gap_timeout_s": 3600.0,
     }
-    settings |= {"mqtt_url": url} if url else {"broker_port": 0}
-    influxd = None
     try:
-        influxd = _start_influxd(workdir) if args.store == "influxdb-v1" else None
-        if influxd is not None:
+        broker = None if args.mqtt_url else _start_mosquitto(workdir)
+        if broker is not None:
+            servers.started.append(broker)
+        url = args.mqtt_url or (broker.url if broker is not None else None)
+        settings |= {"mqtt_url": url} if url else {"broker_port": 0}
+        if args.store == "influxdb-v1":
+            influxd = InfluxdProcess(workdir / "influxd")
+            influxd.start()
+            servers.started.append(influxd)
             settings |= {"series_backend": "influxdb-v1", "series_url": influxd.url, "series_db": "bench_incident"}
         hub = Hub(HubSettings.model_validate(settings), plugins=("hub.incidents.plugin",))
         with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the result (the admin banner goes aside)
             hub.start()
     except BaseException:
-        for server in (influxd, proc):
-            if server is not None:
-                server.stop()
+        servers.stop()
         raise
     tune_gc()  # as `gridsentinel hub run` does
     assert hub.ctx is not None and hub.ingest is not None
@@ -195,14 +186,11 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         prober.loop_stop()
         watcher.join(2)
         hub.stop()
-        if proc is not None:
-            proc.stop()
-        if influxd is not None:
-            influxd.stop()
+        servers.stop()
     latencies = [(stored[d] - t0) * 1000 for d, t0 in published.items() if d in stored]
     result: dict[str, Any] = {
-        "store": "influxdb-v1" if influxd is not None else "embedded",
-        "broker": "mosquitto" if proc is not None else ("external" if args.mqtt_url else "embedded"),
+        "store": "influxdb-v1" if args.store == "influxdb-v1" else "embedded",
+        "broker": "mosquitto" if broker is not None else ("external" if args.mqtt_url else "embedded"),
         "probes": len(published),
         "probes_stored": len(latencies),
         "incident_latency_p50_ms": round(statistics.median(latencies), 2) if latencies else None,

@@ -607,20 +607,18 @@ class MqttLink:
                     raise LinkDown("protocol error: malformed PUBLISH")
                 pos = end
                 count += 1
-                if qos == 1:
+                # QoS 2: a DUP re-send before PUBREL is acknowledged again but not delivered twice.
+                if qos != 2 or (packet_id := (pid[0] << 8) | pid[1]) not in qos2_ids:
                     self._delivered += 1
                     try:
-                        on_message(topic, buf[j:end], 1)
-                    except Exception:
+                        on_message(topic, buf[j:end], qos)
+                    except Exception:  # acknowledged anyway: the caller dead-letters bad input itself
                         self._handler_failed(topic)
-                    acks.append(b"\x40\x02" + pid)
-                elif qos == 0:
-                    self._deliver(on_message, topic, buf[j:end], 0)
-                else:
-                    packet_id = (pid[0] << 8) | pid[1]
-                    if packet_id not in qos2_ids:
-                        self._deliver(on_message, topic, buf[j:end], 2)
+                    if qos == 2:
                         qos2_ids.add(packet_id)
+                if qos == 1:
+                    acks.append(b"\x40\x02" + pid)
+                elif qos == 2:
                     acks.append(b"\x50\x02" + pid)
                 if len(acks) >= ACK_FLUSH_PACKETS or (not count & 7 and monotonic() - flushed >= ACK_FLUSH_S):
                     self._flush_acks()
@@ -631,13 +629,6 @@ class MqttLink:
             return pos, 0
         finally:
             self.stats.messages_received += count
-
-    def _deliver(self, on_message: MessageHandler, topic: bytes, payload: bytes, qos: int) -> None:
-        self._delivered += 1
-        try:
-            on_message(topic, payload, qos)
-        except Exception:  # acknowledged anyway: the caller dead-letters bad input itself
-            self._handler_failed(topic)
 
     def _handler_failed(self, topic: bytes) -> None:
         """Log an ``on_message`` failure (from inside its ``except``), at most once per second."""

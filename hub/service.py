@@ -47,14 +47,15 @@ GC_THRESHOLDS: Final = (50_000, 20, 100)
 
 
 def tune_gc() -> None:
-    """Make the cyclic garbage collector fit a hub process; call once, after start-up, in a process's entry point.
+    """Make the cyclic garbage collector fit a hub process; call after start-up in a process's entry point.
 
     Ingest allocates a handful of container objects per message (decoded dicts, points, series rows),
     so with CPython's default threshold (700) a collection ran every ~100 messages and then scanned the
     series writer's queue too; at 10-point messages the drain gained ~12% with these thresholds
     (``gridsentinel bench ingest --batch 10``, three runs each). :func:`gc.freeze` moves everything
     built during start-up (modules, ORM metadata, the registry) out of the collector's way for good.
-    Not done in :meth:`Hub.start`, because tests start many hubs in one process.
+    Not done in :meth:`Hub.start`, because tests start many hubs in one process; calling it again after
+    another hub started in the same process (the ingest bench's phases) only freezes that one's start-up too.
     """
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)

@@ -33,6 +33,8 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from edge import wire
+from hub.broker import packets
+from hub.broker.packets import encode_remaining_length
 
 logger = logging.getLogger(__name__)
 
@@ -129,22 +131,9 @@ class LoadResult:
 # ------------------------------------------------------------------ pure: packets and payloads
 
 
-def remaining_length(value: int) -> bytes:
-    """The MQTT variable-length encoding of ``value``."""
-    if value < 128:
-        return bytes((value,))
-    out = bytearray()
-    while value:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | 0x80 if value else byte)
-    return bytes(out)
-
-
 def connect_packet(client_id: str, keepalive: int = KEEPALIVE_S) -> bytes:
-    """CONNECT, MQTT 3.1.1, clean session, no will or credentials."""
-    cid = client_id.encode()
-    body = b"\x00\x04MQTT\x04\x02" + keepalive.to_bytes(2, "big") + len(cid).to_bytes(2, "big") + cid
-    return b"\x10" + remaining_length(len(body)) + body
+    """CONNECT, MQTT 3.1.1, clean session, no will or credentials (the hub broker's own codec)."""
+    return packets.encode(packets.Connect(client_id, clean_session=True, keepalive=keepalive))
 
 
 def publish_frame(topic_field: bytes, payload: bytes, packet_id: int) -> bytes:
@@ -152,12 +141,12 @@ def publish_frame(topic_field: bytes, payload: bytes, packet_id: int) -> bytes:
     if packet_id:
         return (
             b"\x32"
-            + remaining_length(len(topic_field) + len(payload) + 2)
+            + encode_remaining_length(len(topic_field) + len(payload) + 2)
             + topic_field
             + packet_id.to_bytes(2, "big")
             + payload
         )
-    return b"\x30" + remaining_length(len(topic_field) + len(payload)) + topic_field + payload
+    return b"\x30" + encode_remaining_length(len(topic_field) + len(payload)) + topic_field + payload
 
 
 def parse_frames(buf: bytes) -> tuple[list[tuple[int, bytes]], bytes]:

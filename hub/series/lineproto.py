@@ -138,6 +138,25 @@ def _field_key(name: str) -> str:
     return key
 
 
+def _float_fields(fields: Mapping[str, FieldValue]) -> str | None:
+    """The field part when every value is a finite float (what devices send), from one cached
+    %-template per set of field names; None for anything else (the per-field path decides)."""
+    values = tuple(fields.values())
+    if not values:
+        return None
+    for value in values:
+        if type(value) is not float or value - value != 0.0:  # not a finite float
+            return None
+    names = tuple(fields)
+    template = _TEMPLATES.get(names)
+    if template is None:
+        template = ",".join(_field_key(name).replace("%", "%%") + "=%r" for name in names)
+        if len(_TEMPLATES) >= _CACHE_MAX:
+            _TEMPLATES.clear()
+        _TEMPLATES[names] = template
+    return template % values
+
+
 def encode_line(
     measurement: str,
     tags: Mapping[str, str],
@@ -156,21 +175,9 @@ def encode_line(
         if len(_PREFIXES) >= _CACHE_MAX:
             _PREFIXES.clear()
         _PREFIXES[series] = prefix
-    values = tuple(fields.values())
-    for value in values:
-        if type(value) is not float or value - value != 0.0:  # not a finite float: the general path
-            break
-    else:
-        if values:
-            # Every value a finite float (what devices send): one cached %-template per set of field names.
-            names = tuple(fields)
-            template = _TEMPLATES.get(names)
-            if template is None:
-                template = ",".join(_field_key(name).replace("%", "%%") + "=%r" for name in names)
-                if len(_TEMPLATES) >= _CACHE_MAX:
-                    _TEMPLATES.clear()
-                _TEMPLATES[names] = template
-            return f"{prefix} {template % values} {ts_ms}"
+    text = _float_fields(fields)
+    if text is not None:
+        return f"{prefix} {text} {ts_ms}"
     parts: list[str] = []
     for name, value in fields.items():
         key = _field_key(name)
@@ -197,15 +204,13 @@ def encode_points(
 ) -> list[str]:
     """Encode every point; points that cannot be encoded go to ``on_error`` and are left out.
 
-    The common case -- every value a finite float, a series prefix and field-name template already
-    cached -- is inlined here; anything else is :func:`encode_line`'s, so the output is the same.
-    Within one call a prefix is looked up by the tags object's identity first (ingest hands the
-    writer one shared tags dict per device), saving the tuple of tag items per point.
+    Within one call a series prefix already cached is looked up by the tags object's identity
+    (ingest hands the writer one shared tags dict per device), saving the tuple of tag items per
+    point; everything else is :func:`encode_line`'s, so the output is the same.
     """
     lines: list[str] = []
     append = lines.append
     by_tags: dict[tuple[str, int], str] = {}  # (measurement, id(tags)) -> prefix; the points keep tags alive
-    templates = _TEMPLATES
     for point in points:
         measurement, tags, fields, ts_ms = point
         prefix = by_tags.get((measurement, id(tags)))
@@ -213,18 +218,16 @@ def encode_points(
             prefix = _PREFIXES.get((measurement, tuple(tags.items())))
             if prefix is not None:
                 by_tags[measurement, id(tags)] = prefix
-        if prefix is not None and type(ts_ms) is int and MIN_INT <= ts_ms <= MAX_INT:
-            values = tuple(fields.values())
-            template = templates.get(tuple(fields))
-            if template is not None and values:
-                for value in values:
-                    if type(value) is not float or value - value != 0.0:
-                        break
-                else:
-                    append(f"{prefix} {template % values} {ts_ms}")
-                    continue
         try:
-            append(encode_line(measurement, tags, fields, ts_ms, ints_as_floats=ints_as_floats))
+            if (
+                prefix is not None
+                and type(ts_ms) is int
+                and MIN_INT <= ts_ms <= MAX_INT
+                and (text := _float_fields(fields)) is not None
+            ):
+                append(f"{prefix} {text} {ts_ms}")
+            else:
+                append(encode_line(measurement, tags, fields, ts_ms, ints_as_floats=ints_as_floats))
         except LineProtocolError as exc:
             on_error(point, exc)
     return lines
