@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, cast
 
 from edge.wire import (
@@ -54,6 +54,7 @@ from hub.mqttlink import MqttLink
 from hub.ratelimit import DeviceRateLimiter
 from hub.registry import DeviceRecord, DeviceRegistry, StatusOutcome
 from hub.series.base import SeriesPoint
+from hub.series.lineproto import LineProtocolError, float_fields, series_prefix
 from hub.sinks import DeviceRef, MessageSink
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,8 @@ logger = logging.getLogger(__name__)
 #: Channels the hub subscribes to.
 INGEST_CHANNELS = (Channel.STATUS, Channel.TELEMETRY, Channel.EVENT, Channel.GAP, Channel.SNAPSHOT, Channel.CMD_ACK)
 
-PointSubmitter = Callable[[Sequence[SeriesPoint]], None]
+#: Takes points, or lines of line protocol already encoded when ingest was built with ``encode_lines``.
+PointSubmitter = Callable[[Sequence[SeriesPoint | str]], Any]
 _SEQUENCED = (Event, GapNotice, CommandAck)  # sequenced messages besides telemetry
 _TELEMETRY: Final = Channel.TELEMETRY  # an enum member read through its class costs ~10x a global
 #: Parsed topics cached per name (parsing is a third of the per-message cost); cleared when full.
@@ -95,6 +97,7 @@ class Ingest:
         root: str,
         clock: Callable[[], float] = time.time,
         limiter: DeviceRateLimiter | None = None,
+        encode_lines: bool = False,
     ) -> None:
         self.registry = registry
         self.gaps = gaps
@@ -106,13 +109,17 @@ class Ingest:
         self.root = root
         self.clock = clock
         self.limiter = limiter
+        #: Encode all-float telemetry points to line protocol here (the writer's store takes lines): the
+        #: writer passes them through, and no SeriesPoint is built for them. Other points go as points.
+        self.encode_lines = encode_lines
+        self._prefixes: dict[int, tuple[object, str | None]] = {}  # id(series key) -> (key, line prefix)
         self.lock = registry.lock
         self.link: MqttLink | None = None
         self._connected = threading.Event()
         self._topics: dict[str, Topic] = {}
         self._names: dict[bytes, str] = {}  # topic bytes -> str, cached like the parsed topics
         #: Points of link-delivered messages not yet submitted (None: submit per message, as for direct calls).
-        self._held: list[SeriesPoint] | None = None
+        self._held: list[SeriesPoint | str] | None = None
         self._sink_calls: dict[str, list[Callable[..., Any]]] = {}  # bound sink methods per name
         self._sinks_seen = -1
 
@@ -170,13 +177,17 @@ class Ingest:
                 )
 
     def _telemetry(self, rec: DeviceRecord, msg: Telemetry, received_ms: int) -> None:
-        measurement, tags = rec.series_key()
-        if len(msg.points) == 1:  # most messages: no comprehension frame, no loop
-            (p,) = msg.points
-            points = [SeriesPoint(measurement, tags, p.metrics, p.ts)]
+        key = rec.series_key()
+        points: list[SeriesPoint | str]
+        if self.encode_lines and (prefix := self._line_prefix(key)) is not None:
+            points = self._lines(key, prefix, msg)
+        else:
+            measurement, tags = key
+            points = [SeriesPoint(measurement, tags, p.metrics, p.ts) for p in msg.points]
+        if len(msg.points) == 1:  # most messages: no loop
+            p = msg.points[0]
             self.registry.update_latest(rec, p.ts, p.metrics)
         else:
-            points = [SeriesPoint(measurement, tags, p.metrics, p.ts) for p in msg.points]
             for p in msg.points:
                 self.registry.update_latest(rec, p.ts, p.metrics)
         if not msg.hist:
@@ -186,6 +197,32 @@ class Ingest:
         else:
             self.submit_points(points)
         self._call_sinks("on_telemetry", rec.device_ref(), msg, received_ms)
+
+    def _line_prefix(self, key: tuple[str, Mapping[str, str]]) -> str | None:
+        """The line-protocol prefix of a device's series key (None if it cannot be encoded: the
+        writer then gets points and dead-letters them with the reason)."""
+        cached = self._prefixes.get(id(key))
+        if cached is not None and cached[0] is key:  # the key itself is kept, so its id is not reused
+            return cached[1]
+        try:
+            prefix: str | None = series_prefix(*key)
+        except LineProtocolError:
+            prefix = None
+        if len(self._prefixes) >= TOPIC_CACHE_SIZE:
+            self._prefixes.clear()
+        self._prefixes[id(key)] = (key, prefix)
+        return prefix
+
+    @staticmethod
+    def _lines(key: tuple[str, Mapping[str, str]], prefix: str, msg: Telemetry) -> list[SeriesPoint | str]:
+        """A message's points as lines where every value is a finite float (what devices send), else as
+        points for the writer to encode (ints, bools, strings follow its rules). Timestamps need no
+        check: the wire contract keeps them far inside line protocol's 64-bit range."""
+        out: list[SeriesPoint | str] = []
+        for p in msg.points:
+            text = float_fields(p.metrics)
+            out.append(f"{prefix} {text} {p.ts}" if text is not None else SeriesPoint(key[0], key[1], p.metrics, p.ts))
+        return out
 
     def _call_sinks(self, method: str, *args: Any) -> None:
         calls = self._sink_calls.get(method)

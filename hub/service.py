@@ -136,6 +136,7 @@ class Hub:
             root=s.root,
             clock=ctx.clock,
             limiter=DeviceRateLimiter(s.rate_limit_per_s, s.rate_limit_burst) if s.rate_limit_per_s > 0 else None,
+            encode_lines=self.writer.takes_lines,
         )
         self.ingest = ingest
         ctx.send_command = ingest.send_command

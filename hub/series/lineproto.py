@@ -138,7 +138,7 @@ def _field_key(name: str) -> str:
     return key
 
 
-def _float_fields(fields: Mapping[str, FieldValue]) -> str | None:
+def float_fields(fields: Mapping[str, FieldValue]) -> str | None:
     """The field part when every value is a finite float (what devices send), from one cached
     %-template per set of field names; None for anything else (the per-field path decides)."""
     values = tuple(fields.values())
@@ -157,6 +157,18 @@ def _float_fields(fields: Mapping[str, FieldValue]) -> str | None:
     return template % values
 
 
+def series_prefix(measurement: str, tags: Mapping[str, str]) -> str:
+    """The escaped ``measurement,tag=value,...`` part of a line (cached); raise :class:`LineProtocolError`."""
+    series = (measurement, tuple(tags.items()))
+    prefix = _PREFIXES.get(series)
+    if prefix is None:
+        prefix = _build_prefix(measurement, tags)
+        if len(_PREFIXES) >= _CACHE_MAX:
+            _PREFIXES.clear()
+        _PREFIXES[series] = prefix
+    return prefix
+
+
 def encode_line(
     measurement: str,
     tags: Mapping[str, str],
@@ -168,14 +180,8 @@ def encode_line(
     """One line of line protocol (tags sorted, empty tag values omitted); raise :class:`LineProtocolError`."""
     if type(ts_ms) is not int or not MIN_INT <= ts_ms <= MAX_INT:
         raise LineProtocolError("bad_timestamp", f"timestamp {ts_ms!r} is not a 64-bit integer")
-    series = (measurement, tuple(tags.items()))
-    prefix = _PREFIXES.get(series)
-    if prefix is None:
-        prefix = _build_prefix(measurement, tags)
-        if len(_PREFIXES) >= _CACHE_MAX:
-            _PREFIXES.clear()
-        _PREFIXES[series] = prefix
-    text = _float_fields(fields)
+    prefix = series_prefix(measurement, tags)
+    text = float_fields(fields)
     if text is not None:
         return f"{prefix} {text} {ts_ms}"
     parts: list[str] = []
@@ -197,21 +203,26 @@ def encode_point(point: SeriesPoint) -> str:
 
 
 def encode_points(
-    points: Iterable[SeriesPoint],
+    points: Iterable[SeriesPoint | str],
     on_error: Callable[[SeriesPoint, LineProtocolError], None],
     *,
     ints_as_floats: bool = False,
 ) -> list[str]:
     """Encode every point; points that cannot be encoded go to ``on_error`` and are left out.
 
-    Within one call a series prefix already cached is looked up by the tags object's identity
-    (ingest hands the writer one shared tags dict per device), saving the tuple of tag items per
-    point; everything else is :func:`encode_line`'s, so the output is the same.
+    A ``str`` item is a line already encoded (ingest encodes telemetry itself when the store
+    takes lines) and is passed through as it is. Within one call a series prefix already cached
+    is looked up by the tags object's identity (ingest hands the writer one shared tags dict per
+    device), saving the tuple of tag items per point; everything else is :func:`encode_line`'s,
+    so the output is the same.
     """
     lines: list[str] = []
     append = lines.append
     by_tags: dict[tuple[str, int], str] = {}  # (measurement, id(tags)) -> prefix; the points keep tags alive
     for point in points:
+        if isinstance(point, str):
+            append(point)
+            continue
         measurement, tags, fields, ts_ms = point
         prefix = by_tags.get((measurement, id(tags)))
         if prefix is None:
@@ -223,7 +234,7 @@ def encode_points(
                 prefix is not None
                 and type(ts_ms) is int
                 and MIN_INT <= ts_ms <= MAX_INT
-                and (text := _float_fields(fields)) is not None
+                and (text := float_fields(fields)) is not None
             ):
                 append(f"{prefix} {text} {ts_ms}")
             else:

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Final, TypeVar, cast
 
 from hub.series.base import CONFIG_STATUSES, SeriesPoint, SeriesStore, StoreError
 from hub.series.delivery import Backoff, WriterStats, log_alert, log_bad_line, render_point, write_bisecting
@@ -28,6 +28,8 @@ from hub.series.spool import DiskSpool, Dropped
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+#: What the queue holds: points, or (only when the store takes lines) lines ingest encoded itself.
+Queued = SeriesPoint | str
 
 DEFAULT_SPOOL_MAX_BYTES: Final = 512 * 1024 * 1024
 SPOOL_HIGH_RATIO: Final = 0.8
@@ -76,7 +78,7 @@ class SeriesWriter:
         self._spill_mode = False  # set by a spill, cleared when the writer drains the queue below half the cap
         self._lines_mode = bool(getattr(store, "prefers_lines", False))
         self._cond = threading.Condition()
-        self._chunks: deque[Sequence[SeriesPoint]] = deque()
+        self._chunks: deque[Sequence[Queued]] = deque()
         self._tickets: deque[int] = deque()  # submit ticket of each queued chunk
         self._last_ticket = 0
         self._inflight_ticket = 0  # first ticket of the batch being written (0: none)
@@ -103,9 +105,15 @@ class SeriesWriter:
         self._thread = threading.Thread(target=self._run, name=f"series-writer-{self.store.name}", daemon=True)
         self._thread.start()
 
-    def submit(self, points: Sequence[SeriesPoint]) -> int:
+    @property
+    def takes_lines(self) -> bool:
+        """True when :meth:`submit` also takes lines already encoded (the store writes line protocol)."""
+        return self._lines_mode
+
+    def submit(self, points: Sequence[Queued]) -> int:
         """Queue points (thread-safe, no I/O; do not mutate them afterwards); return a ticket for
-        :meth:`durable_through`."""
+        :meth:`durable_through`. Items may be lines of line protocol already encoded (``str``,
+        checked by the encoder) only when :attr:`takes_lines` is true."""
         with self._cond:
             if self._stopping:
                 raise RuntimeError("SeriesWriter is stopped")
@@ -198,7 +206,7 @@ class SeriesWriter:
     def _run(self) -> None:
         logger.info("series writer started (store %s, batch %d)", self.store.name, self.batch_points)
         while True:
-            batch: list[SeriesPoint] = []
+            batch: list[Queued] = []
             with self._cond:
                 while True:
                     now = time.monotonic()
@@ -236,9 +244,9 @@ class SeriesWriter:
                     break
         logger.info("series writer stopped (%d batches left in the spool)", self._stats.spooled_batches)
 
-    def _take(self) -> list[SeriesPoint]:
+    def _take(self) -> list[Queued]:
         """Pop up to ``batch_points`` points from the queue (caller holds the lock)."""
-        batch: list[SeriesPoint] = []
+        batch: list[Queued] = []
         self._inflight_ticket = self._tickets[0] if self._tickets else 0
         while self._chunks and len(batch) < self.batch_points:
             chunk = self._chunks.popleft()
@@ -257,13 +265,13 @@ class SeriesWriter:
         self._cond.notify_all()  # submitters waiting on backpressure
         return batch
 
-    def _encode(self, points: Sequence[SeriesPoint]) -> list[str]:
+    def _encode(self, points: Sequence[Queued]) -> list[str]:
         def bad(point: SeriesPoint, exc: LineProtocolError) -> None:
             self._dead(describe_point(point), exc.reason + ": " + exc.message)
 
         return encode_points(points, bad, ints_as_floats=self.ints_as_floats)
 
-    def _handle(self, points: list[SeriesPoint]) -> None:
+    def _handle(self, points: list[Queued]) -> None:
         """Write one fresh batch, or spool it behind older batches while the store is down."""
         lines = self._encode(points) if self._lines_mode else None
         backoff = self._backoff
@@ -276,7 +284,7 @@ class SeriesWriter:
                 self._to_spool(leftover_lines)
                 self._failed(error)
             return
-        leftover, error = self._write(points, self.store.write, render_point)
+        leftover, error = self._write(cast(list[SeriesPoint], points), self.store.write, render_point)
         if error is not None:
             self._to_spool(self._encode(leftover))
             self._failed(error)

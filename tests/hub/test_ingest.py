@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
@@ -55,6 +56,11 @@ def core(state_sessions: sessionmaker[Session]) -> Core:
     registry = DeviceRegistry(sessions, stats)
     bus = EventBus()
     points: list[SeriesPoint] = []
+
+    def collect(items: Sequence[SeriesPoint | str]) -> None:
+        assert all(isinstance(item, SeriesPoint) for item in items)  # lines only with encode_lines
+        points.extend(cast(Sequence[SeriesPoint], items))
+
     sink = RecordingSink()
     dls = DeadLetterStore(sessions, stats, cap=20)
     ingest = Ingest(
@@ -64,7 +70,7 @@ def core(state_sessions: sessionmaker[Session]) -> Core:
         stats=stats,
         bus=bus,
         sinks=[sink],
-        submit_points=points.extend,
+        submit_points=collect,
         root="gs",
     )
     return Core(ingest, points, dls, stats, sink)
