@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 NO_DROP_MOSQUITTO_CONF: Final = (
     "max_queued_messages 0",
     "max_queued_bytes 0",
-    "max_inflight_messages 0",
+    "max_inflight_messages 20000",  # as docs/mosquitto.conf: the hub holds PUBACKs until points are durable
     "max_keepalive 3600",
     "queue_qos0_messages false",
     "persistent_client_expiration 1d",
@@ -299,7 +299,7 @@ def start_servers(args: argparse.Namespace, workdir: Path) -> Servers:
         broker.start()
         servers.started.append(broker)
         servers.mqtt_url = broker.url
-        say(f"mosquitto on {broker.url} (max_queued_messages 0, max_inflight_messages 0)")
+        say(f"mosquitto on {broker.url} (max_queued_messages 0, max_inflight_messages 20000)")
         if args.store == "influxdb-v1":
             if args.influx_url:
                 servers.store_url, servers.store_server = args.influx_url, f"InfluxDB 1.x at {args.influx_url}"

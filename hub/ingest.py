@@ -56,6 +56,7 @@ from hub.registry import DeviceRecord, DeviceRegistry, StatusOutcome
 from hub.series.base import SeriesPoint
 from hub.series.lineproto import LineProtocolError, float_fields, series_prefix
 from hub.sinks import DeviceRef, MessageSink
+from hub.watermark import SeqWatermark
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +99,8 @@ class Ingest:
         clock: Callable[[], float] = time.time,
         limiter: DeviceRateLimiter | None = None,
         encode_lines: bool = False,
+        durable_through: Callable[[], int] | None = None,
+        watermark: SeqWatermark | None = None,
     ) -> None:
         self.registry = registry
         self.gaps = gaps
@@ -112,6 +115,14 @@ class Ingest:
         #: Encode all-float telemetry points to line protocol here (the writer's store takes lines): the
         #: writer passes them through, and no SeriesPoint is built for them. Other points go as points.
         self.encode_lines = encode_lines
+        #: The series writer's ``durable_through``: with it, a message is acknowledged to the broker only
+        #: once its points are written or spooled (the ticket ``submit_points`` returned), so a kill -9
+        #: of the hub loses nothing -- the broker delivers the unacknowledged messages again.
+        self.durable_through = durable_through
+        #: With ``durable_through``: the seqs acknowledged, kept in step with the PUBACKs (hub.watermark).
+        self.watermark = watermark
+        if watermark is not None:
+            registry.durable_seqs = True
         self._prefixes: dict[int, tuple[object, str | None]] = {}  # id(series key) -> (key, line prefix)
         self.lock = registry.lock
         self.link: MqttLink | None = None
@@ -141,6 +152,8 @@ class Ingest:
                 rec = self.registry.ensure(t.site, t.device_id)
                 if self.gaps.observe(rec, tel.seq, received_ms):
                     self.registry.touch(rec, received_ms, tel.seq)
+                    if self.watermark is not None:
+                        self.watermark.note(rec)
                     self._telemetry(rec, tel, received_ms)
             return
         if channel is Channel.SNAPSHOT:
@@ -158,6 +171,8 @@ class Ingest:
                 outcome = self.registry.apply_status(rec, msg, received_ms)
                 if outcome is StatusOutcome.RESET:
                     self.gaps.reset(rec.id, received_ms)
+                    if self.watermark is not None:
+                        self.watermark.forget(rec)
                 if outcome is not StatusOutcome.STALE:
                     self._call_sinks("on_status", rec.device_ref(), msg, received_ms)
                 return
@@ -166,6 +181,8 @@ class Ingest:
             if not self.gaps.observe(rec, msg.seq, received_ms):
                 return
             self.registry.touch(rec, received_ms, msg.seq)
+            if self.watermark is not None:
+                self.watermark.note(rec)
             if isinstance(msg, Event):  # (telemetry took its own path above)
                 self._call_sinks("on_event", rec.device_ref(), msg, received_ms)
             elif isinstance(msg, GapNotice):
@@ -356,6 +373,7 @@ class Ingest:
             on_connect=on_connect,
             on_disconnect=on_disconnect,
             before_ack=self._submit_held,
+            released=self._released if self.durable_through is not None else None,
             reconnect_min_s=1.0,
             reconnect_max_s=5.0,
             name="hub-ingest",
@@ -380,12 +398,33 @@ class Ingest:
             self._held = []
         self.handle(name, payload, received_ms)
 
-    def _submit_held(self) -> None:
+    def _submit_held(self) -> int | None:
         """Hand the points of the messages received so far to the series writer (one submit per chunk,
-        not one per message); the link calls this before it acknowledges them to the broker."""
+        not one per message); the link calls this before it acknowledges them to the broker. Returns
+        the writer's ticket for them (the link holds the PUBACKs until it is durable), or None."""
         held, self._held = self._held, None
+        ticket = None
         if held:
-            self.submit_points(held)
+            submitted = self.submit_points(held)
+            ticket = submitted if isinstance(submitted, int) else None
+        if self.watermark is not None:
+            self.watermark.seal(ticket)
+        return ticket
+
+    def _released(self) -> int:
+        """How far the link may acknowledge: the writer's durable ticket, once the seqs up to it are
+        journalled (a journal that cannot be written raises: nothing is acknowledged)."""
+        assert self.durable_through is not None
+        through = self.durable_through()
+        if self.watermark is not None:
+            self.watermark.release(through)
+        return through
+
+    def wake_link(self) -> None:
+        """The writer made more points durable: let the link send the acknowledgements it holds."""
+        link = self.link
+        if link is not None:
+            link.wake()
 
     def stop(self) -> None:
         """Disconnect cleanly (the broker keeps the session for the next start)."""

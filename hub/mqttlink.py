@@ -70,6 +70,9 @@ CONNECT_TIMEOUT_S: Final = 10.0
 SEND_TIMEOUT_S: Final = 10.0
 #: Seconds stop() waits for the broker to close the connection after DISCONNECT.
 CLOSE_WAIT_S: Final = 0.5
+#: How often held acknowledgements are re-checked without a wake-up, and how long stop() waits for them.
+RELEASE_POLL_S: Final = 0.05
+RELEASE_WAIT_S: Final = 3.0
 #: Seconds between two logged ``on_message`` failures (the others are counted in the next log line).
 HANDLER_ERROR_LOG_S: Final = 1.0
 
@@ -125,7 +128,12 @@ class MqttLink:
     bad input itself. ``before_ack()`` (optional) is called before acknowledgements are
     written, at least once per received chunk: a handler that batches work across messages
     makes it safe there; if it raises, nothing is acknowledged and the connection is
-    dropped, so the broker delivers those messages again. ``on_disconnect(reason)`` is
+    dropped, so the broker delivers those messages again. With ``released`` the
+    acknowledgement waits further: ``before_ack`` returns a ticket (an int that only
+    grows; None: nothing new to wait for) and the chunk's PUBACKs are sent, in order,
+    once ``released()`` (e.g. the series writer's ``durable_through``) reaches it;
+    :meth:`wake` re-checks. Acknowledgements still held when the connection ends are
+    never sent, so the broker delivers those messages again. ``on_disconnect(reason)`` is
     called after every lost connection and failed connection attempt (not after
     :meth:`stop`). With a persistent session the broker may deliver queued messages
     between CONNACK and SUBACK, i.e. before ``on_connect``.
@@ -147,7 +155,8 @@ class MqttLink:
         ca_file: str | None = None,
         on_connect: Callable[[], None] | None = None,
         on_disconnect: Callable[[str], None] | None = None,
-        before_ack: Callable[[], None] | None = None,
+        before_ack: Callable[[], int | None] | None = None,
+        released: Callable[[], int] | None = None,
         reconnect_min_s: float = 1.0,
         reconnect_max_s: float = 5.0,
         name: str = "mqtt-link",
@@ -173,6 +182,9 @@ class MqttLink:
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
         self._before_ack = before_ack
+        self._released = released
+        #: PUBACK bytes waiting for their ticket to be released: (ticket, packets, frames), in order.
+        self._held_acks: deque[tuple[int, int, bytes]] = deque()
         self._delivered = 0  # messages handed to on_message since before_ack last ran
         self._reconnect = (reconnect_min_s, reconnect_max_s)
         pw = password.encode("utf-8") if password is not None else None
@@ -251,6 +263,15 @@ class MqttLink:
         self._outbox.append((raw, bytes(payload), qos))
         self._wake()
 
+    def wake(self) -> None:
+        """Make the I/O thread look again at held acknowledgements (thread-safe, cheap)."""
+        self._wake()
+
+    @property
+    def held_acks(self) -> int:
+        """PUBACKs waiting for ``released`` (a snapshot, for tests and metrics)."""
+        return sum(count for _, count, _ in tuple(self._held_acks))
+
     # ------------------------------------------------------------------ thread
 
     def _wake(self) -> None:
@@ -301,6 +322,7 @@ class MqttLink:
             self._sock.close()
             self._sock = None
         self._acks.clear()
+        self._held_acks.clear()  # never sent: the broker delivers those messages again
         self._tail, self._pieces, self._have, self._need = b"", [], 0, 0
 
     def _call(self, what: str, callback: Callable[..., None] | None, *args: object) -> None:
@@ -396,6 +418,16 @@ class MqttLink:
         """Flush what is queued, then DISCONNECT: the broker keeps the session and sends no will."""
         try:
             self._flush_acks()
+            deadline = time.monotonic() + RELEASE_WAIT_S
+            while self._held_acks and time.monotonic() < deadline:
+                time.sleep(0.01)  # the writer makes them durable within its flush interval
+                self._release_acks()
+            if self._held_acks:
+                logger.warning(
+                    "%s: stopping with %d messages not yet safe, so not acknowledged; the broker delivers them again",
+                    self.name,
+                    self.held_acks,
+                )
             if self._session_up and self._outbox:
                 self._send_outbox()
             self._send(encode(Disconnect()))
@@ -433,6 +465,8 @@ class MqttLink:
             due = min(due, self._last_send + k, self._last_recv + 1.5 * k)
             if self._last_ping <= self._last_recv:
                 due = min(due, self._last_recv + k)
+        if self._held_acks:  # released() is normally signalled through wake(); poll as well, cheaply
+            due = min(due, now + RELEASE_POLL_S)
         return max(0.0, due - now)
 
     def _handshake_due(self, handshake_deadline: float) -> float:
@@ -469,22 +503,54 @@ class MqttLink:
         self._last_send = time.monotonic()
 
     def _flush_acks(self) -> None:
+        ticket = None
         if self._delivered and self._before_ack is not None:
             # The handler may batch its work per chunk: it makes what it was given safe before we acknowledge.
             self._delivered = 0
             try:
-                self._before_ack()
+                ticket = self._before_ack()
             except Exception as exc:
                 # Not safe, so not acknowledged: drop the connection and the broker delivers them again.
                 logger.exception("%s: before_ack failed; not acknowledging", self.name)
                 self._acks.clear()
                 raise LinkDown(f"handler could not keep what it received: {exc!r}") from exc
         acks = self._acks
+        held = self._held_acks
         if acks:
-            data = b"".join(acks)
-            self.stats.pubacks_sent += len(acks)
-            acks.clear()
-            self._send(data)
+            if self._released is not None:
+                # PUBACKs go out in the order the PUBLISHes came (MQTT 3.1.1 section 4.6): behind held ones.
+                # Without a ticket they wait for nothing else (released() still sees them, e.g. to journal).
+                wait_for = 0 if ticket is None else ticket
+                if held and wait_for < held[-1][0]:
+                    wait_for = held[-1][0]
+                held.append((wait_for, len(acks), b"".join(acks)))
+                acks.clear()
+            else:
+                data = b"".join(acks)
+                self.stats.pubacks_sent += len(acks)
+                acks.clear()
+                self._send(data)
+        if held:
+            self._release_acks()
+
+    def _release_acks(self) -> None:
+        """Send the held PUBACKs whose ticket ``released()`` has reached."""
+        assert self._released is not None
+        held = self._held_acks
+        try:
+            through = self._released()
+        except Exception as exc:
+            logger.exception("%s: released() failed; not acknowledging", self.name)
+            raise LinkDown(f"cannot tell what is safe: {exc!r}") from exc
+        frames: list[bytes] = []
+        count = 0
+        while held and held[0][0] <= through:
+            _, packets, data = held.popleft()
+            frames.append(data)
+            count += packets
+        if frames:
+            self.stats.pubacks_sent += count
+            self._send(b"".join(frames))
 
     def _new_id(self) -> int:
         for _ in range(0xFFFF):

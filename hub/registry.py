@@ -77,6 +77,10 @@ class DeviceRecord:
     agent: str | None = None
     last_seen_ms: int | None = None
     last_seq: int | None = None
+    #: The highest seq made safe (its points durable, see hub.watermark); what the DB gets as last_seq
+    #: when the registry's ``durable_seqs`` is on. ``seq_gen`` counts seq restarts (epoch resets).
+    safe_seq: int | None = None
+    seq_gen: int = 0
     latest: dict[str, MetricValue] = field(default_factory=dict)
     latest_ts_ms: int | None = None
     state: str = Health.UNKNOWN
@@ -172,6 +176,8 @@ class DeviceRegistry:
         self.flap_window_ms = int(flap_window_s * 1000)
         self.flap_max_changes = flap_max_changes
         self.lock = threading.RLock()
+        #: Write ``safe_seq`` (not ``last_seq``) to the DB: set when ingest acknowledges only durable points.
+        self.durable_seqs = False
         self.devices: dict[str, DeviceRecord] = {}
         self._dirty: set[str] = set()
         self._listeners: list[HealthCallback] = []
@@ -336,9 +342,13 @@ class DeviceRegistry:
         with self.lock:
             dirty = [self.devices[d] for d in self._dirty if d in self.devices]
             self._dirty.clear()
-            new = [r.row() for r in dirty if not r.persisted]
-            changed = [r.row() for r in dirty if r.persisted]
+            new: list[dict[str, Any]] = []
+            changed: list[dict[str, Any]] = []
             for rec in dirty:
+                row = rec.row()
+                if self.durable_seqs:  # never persist a seq whose points might still be lost (hub.watermark)
+                    row["last_seq"] = rec.safe_seq
+                (changed if rec.persisted else new).append(row)
                 rec.persisted = True
         if not dirty:
             return 0

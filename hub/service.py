@@ -31,6 +31,7 @@ from hub.ratelimit import DeviceRateLimiter
 from hub.registry import STATE_CODES, DeviceRegistry
 from hub.series.base import SeriesPoint, SeriesStore
 from hub.sinks import DeviceRef
+from hub.watermark import SeqWatermark
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +122,12 @@ class Hub:
             sessions, self.stats, ctx.bus, registry.lock, grace_s=s.gap_grace_s, timeout_s=s.gap_timeout_s
         )
         self.registry, self.deadletters, self.gaps = registry, deadletters, gaps
+        watermark = SeqWatermark(s.data_dir / f"seq-watermark-{s.client_id}.json")
+        corrected = watermark.load(registry.devices)
+        if corrected:
+            logger.info(
+                "seq journal: %d devices resume past the state DB's seq (acknowledged before a stop)", corrected
+            )
         resumed = gaps.load_open(registry.devices)
         if resumed:
             logger.info("still waiting for %d seq gap(s) from the last run", resumed)
@@ -137,7 +144,10 @@ class Hub:
             clock=ctx.clock,
             limiter=DeviceRateLimiter(s.rate_limit_per_s, s.rate_limit_burst) if s.rate_limit_per_s > 0 else None,
             encode_lines=self.writer.takes_lines,
+            durable_through=self.writer.durable_through,
+            watermark=watermark,
         )
+        self.writer.on_durable = ingest.wake_link
         self.ingest = ingest
         ctx.send_command = ingest.send_command
         gaps.send_command = ingest.send_command

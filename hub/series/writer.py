@@ -95,6 +95,9 @@ class SeriesWriter:
         self._latency: deque[float] = deque(maxlen=LATENCY_SAMPLES)
         self._stats = WriterStats()
         self._update_gauges()
+        #: Called (on the writer's thread, or the submitter's after a spill) when ``durable_through`` may
+        #: have advanced; ingest uses it to send the acknowledgements it holds. Must be quick.
+        self.on_durable: Callable[[], None] | None = None
 
     # -- ingest side --------------------------------------------------------------------------
 
@@ -153,7 +156,16 @@ class SeriesWriter:
         with self._cond:
             self._spilling.discard(ticket)
             self._cond.notify_all()
+        self._durable()
         return ticket
+
+    def _durable(self) -> None:
+        callback = self.on_durable
+        if callback is not None:
+            try:
+                callback()
+            except Exception:  # a listener bug must not stop the writer
+                logger.exception("series writer: on_durable callback failed")
 
     def durable_through(self) -> int:
         """The highest ticket N such that every submit with a ticket <= N is written, spooled (fsynced) or
@@ -240,8 +252,10 @@ class SeriesWriter:
                 self._inflight_ticket = 0
                 self._update_gauges()
                 self._cond.notify_all()
-                if self._stopping and not self._pending:
-                    break
+                stop = self._stopping and not self._pending
+            self._durable()
+            if stop:
+                break
         logger.info("series writer stopped (%d batches left in the spool)", self._stats.spooled_batches)
 
     def _take(self) -> list[Queued]:

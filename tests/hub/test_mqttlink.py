@@ -218,6 +218,66 @@ def test_nothing_is_acknowledged_when_before_ack_fails(mosquitto: MosquittoServe
         assert rec.payloads().count(payload) == 2
 
 
+class Tickets:
+    """A stand-in for the series writer: before_ack hands out tickets, released() says how far is safe."""
+
+    def __init__(self) -> None:
+        self.issued = 0
+        self.safe = 0
+
+    def before_ack(self) -> int:
+        self.issued += 1
+        return self.issued
+
+    def released(self) -> int:
+        return self.safe
+
+
+def test_acknowledgements_wait_for_released_and_go_out_when_it_advances(
+    mosquitto: MosquittoServer, make_link: LinkFactory
+) -> None:
+    tickets = Tickets()
+    link, rec = make_link(
+        mosquitto.port, client_id="hub-held", before_ack=tickets.before_ack, released=tickets.released
+    )
+    wait_until(connected(link), 5, what="link connected")
+    publish_all(mosquitto.port, [("gs/v1/s/d/telemetry", f"m{i}".encode(), 1) for i in range(200)])
+    wait_until(lambda: rec.count() == 200 and link.held_acks == 200, 10, what="200 delivered, all held")
+    assert link.stats.pubacks_sent == 0 and tickets.issued >= 1
+    tickets.safe = tickets.issued
+    link.wake()
+    wait_until(lambda: link.stats.pubacks_sent == 200, 5, what="held PUBACKs sent once released")
+    assert link.held_acks == 0
+    # Proof the broker got them: after a restart of the session nothing is delivered again before a marker.
+    link.stop()
+    link.start()
+    wait_until(connected(link), 5, what="link reconnected")
+    publish_all(mosquitto.port, [("gs/v1/s/marker/telemetry", b"marker", 1)])
+    wait_until(lambda: rec.count() >= 201, 10, what="marker")
+    assert rec.payloads()[200:] == [b"marker"]
+
+
+def test_messages_never_released_are_delivered_again_after_a_restart(
+    mosquitto: MosquittoServer, make_link: LinkFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a kill -9 of the hub looks like to the broker: delivered, never acknowledged -> delivered again."""
+    import hub.mqttlink
+
+    monkeypatch.setattr(hub.mqttlink, "RELEASE_WAIT_S", 0.2)
+    stuck = Tickets()  # released() stays 0: nothing the handler got is ever safe
+    link, rec = make_link(mosquitto.port, client_id="hub-unsafe", before_ack=stuck.before_ack, released=stuck.released)
+    wait_until(connected(link), 5, what="link connected")
+    sent = [f"m{i}".encode() for i in range(50)]
+    publish_all(mosquitto.port, [("gs/v1/s/d/telemetry", payload, 1) for payload in sent])
+    wait_until(lambda: rec.count() == 50, 10, what="50 delivered")
+    link.stop()  # waits RELEASE_WAIT_S for released(), then disconnects without the PUBACKs
+    assert link.stats.pubacks_sent == 0
+    fresh = Recorder()
+    make_link(mosquitto.port, recorder=fresh, client_id="hub-unsafe")  # the hub again, without the gate
+    wait_until(lambda: fresh.count() >= 50, 10, what="the 50 delivered again")
+    assert sorted(fresh.payloads()) == sorted(sent)
+
+
 def test_a_two_megabyte_payload_arrives_whole(broker_port: int, make_link: LinkFactory) -> None:
     link, rec = make_link(broker_port)
     wait_until(connected(link), 5, what="link connected")
