@@ -278,6 +278,22 @@ def test_messages_never_released_are_delivered_again_after_a_restart(
     assert sorted(fresh.payloads()) == sorted(sent)
 
 
+def test_the_embedded_broker_lets_thousands_wait_for_their_acknowledgement(make_link: LinkFactory) -> None:
+    """The hub holds PUBACKs until points are durable: the embedded broker's in-flight window must not
+    cap it (with 1,000 it passed 1,000 messages per writer batch, ~5,000 msgs/s)."""
+    broker = ThreadedBroker("127.0.0.1", 0)
+    broker.start()
+    try:
+        never = Tickets()  # released() stays 0: every PUBACK is held
+        link, rec = make_link(broker.port, client_id="hub-window", before_ack=never.before_ack, released=never.released)
+        wait_until(connected(link), 5, what="link connected")
+        publish_all(broker.port, [("gs/v1/s/d/telemetry", f"m{i}".encode(), 1) for i in range(3000)])
+        wait_until(lambda: rec.count() == 3000, 10, what="3,000 delivered with none acknowledged")
+        assert link.held_acks == 3000 and link.stats.pubacks_sent == 0
+    finally:
+        broker.stop()
+
+
 def test_a_two_megabyte_payload_arrives_whole(broker_port: int, make_link: LinkFactory) -> None:
     link, rec = make_link(broker_port)
     wait_until(connected(link), 5, what="link connected")
