@@ -62,6 +62,8 @@ class IncidentSink:
 
     def on_telemetry(self, device: DeviceRef, msg: Telemetry, received_ms: int) -> None:
         """Evaluate every point of the message."""
+        if self.engine.ignores_readings(device):  # most devices, most messages: no lock taken
+            return
         with self._lock:
             out = self.engine.on_points(device, msg.points, received_ms, msg.hist)
         if out:

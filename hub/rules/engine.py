@@ -473,6 +473,16 @@ class RuleEngine:
         st.phase, st.last_clear_ms, st.since_ms = "idle", ts, ts
         return device_candidate("clear", rule, device, ts, st.last_value)
 
+    def ignores_readings(self, device: DeviceRef) -> bool:
+        """True when :meth:`on_points` for ``device`` would change nothing and return nothing: the
+        device is known (the same ref) and its cached plan is empty. Reads only, so callers may skip
+        their lock: a rule change replaces the plan cache, and a reading racing it is just ordered
+        before it."""
+        if self._devices.get(device.device_id) is not device:
+            return False
+        hit = self._plans.get(device.device_id)
+        return hit is not None and hit[0] is device and not hit[1][0] and not hit[1][1]
+
     def _reading_plan(self, device: DeviceRef) -> _ReadingPlan:
         """The absence rules and the metric -> rules map in scope for ``device`` (cached per device: a
         reading of a device no rule watches costs two dict lookups)."""

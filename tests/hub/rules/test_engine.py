@@ -7,7 +7,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.wire import DeviceKind
+from edge.wire import DeviceKind, Point
 from hub.rules.engine import RuleEngine
 from hub.rules.models import AbsenceRule, CompositeRule, EventRule, OfflineRule, RateRule, Rule, ThresholdRule
 from hub.rules.state import Candidate
@@ -322,3 +322,19 @@ def test_absence_is_not_raised_for_a_device_known_offline() -> None:
     assert engine.tick(T0 + 120_000) == []  # one incident for one cause
     engine.on_health(DEV, "online", T0 + 130_000)
     assert [c.rule_id for c in engine.tick(T0 + 140_000)] == ["silent"]  # online but still sending nothing
+
+
+def test_ignores_readings_only_when_on_points_would_do_nothing() -> None:
+    camera = DeviceRef("cam-1", "site-a", DeviceKind.CAMERA, "110101001001001")
+    engine = RuleEngine([threshold(scope={"kinds": ["sensor"]})])
+    hot = (Point(T0, {"temp_c": 90.0}),)
+    assert not engine.ignores_readings(camera)  # never seen: the locked path records it first
+    assert engine.on_points(camera, hot, T0) == []
+    assert engine.ignores_readings(camera)  # out of every rule's scope, plan cached
+    assert not engine.ignores_readings(DeviceRef("cam-1", "site-a", DeviceKind.CAMERA, "110101001001001"))  # new ref
+    engine.on_points(DEV, hot, T0)
+    assert not engine.ignores_readings(DEV)  # the sensor is watched
+    engine.set_rules([threshold(id="any-hot")])  # a rule for every kind: the camera's plan goes
+    assert not engine.ignores_readings(camera)
+    engine.on_points(camera, hot, T0)
+    assert not engine.ignores_readings(camera)
