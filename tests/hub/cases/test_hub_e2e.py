@@ -46,7 +46,11 @@ def test_smoke_alarm_becomes_a_dispatched_case(hub: Hub, mosquitto: MosquittoSer
     alarm = Event(1, now_ms(), "e1", "smoke", EventState.ACTIVE, Severity.CRITICAL)
     dev.publish_raw(dev.topic(Channel.EVENT), wire.encode(alarm))
 
-    wait_until(lambda: api.get("/api/v1/cases").json(), timeout=10, what="a case from the smoke alarm")
+    def dispatched() -> bool:  # the case is created, then registered and dispatched in their own commits
+        cases = api.get("/api/v1/cases").json()
+        return bool(cases) and cases[0]["dispatched_ms"] is not None
+
+    wait_until(dispatched, timeout=10, what="a dispatched case from the smoke alarm")
     [case] = api.get("/api/v1/cases").json()
     latency_ms = case["dispatched_ms"] - alarm.ts
     print(f"smoke alarm -> dispatched case in {latency_ms} ms (poll seen after {time.monotonic() - raised:.2f} s)")
