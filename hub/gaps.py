@@ -190,22 +190,38 @@ class GapManager:
                 session.execute(insert(OpenGapRow), rows)
         return True
 
-    def load_open(self, devices: dict[str, DeviceRecord]) -> int:
-        """Resume waiting for the gaps saved by the last run; return how many."""
+    def load_open(self, devices: dict[str, DeviceRecord], *, safe_seqs: bool = False) -> int:
+        """Resume waiting for the gaps saved by the last run; return how many.
+
+        With ``safe_seqs`` (ingest acknowledges only durable points, hub.watermark) a device's
+        ``last_seq`` is the highest seq it is safe to resume after, and the saved ``high`` -- the
+        highest seq *processed* when the gaps were saved -- may be ahead of it: the messages in
+        between were not acknowledged and will be delivered again, so they must not look like
+        duplicates. The tracker then resumes after ``last_seq``, and gaps that messages beyond it
+        opened are dropped (those messages reopen them when they come again).
+        """
         with self.sessions() as session:
             rows = session.scalars(select(OpenGapRow).order_by(OpenGapRow.device_id, OpenGapRow.first)).all()
+        loaded = 0
         with self.lock:
             for row in rows:
                 rec = devices.get(row.device_id)
+                safe = rec.last_seq if safe_seqs and rec is not None else None
+                if safe is not None and row.first > safe:
+                    continue
                 tracker = self.trackers.get(row.device_id)
                 if tracker is None:
-                    last_seq = rec.last_seq if rec is not None and rec.last_seq is not None else row.high
-                    tracker = SeqTracker(max(last_seq, row.high) + 1)
+                    if safe is not None:
+                        tracker = SeqTracker(safe + 1)
+                    else:
+                        last_seq = rec.last_seq if rec is not None and rec.last_seq is not None else row.high
+                        tracker = SeqTracker(max(last_seq, row.high) + 1)
                     self.trackers[row.device_id] = tracker
                 tracker.gaps.append(Gap(row.first, row.last, row.opened_ms, row.resend_ms))
+                loaded += 1
                 if rec is not None:
                     self._refs[row.device_id] = rec.device_ref()
-        return len(rows)
+        return loaded
 
     def flush(self) -> int:
         """Persist queued data-loss records and publish them on the bus."""

@@ -128,7 +128,7 @@ class Hub:
             logger.info(
                 "seq journal: %d devices resume past the state DB's seq (acknowledged before a stop)", corrected
             )
-        resumed = gaps.load_open(registry.devices)
+        resumed = gaps.load_open(registry.devices, safe_seqs=True)  # ingest below acknowledges durable points only
         if resumed:
             logger.info("still waiting for %d seq gap(s) from the last run", resumed)
         self._start_series(deadletters)
