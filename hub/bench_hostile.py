@@ -184,32 +184,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _ingest(data_dir: Path) -> Any:
-    from hub.bus import EventBus
     from hub.db import init_schema, make_engine, session_factory, sqlite_url
-    from hub.deadletter import DeadLetterStore
-    from hub.gaps import GapManager
-    from hub.ingest import Ingest
-    from hub.metrics import IngestStats
-    from hub.registry import DeviceRegistry
+    from hub.ingest import standalone_ingest
 
     engine = make_engine(sqlite_url(data_dir))
     init_schema(engine)
-    sessions = session_factory(engine)
-    stats = IngestStats()
-    registry = DeviceRegistry(sessions, stats)
-    bus = EventBus()
-    dls = DeadLetterStore(sessions, stats)
-    ingest = Ingest(
-        registry=registry,
-        gaps=GapManager(sessions, stats, bus, registry.lock),
-        deadletters=dls,
-        stats=stats,
-        bus=bus,
-        sinks=[],
-        submit_points=lambda _points: None,
-        root=wire.DEFAULT_ROOT,
-    )
-    return ingest, dls, engine
+    ingest = standalone_ingest(session_factory(engine), submit_points=lambda _points: None, root=wire.DEFAULT_ROOT)
+    return ingest, ingest.deadletters, engine
 
 
 def measure(repeat: int) -> dict[str, Any]:

@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, cast
 
+from sqlalchemy.orm import Session, sessionmaker
+
 from edge.wire import (
     Channel,
     Command,
@@ -121,9 +123,7 @@ class Ingest:
         self.durable_through = durable_through
         #: With ``durable_through``: the seqs acknowledged, kept in step with the PUBACKs (hub.watermark).
         self.watermark = watermark
-        if watermark is not None:
-            registry.durable_seqs = True
-        self._prefixes: dict[int, tuple[object, str | None]] = {}  # id(series key) -> (key, line prefix)
+        self._prefixes: dict[str, tuple[object, str | None]] = {}  # device id -> (series key, line prefix)
         self.lock = registry.lock
         self.link: MqttLink | None = None
         self._connected = threading.Event()
@@ -150,10 +150,7 @@ class Ingest:
             tel = cast(Telemetry, decode(channel, payload))
             with self.lock:
                 rec = self.registry.ensure(t.site, t.device_id)
-                if self.gaps.observe(rec, tel.seq, received_ms):
-                    self.registry.touch(rec, received_ms, tel.seq)
-                    if self.watermark is not None:
-                        self.watermark.note(rec)
+                if self._new_seq(rec, tel.seq, received_ms):
                     self._telemetry(rec, tel, received_ms)
             return
         if channel is Channel.SNAPSHOT:
@@ -178,11 +175,8 @@ class Ingest:
                 return
             if not isinstance(msg, _SEQUENCED):
                 raise WireError("bad_channel", f"{type(msg).__name__} is not something a device sends")
-            if not self.gaps.observe(rec, msg.seq, received_ms):
+            if not self._new_seq(rec, msg.seq, received_ms):
                 return
-            self.registry.touch(rec, received_ms, msg.seq)
-            if self.watermark is not None:
-                self.watermark.note(rec)
             if isinstance(msg, Event):  # (telemetry took its own path above)
                 self._call_sinks("on_event", rec.device_ref(), msg, received_ms)
             elif isinstance(msg, GapNotice):
@@ -193,20 +187,25 @@ class Ingest:
                     "cmd_ack", {"device_id": rec.id, "id": msg.id, "result": msg.result.value, "detail": msg.detail}
                 )
 
+    def _new_seq(self, rec: DeviceRecord, seq: int, received_ms: int) -> bool:
+        """Dedup and gaps for a sequenced message; when new, the registry and the watermark see it."""
+        if not self.gaps.observe(rec, seq, received_ms):
+            return False
+        self.registry.touch(rec, received_ms, seq)
+        if self.watermark is not None:
+            self.watermark.note(rec)
+        return True
+
     def _telemetry(self, rec: DeviceRecord, msg: Telemetry, received_ms: int) -> None:
         key = rec.series_key()
         points: list[SeriesPoint | str]
-        if self.encode_lines and (prefix := self._line_prefix(key)) is not None:
+        if self.encode_lines and (prefix := self._line_prefix(rec.id, key)) is not None:
             points = self._lines(key, prefix, msg)
         else:
             measurement, tags = key
             points = [SeriesPoint(measurement, tags, p.metrics, p.ts) for p in msg.points]
-        if len(msg.points) == 1:  # most messages: no loop
-            p = msg.points[0]
+        for p in msg.points:
             self.registry.update_latest(rec, p.ts, p.metrics)
-        else:
-            for p in msg.points:
-                self.registry.update_latest(rec, p.ts, p.metrics)
         if not msg.hist:
             self.stats.lag.observe(max(0.0, (received_ms - msg.ts) / 1000.0))
         if self._held is not None:
@@ -215,11 +214,12 @@ class Ingest:
             self.submit_points(points)
         self._call_sinks("on_telemetry", rec.device_ref(), msg, received_ms)
 
-    def _line_prefix(self, key: tuple[str, Mapping[str, str]]) -> str | None:
+    def _line_prefix(self, device_id: str, key: tuple[str, Mapping[str, str]]) -> str | None:
         """The line-protocol prefix of a device's series key (None if it cannot be encoded: the
-        writer then gets points and dead-letters them with the reason)."""
-        cached = self._prefixes.get(id(key))
-        if cached is not None and cached[0] is key:  # the key itself is kept, so its id is not reused
+        writer then gets points and dead-letters them with the reason). Cached per device until the
+        registry hands out a new key (its identity changed)."""
+        cached = self._prefixes.get(device_id)
+        if cached is not None and cached[0] is key:
             return cached[1]
         try:
             prefix: str | None = series_prefix(*key)
@@ -227,7 +227,7 @@ class Ingest:
             prefix = None
         if len(self._prefixes) >= TOPIC_CACHE_SIZE:
             self._prefixes.clear()
-        self._prefixes[id(key)] = (key, prefix)
+        self._prefixes[device_id] = (key, prefix)
         return prefix
 
     @staticmethod
@@ -441,6 +441,34 @@ class Ingest:
             raise ConnectionError(f"no MQTT connection to send {command.op!r} to {device.device_id}")
         name = topic(device.site, device.device_id, Channel.CMD, root=self.root)
         link.publish(name, encode(command), qos=1)
+
+
+def standalone_ingest(
+    sessions: sessionmaker[Session],
+    *,
+    submit_points: PointSubmitter,
+    root: str,
+    sinks: list[MessageSink] | None = None,
+    deadletter_cap: int | None = None,
+    encode_lines: bool = False,
+) -> Ingest:
+    """An :class:`Ingest` with its own registry, gaps, dead letter, stats and bus on ``sessions``, fed
+    through :meth:`Ingest.handle` (no broker): for benchmarks and tests. The hub wires its own."""
+    stats = IngestStats()
+    registry = DeviceRegistry(sessions, stats)
+    bus = EventBus()
+    cap = {} if deadletter_cap is None else {"cap": deadletter_cap}
+    return Ingest(
+        registry=registry,
+        gaps=GapManager(sessions, stats, bus, registry.lock),
+        deadletters=DeadLetterStore(sessions, stats, **cap),
+        stats=stats,
+        bus=bus,
+        sinks=[] if sinks is None else sinks,
+        submit_points=submit_points,
+        root=root,
+        encode_lines=encode_lines,
+    )
 
 
 def _device_of(topic_name: str, root: str) -> str | None:

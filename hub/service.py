@@ -123,6 +123,7 @@ class Hub:
         )
         self.registry, self.deadletters, self.gaps = registry, deadletters, gaps
         watermark = SeqWatermark(s.data_dir / f"seq-watermark-{s.client_id}.json")
+        registry.durable_seqs = True  # ingest below acknowledges durable points only: persist safe seqs
         corrected = watermark.load(registry.devices)
         if corrected:
             logger.info(

@@ -34,7 +34,6 @@ from urllib.parse import urlsplit
 
 from edge import wire
 from hub.broker import packets
-from hub.broker.packets import encode_remaining_length
 
 logger = logging.getLogger(__name__)
 
@@ -141,12 +140,12 @@ def publish_frame(topic_field: bytes, payload: bytes, packet_id: int) -> bytes:
     if packet_id:
         return (
             b"\x32"
-            + encode_remaining_length(len(topic_field) + len(payload) + 2)
+            + packets.encode_remaining_length(len(topic_field) + len(payload) + 2)
             + topic_field
             + packet_id.to_bytes(2, "big")
             + payload
         )
-    return b"\x30" + encode_remaining_length(len(topic_field) + len(payload)) + topic_field + payload
+    return b"\x30" + packets.encode_remaining_length(len(topic_field) + len(payload)) + topic_field + payload
 
 
 def parse_frames(buf: bytes) -> tuple[list[tuple[int, bytes]], bytes]:

@@ -164,27 +164,37 @@ class RuleEngine:
         self._devices[device.device_id] = device
         if hist:
             return []
-        absences, by_metric = self._reading_plan(device)
-        if not absences and not by_metric:
+        plan = self._reading_plan(device)
+        if not plan[0] and not plan[1]:
             return []  # nothing watches this device's readings
         out: list[Candidate] = []
         for point in points:
-            ts_ms, metrics = point.ts, point.metrics
-            for absence in absences:
-                if absence.metric is None or absence.metric in metrics:
-                    out += self._absence_seen(absence, device, received_ms)
-            if not by_metric:
-                continue
-            for metric, raw in metrics.items():
-                for rule in by_metric.get(metric, ()):
-                    value = float(raw)
-                    if isinstance(rule, ThresholdRule):
-                        out += self._threshold(rule, device, ts_ms, value, received_ms)
-                    elif isinstance(rule, RateRule):
-                        out += self._rate(rule, device, ts_ms, value)
-                    elif isinstance(rule, CompositeRule) and rule.op is not None and rule.value is not None:
-                        agrees = compare(value, rule.op, rule.value)
-                        out += self._composite(rule, device, agrees, received_ms, value)
+            out += self._evaluate(device, point.ts, point.metrics, plan, received_ms)
+        return out
+
+    def _evaluate(
+        self,
+        device: DeviceRef,
+        ts_ms: int,
+        metrics: Mapping[str, MetricValue],
+        plan: _ReadingPlan,
+        received_ms: int,
+    ) -> list[Candidate]:
+        """One reading against the rules of the device's plan."""
+        absences, by_metric = plan
+        out: list[Candidate] = []
+        for absence in absences:
+            if absence.metric is None or absence.metric in metrics:
+                out += self._absence_seen(absence, device, received_ms)
+        for metric, raw in metrics.items():
+            for rule in by_metric.get(metric, ()):
+                value = float(raw)
+                if isinstance(rule, ThresholdRule):
+                    out += self._threshold(rule, device, ts_ms, value, received_ms)
+                elif isinstance(rule, RateRule):
+                    out += self._rate(rule, device, ts_ms, value)
+                elif isinstance(rule, CompositeRule) and rule.op is not None and rule.value is not None:
+                    out += self._composite(rule, device, compare(value, rule.op, rule.value), received_ms, value)
         return out
 
     def on_event(

@@ -11,12 +11,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edge import wire
 from edge.wire import Channel, DeviceKind, DeviceState, PayloadError, Point, Status, Telemetry
-from hub.bus import EventBus
 from hub.deadletter import DeadLetterError, DeadLetterStore
-from hub.gaps import GapManager
-from hub.ingest import Ingest, ingest_filters
+from hub.ingest import Ingest, ingest_filters, standalone_ingest
 from hub.metrics import IngestStats
-from hub.registry import DeviceRegistry
 from hub.series.base import SeriesPoint
 
 T0 = 1_800_000_000_000
@@ -51,10 +48,6 @@ class RecordingSink:
 
 @pytest.fixture
 def core(state_sessions: sessionmaker[Session]) -> Core:
-    sessions = state_sessions
-    stats = IngestStats()
-    registry = DeviceRegistry(sessions, stats)
-    bus = EventBus()
     points: list[SeriesPoint] = []
 
     def collect(items: Sequence[SeriesPoint | str]) -> None:
@@ -62,18 +55,8 @@ def core(state_sessions: sessionmaker[Session]) -> Core:
         points.extend(cast(Sequence[SeriesPoint], items))
 
     sink = RecordingSink()
-    dls = DeadLetterStore(sessions, stats, cap=20)
-    ingest = Ingest(
-        registry=registry,
-        gaps=GapManager(sessions, stats, bus, registry.lock),
-        deadletters=dls,
-        stats=stats,
-        bus=bus,
-        sinks=[sink],
-        submit_points=collect,
-        root="gs",
-    )
-    return Core(ingest, points, dls, stats, sink)
+    ingest = standalone_ingest(state_sessions, submit_points=collect, root="gs", sinks=[sink], deadletter_cap=20)
+    return Core(ingest, points, ingest.deadletters, ingest.stats, sink)
 
 
 def _t(channel: Channel) -> str:

@@ -16,13 +16,8 @@ from hypothesis import strategies as st
 
 from edge import wire
 from edge.wire import Channel, DeviceKind, DeviceState, Point, Status, Telemetry
-from hub.bus import EventBus
 from hub.db import init_schema, make_engine, session_factory, sqlite_url
-from hub.deadletter import DeadLetterStore
-from hub.gaps import GapManager
-from hub.ingest import Ingest
-from hub.metrics import IngestStats
-from hub.registry import DeviceRegistry
+from hub.ingest import standalone_ingest
 from hub.series.base import SeriesPoint
 from hub.series.lineproto import LineProtocolError, encode_points, series_prefix
 
@@ -37,21 +32,9 @@ class Side:
         path.mkdir()
         engine = make_engine(sqlite_url(path))
         init_schema(engine)
-        sessions = session_factory(engine)
-        stats = IngestStats()
-        registry = DeviceRegistry(sessions, stats)
-        bus = EventBus()
         self.items: list[SeriesPoint | str] = []
-        self.ingest = Ingest(
-            registry=registry,
-            gaps=GapManager(sessions, stats, bus, registry.lock),
-            deadletters=DeadLetterStore(sessions, stats, cap=20),
-            stats=stats,
-            bus=bus,
-            sinks=[],
-            submit_points=self.items.extend,
-            root="gs",
-            encode_lines=encode_lines,
+        self.ingest = standalone_ingest(
+            session_factory(engine), submit_points=self.items.extend, root="gs", encode_lines=encode_lines
         )
 
     def take(self) -> list[SeriesPoint | str]:
@@ -114,7 +97,7 @@ def test_all_float_telemetry_becomes_lines(tmp_path: Path) -> None:
 def test_a_series_key_that_cannot_be_encoded_goes_to_the_writer_as_points(tmp_path: Path) -> None:
     side = Side(tmp_path / "s", True)
     bad = ("camera", {"site": "a\nb", "device": "d"})
-    assert side.ingest._line_prefix(bad) is None  # the writer encodes the points and dead-letters them
+    assert side.ingest._line_prefix("d", bad) is None  # the writer encodes the points and dead-letters them
     try:
         series_prefix(*bad)
     except LineProtocolError as exc:
@@ -122,5 +105,5 @@ def test_a_series_key_that_cannot_be_encoded_goes_to_the_writer_as_points(tmp_pa
     else:
         raise AssertionError("a newline in a tag value must be refused")
     good = ("camera", {"site": "a b", "device": "d"})
-    assert side.ingest._line_prefix(good) == series_prefix(*good) == r"camera,device=d,site=a\ b"
-    assert side.ingest._line_prefix(good) is side.ingest._line_prefix(good)  # cached per key object
+    assert side.ingest._line_prefix("d", good) == series_prefix(*good) == r"camera,device=d,site=a\ b"
+    assert side.ingest._line_prefix("d", good) is side.ingest._line_prefix("d", good)  # cached per key object
