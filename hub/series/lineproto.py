@@ -20,6 +20,12 @@ from typing import Final, TypeAlias
 
 from hub.series.base import SeriesPoint
 
+_orjson_dumps: Callable[[object], bytes] | None
+try:  # a faster float writer for the common all-float fields (see float_fields)
+    from orjson import dumps as _orjson_dumps
+except ImportError:  # pragma: no cover - orjson is a hub dependency; the module works without it
+    _orjson_dumps = None
+
 #: A field value that line protocol can carry.
 FieldValue: TypeAlias = "bool | int | float | str"
 
@@ -91,7 +97,7 @@ def format_field_value(name: str, value: FieldValue, ints_as_floats: bool = Fals
     if kind is float:
         if not math.isfinite(value):  # type: ignore[arg-type]
             raise LineProtocolError("not_finite", f"field {name!r} is {value!r}; InfluxDB stores no NaN or Inf")
-        return repr(value)
+        return _float_text(value)  # type: ignore[arg-type]
     if kind is bool:
         return "true" if value else "false"
     if kind is int:
@@ -126,6 +132,11 @@ _PREFIXES: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
 _FIELD_KEYS: dict[str, str] = {}
 _TEMPLATES: dict[tuple[str, ...], str] = {}
 _CACHE_MAX: Final = 100_000
+#: Field names orjson and line protocol both write as they are (no escaping in either, no ``:``).
+_PLAIN_NAME: Final = re.compile(r"[A-Za-z0-9_]+")
+#: Field names seen (in a template built) that match :data:`_PLAIN_NAME` and are not reserved.
+_PLAIN_NAMES: Final[set[str]] = set()
+_COLON_TO_EQUALS: Final = bytes.maketrans(b":", b"=")
 
 
 def _field_key(name: str) -> str:
@@ -138,23 +149,49 @@ def _field_key(name: str) -> str:
     return key
 
 
+def _float_text(value: float) -> str:
+    """A finite float as line protocol writes it: orjson's shortest round-trip text when orjson is
+    installed (what :func:`float_fields` writes in bulk), else ``repr`` -- the same double either way;
+    the two differ only in exponent style (``2.5e-7`` / ``2.5e-07``, ``0.00001`` / ``1e-05``)."""
+    return _orjson_dumps(value).decode() if _orjson_dumps is not None else repr(value)
+
+
 def float_fields(fields: Mapping[str, FieldValue]) -> str | None:
-    """The field part when every value is a finite float (what devices send), from one cached
-    %-template per set of field names; None for anything else (the per-field path decides)."""
-    values = tuple(fields.values())
-    if not values:
+    """The field part when every value is a finite float (what devices send); None for anything else
+    (the per-field path decides, and writes the same text).
+
+    For a dict whose field names need no escaping in line protocol or JSON (``[A-Za-z0-9_]``, not
+    reserved), orjson writes all the values in one call: ``{"m0":0.5,"m1":2.0}`` becomes
+    ``m0=0.5,m1=2.0`` by dropping the braces and quotes and turning ``:`` into ``=`` -- about twice as
+    fast as ``repr`` per float, and the text :func:`_float_text` writes. Other names use one cached
+    %-template per set of names.
+    """
+    if not fields:
         return None
-    for value in values:
+    for value in fields.values():
         if type(value) is not float or value - value != 0.0:  # not a finite float
             return None
+    if type(fields) is dict and fields.keys() <= _PLAIN_NAMES:
+        assert _orjson_dumps is not None  # names are only added with orjson
+        return _orjson_dumps(fields)[1:-1].translate(_COLON_TO_EQUALS, b'"').decode()
     names = tuple(fields)
     template = _TEMPLATES.get(names)
     if template is None:
-        template = ",".join(_field_key(name).replace("%", "%%") + "=%r" for name in names)
+        template = ",".join(_field_key(name).replace("%", "%%") + "=%s" for name in names)
         if len(_TEMPLATES) >= _CACHE_MAX:
             _TEMPLATES.clear()
         _TEMPLATES[names] = template
-    return template % values
+        if _orjson_dumps is not None:  # (_field_key refused reserved names above)
+            _note_plain(names)
+    return template % tuple(map(_float_text, fields.values()))  # type: ignore[arg-type]
+
+
+def _note_plain(names: tuple[str, ...]) -> None:
+    """Remember the names orjson writes as line protocol needs them (see :func:`float_fields`)."""
+    plain = [name for name in names if _PLAIN_NAME.fullmatch(name)]
+    if len(_PLAIN_NAMES) + len(plain) > _CACHE_MAX:
+        _PLAIN_NAMES.clear()
+    _PLAIN_NAMES.update(plain)
 
 
 def series_prefix(measurement: str, tags: Mapping[str, str]) -> str:
@@ -189,7 +226,7 @@ def encode_line(
         key = _field_key(name)
         # Fast path for finite floats (the common case); everything else goes through the full check.
         if type(value) is float and value - value == 0.0:
-            parts.append(f"{key}={value!r}")
+            parts.append(f"{key}={_float_text(value)}")
         else:
             parts.append(f"{key}={format_field_value(name, value, ints_as_floats)}")
     if not parts:

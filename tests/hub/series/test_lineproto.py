@@ -175,3 +175,27 @@ def test_encode_points_writes_what_encode_line_writes(rows: list[tuple[str, int,
     errors: list[tuple[SeriesPoint, str]] = []
     assert encode_points(points, lambda p, e: errors.append((p, e.reason)), ints_as_floats=True) == expected
     assert errors == refused
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    fields=st.dictionaries(
+        st.from_regex(r"[A-Za-z0-9_]{1,12}", fullmatch=True).filter(
+            lambda s: s not in ("time", "_field", "_measurement")
+        ),
+        st.floats(allow_nan=False, allow_infinity=False),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_bulk_float_path_writes_what_the_per_field_path_writes(fields: dict[str, float]) -> None:
+    """Plain field names, once known, are written by orjson in one call (float_fields); the text must be
+    the per-field path's, character for character, and read back as the same doubles."""
+    padded = {**fields, "__int": 1}  # an int sends the point down the per-field path
+    first = encode_line("m", {}, fields, TS)  # builds the template, notes the names
+    bulk = encode_line("m", {}, fields, TS)  # the names known: the bulk path
+    slow = encode_line("m", {}, padded, TS)
+    assert bulk == first
+    assert slow == bulk.rsplit(" ", 1)[0] + ",__int=1i " + str(TS)
+    assert parse(bulk).fields == fields
+    assert all(type(v) is float for v in parse(bulk).fields.values())

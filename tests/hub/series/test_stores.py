@@ -74,3 +74,24 @@ def test_unencodable_point_is_refused_with_its_index(store: SeriesStore) -> None
         store.write(batch)
     assert not info.value.retryable
     assert info.value.bad_lines == (1,)
+
+
+# Doubles whose shortest text differs between orjson and repr (exponent style), the extremes, and plain ones.
+EDGE_FLOATS = (2.5e-7, 0.00001, 1e16, 1.2345678901234568e17, 5e-324, -1.7976931348623157e308, 1e22, 0.1, -123.456)
+
+
+def test_floats_are_stored_as_the_same_doubles(store: SeriesStore) -> None:
+    """The lines ingest writes (orjson's float text, in bulk for plain field names) are read by the
+    server as exactly the doubles sent -- through write() and through write_lines()."""
+    tags = {"site": "s1", "device": "dev-f"}
+    batch = [SeriesPoint("sensor", tags, {"temp": v, "hum": -v}, T0 + i * 60_000) for i, v in enumerate(EDGE_FLOATS)]
+    lines = [encode_point(p) for p in batch]
+    lines = [encode_point(p) for p in batch]  # again: the field names are known, the bulk path writes them
+    assert "temp=2.5e-7,hum=-2.5e-7 " in lines[0] and "temp=0.00001," in lines[1]
+    store.write_lines(lines)
+    store.write([SeriesPoint("sensor", {**tags, "device": "dev-g"}, p.fields, p.ts_ms) for p in batch])
+    end = T0 + len(EDGE_FLOATS) * 60_000
+    for device in ("dev-f", "dev-g"):
+        for metric, sign in (("temp", 1.0), ("hum", -1.0)):
+            rows = store.query(device=device, metric=metric, start_ms=T0, end_ms=end, every_s=60)
+            assert [r.value for r in rows] == [sign * v for v in EDGE_FLOATS], (device, metric)
