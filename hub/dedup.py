@@ -74,6 +74,8 @@ class SeqTracker:
         self._early: set[int] = set()
         #: Gaps dropped because more than ``max_gaps`` were open; callers report them as lost.
         self.overflowed: list[Gap] = []
+        #: ``(opened_ms, resend_ms)`` of the gap the last fill was in (read after a FILLED observation).
+        self.filled_from: tuple[int, int | None] = (0, None)
 
     def observe(self, seq: int, now_ms: int) -> Observation:
         """Classify ``seq`` and update the state."""
@@ -104,6 +106,7 @@ class SeqTracker:
     def _fill(self, seq: int) -> bool:
         for i, gap in enumerate(self.gaps):
             if gap.first <= seq <= gap.last:
+                self.filled_from = (gap.opened_ms, gap.resend_ms)
                 if gap.first == gap.last:
                     del self.gaps[i]
                 elif seq == gap.first:

@@ -70,6 +70,10 @@ class GapManager:
         self._pending: list[DataLoss] = []
         self._refs: dict[str, DeviceRef] = {}
         self.send_command: CommandSender | None = None
+        #: Told of every fill (the device record, the seq as a one-seq gap with its gap's times) and of
+        #: gaps expired by the sweep; the seq watermark keeps both in step with the acknowledgements.
+        self.on_fill: Callable[[DeviceRecord, Gap], None] | None = None
+        self.on_expired: Callable[[], None] | None = None
         self._gaps_changed = False
 
     def observe(self, rec: DeviceRecord, seq: int, now_ms: int) -> bool:
@@ -92,7 +96,13 @@ class GapManager:
             logger.info("gap %s..%s opened for %s", obs.opened[0], obs.opened[1], rec.id)
         elif obs.filled:
             self.stats.gaps["filled"] += 1
+            if self.on_fill is not None:
+                self.on_fill(rec, Gap(seq, seq, *tracker.filled_from))
         return True
+
+    def gaps_by_device(self) -> list[tuple[str, list[Gap]]]:
+        """(device id, open gaps) of every device with any (call with the lock held)."""
+        return [(device_id, t.gaps) for device_id, t in self.trackers.items() if t.gaps]
 
     def reset(self, device_id: str, now_ms: int) -> None:
         """Forget a device's seq state (it started counting again); open gaps are recorded as lost."""
@@ -133,12 +143,13 @@ class GapManager:
     def sweep(self, now_ms: int) -> None:
         """Ask for resends of gaps past the grace; record gaps past the timeout as lost; persist."""
         resends: list[tuple[DeviceRef, int, int]] = []
+        expired = False
         with self.lock:
             for device_id, tracker in self.trackers.items():
                 if not tracker.gaps and not tracker.overflowed:
                     continue
                 for gap in tracker.expire(now_ms - self.timeout_ms):
-                    self._gaps_changed = True
+                    self._gaps_changed = expired = True
                     ref = self._refs.get(device_id)
                     site = ref.site if ref else ""
                     self._record(
@@ -153,6 +164,8 @@ class GapManager:
         for ref, first, last in resends:
             self._resend(ref, first, last, now_ms)
         self.flush()
+        if expired and self.on_expired is not None:
+            self.on_expired()
 
     def _resend(self, ref: DeviceRef, first: int, last: int, now_ms: int) -> None:
         if self.send_command is None:
@@ -190,8 +203,19 @@ class GapManager:
                 session.execute(insert(OpenGapRow), rows)
         return True
 
-    def load_open(self, devices: dict[str, DeviceRecord], *, safe_seqs: bool = False) -> int:
+    def load_open(
+        self,
+        devices: dict[str, DeviceRecord],
+        *,
+        safe_seqs: bool = False,
+        journalled: dict[str, list[Gap]] | None = None,
+    ) -> int:
         """Resume waiting for the gaps saved by the last run; return how many.
+
+        ``journalled``: the safe gaps of the seq journal (hub.watermark), exact with respect to what
+        was acknowledged; when given they replace the open-gap table, which is saved about once a
+        second from the live gaps (fills not yet durable already taken out, fills made durable since
+        the save still in).
 
         With ``safe_seqs`` (ingest acknowledges only durable points, hub.watermark) a device's
         ``last_seq`` is the highest seq it is safe to resume after, and the saved ``high`` -- the
@@ -200,6 +224,8 @@ class GapManager:
         duplicates. The tracker then resumes after ``last_seq``, and gaps that messages beyond it
         opened are dropped (those messages reopen them when they come again).
         """
+        if journalled is not None:
+            return self._load_journalled(devices, journalled)
         with self.sessions() as session:
             rows = session.scalars(select(OpenGapRow).order_by(OpenGapRow.device_id, OpenGapRow.first)).all()
         loaded = 0
@@ -221,6 +247,24 @@ class GapManager:
                 loaded += 1
                 if rec is not None:
                     self._refs[row.device_id] = rec.device_ref()
+        return loaded
+
+    def _load_journalled(self, devices: dict[str, DeviceRecord], journalled: dict[str, list[Gap]]) -> int:
+        loaded = 0
+        with self.lock:
+            for device_id, gaps in journalled.items():
+                rec = devices.get(device_id)
+                if rec is None or rec.last_seq is None:
+                    continue  # unknown now, or its seqs started over: nothing below a safe seq to wait for
+                kept = [g for g in gaps if g.last <= rec.last_seq]
+                if not kept:
+                    continue
+                tracker = SeqTracker(rec.last_seq + 1)
+                tracker.gaps.extend(kept)
+                self.trackers[device_id] = tracker
+                self._refs[device_id] = rec.device_ref()
+                self._gaps_changed = True  # the open-gap table catches up at the next save
+                loaded += len(kept)
         return loaded
 
     def flush(self) -> int:

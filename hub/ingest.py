@@ -22,6 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Final, cast
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -58,7 +59,7 @@ from hub.registry import DeviceRecord, DeviceRegistry, StatusOutcome
 from hub.series.base import SeriesPoint
 from hub.series.lineproto import LineProtocolError, float_fields, series_prefix
 from hub.sinks import DeviceRef, MessageSink
-from hub.watermark import SeqWatermark
+from hub.watermark import SeqWatermark, resume_with_journal
 
 logger = logging.getLogger(__name__)
 
@@ -451,16 +452,26 @@ def standalone_ingest(
     sinks: list[MessageSink] | None = None,
     deadletter_cap: int | None = None,
     encode_lines: bool = False,
+    durable_through: Callable[[], int] | None = None,
+    journal: Path | None = None,
 ) -> Ingest:
     """An :class:`Ingest` with its own registry, gaps, dead letter, stats and bus on ``sessions``, fed
-    through :meth:`Ingest.handle` (no broker): for benchmarks and tests. The hub wires its own."""
+    through :meth:`Ingest.handle` (no broker): for benchmarks and tests. The hub wires its own.
+
+    With ``durable_through`` and ``journal``, wired as the hub does when it acknowledges durable
+    points only: the registry loaded, the seq watermark at ``journal`` resumed (hub.watermark)."""
     stats = IngestStats()
     registry = DeviceRegistry(sessions, stats)
     bus = EventBus()
+    gaps = GapManager(sessions, stats, bus, registry.lock)
+    watermark = None
+    if journal is not None:
+        registry.load()
+        watermark, _, _ = resume_with_journal(journal, registry, gaps)
     cap = {} if deadletter_cap is None else {"cap": deadletter_cap}
     return Ingest(
         registry=registry,
-        gaps=GapManager(sessions, stats, bus, registry.lock),
+        gaps=gaps,
         deadletters=DeadLetterStore(sessions, stats, **cap),
         stats=stats,
         bus=bus,
@@ -468,6 +479,8 @@ def standalone_ingest(
         submit_points=submit_points,
         root=root,
         encode_lines=encode_lines,
+        durable_through=durable_through,
+        watermark=watermark,
     )
 
 

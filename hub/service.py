@@ -31,7 +31,7 @@ from hub.ratelimit import DeviceRateLimiter
 from hub.registry import STATE_CODES, DeviceRegistry
 from hub.series.base import SeriesPoint, SeriesStore
 from hub.sinks import DeviceRef
-from hub.watermark import SeqWatermark
+from hub.watermark import resume_with_journal
 
 logger = logging.getLogger(__name__)
 
@@ -122,14 +122,14 @@ class Hub:
             sessions, self.stats, ctx.bus, registry.lock, grace_s=s.gap_grace_s, timeout_s=s.gap_timeout_s
         )
         self.registry, self.deadletters, self.gaps = registry, deadletters, gaps
-        watermark = SeqWatermark(s.data_dir / f"seq-watermark-{s.client_id}.json")
-        registry.durable_seqs = True  # ingest below acknowledges durable points only: persist safe seqs
-        corrected = watermark.load(registry.devices)
+        # Ingest below acknowledges durable points only: resume from the journal's safe seqs and gaps.
+        watermark, corrected, resumed = resume_with_journal(
+            s.data_dir / f"seq-watermark-{s.client_id}.json", registry, gaps
+        )
         if corrected:
             logger.info(
                 "seq journal: %d devices resume past the state DB's seq (acknowledged before a stop)", corrected
             )
-        resumed = gaps.load_open(registry.devices, safe_seqs=True)  # ingest below acknowledges durable points only
         if resumed:
             logger.info("still waiting for %d seq gap(s) from the last run", resumed)
         self._start_series(deadletters)

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
+from edge import wire
+from edge.wire import Channel, Point, Telemetry
 from hub.db import init_schema, make_engine, session_factory, sqlite_url
+from hub.dedup import Gap
+from hub.ingest import Ingest, standalone_ingest
 from hub.metrics import IngestStats
 from hub.registry import DeviceRecord, DeviceRegistry
 from hub.registry_models import DeviceRow
+from hub.series.base import SeriesPoint
 from hub.watermark import SeqWatermark
 
 
@@ -119,3 +128,143 @@ def test_registry_persists_the_safe_seq_when_durable_seqs_is_on(tmp_path: Path) 
     with sessions() as session:
         assert session.scalars(select(DeviceRow.last_seq)).all() == [11]
     engine.dispose()
+
+
+# ---------------------------------------------------------------- gaps: kept in step with the acknowledgements
+
+
+class _AnyMs:
+    """Equal to any int (a gap's opened time, taken from the wall clock)."""
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is int
+
+    def __hash__(self) -> int:
+        return 0
+
+
+ANY_MS: Any = _AnyMs()
+
+
+class TicketWriter:
+    """The series writer as ingest sees it: a ticket per submit; durable through what the test says."""
+
+    def __init__(self) -> None:
+        self.tickets = 0
+        self.durable = 0
+        self.points: list[object] = []
+
+    def submit(self, points: Sequence[SeriesPoint | str]) -> int:
+        self.points.extend(points)
+        self.tickets += 1
+        return self.tickets
+
+    def durable_through(self) -> int:
+        return self.durable
+
+
+TOPIC = wire.topic("s1", "d1", Channel.TELEMETRY).encode()
+
+
+def start(sessions: sessionmaker[Session], path: Path, writer: TicketWriter) -> Ingest:
+    """A hub's ingest after a (re)start: registry loaded, the journal at ``path`` resumed."""
+    return standalone_ingest(
+        sessions,
+        submit_points=writer.submit,
+        root=wire.DEFAULT_ROOT,
+        durable_through=writer.durable_through,
+        journal=path,
+    )
+
+
+def chunk(ingest: Ingest, *seqs: int) -> int | None:
+    """Messages as MqttLink hands them over, then the chunk submitted before its PUBACKs are held."""
+    now = int(time.time() * 1000)
+    for seq in seqs:
+        ingest._on_link_message(TOPIC, wire.encode(Telemetry(seq, now, (Point(now, {"t": float(seq)}),))), 1)
+    return ingest._submit_held()
+
+
+def durable(ingest: Ingest, writer: TicketWriter, ticket: int | None) -> None:
+    """The writer made ``ticket`` durable and the link asks how far it may acknowledge."""
+    assert ticket is not None
+    writer.durable = ticket
+    ingest._released()
+
+
+def save_state(ingest: Ingest) -> None:
+    """The sweep thread's once-a-second save of the registry and the open-gap table."""
+    ingest.registry.flush()
+    ingest.gaps.save_open()
+
+
+def open_seqs(ingest: Ingest) -> list[int]:
+    return [s for g in ingest.gaps.open_gaps() for s in range(g["first"], g["last"] + 1)]
+
+
+def test_a_fill_not_yet_durable_at_a_kill_leaves_its_gap_open(
+    state_sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    path, writer = tmp_path / "wm.json", TicketWriter()
+    first = start(state_sessions, path, writer)
+    durable(first, writer, chunk(first, 1, 2, 5))  # 3..4 missing, seq 5 safe
+    chunk(first, 3)  # a resent message fills 3; its points are not durable yet
+    save_state(first)  # the periodic save sees the fill
+    # kill -9: the broker delivers the unacknowledged message with seq 3 again to the next run
+    second = start(state_sessions, path, writer)
+    assert open_seqs(second) == [3, 4]
+    before = len(writer.points)
+    chunk(second, 3)
+    assert second.stats.duplicates == 0 and len(writer.points) == before + 1  # stored, not dropped
+    assert open_seqs(second) == [4]
+
+
+def test_a_fill_made_durable_after_the_last_save_does_not_come_back(
+    state_sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    path, writer = tmp_path / "wm.json", TicketWriter()
+    first = start(state_sessions, path, writer)
+    durable(first, writer, chunk(first, 1, 2, 5, 8))  # 3..4 and 6..7 missing
+    save_state(first)
+    durable(first, writer, chunk(first, 3, 7))  # both fills acknowledged: the broker will not deliver them again
+    # kill -9 before the next periodic save: a device without an outbox must not be asked for 3 and 7
+    second = start(state_sessions, path, writer)
+    assert open_seqs(second) == [4, 6]
+    assert json.loads(path.read_bytes())["gaps"] == {"d1": [[4, 4, ANY_MS, None], [6, 6, ANY_MS, None]]}
+
+
+def test_gaps_expired_by_the_sweep_are_not_waited_for_again(
+    state_sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    path, writer = tmp_path / "wm.json", TicketWriter()
+    first = start(state_sessions, path, writer)
+    durable(first, writer, chunk(first, 1, 2, 5))
+    save_state(first)
+    first.gaps.sweep(int(time.time() * 1000) + 60_000)  # past the timeout: a data-loss record for 3..4
+    assert first.gaps.list_page()[0] == 1
+    second = start(state_sessions, path, writer)  # kill -9 before the next save
+    assert open_seqs(second) == []
+    second.gaps.sweep(int(time.time() * 1000) + 60_000)
+    assert second.gaps.list_page()[0] == 1  # recorded once, not again after the restart
+
+
+def test_safe_gaps_journal_round_trip_and_damage(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "wm.json"
+    live = {"a": [Gap(3, 4, 100, None), Gap(9, 9, 200, 250)]}
+    wm = SeqWatermark(path, open_gaps=live.items)
+    a = rec("a")
+    advance(wm, a, 8)  # the gap 9..9 lies above the safe seq once 8 is released
+    wm.seal(1)
+    wm.release(1)
+    doc = json.loads(path.read_bytes())
+    assert doc == {"v": 2, "seqs": {"a": 8}, "gaps": {"a": [[3, 4, 100, None]]}}
+    fresh = SeqWatermark(path)
+    fresh.load({"a": rec("a", 8)})
+    assert fresh.loaded_gaps == {"a": [Gap(3, 4, 100, None)]}
+    for damaged in ({**doc, "gaps": {"a": [[4, 3, 100, None]]}}, {**doc, "gaps": {"a": [[3]]}}, {"v": 2, "seqs": {}}):
+        path.write_text(json.dumps(damaged))
+        broken = SeqWatermark(path)
+        with caplog.at_level(logging.WARNING, logger="hub.watermark"):
+            broken.load({"a": rec("a", 8)})
+        assert broken.loaded_gaps is None and "damaged" in caplog.text  # the open-gap table decides
+        caplog.clear()
