@@ -11,9 +11,11 @@ Two measurements, each with its own hub, store database and persistent session:
   is the store's acknowledgement time minus the device timestamp of each point.
 
 Loss is checked by counting what the store holds against what was published.
-Beside it, the same backlog goes through the pipeline people copy from the
-InfluxDB docs (paho-mqtt + influxdb-client's batching ``WriteApi``) into a
-server speaking ``/api/v2/write`` (Telegraf is not packaged here).
+Beside it, two widely used MQTT -> InfluxDB pipelines drain the same kind of
+backlog: the one people copy from the InfluxDB client docs (paho-mqtt +
+influxdb-client's batching ``WriteApi``, into a server speaking ``/api/v2/write``:
+hub.bench_compare) and Node-RED into the same influxd (hub.bench_nodered).
+Telegraf is not packaged here.
 """
 
 from __future__ import annotations
@@ -408,14 +410,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--compare-messages",
         type=int,
         default=None,
-        help="backlog for the comparator (default: --messages; it is slow with --batch 10)",
+        help="backlog for the comparators (default: --messages for paho+influxdb-client, at most 20,000 for "
+        "Node-RED, which writes once per message)",
     )
     parser.add_argument(
         "--skip",
         action="append",
-        choices=("drain", "sustained", "compare"),
+        choices=("drain", "sustained", "compare", "node-red"),
         default=[],
-        help="leave a phase out (repeatable)",
+        help="leave a phase out (repeatable); compare: the paho+influxdb-client comparator, node-red: the "
+        "Node-RED one (installed with npm into ~/.cache/gridsentinel/node-red on first use)",
     )
     parser.add_argument(
         "--timeout", type=float, default=300.0, help="give up on a phase after this many seconds (default %(default)s)"
@@ -443,6 +447,7 @@ def _apply_quick(args: argparse.Namespace) -> None:
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Run the phases and return one flat result dict plus per-phase details."""
     from hub.bench_compare import run_comparator
+    from hub.bench_nodered import run_node_red
 
     if args.store is None:
         args.store = default_store()
@@ -480,6 +485,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             result["lost"] = sum(result[p]["lost"] for p in ("drain", "sustained") if p in result)
             if "compare" not in args.skip:
                 result["comparator"] = run_comparator(args, servers, workdir)
+            if "node-red" not in args.skip:
+                try:
+                    result["comparator_node_red"] = run_node_red(args, servers, workdir)
+                except ServerUnavailable as exc:
+                    say(f"comparator: Node-RED not measured: {exc}")
+                    result["comparator_node_red"] = {"name": "Node-RED", "skipped": str(exc)}
         finally:
             servers.stop()
     return result
@@ -539,11 +550,16 @@ def table_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         row("lag p50 s", "", s["lag_p50_s"], None)
         row("lag p99 s", "< 1", s["lag_p99_s"], s["lag_p99_s"] < TARGET_LAG_P99_S)
         row("sustained lost", "0", s["lost"], s["lost"] == 0)
-    if "comparator" in result:
-        c = result["comparator"]
-        row(f"comparator drain msgs/s ({c['name']})", "", c["msgs_per_s"], None)
-        row("comparator points/s", "", c["points_per_s"], None)
-        row("comparator lost", "", c["lost"], None)
+    for key in ("comparator", "comparator_node_red"):
+        c = result.get(key)
+        if c is None:
+            continue
+        if "skipped" in c:
+            row(f"comparator ({c['name']})", "", "not measured", None)
+            continue
+        row(f"comparator drain msgs/s ({c['name']}, {c['messages']:,} msgs)", "", c["msgs_per_s"], None)
+        row(f"comparator points/s ({c['name']})", "", c["points_per_s"], None)
+        row(f"comparator lost ({c['name']})", "", c["lost"], None)
     return rows
 
 
@@ -559,9 +575,10 @@ def print_table(result: dict[str, Any]) -> None:
         print(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}")
         if i == 0:
             print("  ".join("-" * w for w in widths))
-    if "comparator" in result:
-        c = result["comparator"]
-        print(f"comparator: {c['description']}")
+    for key in ("comparator", "comparator_node_red"):
+        c = result.get(key)
+        if c is not None:
+            print(f"comparator {c['name']}: {c.get('description') or c.get('skipped')}")
 
 
 def run(args: argparse.Namespace) -> int:

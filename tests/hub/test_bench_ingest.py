@@ -112,6 +112,7 @@ def test_quick_run_influxd_with_comparator(capsys: pytest.CaptureFixture[str]) -
     require_binary("influxd", "influxdb")
     require_binary("victoria-metrics", "victoria-metrics")
     args = _args("--quick", "--json", "--store", "influxdb-v1", "--batch", "3", "--messages", "1000")
+    args.skip.append("node-red")  # measured in its own test below
     assert args.func(args) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["store"] == "influxdb-v1" and result["batch"] == 3
@@ -122,6 +123,27 @@ def test_quick_run_influxd_with_comparator(capsys: pytest.CaptureFixture[str]) -
     print_table(result)
     table = capsys.readouterr().out
     assert "influxd" in table and "drain lost" in table and "comparator drain msgs/s" in table
+
+
+@pytest.mark.integration
+def test_node_red_comparator_drains_into_the_same_influxd(capsys: pytest.CaptureFixture[str]) -> None:
+    """Node-RED (installed by the bench with npm on first use) drains the same kind of backlog into the
+    bench's influxd; its points are counted there, and the table shows it beside the hub."""
+    require_binary("mosquitto", "mosquitto")
+    require_binary("influxd", "influxdb")
+    require_binary("node", "nodejs")
+    require_binary("npm", "npm")
+    args = _args("--quick", "--json", "--store", "influxdb-v1", "--batch", "2", "--compare-messages", "500")
+    args.skip += ["sustained", "compare"]
+    assert args.func(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    red = result["comparator_node_red"]
+    assert "skipped" not in red, red
+    assert red["messages"] == 500 and red["points"] == 1_000
+    assert red["stored_points"] == 1_000 and red["lost"] == 0 and red["msgs_per_s"] > 0
+    assert result["drain"]["stored_points"] == 4_000  # the hub's own database is not touched by it
+    print_table(result)
+    assert "comparator drain msgs/s (Node-RED, 500 msgs)" in capsys.readouterr().out
 
 
 def test_bad_options_are_refused_before_any_server_starts(capsys: pytest.CaptureFixture[str]) -> None:
