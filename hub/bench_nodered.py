@@ -67,8 +67,7 @@ def ensure_installed() -> Path:
     """Path of Node-RED's ``red.js``, installing it with npm first when it is missing."""
     root = install_dir()
     red = root / "node_modules" / "node-red" / "red.js"
-    plugin = root / "node_modules" / "node-red-contrib-influxdb" / "package.json"
-    if red.exists() and plugin.exists():
+    if all(_installed_version(root, spec) == spec.rsplit("@", 1)[1] for spec in PACKAGES):
         return red
     npm = shutil.which("npm")
     if npm is None:
@@ -85,6 +84,16 @@ def ensure_installed() -> Path:
     if done.returncode != 0 or not red.exists():
         raise ServerUnavailable(f"npm install of Node-RED failed ({done.returncode}): {done.stderr[-1000:]}")
     return red
+
+
+def _installed_version(root: Path, spec: str) -> str | None:
+    """The version of package ``name@version`` installed under ``root`` (None when it is not)."""
+    try:
+        meta = json.loads((root / "node_modules" / spec.rsplit("@", 1)[0] / "package.json").read_text())
+    except (OSError, ValueError):
+        return None
+    version = meta.get("version") if isinstance(meta, dict) else None
+    return version if isinstance(version, str) else None
 
 
 def flows(mqtt_url: str, influx_url: str, measurement: str, qos: int) -> list[dict[str, Any]]:
