@@ -116,7 +116,7 @@ class DocsPipeline:
 def run_comparator(args: argparse.Namespace, servers: Any, workdir: Path) -> dict[str, Any]:
     """Backlog drain of the docs pipeline on the same N messages; its throughput and loss."""
     from hub.bench_ingest import MEASUREMENT, _load_spec
-    from hub.benchutil import forget_session, prime_session, say, vm_count
+    from hub.benchutil import forget_session, prime_session, say, vm_count, wait_progress
     from simulators.loadgen import run_load
 
     vm_url = servers.start_vm()
@@ -128,21 +128,14 @@ def run_comparator(args: argparse.Namespace, servers: Any, workdir: Path) -> dic
     expected = load.messages * spec.points
     pipeline = DocsPipeline(servers.mqtt_url, vm_url, args.qos, MEASUREMENT)
     pipeline.start()
-    deadline = time.monotonic() + args.timeout
-    last, last_change, next_report = -1, time.monotonic(), time.monotonic() + 1.0
     try:
-        while pipeline.acked_points + pipeline.failed_points < expected:
-            now = time.monotonic()
-            progress = pipeline.acked_points + pipeline.received
-            if progress != last:
-                last, last_change = progress, now
-            if now > deadline or now - last_change > 30.0:
-                say(f"comparator: gave up with {pipeline.acked_points:,}/{expected:,} points acknowledged")
-                break
-            if now >= next_report:
-                say(f"comparator: {pipeline.received:,} received, {pipeline.acked_points:,}/{expected:,} stored")
-                next_report = now + 1.0
-            time.sleep(0.01)
+        wait_progress(
+            lambda: pipeline.acked_points + pipeline.failed_points >= expected,
+            lambda: pipeline.acked_points + pipeline.received,
+            lambda: f"{pipeline.received:,} received, {pipeline.acked_points:,}/{expected:,} stored",
+            "comparator",
+            args.timeout,
+        )
     finally:
         pipeline.stop()
         forget_session(servers.mqtt_url, CLIENT_ID)

@@ -44,6 +44,7 @@ from hub.benchutil import (
     say,
     start_servers,
     vm_count,
+    wait_progress,
 )
 from hub.series.base import SeriesPoint, SeriesRow, SeriesStore
 
@@ -198,20 +199,13 @@ def _load_spec(args: argparse.Namespace, url: str, *, site: str, messages: int, 
 def _wait_acked(
     probe: AckTimingStore, expected: int, timeout_s: float, received: Callable[[], int], label: str
 ) -> None:
-    deadline = time.monotonic() + timeout_s
-    next_report = time.monotonic() + 1.0
-    last, last_change = -1, time.monotonic()
-    while probe.acked < expected:
-        now = time.monotonic()
-        if probe.acked != last:
-            last, last_change = probe.acked, now
-        if now > deadline or now - last_change > 30.0:
-            say(f"{label}: gave up with {probe.acked:,}/{expected:,} points acknowledged")
-            return
-        if now >= next_report:
-            say(f"{label}: {received():,} messages received, {probe.acked:,}/{expected:,} points stored")
-            next_report = now + 1.0
-        time.sleep(0.01)
+    wait_progress(
+        lambda: probe.acked >= expected,
+        lambda: probe.acked,
+        lambda: f"{received():,} messages received, {probe.acked:,}/{expected:,} points stored",
+        label,
+        timeout_s,
+    )
 
 
 def _plugins(args: argparse.Namespace) -> tuple[str, ...] | None:

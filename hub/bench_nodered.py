@@ -30,6 +30,7 @@ from typing import Any, Final
 
 from edge import wire
 from hub.benchutil import ServerProcess, ServerUnavailable, host_port, say
+from hub.series.influx_v1 import InfluxV1Store
 
 PACKAGES: Final = ("node-red@4.1.15", "node-red-contrib-influxdb@0.7.0")  # Node-RED 5 needs Node.js 22.9+
 CLIENT_ID: Final = "bench-node-red"
@@ -202,30 +203,39 @@ class NodeRedProcess(ServerProcess):
         ]
 
 
-def influx_count(influx_url: str, measurement: str) -> int:
-    """Points of ``measurement`` in the comparator's database (InfluxQL ``count`` of a field every point has)."""
-    import httpx
+class _Watch:
+    """What the Node-RED run has done so far: when it connected, and the points influxd holds
+    (counted at most every 0.25 s, and when)."""
 
-    query = f'SELECT count("m0") FROM "{measurement}" WHERE "site" = \'{SITE}\''
-    response = httpx.get(f"{influx_url}/query", params={"db": DATABASE, "q": query}, timeout=60)
-    response.raise_for_status()
-    series = response.json()["results"][0].get("series")
-    return int(series[0]["values"][0][1]) if series else 0
+    def __init__(self, node: NodeRedProcess, store: InfluxV1Store, measurement: str) -> None:
+        self.node, self.store, self.measurement = node, store, measurement
+        self.connected = 0.0
+        self.stored, self.counted_at = 0, 0.0
+        self._next_count = 0.0
+
+    def poll(self) -> int:
+        """Look again (cheaply when nothing is due); the points stored."""
+        if not self.connected and self.node.connected():
+            self.connected = time.time()
+        now = time.monotonic()
+        if now >= self._next_count:
+            self.stored, self.counted_at = self.store.count(self.measurement), time.time()
+            self._next_count = now + 0.25
+        return self.stored
 
 
 def run_node_red(args: argparse.Namespace, servers: Any, workdir: Path) -> dict[str, Any]:
     """Backlog drain through Node-RED into the hub's influxd; its throughput and loss."""
-    import httpx
-
     from hub.bench_ingest import MEASUREMENT, _load_spec
-    from hub.benchutil import forget_session, prime_session
+    from hub.benchutil import forget_session, prime_session, wait_progress
     from simulators.loadgen import run_load
 
     if servers.store != "influxdb-v1" or not servers.store_url:
         raise ServerUnavailable("the Node-RED comparator writes to the bench's InfluxDB 1.x (--store influxdb-v1)")
     red = ensure_installed()
     influx_url = servers.store_url
-    httpx.post(f"{influx_url}/query", params={"q": f"CREATE DATABASE {DATABASE}"}, timeout=30).raise_for_status()
+    store = InfluxV1Store(influx_url, DATABASE)  # Node-RED's own database; counted with the hub's InfluxQL
+    store.ensure_database()
     prime_session(servers.mqtt_url, CLIENT_ID, [wire.subscription(wire.Channel.TELEMETRY, site=SITE)], args.qos)
     messages = args.compare_messages or min(args.messages, DEFAULT_MESSAGES)
     spec = _load_spec(args, servers.mqtt_url, site=SITE, messages=messages, rate=0.0, devices=args.devices)
@@ -233,34 +243,25 @@ def run_node_red(args: argparse.Namespace, servers: Any, workdir: Path) -> dict[
     load = run_load(spec)
     expected = load.messages * spec.points
     node = NodeRedProcess(workdir / "node-red", red, flows(servers.mqtt_url, influx_url, MEASUREMENT, args.qos))
-    node.start(timeout=60)
-    started = time.time()
-    connected = 0.0
-    stored, done_at = 0, 0.0
-    deadline = time.monotonic() + args.timeout
-    last, last_change, next_poll, next_report = -1, time.monotonic(), 0.0, time.monotonic() + 1.0
+    watch = _Watch(node, store, MEASUREMENT)
     try:
-        while stored < expected:
-            now = time.monotonic()
-            if not connected and node.connected():
-                connected = time.time()
-            if now >= next_poll:
-                stored, done_at = influx_count(influx_url, MEASUREMENT), time.time()
-                next_poll = now + 0.25
-                if stored != last:
-                    last, last_change = stored, now
-            if now > deadline or now - last_change > 30.0:
-                say(f"comparator: Node-RED gave up with {stored:,}/{expected:,} points stored")
-                break
-            if now >= next_report:
-                say(f"comparator: Node-RED {stored:,}/{expected:,} points stored")
-                next_report = now + 1.0
-            time.sleep(0.01)
+        node.start(timeout=60)
+        started = time.time()
+        try:
+            wait_progress(
+                lambda: watch.stored >= expected,
+                watch.poll,
+                lambda: f"Node-RED {watch.stored:,}/{expected:,} points stored",
+                "comparator",
+                args.timeout,
+            )
+        finally:
+            node.stop()
+            forget_session(servers.mqtt_url, CLIENT_ID)
+        stored = store.count(MEASUREMENT)
     finally:
-        node.stop()
-        forget_session(servers.mqtt_url, CLIENT_ID)
-    stored = influx_count(influx_url, MEASUREMENT)
-    elapsed = max(done_at - (connected or started), 1e-9)
+        store.close()
+    elapsed = max(watch.counted_at - (watch.connected or started), 1e-9)
     result = {
         "name": "Node-RED",
         "description": DESCRIPTION,

@@ -21,7 +21,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -78,6 +78,35 @@ bind-address = "127.0.0.1:{rpc_port}"
 def say(message: str) -> None:
     """A progress line on stderr (the result goes to stdout)."""
     print(f"[bench ingest] {message}", file=sys.stderr, flush=True)
+
+
+def wait_progress(
+    done: Callable[[], bool],
+    progress: Callable[[], int],
+    status: Callable[[], str],
+    label: str,
+    timeout_s: float,
+    *,
+    stall_s: float = 30.0,
+) -> bool:
+    """Poll every 10 ms until ``done()``; say ``label: status()`` once a second; give up (False, said)
+    after ``timeout_s``, or after ``stall_s`` in which ``progress()`` did not change."""
+    start = time.monotonic()
+    deadline, next_report = start + timeout_s, start + 1.0
+    last, last_change = -1, start
+    while not done():
+        now = time.monotonic()
+        value = progress()
+        if value != last:
+            last, last_change = value, now
+        if now > deadline or now - last_change > stall_s:
+            say(f"{label}: gave up with {status()}")
+            return False
+        if now >= next_report:
+            say(f"{label}: {status()}")
+            next_report = now + 1.0
+        time.sleep(0.01)
+    return True
 
 
 class ServerUnavailable(RuntimeError):

@@ -48,13 +48,13 @@ class Observation:
 
     verdict: Verdict
     opened: tuple[int, int] | None = None
-    filled: bool = False
+    #: The seq filled, as a one-seq gap with the times of the gap it was in (fills are rare: built per fill).
+    filled: Gap | None = None
 
 
 #: Shared results for the common cases (constructing a frozen dataclass per message is not free).
 ACCEPTED: Final = Observation(Verdict.ACCEPT)
 DUPLICATE: Final = Observation(Verdict.DUPLICATE)
-FILLED: Final = Observation(Verdict.ACCEPT, filled=True)
 
 
 class SeqTracker:
@@ -74,8 +74,6 @@ class SeqTracker:
         self._early: set[int] = set()
         #: Gaps dropped because more than ``max_gaps`` were open; callers report them as lost.
         self.overflowed: list[Gap] = []
-        #: ``(opened_ms, resend_ms)`` of the gap the last fill was in (read after a FILLED observation).
-        self.filled_from: tuple[int, int | None] = (0, None)
 
     def observe(self, seq: int, now_ms: int) -> Observation:
         """Classify ``seq`` and update the state."""
@@ -95,18 +93,19 @@ class SeqTracker:
                 self.overflowed.append(self.gaps.pop(0))
             self._prune()
             return Observation(Verdict.ACCEPT, opened=(gap.first, gap.last))
-        if self.gaps and self._fill(seq):
-            return FILLED
+        if self.gaps and (filled := self._fill(seq)) is not None:
+            return Observation(Verdict.ACCEPT, filled=filled)
         start = self.start
         if start is not None and seq < start and seq > high - self.window and seq not in self._early:
             self._early.add(seq)
             return ACCEPTED
         return DUPLICATE
 
-    def _fill(self, seq: int) -> bool:
+    def _fill(self, seq: int) -> Gap | None:
+        """Take ``seq`` out of the open gap holding it; that seq as a one-seq gap with the gap's times, or None."""
         for i, gap in enumerate(self.gaps):
             if gap.first <= seq <= gap.last:
-                self.filled_from = (gap.opened_ms, gap.resend_ms)
+                filled = Gap(seq, seq, gap.opened_ms, gap.resend_ms)
                 if gap.first == gap.last:
                     del self.gaps[i]
                 elif seq == gap.first:
@@ -117,8 +116,8 @@ class SeqTracker:
                     tail = Gap(seq + 1, gap.last, gap.opened_ms, gap.resend_ms)
                     gap.last = seq - 1
                     self.gaps.insert(i + 1, tail)
-                return True
-        return False
+                return filled
+        return None
 
     def _prune(self) -> None:
         if self._early and self.high is not None:

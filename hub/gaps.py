@@ -88,16 +88,16 @@ class GapManager:
         if obs.verdict is Verdict.DUPLICATE:
             self.stats.duplicates += 1
             return False
-        if obs.opened is not None or obs.filled:
+        if obs.opened is not None or obs.filled is not None:
             self._gaps_changed = True
         if obs.opened is not None:
             self.stats.gaps["opened"] += 1
             self._refs[rec.id] = rec.device_ref()
             logger.info("gap %s..%s opened for %s", obs.opened[0], obs.opened[1], rec.id)
-        elif obs.filled:
+        elif obs.filled is not None:
             self.stats.gaps["filled"] += 1
             if self.on_fill is not None:
-                self.on_fill(rec, Gap(seq, seq, *tracker.filled_from))
+                self.on_fill(rec, obs.filled)
         return True
 
     def gaps_by_device(self) -> list[tuple[str, list[Gap]]]:

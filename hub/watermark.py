@@ -36,14 +36,16 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from hub.dedup import Gap
-from hub.registry import DeviceRecord, DeviceRegistry
+from hub.registry import DeviceRecord
 
 if TYPE_CHECKING:
     from hub.gaps import GapManager
+    from hub.registry import DeviceRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -209,18 +211,15 @@ class SeqWatermark:
                 if gen == rec.seq_gen and seq is not None and fill.first <= seq:
                     out.setdefault(rec.id, []).append(fill)
         for gaps in out.values():
-            gaps.sort(key=_first)
+            gaps.sort(key=attrgetter("first"))
         return out
 
     def _write(self) -> None:
-        doc: dict[str, Any] = {"v": JOURNAL_VERSION, "seqs": self.safe}
+        doc: dict[str, Any] = {"v": 1, "seqs": self.safe}  # without gaps: what version 1 held
         if self.open_gaps is not None:
-            doc["gaps"] = {
-                device_id: [[g.first, g.last, g.opened_ms, g.resend_ms] for g in gaps]
-                for device_id, gaps in self.safe_gaps().items()
-            }
-        else:
-            doc["v"] = 1
+            safe_gaps = self.safe_gaps().items()
+            gaps = {dev: [[g.first, g.last, g.opened_ms, g.resend_ms] for g in gs] for dev, gs in safe_gaps}
+            doc = {"v": JOURNAL_VERSION, "seqs": self.safe, "gaps": gaps}
         data = json.dumps(doc, separators=(",", ":")).encode()
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_bytes(data)
@@ -240,10 +239,6 @@ def resume_with_journal(path: Path, registry: DeviceRegistry, gaps: GapManager) 
     corrected = watermark.load(registry.devices)
     resumed = gaps.load_open(registry.devices, safe_seqs=True, journalled=watermark.loaded_gaps)
     return watermark, corrected, resumed
-
-
-def _first(gap: Gap) -> int:
-    return gap.first
 
 
 def _read_gaps(raw: Any) -> dict[str, list[Gap]]:
