@@ -121,16 +121,37 @@ class GapManager:
         tracker = self.trackers.get(rec.id)
         self._refs[rec.id] = rec.device_ref()
         self._gaps_changed = True
-        if tracker is None:
-            closed = [(notice.first, notice.last)]
-        else:
-            closed = tracker.declare_lost(notice.first, notice.last, now_ms)
+        closed = [] if tracker is None else tracker.declare_lost(notice.first, notice.last, now_ms)
+        detail = f"{notice.channel}: {notice.reason}"
         if not closed:
-            # Nothing was open (already received or already recorded); still keep the device's word.
+            # Nothing was open (no seq state yet, already received, or already recorded). A notice
+            # redelivered after a restart (its loss record flushed, its seq not yet acknowledged) must
+            # not record the same loss twice; otherwise keep the device's word.
+            if self._declared_before(rec.id, notice.first, notice.last, detail):
+                logger.info("gap notice %s..%s from %s already recorded", notice.first, notice.last, rec.id)
+                return
             closed = [(notice.first, notice.last)]
         for first, last in closed:
-            detail = f"{notice.channel}: {notice.reason}"
             self._record(DataLoss(rec.id, rec.site, first, last, last - first + 1, "declared", detail, now_ms, now_ms))
+
+    def _declared_before(self, device_id: str, first: int, last: int, detail: str) -> bool:
+        """A declared loss of exactly these seqs with this detail is recorded or queued (rare path)."""
+        key = (device_id, first, last, "declared", detail)
+        if any((p.device_id, p.first, p.last, p.cause, p.detail) == key for p in self._pending):
+            return True
+        with self.sessions() as session:
+            found = session.scalar(
+                select(DataLossRow.id)
+                .where(
+                    DataLossRow.device_id == device_id,
+                    DataLossRow.first == first,
+                    DataLossRow.last == last,
+                    DataLossRow.cause == "declared",
+                    DataLossRow.detail == detail,
+                )
+                .limit(1)
+            )
+        return found is not None
 
     def _record(self, loss: DataLoss) -> None:
         self.stats.gaps["declared" if loss.cause == "declared" else "lost"] += 1

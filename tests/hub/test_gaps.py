@@ -56,6 +56,34 @@ def test_resend_then_loss_then_declared(state_sessions: sessionmaker[Session]) -
     assert gaps.observe(rec, 10, T0 + 7000) and gaps.open_gaps() == []  # 8..9 declared: no gap
 
 
+def test_a_gap_notice_redelivered_after_a_restart_is_not_recorded_twice(
+    state_sessions: sessionmaker[Session],
+) -> None:
+    """The notice's loss record was flushed but its seq not acknowledged when the hub was killed."""
+    lock = threading.RLock()
+    rec = DeviceRecord("d1", "s1")
+    notice = GapNotice(seq=7, ts=T0, first=3, last=5, reason="evicted")
+    first = GapManager(state_sessions, IngestStats(), EventBus(), lock)
+    first.declare(rec, notice, T0)
+    first.declare(rec, notice, T0)  # again before the flush: the queued record counts too
+    first.flush()
+    again = GapManager(state_sessions, IngestStats(), EventBus(), lock)
+    again.declare(rec, notice, T0 + 1000)
+    assert again.stats.lost_seqs == 0 and again.flush() == 0
+    assert again.list_page()[0] == 1
+    # A different range, or the same range for another reason, is the device's word on a new loss.
+    again.declare(rec, GapNotice(seq=8, ts=T0, first=3, last=6, reason="evicted"), T0 + 2000)
+    again.declare(rec, GapNotice(seq=9, ts=T0, first=3, last=5, reason="disk full"), T0 + 2000)
+    again.flush()
+    total, items = again.list_page()
+    assert total == 3
+    assert sorted((i["first"], i["last"], i["detail"]) for i in items) == [
+        (3, 5, "telemetry: disk full"),
+        (3, 5, "telemetry: evicted"),
+        (3, 6, "telemetry: evicted"),
+    ]
+
+
 def test_open_gaps_survive_a_restart(state_sessions: sessionmaker[Session]) -> None:
     lock = threading.RLock()
     gaps = GapManager(state_sessions, IngestStats(), EventBus(), lock)
