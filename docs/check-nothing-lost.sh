@@ -5,33 +5,15 @@
 # By-hand: the store stopped for 60 s, then the hub killed with SIGKILL, each under a live stream.
 set -u
 W=/tmp/gs-by-hand; rm -rf $W; mkdir -p $W/mq
-cat > $W/mosquitto.conf <<CONF
-persistence true
-persistence_location $W/mq/
-max_queued_messages 0
-max_queued_bytes 1073741824
-max_inflight_messages 20000
-listener 18830 127.0.0.1
-allow_anonymous true
-CONF
-mosquitto -c $W/mosquitto.conf > $W/mosquitto.log 2>&1 &
-start_influxd() {   # Debian's influxd 1.x, configured through its environment variables
-  INFLUXDB_BIND_ADDRESS=127.0.0.1:18088 INFLUXDB_HTTP_BIND_ADDRESS=127.0.0.1:18086 \
-  INFLUXDB_META_DIR=$W/influx/meta INFLUXDB_DATA_DIR=$W/influx/data INFLUXDB_DATA_WAL_DIR=$W/influx/wal \
-  INFLUXDB_REPORTING_DISABLED=true INFLUXDB_HTTP_LOG_ENABLED=false influxd run >> $W/influxd.log 2>&1 &
-  echo $! > $W/influxd.pid
-  until curl -s -o /dev/null http://127.0.0.1:18086/ping; do sleep 0.2; done
-}
+MQTT_PORT=18830 INFLUX_PORT=18086 INFLUX_BIND_PORT=18088
+source "$(dirname "$0")/by-hand-lib.sh"
+start_mosquitto
 start_hub() {
   gridsentinel hub run --mqtt-url mqtt://127.0.0.1:18830 --client-id hub-1 --data-dir $W/hub \
     --http-port 18080 --series influxdb-v1 --series-url http://127.0.0.1:18086 --series-db gridsentinel \
     >> $W/hub.log 2>&1 &
   echo $! > $W/hub.pid
   until curl -s -o /dev/null http://127.0.0.1:18080/healthz; do sleep 0.2; done
-}
-count() {   # points of the devices named PREFIX-*
-  influx -port 18086 -database gridsentinel -format csv \
-    -execute "SELECT count(m0) FROM \"unknown\" WHERE device =~ /^$1-/" | tail -1
 }
 start_influxd; start_hub
 echo "$(date +%T) 1: 60,000 messages over 120 s; influxd stopped for 60 s in the middle"

@@ -138,6 +138,12 @@ class HubCollector:
             ("dropped_lines", "gs_series_dropped_lines", "Series lines dropped (spool full)", CounterMetricFamily),
             ("spooled_bytes", "gs_series_spool_bytes", "Bytes waiting in the disk spool", GaugeMetricFamily),
             ("pending_points", "gs_series_pending_points", "Points queued in memory for writing", GaugeMetricFamily),
+            (
+                "unspooled_lines",
+                "gs_series_unspooled_lines",
+                "Lines held in memory, unacknowledged, because the spool could not be written (disk full)",
+                GaugeMetricFamily,
+            ),
         ):
             value = getattr(ws, attr, None)
             if isinstance(value, (int, float)):

@@ -282,7 +282,7 @@ class SeriesMissingExpect(Count):
 class AlertsExpect(Count):
     """Alerts the hub raised since it started (``gs_alerts_total`` on ``/metrics``), by kind."""
 
-    kind: str = Field(description="store_down, store_rejected, spool_high or spool_dropped.")
+    kind: str = Field(description="store_down, store_rejected, spool_high, spool_dropped or spool_failed.")
 
 
 class Expectation(_Strict):

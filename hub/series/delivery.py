@@ -112,6 +112,7 @@ class WriterStats:
     spooled_bytes: int = 0
     spooled_batches: int = 0
     spooled_lines: int = 0
+    unspooled_lines: int = 0  # held in memory: the spool could not take them (disk full)
     pending_points: int = 0
     last_write_ms: int = 0
     write_latency_ms: list[float] = field(default_factory=list)

@@ -8,11 +8,14 @@ released with :meth:`DiskSpool.commit`; the read cursor is saved (without fsync:
 after a crash a batch may be written twice, which timestamps make idempotent).
 A torn record at the end of a segment (crash mid-append, never acknowledged) is
 cut off at open. Over the byte bound, whole oldest segments are dropped and
-reported to the caller -- never silently.
+reported to the caller -- never silently. When the disk itself is full, ``append``
+cuts the partial record back off and raises :class:`SpoolWriteError`: the batch was
+not kept, and the caller must keep it (the writer holds it in memory).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import struct
@@ -27,6 +30,10 @@ HEADER: Final = struct.Struct("<III")
 SUFFIX: Final = ".seg"
 CURSOR_FILE: Final = "cursor"
 DEFAULT_SEGMENT_BYTES: Final = 8 * 1024 * 1024
+
+
+class SpoolWriteError(OSError):
+    """A batch could not be written to the spool (disk full, I/O error); nothing of it was kept."""
 
 
 @dataclass
@@ -65,6 +72,7 @@ class DiskSpool:
         self._reader: BinaryIO | None = None
         self._reader_id = -1
         self._pending_record: tuple[int, int] | None = None  # (next offset, lines) of the peeked record
+        self._cursor_failing = False  # logged once until a save works again
         self._last_id = 0  # segment ids are never reused, so a stale cursor can never point into a new file
         self._open()
 
@@ -162,13 +170,23 @@ class DiskSpool:
             )
             return Dropped(1, len(lines), len(record))
         dropped = self._make_room(len(record))
-        if not self._segments or self._segments[-1].size >= self.segment_bytes:
-            self._new_segment()
-        tail = self._segments[-1]
-        fh = self._tail_file()
-        fh.write(record)
-        fh.flush()
-        os.fsync(fh.fileno())
+        try:
+            if not self._segments or self._segments[-1].size >= self.segment_bytes:
+                self._new_segment()
+            tail = self._segments[-1]
+            fh = self._tail_file()
+            view = memoryview(record)
+            while view:  # unbuffered: a short write (disk filling up) leaves nothing behind in a buffer
+                written = fh.write(view)
+                if not written:
+                    raise OSError(errno.ENOSPC, "the write took no bytes")
+                view = view[written:]
+            os.fsync(fh.fileno())
+        except OSError as exc:
+            self._undo_append()
+            raise SpoolWriteError(
+                f"spool {self.directory}: could not write a batch of {len(lines)} lines ({len(record)} bytes): {exc}"
+            ) from exc
         tail.size += len(record)
         tail.records += 1
         tail.lines += len(lines)
@@ -196,6 +214,22 @@ class DiskSpool:
         )
         return Dropped(batches, lines, freed)
 
+    def _undo_append(self) -> None:
+        """Cut the tail segment back to its last whole record after a failed append (shrinking needs no
+        space), so the next append does not land behind a torn one."""
+        if not self._segments or self._tail is None:
+            return
+        tail = self._segments[-1]
+        try:
+            os.ftruncate(self._tail.fileno(), tail.size)
+        except OSError:
+            logger.exception(
+                "spool: could not cut %s back to %d bytes; reopening it cuts the torn record", tail.path, tail.size
+            )
+            self._tail.close()
+            self._tail = None
+            self._segments[-1] = self._scan(Segment(tail.seg_id, tail.path))
+
     def _new_segment(self) -> None:
         if self._tail is not None:
             self._tail.close()
@@ -203,13 +237,13 @@ class DiskSpool:
         self._last_id += 1
         seg_id = self._last_id
         path = self.directory / f"{seg_id:012d}{SUFFIX}"
+        self._tail = path.open("ab", buffering=0)  # created before it is listed: a failure lists nothing
         self._segments.append(Segment(seg_id, path))
-        self._tail_file()
         self._fsync_dir()
 
     def _tail_file(self) -> BinaryIO:
         if self._tail is None:
-            self._tail = self._segments[-1].path.open("ab")
+            self._tail = self._segments[-1].path.open("ab", buffering=0)
         return self._tail
 
     def _fsync_dir(self) -> None:
@@ -269,8 +303,19 @@ class DiskSpool:
     def _save_cursor(self) -> None:
         seg_id = self._segments[0].seg_id if self._segments else self._last_id
         tmp = self.directory / (CURSOR_FILE + ".tmp")
-        tmp.write_text(f"{seg_id} {self._head_offset}\n")
-        os.replace(tmp, self.directory / CURSOR_FILE)
+        try:
+            tmp.write_text(f"{seg_id} {self._head_offset}\n")
+            os.replace(tmp, self.directory / CURSOR_FILE)
+        except OSError as exc:  # only costs a second replay of these batches after a restart (idempotent)
+            if not self._cursor_failing:
+                self._cursor_failing = True
+                logger.warning(
+                    "spool: could not save the read cursor (%s); a restart would replay written batches", exc
+                )
+            return
+        if self._cursor_failing:
+            self._cursor_failing = False
+            logger.info("spool: the read cursor is saved again")
 
     def close(self) -> None:
         """Close open files (appended data is already on disk)."""

@@ -6,7 +6,9 @@ failures (429 + Retry-After, 5xx, connection errors) send the batch and every
 later one, in order, to the durable disk spool while the thread backs off; the
 spool is replayed when the store answers. 400/422 batches are bisected: bad lines
 go to ``on_bad_line(line, reason)``, the rest is written. Nothing is dropped
-without an error log and an ``on_alert`` call.
+without an error log and an ``on_alert`` call. When the spool cannot be written
+(disk full), the batch stays in memory and unacknowledged, the writer takes no new
+batch and ``submit`` waits instead of spilling, until the store or the disk takes it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Final, TypeVar, cast
 from hub.series.base import CONFIG_STATUSES, SeriesPoint, SeriesStore, StoreError
 from hub.series.delivery import Backoff, WriterStats, log_alert, log_bad_line, render_point, write_bisecting
 from hub.series.lineproto import LineProtocolError, describe_point, encode_points
-from hub.series.spool import DiskSpool, Dropped
+from hub.series.spool import DiskSpool, Dropped, SpoolWriteError
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +39,8 @@ SPOOL_REARM_RATIO: Final = 0.5
 LATENCY_SAMPLES: Final = 2048
 #: A replay pass yields after this long so fresh points keep moving to the spool.
 REPLAY_SLICE_S: Final = 0.5
+#: Batches the spool could not take (disk full) are offered to the store or the spool again this often.
+UNSPOOLED_RETRY_S: Final = 1.0
 
 
 class SeriesWriter:
@@ -92,6 +96,12 @@ class SeriesWriter:
         self._backoff = Backoff(base_backoff_s, max_backoff_s)
         self._down_since: float | None = None
         self._spool_alerted = False
+        #: Batches neither written nor spooled (the spool's disk is full), with the ticket each one pins:
+        #: held in memory, unacknowledged, and offered to the store or the spool every UNSPOOLED_RETRY_S.
+        self._unspooled: deque[tuple[int, list[str]]] = deque()
+        self._unspooled_retry_at = 0.0
+        self._spool_failing = False  # set when the spool refused a batch, cleared when none is held
+        self._spool_failed_logged = 0.0
         self._latency: deque[float] = deque(maxlen=LATENCY_SAMPLES)
         self._stats = WriterStats()
         self._update_gauges()
@@ -130,6 +140,11 @@ class SeriesWriter:
                     if remaining <= 0:
                         break
                     self._cond.wait(remaining)
+            while self._spool_failing and self._pending + len(points) > self.max_pending_points and self._pending:
+                # No disk to spill to: hold the caller, and so the source, until the writer catches up.
+                if self._stopping:
+                    raise RuntimeError("SeriesWriter is stopped")
+                self._cond.wait(1.0)
             spill = self._pending + len(points) > self.max_pending_points and self._pending > 0
             self._last_ticket += 1
             ticket = self._last_ticket
@@ -152,7 +167,7 @@ class SeriesWriter:
             logger.warning(
                 "series store %s is slow: %d points queued; spilling to the spool", self.store.name, self._pending
             )
-        self._to_spool(self._encode(points))
+        self._spool_or_hold(ticket, self._encode(points))
         with self._cond:
             self._spilling.discard(ticket)
             self._cond.notify_all()
@@ -176,6 +191,7 @@ class SeriesWriter:
                 waiting.append(self._tickets[0])
             if self._inflight_ticket:
                 waiting.append(self._inflight_ticket)
+            waiting.extend(ticket for ticket, _ in self._unspooled)
             return min(waiting) - 1 if waiting else self._last_ticket
 
     def flush(self, timeout: float = 10.0) -> bool:
@@ -185,7 +201,7 @@ class SeriesWriter:
             self._flush_requests += 1
             self._cond.notify_all()
             try:
-                while self._pending or self._inflight or self._stats.spooled_batches:
+                while self._pending or self._inflight or self._stats.spooled_batches or self._unspooled:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0 or self._thread is None or not self._thread.is_alive():
                         return False
@@ -223,30 +239,44 @@ class SeriesWriter:
                 while True:
                     now = time.monotonic()
                     flushing = self._flush_requests > 0 or self._stopping
-                    if self._pending and (
-                        self._pending >= self.batch_points or flushing or now - self._oldest >= self.flush_interval_s
+                    # While batches wait in memory for the disk, take no more (submit holds its callers).
+                    if (
+                        self._pending
+                        and (not self._unspooled or self._stopping)
+                        and (
+                            self._pending >= self.batch_points
+                            or flushing
+                            or now - self._oldest >= self.flush_interval_s
+                        )
                     ):
                         batch = self._take()
                         break
                     replay_due = self._stats.spooled_batches > 0 and now >= self._backoff.retry_at
-                    if self._stopping or replay_due:
+                    unspooled_due = bool(self._unspooled) and now >= self._unspooled_retry_at
+                    if self._stopping or replay_due or unspooled_due:
                         break
                     wait = 1.0
-                    if self._pending:
+                    if self._pending and not self._unspooled:
                         wait = min(wait, self.flush_interval_s - (now - self._oldest))
                     if self._stats.spooled_batches:
                         wait = min(wait, self._backoff.retry_at - now)
+                    if self._unspooled:
+                        wait = min(wait, self._unspooled_retry_at - now)
                     self._cond.wait(max(wait, 0.001))
                 self._inflight = True
             try:
+                if self._unspooled and time.monotonic() >= self._unspooled_retry_at:
+                    self._retry_unspooled()
                 if batch:
                     self._handle(batch)
                 if not self._stopping and self._stats.spooled_batches and not self._backoff.waiting():
                     self._replay()
             except Exception:  # loop boundary: never let the writer thread die
-                logger.exception("series writer: unexpected error; batch kept in spool if it got there")
+                logger.exception("series writer: unexpected error; the batch is kept in memory, unacknowledged")
                 with self._cond:
                     self._stats.errors += 1
+                if batch:  # (rewriting what was already written is idempotent)
+                    self._keep_after_error(batch)
             with self._cond:
                 self._inflight = False
                 self._inflight_ticket = 0
@@ -256,6 +286,12 @@ class SeriesWriter:
             self._durable()
             if stop:
                 break
+        if self._unspooled:
+            logger.error(
+                "series writer stopped with %d lines neither written nor spooled (the spool's disk is full); "
+                "they were not acknowledged, so a persistent-session broker delivers them again",
+                sum(len(lines) for _, lines in self._unspooled),
+            )
         logger.info("series writer stopped (%d batches left in the spool)", self._stats.spooled_batches)
 
     def _take(self) -> list[Queued]:
@@ -289,18 +325,19 @@ class SeriesWriter:
         """Write one fresh batch, or spool it behind older batches while the store is down."""
         lines = self._encode(points) if self._lines_mode else None
         backoff = self._backoff
+        ticket = self._inflight_ticket
         if self._stats.spooled_batches or backoff.waiting() or (self._stopping and backoff.failures):
-            self._to_spool(lines if lines is not None else self._encode(points))
+            self._spool_or_hold(ticket, lines if lines is not None else self._encode(points))
             return
         if lines is not None:
             leftover_lines, error = self._write(lines, self.store.write_lines, str)
             if error is not None:
-                self._to_spool(leftover_lines)
+                self._spool_or_hold(ticket, leftover_lines)
                 self._failed(error)
             return
         leftover, error = self._write(cast(list[SeriesPoint], points), self.store.write, render_point)
         if error is not None:
-            self._to_spool(self._encode(leftover))
+            self._spool_or_hold(ticket, self._encode(leftover))
             self._failed(error)
 
     def _replay(self) -> None:
@@ -375,12 +412,63 @@ class SeriesWriter:
             self._alert("store_rejected", f"{self.store.name}: HTTP {error.status}: {error}")
         logger.debug("series store retry in %.2fs (failure %d)", delay, self._backoff.failures)
 
-    def _to_spool(self, lines: list[str]) -> None:
-        if not lines:
+    def _spool_or_hold(self, ticket: int, lines: list[str]) -> None:
+        """Spool a batch; if the spool cannot take it, keep it in memory pinning ``ticket``."""
+        if lines and not self._to_spool(lines):
+            with self._cond:
+                self._unspooled.append((ticket, lines))
+                self._unspooled_retry_at = time.monotonic() + UNSPOOLED_RETRY_S
+                self._update_gauges()
+
+    def _keep_after_error(self, batch: list[Queued]) -> None:
+        try:
+            lines = self._encode(batch)
+        except Exception:
+            logger.exception("series writer: %d points LOST (could not be encoded after the error)", len(batch))
             return
-        with self._spool_lock:
-            dropped = self._spool.append(lines)
-            pending_bytes, pending_batches = self._spool.pending_bytes, self._spool.pending_batches
+        with self._cond:
+            self._unspooled.append((self._inflight_ticket, lines))
+            self._unspooled_retry_at = time.monotonic() + UNSPOOLED_RETRY_S
+            self._update_gauges()
+
+    def _retry_unspooled(self) -> None:
+        """Offer the batches held in memory to the store (when it is not backing off) or to the spool."""
+        while True:
+            with self._cond:
+                if not self._unspooled:
+                    break
+                ticket, lines = self._unspooled[0]
+            if not self._stats.spooled_batches and not self._backoff.waiting():
+                lines, error = self._write(lines, self.store.write_lines, str)
+                if error is not None:
+                    self._failed(error)
+            if lines and not self._to_spool(lines, held=True):
+                with self._cond:
+                    self._unspooled[0] = (ticket, lines)
+                    self._unspooled_retry_at = time.monotonic() + UNSPOOLED_RETRY_S
+                return
+            with self._cond:
+                self._unspooled.popleft()
+                self._update_gauges()
+                self._cond.notify_all()
+        with self._cond:
+            recovered, self._spool_failing = self._spool_failing, False
+            self._cond.notify_all()
+        if recovered:
+            logger.warning("series writer: the batches held in memory are written or spooled; the spool works again")
+
+    def _to_spool(self, lines: list[str], *, held: bool = False) -> bool:
+        """Append a batch to the spool; False (logged and alerted) when the spool cannot be written.
+        ``held``: the batch is already among the ones held in memory (a retry)."""
+        if not lines:
+            return True
+        try:
+            with self._spool_lock:
+                dropped = self._spool.append(lines)
+                pending_bytes, pending_batches = self._spool.pending_bytes, self._spool.pending_batches
+        except SpoolWriteError as exc:
+            self._spool_failed(exc, 0 if held else len(lines))
+            return False
         if dropped is not None:
             self._report_drop(dropped)
         ratio = pending_bytes / self._spool.max_bytes
@@ -393,6 +481,23 @@ class SeriesWriter:
             self._spool_alerted = False
         with self._cond:
             self._update_gauges()
+        return True
+
+    def _spool_failed(self, exc: SpoolWriteError, new_lines: int) -> None:
+        now = time.monotonic()
+        with self._cond:
+            first, self._spool_failing = not self._spool_failing, True
+            held = new_lines + self._stats.unspooled_lines
+        if first or now - self._spool_failed_logged >= 10.0:
+            self._spool_failed_logged = now
+            logger.error(
+                "%s; holding %d lines in memory, unacknowledged, until the store or the disk takes them "
+                "(no new batches meanwhile: ingest waits, the broker keeps the rest)",
+                exc,
+                held,
+            )
+        if first:
+            self._alert("spool_failed", str(exc))
 
     def _report_drop(self, dropped: Dropped) -> None:
         message = f"spool full: dropped {dropped.batches} batches, {dropped.lines} lines, {dropped.bytes} bytes"
@@ -416,6 +521,7 @@ class SeriesWriter:
 
     def _update_gauges(self) -> None:
         """Copy the spool's gauges into the stats (caller holds the lock)."""
+        self._stats.unspooled_lines = sum(len(lines) for _, lines in self._unspooled)
         with self._spool_lock:
             self._stats.spooled_bytes = self._spool.pending_bytes
             self._stats.spooled_batches = self._spool.pending_batches

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,3 +77,45 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SeriesStor
     opened = open_store(settings_for(request.param, tmp_path, request), tmp_path)
     yield opened
     opened.close()
+
+
+class SmallDisk:
+    """A real, tiny filesystem (tmpfs with a size limit) that a test can fill to ENOSPC and free again."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._filler = root / "filler"
+
+    def fill(self, leave_bytes: int = 0) -> None:
+        """Fill the disk with a filler file, then free about ``leave_bytes`` (whole 4 KiB pages)."""
+        with self._filler.open("ab", buffering=0) as fh:
+            chunk = b"\0" * 65536
+            try:
+                while True:
+                    fh.write(chunk)
+            except OSError:
+                pass
+        if leave_bytes:
+            self.free(leave_bytes)
+
+    def free(self, nbytes: int | None = None) -> None:
+        """Give ``nbytes`` back (all of the filler when None)."""
+        if nbytes is None:
+            self._filler.unlink(missing_ok=True)
+            return
+        size = self._filler.stat().st_size
+        os.truncate(self._filler, max(0, size - nbytes))
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    """A 1 MiB tmpfs mounted for the test (needs root, as the test command runs in CI)."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a size-limited tmpfs needs root and mount(8)")
+    root = tmp_path / "small-disk"
+    root.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(root)], check=True)
+    try:
+        yield SmallDisk(root)
+    finally:
+        subprocess.run(["umount", "-l", str(root)], check=False)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from hub.series.spool import SUFFIX, DiskSpool
+import pytest
+
+from hub.series.spool import SUFFIX, DiskSpool, SpoolWriteError
+from tests.hub.series.conftest import SmallDisk
 
 
 def batch(n: int, tag: str = "b") -> list[str]:
@@ -99,3 +103,56 @@ def test_batch_bigger_than_the_bound_is_dropped_and_reported(tmp_path: Path) -> 
     dropped = spool.append(batch(200))
     assert dropped is not None and dropped.lines == 200 and dropped.batches == 1
     assert spool.peek() is None
+
+
+def test_a_full_disk_refuses_the_batch_whole_and_keeps_the_rest(small_disk: SmallDisk) -> None:
+    """On a real filesystem that runs out of space mid-record: the partial record is cut back off, the
+    error says what was not kept, and the batches before and after it read back whole."""
+    directory = small_disk.root / "spool"
+    spool = DiskSpool(directory, max_bytes=10_000_000)
+    spool.append(batch(50, "a"))
+    small_disk.fill(leave_bytes=64 * 1024)
+    big = batch(20_000, "big")  # ~500 KB: part of it fits, then ENOSPC
+    with pytest.raises(SpoolWriteError, match=r"could not write a batch of 20000 lines .*No space left"):
+        spool.append(big)
+    assert spool.pending_batches == 1
+    (segment,) = directory.glob(f"*{SUFFIX}")
+    assert segment.stat().st_size == spool.pending_bytes  # nothing torn left behind
+    spool.append(batch(50, "b"))  # small enough for the space left
+    small_disk.free()
+    spool.append(batch(50, "c"))
+    spool.close()
+    assert drain(DiskSpool(directory, max_bytes=10_000_000)) == [batch(50, "a"), batch(50, "b"), batch(50, "c")]
+
+
+def test_a_full_disk_when_a_segment_is_created_lists_no_segment(small_disk: SmallDisk) -> None:
+    directory = small_disk.root / "spool"
+    spool = DiskSpool(directory, max_bytes=10_000_000, segment_bytes=1)  # every batch opens a new segment
+    spool.append(batch(5, "a"))
+    small_disk.fill()
+    with pytest.raises(SpoolWriteError):
+        spool.append(batch(5, "b"))
+    small_disk.free()
+    spool.append(batch(5, "c"))
+    assert drain(spool) == [batch(5, "a"), batch(5, "c")]
+
+
+def test_a_full_disk_does_not_stop_the_replay_and_warns_once(
+    small_disk: SmallDisk, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The read cursor cannot be saved on a full disk: the replay goes on (a restart would only replay
+    written batches again, which timestamps make idempotent), and the operator is told once."""
+    spool = DiskSpool(small_disk.root / "spool", max_bytes=10_000_000)
+    for tag in "abc":
+        spool.append(batch(5, tag))
+    small_disk.fill()
+    with caplog.at_level(logging.WARNING, logger="hub.series.spool"):
+        assert spool.peek() == batch(5, "a")
+        spool.commit()
+        assert spool.peek() == batch(5, "b")
+        spool.commit()
+    assert [r.getMessage() for r in caplog.records if "cursor" in r.getMessage()] == [
+        "spool: could not save the read cursor ([Errno 28] No space left on device); "
+        "a restart would replay written batches"
+    ]
+    assert spool.pending_batches == 1

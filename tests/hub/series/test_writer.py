@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +12,7 @@ from hub.series.base import SeriesPoint, StoreError
 from hub.series.embedded import EmbeddedStore
 from hub.series.lineproto import encode_point
 from hub.series.writer import SeriesWriter
+from tests.hub.series.conftest import SmallDisk
 from tests.hub.series.fakes import ScriptedStore
 from tests.servers import wait_until
 
@@ -252,4 +254,76 @@ def test_durable_through_tracks_written_or_spooled_submits(tmp_path: Path) -> No
     assert writer.stats.spooled_lines == 10 and len(store.lines) == 20
     store.down = False
     assert writer.flush(5)
+    writer.stop()
+
+
+def test_a_full_disk_holds_batches_in_memory_unacknowledged_until_the_disk_takes_them(
+    small_disk: SmallDisk,
+) -> None:
+    """Store down and the spool's disk full (a real tmpfs at ENOSPC): nothing is counted durable that is
+    neither written nor spooled, it is said loudly, and everything arrives once the disk has room."""
+    store, rec = ScriptedStore(), Recorder()
+    store.down = True
+    writer = make(store, small_disk.root, rec, batch_points=100, flush_interval_s=0.01)
+    first = writer.submit(pts(100))
+    wait_until(lambda: writer.durable_through() == first, 5, what="first batch spooled")
+    small_disk.fill()
+    second = writer.submit(pts(100, start=100))
+    wait_until(lambda: "spool_failed" in [k for k, _ in rec.alerts], 5, what="spool_failed alert")
+    third = writer.submit(pts(100, start=200))  # not taken while the second waits in memory
+    time.sleep(0.3)
+    assert writer.durable_through() == first == second - 1  # the held batch pins its ticket
+    stats = writer.stats
+    assert stats.unspooled_lines == 100 and stats.pending_points == 100 and stats.spooled_lines == 100
+    small_disk.free()
+    wait_until(lambda: writer.durable_through() == third, 10, what="held batches spooled once the disk has room")
+    assert [k for k, _ in rec.alerts].count("spool_failed") == 1
+    store.down = False
+    assert writer.flush(10)
+    assert sorted(store.lines) == sorted(encode_point(p) for p in pts(300))
+    assert writer.stats.unspooled_lines == 0
+    writer.stop()
+
+
+def test_a_full_disk_and_a_store_that_comes_back_writes_the_held_batch_to_the_store(
+    small_disk: SmallDisk,
+) -> None:
+    store, rec = ScriptedStore(), Recorder()
+    store.down = True
+    small_disk.fill()
+    writer = make(store, small_disk.root, rec, batch_points=100, flush_interval_s=0.01)
+    ticket = writer.submit(pts(100))
+    wait_until(lambda: writer.stats.unspooled_lines == 100, 5, what="batch held in memory")
+    assert writer.durable_through() < ticket
+    store.down = False  # the disk stays full
+    wait_until(lambda: writer.durable_through() == ticket, 10, what="held batch written to the store")
+    assert sorted(store.lines) == sorted(encode_point(p) for p in pts(100))
+    writer.stop()
+
+
+def test_a_full_disk_makes_submit_wait_instead_of_spilling(small_disk: SmallDisk) -> None:
+    """Memory stays bounded with no disk to spill to: the submitter is held (the MQTT link stops reading,
+    the broker keeps the messages) until the writer can take points again."""
+    store, rec = ScriptedStore(), Recorder()
+    store.down = True
+    small_disk.fill()
+    writer = make(store, small_disk.root, rec, batch_points=100, flush_interval_s=0.01, max_pending_points=200)
+    writer.submit(pts(100))
+    wait_until(lambda: writer.stats.unspooled_lines == 100, 5, what="batch held in memory")
+    done: list[int] = []
+
+    def produce() -> None:
+        for i in range(1, 6):
+            done.append(writer.submit(pts(100, start=i * 100)))
+
+    producer = threading.Thread(target=produce, daemon=True)
+    producer.start()
+    time.sleep(1.5)
+    assert producer.is_alive() and len(done) == 2  # the queue holds 200 points, the third submit waits
+    assert writer.stats.pending_points == 200 and writer.stats.spooled_lines == 0
+    store.down = False
+    producer.join(10)
+    assert not producer.is_alive() and len(done) == 5
+    assert writer.flush(10)
+    assert sorted(store.lines) == sorted(encode_point(p) for p in pts(600))
     writer.stop()
