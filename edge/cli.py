@@ -61,14 +61,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def configure_logging(level: int) -> None:
+    """The log format of every command. Below DEBUG the HTTP clients' one INFO line per request (a
+    series write every 0.2 s, a webhook, a poll) is left out: it would drown what an operator reads."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    if level > logging.DEBUG:
+        for name in ("httpx", "httpcore"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gridsentinel`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
+    configure_logging(getattr(logging, str(args.log_level).upper(), logging.INFO))
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

@@ -23,6 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from edge.cli import configure_logging
+
 if TYPE_CHECKING:
     from edge.agent import Agent
     from hub.service import Hub
@@ -258,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gridsentinel demo", description=__doc__)
     configure(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    configure_logging(logging.INFO)
     return int(args.func(args))
 
 
