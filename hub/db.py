@@ -50,7 +50,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout."""
+    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout. A server database gets
+    ``pool_pre_ping``: after the server restarted, a pooled connection is replaced when it is checked
+    out instead of failing the request that drew it."""
+    if not url.startswith("sqlite"):
+        kwargs.setdefault("pool_pre_ping", True)
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)

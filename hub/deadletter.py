@@ -114,30 +114,52 @@ class DeadLetterStore:
                 self._pending.clear()
             if not items:
                 return 0
-            with self.sessions.begin() as session:
-                session.add_all(
-                    DeadLetterRow(
-                        topic=i.topic,
-                        device_id=i.device_id,
-                        payload=i.payload,
-                        payload_size=i.payload_size,
-                        truncated=i.truncated,
-                        reason=i.reason,
-                        detail=i.detail,
-                        source=i.source,
-                        received_ms=i.received_ms,
-                    )
-                    for i in items
-                )
-                session.flush()
-                total = session.scalar(select(func.count(DeadLetterRow.id))) or 0
-                excess = total - self.cap
-                if excess > 0:
-                    cutoff = session.scalar(select(DeadLetterRow.id).order_by(DeadLetterRow.id).offset(excess - 1))
-                    if cutoff is not None:
-                        session.execute(delete(DeadLetterRow).where(DeadLetterRow.id <= cutoff))
-                        self.stats.deadletters_purged += excess
+            try:
+                self._write(items)
+            except Exception:
+                self._requeue(items)
+                raise
             return len(items)
+
+    def _requeue(self, items: list[DeadLetter]) -> None:
+        """Put unwritten dead letters back in front, in order, within the pending bound."""
+        with self._lock:
+            room = self._max_pending - len(self._pending)
+            kept = items[: max(room, 0)]
+            if len(items) > len(kept):
+                self.stats.deadletters_dropped += len(items) - len(kept)
+                logger.error(
+                    "dead letter: %d refused messages dropped (state DB down, queue full)", len(items) - len(kept)
+                )
+            self._pending.extendleft(reversed(kept))
+
+    def _write(self, items: list[DeadLetter]) -> None:
+        """Insert the dead letters and purge the oldest rows beyond the cap, in one transaction."""
+        purged = 0
+        with self.sessions.begin() as session:
+            session.add_all(
+                DeadLetterRow(
+                    topic=i.topic,
+                    device_id=i.device_id,
+                    payload=i.payload,
+                    payload_size=i.payload_size,
+                    truncated=i.truncated,
+                    reason=i.reason,
+                    detail=i.detail,
+                    source=i.source,
+                    received_ms=i.received_ms,
+                )
+                for i in items
+            )
+            session.flush()
+            total = session.scalar(select(func.count(DeadLetterRow.id))) or 0
+            excess = total - self.cap
+            if excess > 0:
+                cutoff = session.scalar(select(DeadLetterRow.id).order_by(DeadLetterRow.id).offset(excess - 1))
+                if cutoff is not None:
+                    session.execute(delete(DeadLetterRow).where(DeadLetterRow.id <= cutoff))
+                    purged = excess
+        self.stats.deadletters_purged += purged
 
     def list_page(
         self,

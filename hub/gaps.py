@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,6 +31,8 @@ from hub.sinks import DeviceRef
 logger = logging.getLogger(__name__)
 
 CommandSender = Callable[[DeviceRef, Command], None]
+#: Declared losses remembered (this run's and the latest of earlier runs) to spot a redelivered notice.
+DECLARED_REMEMBERED: Final = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,8 @@ class GapManager:
         self.on_fill: Callable[[DeviceRecord, Gap], None] | None = None
         self.on_expired: Callable[[], None] | None = None
         self._gaps_changed = False
+        self._declared: set[tuple[str, int, int, str]] = set()  # (device, first, last, detail), bounded
+        self._declared_order: deque[tuple[str, int, int, str]] = deque()
 
     def observe(self, rec: DeviceRecord, seq: int, now_ms: int) -> bool:
         """True when ``seq`` is new for the device (call with the registry lock held)."""
@@ -135,25 +140,36 @@ class GapManager:
             self._record(DataLoss(rec.id, rec.site, first, last, last - first + 1, "declared", detail, now_ms, now_ms))
 
     def _declared_before(self, device_id: str, first: int, last: int, detail: str) -> bool:
-        """A declared loss of exactly these seqs with this detail is recorded or queued (rare path)."""
-        key = (device_id, first, last, "declared", detail)
-        if any((p.device_id, p.first, p.last, p.cause, p.detail) == key for p in self._pending):
-            return True
+        """A declared loss of exactly these seqs with this detail is recorded (this run, or the recent
+        ones loaded at start): no DB access here, ingest holds the registry lock."""
+        return (device_id, first, last, detail) in self._declared
+
+    def _remember_declared(self, key: tuple[str, int, int, str]) -> None:
+        if key in self._declared:
+            return
+        if len(self._declared_order) >= DECLARED_REMEMBERED:
+            self._declared.discard(self._declared_order.popleft())
+        self._declared_order.append(key)
+        self._declared.add(key)
+
+    def load_declared(self, limit: int = DECLARED_REMEMBERED) -> int:
+        """Remember the most recent declared losses of earlier runs (a notice redelivered after a restart
+        must not be recorded again); return how many."""
         with self.sessions() as session:
-            found = session.scalar(
-                select(DataLossRow.id)
-                .where(
-                    DataLossRow.device_id == device_id,
-                    DataLossRow.first == first,
-                    DataLossRow.last == last,
-                    DataLossRow.cause == "declared",
-                    DataLossRow.detail == detail,
-                )
-                .limit(1)
-            )
-        return found is not None
+            rows = session.execute(
+                select(DataLossRow.device_id, DataLossRow.first, DataLossRow.last, DataLossRow.detail)
+                .where(DataLossRow.cause == "declared")
+                .order_by(DataLossRow.id.desc())
+                .limit(limit)
+            ).all()
+        with self.lock:
+            for device_id, first, last, detail in reversed(rows):
+                self._remember_declared((device_id, first, last, detail or ""))
+        return len(rows)
 
     def _record(self, loss: DataLoss) -> None:
+        if loss.cause == "declared":
+            self._remember_declared((loss.device_id, loss.first, loss.last, loss.detail or ""))
         self.stats.gaps["declared" if loss.cause == "declared" else "lost"] += 1
         self.stats.lost_seqs += loss.count
         self._pending.append(loss)
@@ -184,7 +200,10 @@ class GapManager:
                         resends.append((ref, gap.first, gap.last))
         for ref, first, last in resends:
             self._resend(ref, first, last, now_ms)
-        self.flush()
+        try:
+            self.flush()
+        except Exception:  # the records stay queued; the hub's state flush retries and reports the outage
+            logger.debug("data-loss records not written yet", exc_info=True)
         if expired and self.on_expired is not None:
             self.on_expired()
 
@@ -218,10 +237,15 @@ class GapManager:
                 for d, t in self.trackers.items()
                 for g in t.gaps
             ]  # fmt: skip
-        with self.sessions.begin() as session:
-            session.execute(delete(OpenGapRow))
-            if rows:
-                session.execute(insert(OpenGapRow), rows)
+        try:
+            with self.sessions.begin() as session:
+                session.execute(delete(OpenGapRow))
+                if rows:
+                    session.execute(insert(OpenGapRow), rows)
+        except Exception:
+            with self.lock:
+                self._gaps_changed = True  # saved at the next try
+            raise
         return True
 
     def load_open(
@@ -245,6 +269,7 @@ class GapManager:
         duplicates. The tracker then resumes after ``last_seq``, and gaps that messages beyond it
         opened are dropped (those messages reopen them when they come again).
         """
+        self.load_declared()
         if journalled is not None:
             return self._load_journalled(devices, journalled)
         with self.sessions() as session:
@@ -294,8 +319,13 @@ class GapManager:
             items, self._pending = self._pending, []
         if not items:
             return 0
-        with self.sessions.begin() as session:
-            session.add_all(DataLossRow(**asdict(i)) for i in items)
+        try:
+            with self.sessions.begin() as session:
+                session.add_all(DataLossRow(**asdict(i)) for i in items)
+        except Exception:
+            with self.lock:  # nothing was committed: the records wait for the next flush, in order
+                self._pending[:0] = items
+            raise
         for item in items:
             self.bus.publish("data_loss", asdict(item))
         return len(items)

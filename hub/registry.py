@@ -352,11 +352,21 @@ class DeviceRegistry:
                 rec.persisted = True
         if not dirty:
             return 0
-        with self.sessions.begin() as session:
-            if new:
-                session.execute(insert(DeviceRow), new)
-            if changed:
-                session.execute(update(DeviceRow), changed)
+        try:
+            with self.sessions.begin() as session:
+                if new:
+                    session.execute(insert(DeviceRow), new)
+                if changed:
+                    session.execute(update(DeviceRow), changed)
+        except Exception:
+            # Nothing was committed: the devices stay dirty (the new ones still to be inserted) for the next try.
+            with self.lock:
+                inserted = {row["id"] for row in new}
+                for rec in dirty:
+                    self._dirty.add(rec.id)
+                    if rec.id in inserted:
+                        rec.persisted = False
+            raise
         return len(dirty)
 
     def list_public(self) -> list[dict[str, Any]]:

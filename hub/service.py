@@ -27,6 +27,7 @@ from hub.deadletter import DeadLetterStore
 from hub.gaps import GapManager
 from hub.ingest import Ingest
 from hub.metrics import HubCollector, HubMetrics, IngestStats
+from hub.outage import OutageLog
 from hub.ratelimit import DeviceRateLimiter
 from hub.registry import STATE_CODES, DeviceRegistry
 from hub.series.base import SeriesPoint, SeriesStore
@@ -77,6 +78,12 @@ class Hub:
         self.plugins = tuple(PLUGINS if plugins is None else plugins)
         self.stats = IngestStats()
         self.stopping = threading.Event()
+        #: The state DB as the sweep's flush sees it: one error when it goes away, one warning when it is back.
+        self.state_db = OutageLog(
+            logger,
+            "state DB",
+            "dead letters, device rows and data-loss records wait in memory; ingest and the series store go on",
+        )
         self.ctx: HubContext | None = None
         self.broker: Any = None
         self.ingest: Ingest | None = None
@@ -168,6 +175,7 @@ class Hub:
             stats=self.stats,
             stopping=self.stopping,
             settings=s,
+            state_db=self.state_db,
         )
         for name in self.plugins:
             importlib.import_module(name).install(ctx)
@@ -350,13 +358,17 @@ class Hub:
                 except Exception:  # loop boundary: keep sweeping
                     logger.exception("hub sweep step %s failed", step.__name__)
             try:
-                self.deadletters.flush()
-                if time.monotonic() >= next_flush:
+                wrote = self.deadletters.flush()
+                due = time.monotonic() >= next_flush
+                if due:
                     self.registry.flush()
+                    self.gaps.flush()
                     self.gaps.save_open()
                     next_flush = time.monotonic() + REGISTRY_FLUSH_S
-            except Exception:  # loop boundary: the DB may be busy; retry next pass
-                logger.exception("hub state flush failed")
+                if wrote or due:
+                    self.state_db.ok()
+            except Exception as exc:  # loop boundary: what failed stays queued; retried next pass
+                self.state_db.failed(exc)
 
     def _task_runner(self, name: str, fn: Any) -> Any:
         def run() -> None:

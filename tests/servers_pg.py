@@ -52,6 +52,21 @@ class PostgresServer:
         """initdb and start the server; wait until it accepts connections."""
         data = self.dir / "data"
         self._run(str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        self._launch(timeout)
+
+    def shut_down(self) -> None:
+        """Stop the server (fast shutdown: clients are cut off) and keep its data for :meth:`start_again`."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            self.proc.wait(20)
+        self.proc = None
+
+    def start_again(self, timeout: float = 30.0) -> None:
+        """Start the server on the same port and data after :meth:`shut_down`."""
+        self._launch(timeout)
+
+    def _launch(self, timeout: float) -> None:
+        data = self.dir / "data"
         self.proc = subprocess.Popen(
             [
                 *self._as_user,
@@ -74,7 +89,7 @@ class PostgresServer:
                 "max_connections=100",
             ],
             stdout=subprocess.DEVNULL,
-            stderr=open(self.dir / "postgres.log", "wb"),  # noqa: SIM115 - the server owns it for its lifetime
+            stderr=open(self.dir / "postgres.log", "ab"),  # noqa: SIM115 - the server owns it for its lifetime
         )
         deadline = time.monotonic() + timeout
         while not port_open(self.port):

@@ -120,6 +120,7 @@ class HealthPublic(BaseModel):
     store: str
     store_ok: bool
     spool_bytes: int | None
+    state_ok: bool
     devices: int
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from edge.wire import Event, EventState, Status, Telemetry
 from hub.incidents.rulestore import EngineStateStore, RuleStore
 from hub.incidents.service import IncidentService
+from hub.outage import OutageLog
 from hub.rules.engine import RuleEngine
 from hub.rules.state import Candidate
 from hub.sinks import DeviceRef
@@ -209,6 +210,7 @@ class IncidentSink:
     def run(self, stop: threading.Event) -> None:
         """Worker loop: store candidates as they come, tick, save state; returns once ``stop`` is set."""
         next_tick = next_save = next_rules = time.monotonic()
+        outage = OutageLog(logger, "incident store", "incident candidates wait in memory, in order")
         while not stop.is_set():
             try:
                 self.drain(wait_s=0.2)
@@ -222,8 +224,9 @@ class IncidentSink:
                 if now >= next_save:
                     self.save_state()
                     next_save = now + SAVE_STATE_S
-            except Exception:  # loop boundary: the DB may be briefly unavailable
-                logger.exception("incident worker pass failed")
+                outage.ok()
+            except Exception as exc:  # loop boundary: the DB may be unavailable; candidates stay queued
+                outage.failed(exc)
                 stop.wait(1.0)
         try:
             self.drain()

@@ -68,6 +68,7 @@ def test_a_gap_notice_redelivered_after_a_restart_is_not_recorded_twice(
     first.declare(rec, notice, T0)  # again before the flush: the queued record counts too
     first.flush()
     again = GapManager(state_sessions, IngestStats(), EventBus(), lock)
+    assert again.load_open({"d1": rec}) == 0  # the restart path: no open gaps, the recent declarations
     again.declare(rec, notice, T0 + 1000)
     assert again.stats.lost_seqs == 0 and again.flush() == 0
     assert again.list_page()[0] == 1

@@ -1,4 +1,4 @@
-"""``GET /healthz`` (broker connected, store ok, spool depth) and ``GET /metrics``."""
+"""``GET /healthz`` (broker connected, store ok, spool depth, state DB ok) and ``GET /metrics``."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ router = APIRouter(tags=["health"])
 
 @router.get("/healthz", response_model=HealthPublic, responses={503: {"model": HealthPublic}})
 def healthz(ctx: CtxDep, response: Response) -> HealthPublic:
-    """Liveness: 200 when the broker connection is up and the series store takes writes, else 503."""
+    """Liveness: 200 when the broker connection is up and the series store and the state DB take
+    writes, else 503."""
     ingest = ctx.services.get("ingest")
     store = ctx.services.get("store")
     writer = ctx.services.get("writer")
     registry = ctx.services.get("registry")
+    state_db = ctx.services.get("state_db")
     spool = getattr(getattr(writer, "stats", None), "spooled_bytes", None)
     spool_bytes = int(spool) if isinstance(spool, (int, float)) else None
     body = HealthPublic(
@@ -26,9 +28,10 @@ def healthz(ctx: CtxDep, response: Response) -> HealthPublic:
         store=str(getattr(store, "name", "none")),
         store_ok=store is not None and not spool_bytes,
         spool_bytes=spool_bytes,
+        state_ok=not getattr(state_db, "down", False),
         devices=0 if registry is None else len(registry.devices),
     )
-    body.ok = body.broker_connected and body.store_ok
+    body.ok = body.broker_connected and body.store_ok and body.state_ok
     if not body.ok:
         response.status_code = 503
     return body
