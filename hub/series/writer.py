@@ -25,7 +25,7 @@ from typing import Final, TypeVar, cast
 from hub.series.base import CONFIG_STATUSES, SeriesPoint, SeriesStore, StoreError
 from hub.series.delivery import Backoff, WriterStats, log_alert, log_bad_line, render_point, write_bisecting
 from hub.series.lineproto import LineProtocolError, describe_point, encode_points
-from hub.series.spool import DiskSpool, Dropped, SpoolWriteError
+from hub.series.spool import DiskSpool, Dropped
 
 logger = logging.getLogger(__name__)
 
@@ -466,7 +466,7 @@ class SeriesWriter:
             with self._spool_lock:
                 dropped = self._spool.append(lines)
                 pending_bytes, pending_batches = self._spool.pending_bytes, self._spool.pending_batches
-        except SpoolWriteError as exc:
+        except OSError as exc:  # SpoolWriteError, or making room failed (a segment that cannot be removed)
             self._spool_failed(exc, 0 if held else len(lines))
             return False
         if dropped is not None:
@@ -483,7 +483,7 @@ class SeriesWriter:
             self._update_gauges()
         return True
 
-    def _spool_failed(self, exc: SpoolWriteError, new_lines: int) -> None:
+    def _spool_failed(self, exc: OSError, new_lines: int) -> None:
         now = time.monotonic()
         with self._cond:
             first, self._spool_failing = not self._spool_failing, True
