@@ -20,13 +20,15 @@ def healthz(ctx: CtxDep, response: Response) -> HealthPublic:
     writer = ctx.services.get("writer")
     registry = ctx.services.get("registry")
     state_db = ctx.services.get("state_db")
-    spool = getattr(getattr(writer, "stats", None), "spooled_bytes", None)
+    stats = getattr(writer, "stats", None)
+    spool = getattr(stats, "spooled_bytes", None)
     spool_bytes = int(spool) if isinstance(spool, (int, float)) else None
+    held = getattr(stats, "unspooled_lines", 0)  # batches in memory: the store and the spool refused them
     body = HealthPublic(
         ok=False,
         broker_connected=bool(ingest is not None and ingest.connected),
         store=str(getattr(store, "name", "none")),
-        store_ok=store is not None and not spool_bytes,
+        store_ok=store is not None and not spool_bytes and not held,
         spool_bytes=spool_bytes,
         state_ok=not getattr(state_db, "down", False),
         devices=0 if registry is None else len(registry.devices),

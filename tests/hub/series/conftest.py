@@ -32,6 +32,16 @@ def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxdServer]
     server.stop()
 
 
+@pytest.fixture
+def own_influxd(tmp_path: Path) -> Iterator[InfluxdServer]:
+    """An influxd this test may stop and start (database ``gs`` created)."""
+    server = InfluxdServer(tmp_path / "influxd")
+    server.start()
+    server.create_db("gs")
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def victoria(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VictoriaMetricsServer]:
     """One real VictoriaMetrics for the session."""

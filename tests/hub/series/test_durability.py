@@ -7,7 +7,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -56,16 +55,6 @@ def writer_for(store: SeriesStore, spool: Path, rec: Recorder, **kw: float) -> S
     )
     writer.start()
     return writer
-
-
-@pytest.fixture
-def own_influxd(tmp_path: Path) -> Iterator[InfluxdServer]:
-    """An influxd this test may stop and start."""
-    server = InfluxdServer(tmp_path / "influxd")
-    server.start()
-    server.create_db("gs")
-    yield server
-    server.stop()
 
 
 @pytest.mark.parametrize("api", ["v1", "v2"])
