@@ -17,19 +17,28 @@ class HubProcess:
     """Starts the hub (again) with the same data dir, ports and log; the admin API client is ``client``."""
 
     def __init__(
-        self, *, mqtt_url: str, influx_url: str, db: str, data_dir: Path, log: Path, http_port: int, client_id: str
+        self,
+        *,
+        mqtt_url: str,
+        influx_url: str,
+        db: str,
+        data_dir: Path,
+        log: Path,
+        http_port: int,
+        client_id: str,
+        extra: tuple[str, ...] = (),
     ) -> None:
         self.args = [
             sys.executable, "-m", "edge.cli", "hub", "run", "--mqtt-url", mqtt_url, "--client-id", client_id,
             "--data-dir", str(data_dir), "--http-port", str(http_port),
-            "--series", "influxdb-v1", "--series-url", influx_url, "--series-db", db,
+            "--series", "influxdb-v1", "--series-url", influx_url, "--series-db", db, *extra,
         ]  # fmt: skip
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
         self.client = httpx.Client(base_url=f"http://127.0.0.1:{http_port}", timeout=2, headers=ADMIN_HEADERS)
 
     def start(self) -> None:
-        """Start the process and wait until /healthz says the broker is connected."""
+        """Start the process and wait until /healthz says it is healthy (broker, store, state DB)."""
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 self.args, stdout=out, stderr=subprocess.STDOUT,
