@@ -15,6 +15,7 @@ from hub.config import HubSettings
 from hub.db import init_schema, make_engine, session_factory, sqlite_url
 from hub.service import Hub
 from tests.servers import MosquittoServer
+from tests.servers_pg import PostgresServer
 
 HubFactory = Callable[..., Hub]
 #: The administrator token of test hubs (``GRIDSENTINEL_ADMIN_TOKEN``); :func:`api` sends it.
@@ -61,14 +62,21 @@ CORE_TABLES = ("devices", "data_loss", "dead_letters", "open_gaps")
 @pytest.fixture(scope="session")
 def hub_pg_engine() -> Iterator[Engine]:
     """One PostgreSQL cluster and database with the full schema for the hub core's state-DB tests."""
-    from tests.servers_pg import PostgresServer
-
     server = PostgresServer()
     server.start()
     engine = make_engine(server.create_database(name="gs_hub_core"))
     init_schema(engine)
     yield engine
     engine.dispose()
+    server.stop()
+
+
+@pytest.fixture
+def own_pg() -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster of the test's own: the test may shut it down and start it again."""
+    server = PostgresServer()
+    server.start()
+    yield server
     server.stop()
 
 

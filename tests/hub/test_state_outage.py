@@ -9,7 +9,6 @@ writes them; pooled connections cut by the restart are replaced on checkout (``p
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select
@@ -32,16 +31,8 @@ pytestmark = pytest.mark.integration
 T0 = 1_800_000_000_000
 
 
-@pytest.fixture
-def pg() -> Iterator[PostgresServer]:
-    server = PostgresServer()  # its own server: the test stops it
-    server.start()
-    yield server
-    server.stop()
-
-
-def test_a_state_db_outage_keeps_dead_letters_devices_and_loss_records_queued(pg: PostgresServer) -> None:
-    engine = make_engine(pg.create_database())
+def test_a_state_db_outage_keeps_dead_letters_devices_and_loss_records_queued(own_pg: PostgresServer) -> None:
+    engine = make_engine(own_pg.create_database())
     init_schema(engine)
     sessions: sessionmaker[Session] = session_factory(engine)
     stats = IngestStats()
@@ -52,7 +43,7 @@ def test_a_state_db_outage_keeps_dead_letters_devices_and_loss_records_queued(pg
     registry.touch(before, T0, 1)
     assert registry.flush() == 1  # persisted: later changes are updates
 
-    pg.shut_down()
+    own_pg.shut_down()
     registry.touch(before, T0 + 1000, 2)  # an update...
     registry.touch(registry.ensure("s1", "d-new"), T0 + 1000, 7)  # ...and a device first seen in the outage
     deadletters.add("gs/v1/s1/d-new/telemetry", b"{not json", "bad_json", "Expecting property name", T0)
@@ -62,7 +53,7 @@ def test_a_state_db_outage_keeps_dead_letters_devices_and_loss_records_queued(pg
             with pytest.raises(OperationalError):
                 flush()
 
-    pg.start_again()
+    own_pg.start_again()
     assert deadletters.flush() == 1
     assert registry.flush() == 2
     assert gaps.flush() == 1

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import httpx
 
+from simulators.loadgen import LoadResult, LoadSpec, run_load
 from tests.hub.conftest import ADMIN_HEADERS, ADMIN_TOKEN
 from tests.servers import wait_until
 
@@ -76,3 +78,21 @@ class HubProcess:
                 self.proc.kill()
                 self.proc.wait()
         self.client.close()
+
+
+class BackgroundLoad:
+    """The load generator on a thread while a test breaks things; :meth:`join` gives its result."""
+
+    def __init__(self, spec: LoadSpec) -> None:
+        self._results: list[LoadResult] = []
+        self._thread = threading.Thread(target=lambda: self._results.append(run_load(spec)), daemon=True)
+
+    def start(self) -> None:
+        """Start publishing."""
+        self._thread.start()
+
+    def join(self, timeout: float = 60.0) -> LoadResult | None:
+        """Wait for the load to end (None if it did not, or failed)."""
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout)
+        return self._results[0] if self._results else None

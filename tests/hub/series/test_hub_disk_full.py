@@ -8,15 +8,14 @@ to the store). The load generator's devices cannot resend, so a lost point would
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from simulators.loadgen import LoadResult, LoadSpec, run_load
+from simulators.loadgen import LoadSpec
 from tests.hub.series.conftest import SmallDisk
-from tests.hub.series.hubproc import HubProcess
+from tests.hub.series.hubproc import BackgroundLoad, HubProcess
 from tests.servers import MosquittoServer, free_port, wait_until
 from tests.servers_influx import InfluxdServer
 
@@ -40,9 +39,7 @@ def test_hub_with_a_full_spool_disk_and_the_store_down_loses_no_point(
     def stored() -> int:
         return own_influxd.count("gs", "unknown", "m0")
 
-    results: list[LoadResult] = []
-    spec = LoadSpec(url=mosquitto.url, devices=20, messages=MESSAGES, rate=RATE, device_prefix="df")
-    load = threading.Thread(target=lambda: results.append(run_load(spec)))
+    load = BackgroundLoad(LoadSpec(url=mosquitto.url, devices=20, messages=MESSAGES, rate=RATE, device_prefix="df"))
     try:
         hub.start()
         load.start()
@@ -55,8 +52,8 @@ def test_hub_with_a_full_spool_disk_and_the_store_down_loses_no_point(
         assert health.status_code == 503 and health.json()["store_ok"] is False
         time.sleep(2.0)  # the stream goes on into the writer's queue; nothing of it is acknowledged
         own_influxd.start()  # the disk stays full: the held batch and the queue go straight to the store
-        load.join(60)
-        assert results and results[0].messages == MESSAGES and results[0].acked == MESSAGES
+        result = load.join(60)
+        assert result is not None and result.messages == MESSAGES and result.acked == MESSAGES
         assert at_outage < MESSAGES // 2  # the store went away mid-stream
         wait_until(lambda: stored() >= MESSAGES, 60, what=f"all {MESSAGES} points in influxd")
         assert stored() == MESSAGES

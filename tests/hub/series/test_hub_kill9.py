@@ -7,14 +7,13 @@ its points are written or spooled, and the broker delivers the rest again to the
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from simulators.loadgen import LoadResult, LoadSpec, run_load
-from tests.hub.series.hubproc import HubProcess
+from simulators.loadgen import LoadSpec
+from tests.hub.series.hubproc import BackgroundLoad, HubProcess
 from tests.servers import MosquittoServer, free_port, wait_until
 from tests.servers_influx import InfluxdServer
 
@@ -36,9 +35,7 @@ def test_hub_kill_9_mid_stream_then_restart_loses_no_point(
         return influxd.count(influx_db, "unknown", "m0")
 
     hub.start()
-    results: list[LoadResult] = []
-    spec = LoadSpec(url=mosquitto.url, devices=20, messages=MESSAGES, rate=RATE, device_prefix="k9")
-    load = threading.Thread(target=lambda: results.append(run_load(spec)))
+    load = BackgroundLoad(LoadSpec(url=mosquitto.url, devices=20, messages=MESSAGES, rate=RATE, device_prefix="k9"))
     try:
         load.start()
         wait_until(lambda: stored() >= MESSAGES // 4, 20, what="a quarter of the stream stored")
@@ -46,8 +43,8 @@ def test_hub_kill_9_mid_stream_then_restart_loses_no_point(
         at_kill = stored()
         time.sleep(1.0)  # the stream goes on; the broker queues it for the persistent session
         hub.start()
-        load.join(60)
-        assert results and results[0].messages == MESSAGES and results[0].acked == MESSAGES
+        result = load.join(60)
+        assert result is not None and result.messages == MESSAGES and result.acked == MESSAGES
         assert at_kill < MESSAGES  # killed mid-stream
         wait_until(lambda: stored() >= MESSAGES, 30, what=f"all {MESSAGES} points in influxd")
         assert stored() == MESSAGES  # device timestamps: a point delivered twice is written twice, stored once

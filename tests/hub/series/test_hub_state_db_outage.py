@@ -8,16 +8,14 @@ says it once instead of a traceback per retry.
 from __future__ import annotations
 
 import subprocess
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 from hub.db import make_engine
-from simulators.loadgen import LoadResult, LoadSpec, run_load
-from tests.hub.series.hubproc import HubProcess
+from simulators.loadgen import LoadSpec
+from tests.hub.series.hubproc import BackgroundLoad, HubProcess
 from tests.servers import MosquittoServer, free_port, wait_until
 from tests.servers_influx import InfluxdServer
 from tests.servers_pg import PostgresServer
@@ -28,18 +26,10 @@ MESSAGES = 3000
 RATE = 300.0  # msgs/s: a 10 s stream
 
 
-@pytest.fixture
-def pg() -> Iterator[PostgresServer]:
-    server = PostgresServer()  # its own server: the test stops it
-    server.start()
-    yield server
-    server.stop()
-
-
 def test_hub_rides_out_a_state_db_outage_and_writes_what_waited(
-    mosquitto: MosquittoServer, influxd: InfluxdServer, influx_db: str, pg: PostgresServer, tmp_path: Path
+    mosquitto: MosquittoServer, influxd: InfluxdServer, influx_db: str, own_pg: PostgresServer, tmp_path: Path
 ) -> None:
-    state_url = pg.create_database()
+    state_url = own_pg.create_database()
     hub = HubProcess(
         mqtt_url=mosquitto.url, influx_url=influxd.url, db=influx_db, data_dir=tmp_path / "hub",
         log=tmp_path / "hub.log", http_port=free_port(), client_id="hub-pg", extra=("--state-url", state_url),
@@ -48,14 +38,12 @@ def test_hub_rides_out_a_state_db_outage_and_writes_what_waited(
     def stored() -> int:
         return influxd.count(influx_db, "unknown", "m0")
 
-    results: list[LoadResult] = []
-    spec = LoadSpec(url=mosquitto.url, devices=10, messages=MESSAGES, rate=RATE, device_prefix="pg")
-    load = threading.Thread(target=lambda: results.append(run_load(spec)))
+    load = BackgroundLoad(LoadSpec(url=mosquitto.url, devices=10, messages=MESSAGES, rate=RATE, device_prefix="pg"))
     try:
         hub.start()
         load.start()
         wait_until(lambda: stored() >= MESSAGES // 5, 20, what="a fifth of the stream stored")
-        pg.shut_down()
+        own_pg.shut_down()
         wait_until(lambda: hub.client.get("/healthz").status_code == 503, 10, what="/healthz 503")
         assert hub.client.get("/healthz").json()["state_ok"] is False
         subprocess.run(
@@ -64,10 +52,10 @@ def test_hub_rides_out_a_state_db_outage_and_writes_what_waited(
             check=True, timeout=10,
         )  # fmt: skip
         wait_until(lambda: hub.metric('gs_dead_letters_total{reason="bad_json"}') >= 1, 10, what="dead letter seen")
-        pg.start_again()
+        own_pg.start_again()
         wait_until(lambda: hub.client.get("/healthz").status_code == 200, 20, what="/healthz 200 again")
-        load.join(60)
-        assert results and results[0].acked == MESSAGES
+        result = load.join(60)
+        assert result is not None and result.messages == MESSAGES and result.acked == MESSAGES
         wait_until(lambda: stored() >= MESSAGES, 30, what=f"all {MESSAGES} points in influxd")
         assert stored() == MESSAGES
     finally:
