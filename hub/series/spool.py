@@ -32,10 +32,6 @@ CURSOR_FILE: Final = "cursor"
 DEFAULT_SEGMENT_BYTES: Final = 8 * 1024 * 1024
 
 
-class SpoolWriteError(OSError):
-    """A batch could not be written to the spool (disk full, I/O error); nothing of it was kept."""
-
-
 @dataclass
 class Segment:
     """One segment file and its totals (records and lines include the consumed part)."""
@@ -54,6 +50,13 @@ class Dropped:
     batches: int
     lines: int
     bytes: int
+
+
+class SpoolWriteError(OSError):
+    """A batch could not be written to the spool (disk full, I/O error); nothing of it was kept.
+    ``dropped``: older batches the byte bound had already thrown away to make room for it."""
+
+    dropped: Dropped | None = None
 
 
 class DiskSpool:
@@ -184,9 +187,11 @@ class DiskSpool:
             os.fsync(fh.fileno())
         except OSError as exc:
             self._undo_append()
-            raise SpoolWriteError(
+            error = SpoolWriteError(
                 f"spool {self.directory}: could not write a batch of {len(lines)} lines ({len(record)} bytes): {exc}"
-            ) from exc
+            )
+            error.dropped = dropped
+            raise error from exc
         tail.size += len(record)
         tail.records += 1
         tail.lines += len(lines)

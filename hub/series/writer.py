@@ -467,6 +467,9 @@ class SeriesWriter:
                 dropped = self._spool.append(lines)
                 pending_bytes, pending_batches = self._spool.pending_bytes, self._spool.pending_batches
         except OSError as exc:  # SpoolWriteError, or making room failed (a segment that cannot be removed)
+            dropped = getattr(exc, "dropped", None)
+            if dropped is not None:  # the bound made room before the write failed: still reported
+                self._report_drop(dropped)
             self._spool_failed(exc, 0 if held else len(lines))
             return False
         if dropped is not None:
