@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+from collections.abc import Callable
+from dataclasses import asdict
 from typing import Final
 
 from hub.context import HubContext, Task
+from hub.deadletter import DeadLetterStore
 from hub.incidents.api import router
 from hub.incidents.queries import MAX_LIMIT, IncidentFilter, IncidentQueries
 from hub.incidents.rulestore import EngineStateStore, RuleStore
@@ -14,6 +18,7 @@ from hub.incidents.service import DEFAULT_GROUP_WINDOW_S, IncidentService
 from hub.incidents.sink import IncidentSink
 from hub.rules.engine import RuleEngine
 from hub.rules.loader import default_rules
+from hub.rules.state import Candidate
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +54,24 @@ def build(
         logger.info("rule engine rebuilt %d open incident keys from the state DB", rebuilt)
     ctx.services.update(incidents=service, incident_queries=queries, incident_sink=sink)
     ctx.services["rules"] = rule_store
+    deadletters = ctx.services.get("deadletters")
+    if deadletters is not None:
+        sink.on_set_aside = set_aside_to(deadletters, ctx)
     return sink
+
+
+def set_aside_to(deadletters: DeadLetterStore, ctx: HubContext) -> Callable[[Candidate, str], None]:
+    """Put a candidate the incident store kept refusing in the dead letter (source ``incident``: listed
+    and purgeable, not requeueable), with the reason, so it is neither lost silently nor in the way."""
+
+    def put(cand: Candidate, reason: str) -> None:
+        payload = json.dumps(asdict(cand), default=repr, sort_keys=True).encode()
+        topic = f"incident/{cand.rule_id}/{cand.subject}"
+        deadletters.add(
+            topic, payload, "incident_failed", reason, ctx.now_ms(), device_id=cand.device_id, source="incident"
+        )
+
+    return put
 
 
 def data_loss_listener(ctx: HubContext, sink: IncidentSink) -> Task:

@@ -16,10 +16,12 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
 from edge.wire import Event, EventState, Status, Telemetry
 from hub.incidents.rulestore import EngineStateStore, RuleStore
 from hub.incidents.service import IncidentService
-from hub.outage import OutageLog
+from hub.outage import OutageLog, describe
 from hub.rules.engine import RuleEngine
 from hub.rules.state import Candidate
 from hub.sinks import DeviceRef
@@ -30,6 +32,15 @@ TICK_S = 1.0
 SAVE_STATE_S = 10.0
 RULE_POLL_S = 15.0
 _MAX_QUEUE = 100_000
+#: Failures in a row, for a reason other than the DB being away, after which a candidate is set aside.
+SET_ASIDE_AFTER = 3
+
+
+def _is_outage(exc: Exception) -> bool:
+    """The state DB is away or busy (retry everything later), not something about one candidate."""
+    return isinstance(exc, (OperationalError, InterfaceError, OSError)) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
 
 
 class IncidentSink:
@@ -53,6 +64,11 @@ class IncidentSink:
         self._cond = threading.Condition()
         self._queue: deque[Candidate] = deque()
         self.dropped = 0
+        #: Candidates that kept failing for a reason other than the DB being away, set aside.
+        self.set_aside = 0
+        #: Told of each one (candidate, reason); the plug-in puts it in the dead letter.
+        self.on_set_aside: Callable[[Candidate, str], None] | None = None
+        self._head_failures: tuple[Candidate, int] | None = None
         self._rules_version: tuple[int, int] | None = None
         service.on_manual_close.append(self.forget)
 
@@ -150,12 +166,46 @@ class IncidentSink:
         for i, cand in enumerate(batch):
             try:
                 self.service.apply([cand])
-            except Exception:
-                # nothing of a failed candidate was committed: put it and the rest back, in order
+            except Exception as exc:
+                # Nothing of a failed candidate was committed. The DB away (an outage): put it and the
+                # rest back, in order, and let the caller retry. Anything else failing for the same
+                # candidate SET_ASIDE_AFTER times is about that candidate: set it aside, go on.
+                if not _is_outage(exc) and self._failed_again(cand) >= SET_ASIDE_AFTER:
+                    self._set_aside(cand, exc)
+                    with self._cond:
+                        self._queue.extendleft(reversed(batch[i + 1 :]))
+                    return i
                 with self._cond:
                     self._queue.extendleft(reversed(batch[i:]))
                 raise
+        self._head_failures = None
         return len(batch)
+
+    def _failed_again(self, cand: Candidate) -> int:
+        """How many times in a row this candidate (the queue's head) has failed."""
+        if self._head_failures is not None and self._head_failures[0] is cand:
+            self._head_failures = (cand, self._head_failures[1] + 1)
+        else:
+            self._head_failures = (cand, 1)
+        return self._head_failures[1]
+
+    def _set_aside(self, cand: Candidate, exc: Exception) -> None:
+        self._head_failures = None
+        self.set_aside += 1
+        reason = describe(exc)
+        logger.error(
+            "incident candidate %s %s/%s set aside after %d failures (%s); the ones behind it go on",
+            cand.action,
+            cand.rule_id,
+            cand.subject,
+            SET_ASIDE_AFTER,
+            reason,
+        )
+        if self.on_set_aside is not None:
+            try:
+                self.on_set_aside(cand, reason)
+            except Exception:  # a listener bug must not stop the worker
+                logger.exception("incident sink: on_set_aside failed")
 
     def tick(self) -> int:
         """Advance time-driven rules to now and queue what they raise."""
@@ -210,7 +260,12 @@ class IncidentSink:
     def run(self, stop: threading.Event) -> None:
         """Worker loop: store candidates as they come, tick, save state; returns once ``stop`` is set."""
         next_tick = next_save = next_rules = time.monotonic()
-        outage = OutageLog(logger, "incident store", "incident candidates wait in memory, in order")
+        outage = OutageLog(
+            logger,
+            "incident store",
+            "incident candidates wait in memory, in order (one that keeps failing for another reason than "
+            "the DB being away is set aside into the dead letter)",
+        )
         while not stop.is_set():
             try:
                 self.drain(wait_s=0.2)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
@@ -11,8 +13,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edge.wire import DeviceKind, Event, EventState, Point, Severity, Telemetry
 from hub.context import HubContext
+from hub.deadletter import DeadLetterStore
 from hub.incidents.models import IncidentGroupRow, IncidentRow
 from hub.incidents.plugin import build, data_loss_listener
+from hub.incidents.sink import SET_ASIDE_AFTER
+from hub.metrics import IngestStats
+from hub.rules.state import Candidate
 from hub.sinks import DeviceRef
 from tests.hub.incidents.conftest import sqlite_db
 from tests.servers import wait_until
@@ -196,3 +202,44 @@ def test_open_incidents_are_rebuilt_into_a_fresh_engine(
     second.drain()
     [row] = incidents(sessions)
     assert (row.state, row.closed_ms) == ("closed", T0 + 5000)
+
+
+def test_a_candidate_the_store_keeps_refusing_is_set_aside_into_the_dead_letter(
+    tmp_path: Path, engine: Engine, sessions: sessionmaker[Session], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not an outage but one bad candidate (here a detail the JSON column cannot store): after
+    SET_ASIDE_AFTER failures in a row it goes to the dead letter with the reason, and the
+    candidates behind it are stored instead of waiting forever."""
+    ctx = make_ctx(tmp_path, engine, sessions, FakeClock(T0))
+    deadletters = DeadLetterStore(sessions, IngestStats())
+    ctx.services["deadletters"] = deadletters
+    sink = build(ctx, instance="hub-1")
+
+    def cand(device: str, detail: dict[str, Any] | None = None) -> Candidate:
+        return Candidate(
+            "open", "smoke", "event", device, device, "site-a", GRID, "fire_safety", "critical",
+            f"smoke on {device}", T0, detail=detail or {},
+        )  # fmt: skip
+
+    good1, bad, good2 = cand("d1"), cand("d2", {"x": {1}}), cand("d3")
+    sink._enqueue([good1, bad, good2])
+    for _ in range(SET_ASIDE_AFTER - 1):
+        with pytest.raises(Exception, match="not JSON serializable"):
+            sink.drain()
+    assert sink.pending() == 2 and sink.set_aside == 0  # kept, in order, while it might still pass
+    with caplog.at_level(logging.ERROR, logger="hub.incidents.sink"):
+        assert sink.drain() == 0  # set aside; the rest goes back
+    assert sink.drain() == 1
+    assert [r.subject for r in incidents(sessions)] == ["d1", "d3"]
+    assert sink.set_aside == 1 and sink.pending() == 0
+    assert any("smoke/d2 set aside after 3 failures" in r.getMessage() for r in caplog.records)
+    total, items = deadletters.list_page()
+    assert total == 1
+    row = items[0]
+    assert (row.reason, row.source, row.device_id, row.topic) == (
+        "incident_failed",
+        "incident",
+        "d2",
+        "incident/smoke/d2",
+    )
+    assert "not JSON serializable" in row.detail and b'"subject": "d2"' in row.payload
