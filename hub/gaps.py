@@ -78,6 +78,7 @@ class GapManager:
         self.on_fill: Callable[[DeviceRecord, Gap], None] | None = None
         self.on_expired: Callable[[], None] | None = None
         self._gaps_changed = False
+        self._expired_unwritten = False  # gaps expired into records not yet written (journal not yet told)
         self._declared: set[tuple[str, int, int, str]] = set()  # (device, first, last, detail), bounded
         self._declared_order: deque[tuple[str, int, int, str]] = deque()
 
@@ -180,13 +181,12 @@ class GapManager:
     def sweep(self, now_ms: int) -> None:
         """Ask for resends of gaps past the grace; record gaps past the timeout as lost; persist."""
         resends: list[tuple[DeviceRef, int, int]] = []
-        expired = False
         with self.lock:
             for device_id, tracker in self.trackers.items():
                 if not tracker.gaps and not tracker.overflowed:
                     continue
                 for gap in tracker.expire(now_ms - self.timeout_ms):
-                    self._gaps_changed = expired = True
+                    self._gaps_changed = self._expired_unwritten = True
                     ref = self._refs.get(device_id)
                     site = ref.site if ref else ""
                     self._record(
@@ -204,8 +204,6 @@ class GapManager:
             self.flush()
         except Exception:  # the records stay queued; the hub's state flush retries and reports the outage
             logger.debug("data-loss records not written yet", exc_info=True)
-        if expired and self.on_expired is not None:
-            self.on_expired()
 
     def _resend(self, ref: DeviceRef, first: int, last: int, now_ms: int) -> None:
         if self.send_command is None:
@@ -317,6 +315,7 @@ class GapManager:
         """Persist queued data-loss records and publish them on the bus."""
         with self.lock:
             items, self._pending = self._pending, []
+            expired, self._expired_unwritten = self._expired_unwritten, False
         if not items:
             return 0
         try:
@@ -325,9 +324,17 @@ class GapManager:
         except Exception:
             with self.lock:  # nothing was committed: the records wait for the next flush, in order
                 self._pending[:0] = items
+                self._expired_unwritten = self._expired_unwritten or expired
             raise
         for item in items:
             self.bus.publish("data_loss", asdict(item))
+        if expired and self.on_expired is not None:
+            # Only now may the journal forget the expired gaps: a kill before the records were
+            # written must find the gaps again (and expire them again), not lose their records.
+            try:
+                self.on_expired()
+            except OSError as exc:  # the records are written; at worst a restart records them again
+                logger.error("seq journal not rewritten after expired gaps (%s): a restart may record them twice", exc)
         return len(items)
 
     def list_page(

@@ -23,6 +23,7 @@ from hub.registry import DeviceRecord, DeviceRegistry
 from hub.registry_models import DeviceRow
 from hub.series.base import SeriesPoint
 from hub.watermark import SeqWatermark
+from tests.servers_pg import PostgresServer
 
 
 def rec(device_id: str, seq: int | None = None) -> DeviceRecord:
@@ -268,3 +269,29 @@ def test_safe_gaps_journal_round_trip_and_damage(tmp_path: Path, caplog: pytest.
             broken.load({"a": rec("a", 8)})
         assert broken.loaded_gaps is None and "damaged" in caplog.text  # the open-gap table decides
         caplog.clear()
+
+
+@pytest.mark.integration
+def test_gaps_expired_while_the_state_db_is_away_stay_in_the_journal_until_their_records_are_written(
+    own_pg: PostgresServer, tmp_path: Path
+) -> None:
+    """The journal may forget an expired gap only once its data-loss record is in the state DB: a
+    kill before that must find the gap again after the restart, not lose the record."""
+    engine = make_engine(own_pg.create_database())
+    init_schema(engine)
+    sessions: sessionmaker[Session] = session_factory(engine)
+    path, writer = tmp_path / "wm.json", TicketWriter()
+    first = start(sessions, path, writer)
+    durable(first, writer, chunk(first, 1, 2, 5))
+    save_state(first)
+    own_pg.shut_down()
+    first.gaps.sweep(int(time.time() * 1000) + 60_000)  # expired; the record cannot be written
+    assert json.loads(path.read_bytes())["gaps"] == {"d1": [[3, 4, ANY_MS, None]]}
+    # kill -9 while the DB is away; it comes back, and so does the hub
+    own_pg.start_again()
+    second = start(sessions, path, writer)
+    assert open_seqs(second) == [3, 4]
+    second.gaps.sweep(int(time.time() * 1000) + 60_000)
+    assert second.gaps.list_page()[0] == 1  # recorded (once), not lost with the first run's memory
+    assert json.loads(path.read_bytes())["gaps"] == {}
+    engine.dispose()
