@@ -116,7 +116,7 @@ class DocsPipeline:
 def run_comparator(args: argparse.Namespace, servers: Any, workdir: Path) -> dict[str, Any]:
     """Backlog drain of the docs pipeline on the same N messages; its throughput and loss."""
     from hub.bench_ingest import MEASUREMENT, _load_spec
-    from hub.benchutil import forget_session, prime_session, say, vm_count, wait_progress
+    from hub.benchutil import comparator_result, forget_session, prime_session, say, vm_count, wait_progress
     from simulators.loadgen import run_load
 
     vm_url = servers.start_vm()
@@ -139,21 +139,10 @@ def run_comparator(args: argparse.Namespace, servers: Any, workdir: Path) -> dic
     finally:
         pipeline.stop()
         forget_session(servers.mqtt_url, CLIENT_ID)
-    elapsed = max(pipeline.last_ack - (pipeline.first_message or pipeline.last_ack), 1e-9)
+    elapsed = pipeline.last_ack - (pipeline.first_message or pipeline.last_ack)
     stored = vm_count(vm_url, SITE, f"{MEASUREMENT}_m0")
-    result = {
-        "name": "paho+influxdb-client",
-        "description": DESCRIPTION,
-        "messages": load.messages,
-        "points": expected,
-        "received": pipeline.received,
-        "acked_points": pipeline.acked_points,
-        "failed_points": pipeline.failed_points,
-        "stored_points": stored,
-        "lost": max(0, expected - stored),
-        "drain_s": round(elapsed, 3),
-        "msgs_per_s": round(load.messages / elapsed, 1),
-        "points_per_s": round(expected / elapsed, 1),
-    }
-    say(f"comparator: {result['msgs_per_s']:,.0f} msgs/s, lost {result['lost']}")
-    return result
+    return comparator_result(
+        "paho+influxdb-client", DESCRIPTION, messages=load.messages, points=expected, stored=stored,
+        elapsed_s=elapsed, received=pipeline.received, acked_points=pipeline.acked_points,
+        failed_points=pipeline.failed_points,
+    )  # fmt: skip

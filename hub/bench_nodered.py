@@ -227,7 +227,7 @@ class _Watch:
 def run_node_red(args: argparse.Namespace, servers: Any, workdir: Path) -> dict[str, Any]:
     """Backlog drain through Node-RED into the hub's influxd; its throughput and loss."""
     from hub.bench_ingest import MEASUREMENT, _load_spec
-    from hub.benchutil import forget_session, prime_session, wait_progress
+    from hub.benchutil import comparator_result, forget_session, prime_session, wait_progress
     from simulators.loadgen import run_load
 
     if servers.store != "influxdb-v1" or not servers.store_url:
@@ -261,17 +261,7 @@ def run_node_red(args: argparse.Namespace, servers: Any, workdir: Path) -> dict[
         stored = store.count(MEASUREMENT)
     finally:
         store.close()
-    elapsed = max(watch.counted_at - (watch.connected or started), 1e-9)
-    result = {
-        "name": "Node-RED",
-        "description": DESCRIPTION,
-        "messages": load.messages,
-        "points": expected,
-        "stored_points": stored,
-        "lost": max(0, expected - stored),
-        "drain_s": round(elapsed, 3),
-        "msgs_per_s": round(load.messages / elapsed, 1),
-        "points_per_s": round(expected / elapsed, 1),
-    }
-    say(f"comparator: Node-RED {result['msgs_per_s']:,.0f} msgs/s, lost {result['lost']}")
-    return result
+    elapsed = watch.counted_at - (watch.connected or started)
+    return comparator_result(
+        "Node-RED", DESCRIPTION, messages=load.messages, points=expected, stored=stored, elapsed_s=elapsed
+    )

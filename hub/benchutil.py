@@ -80,6 +80,28 @@ def say(message: str) -> None:
     print(f"[bench ingest] {message}", file=sys.stderr, flush=True)
 
 
+def comparator_result(
+    name: str, description: str, *, messages: int, points: int, stored: int, elapsed_s: float, **extra: Any
+) -> dict[str, Any]:
+    """One comparator's row of the bench's JSON: what it was sent, what reached the store, how fast
+    (``extra`` goes in after the counts); says the headline on stderr."""
+    elapsed_s = max(elapsed_s, 1e-9)
+    result: dict[str, Any] = {
+        "name": name,
+        "description": description,
+        "messages": messages,
+        "points": points,
+        **extra,
+        "stored_points": stored,
+        "lost": max(0, points - stored),
+        "drain_s": round(elapsed_s, 3),
+        "msgs_per_s": round(messages / elapsed_s, 1),
+        "points_per_s": round(points / elapsed_s, 1),
+    }
+    say(f"comparator: {name} {result['msgs_per_s']:,.0f} msgs/s, lost {result['lost']}")
+    return result
+
+
 def wait_progress(
     done: Callable[[], bool],
     progress: Callable[[], int],

@@ -415,10 +415,14 @@ class SeriesWriter:
     def _spool_or_hold(self, ticket: int, lines: list[str]) -> None:
         """Spool a batch; if the spool cannot take it, keep it in memory pinning ``ticket``."""
         if lines and not self._to_spool(lines):
-            with self._cond:
-                self._unspooled.append((ticket, lines))
-                self._unspooled_retry_at = time.monotonic() + UNSPOOLED_RETRY_S
-                self._update_gauges()
+            self._hold(ticket, lines)
+
+    def _hold(self, ticket: int, lines: list[str]) -> None:
+        """Keep a batch in memory, pinning ``ticket``, and try it again in UNSPOOLED_RETRY_S."""
+        with self._cond:
+            self._unspooled.append((ticket, lines))
+            self._unspooled_retry_at = time.monotonic() + UNSPOOLED_RETRY_S
+            self._update_gauges()
 
     def _keep_after_error(self, batch: list[Queued]) -> None:
         try:
@@ -426,10 +430,7 @@ class SeriesWriter:
         except Exception:
             logger.exception("series writer: %d points LOST (could not be encoded after the error)", len(batch))
             return
-        with self._cond:
-            self._unspooled.append((self._inflight_ticket, lines))
-            self._unspooled_retry_at = time.monotonic() + UNSPOOLED_RETRY_S
-            self._update_gauges()
+        self._hold(self._inflight_ticket, lines)
 
     def _retry_unspooled(self) -> None:
         """Offer the batches held in memory to the store (when it is not backing off) or to the spool."""
