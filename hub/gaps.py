@@ -133,17 +133,12 @@ class GapManager:
             # Nothing was open (no seq state yet, already received, or already recorded). A notice
             # redelivered after a restart (its loss record flushed, its seq not yet acknowledged) must
             # not record the same loss twice; otherwise keep the device's word.
-            if self._declared_before(rec.id, notice.first, notice.last, detail):
+            if (rec.id, notice.first, notice.last, detail) in self._declared:  # this run's or loaded at start
                 logger.info("gap notice %s..%s from %s already recorded", notice.first, notice.last, rec.id)
                 return
             closed = [(notice.first, notice.last)]
         for first, last in closed:
             self._record(DataLoss(rec.id, rec.site, first, last, last - first + 1, "declared", detail, now_ms, now_ms))
-
-    def _declared_before(self, device_id: str, first: int, last: int, detail: str) -> bool:
-        """A declared loss of exactly these seqs with this detail is recorded (this run, or the recent
-        ones loaded at start): no DB access here, ingest holds the registry lock."""
-        return (device_id, first, last, detail) in self._declared
 
     def _remember_declared(self, key: tuple[str, int, int, str]) -> None:
         if key in self._declared:
