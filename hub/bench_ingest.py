@@ -25,6 +25,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import signal
 import sys
 import tempfile
@@ -187,6 +188,7 @@ def _load_spec(args: argparse.Namespace, url: str, *, site: str, messages: int, 
         rate=rate,
         qos=args.qos,
         points=args.batch,
+        metrics=args.metrics,
         processes=processes,
         site=site,
         device_prefix=site,
@@ -273,6 +275,29 @@ def run_drain(args: argparse.Namespace, servers: Servers, workdir: Path) -> dict
         "points_per_s": round(expected / elapsed, 1),
         "queue_msgs_per_s": round(load.msgs_per_s, 1),
     }
+
+
+def run_store_ceiling(args: argparse.Namespace, servers: Servers, workdir: Path) -> dict[str, Any]:
+    """The store alone, fed the lines the drain's hub wrote by a bare writer (hub.bench_ceiling)."""
+    from hub.bench_ceiling import run_ceiling
+
+    settings = _hub_settings(args, servers, "ceiling", workdir)
+    spec = _load_spec(args, servers.mqtt_url, site="ceiling", messages=args.messages, rate=0.0, devices=args.devices)
+    probe = _open_probe(settings, track_lag=False)
+    try:
+        return run_ceiling(
+            servers,
+            probe.inner,
+            measurement=MEASUREMENT,
+            messages=spec.messages,
+            devices=spec.devices,
+            points=spec.points,
+            metrics=spec.metrics,
+            batch=settings.series_settings().batch_points,
+            count=lambda: stored_points(servers, probe, "ceiling"),
+        )
+    finally:
+        probe.close()
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -372,6 +397,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="points per message (the 200,000 points/s target is for 10) (default %(default)s)",
     )
     parser.add_argument(
+        "--metrics",
+        type=int,
+        default=4,
+        help="metrics (line protocol fields) per point; the store's cost grows with them (default %(default)s)",
+    )
+    parser.add_argument(
         "--messages", type=int, default=200_000, help="messages queued for the backlog drain (default %(default)s)"
     )
     parser.add_argument("--devices", type=int, default=500, help="devices publishing the backlog (default %(default)s)")
@@ -410,10 +441,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--skip",
         action="append",
-        choices=("drain", "sustained", "compare", "node-red"),
+        choices=("drain", "ceiling", "sustained", "compare", "node-red"),
         default=[],
-        help="leave a phase out (repeatable); compare: the paho+influxdb-client comparator, node-red: the "
-        "Node-RED one (installed with npm into ~/.cache/gridsentinel/node-red on first use)",
+        help="leave a phase out (repeatable); ceiling: the store alone, fed the same lines by a bare writer "
+        "(hub.bench_ceiling); compare: the paho+influxdb-client comparator, node-red: the Node-RED one "
+        "(installed with npm into ~/.cache/gridsentinel/node-red on first use)",
     )
     parser.add_argument(
         "--timeout", type=float, default=300.0, help="give up on a phase after this many seconds (default %(default)s)"
@@ -447,16 +479,24 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         args.store = default_store()
     if args.quick:
         _apply_quick(args)
-    from edge.wire import MAX_POINTS_PER_MESSAGE
+    from edge.wire import MAX_METRICS_PER_POINT, MAX_POINTS_PER_MESSAGE
 
     if not 1 <= args.batch <= MAX_POINTS_PER_MESSAGE:
         raise BenchError(f"--batch must be 1..{MAX_POINTS_PER_MESSAGE} (the wire contract's cap)")
+    if not 1 <= args.metrics <= MAX_METRICS_PER_POINT:
+        raise BenchError(f"--metrics must be 1..{MAX_METRICS_PER_POINT} (the wire contract's cap)")
     for name in ("messages", "devices", "rate", "connections", "processes", "compare_messages"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise BenchError(f"--{name.replace('_', '-')} must be >= 1")
     if args.seconds <= 0 or args.timeout <= 0:
         raise BenchError("--seconds and --timeout must be > 0")
-    result: dict[str, Any] = {"store": args.store, "qos": args.qos, "batch": args.batch, "plugins": args.plugins}
+    result: dict[str, Any] = {
+        "store": args.store,
+        "qos": args.qos,
+        "batch": args.batch,
+        "metrics": args.metrics,
+        "plugins": args.plugins,
+    }
     with tempfile.TemporaryDirectory(prefix="gs-bench-ingest-") as tmp:
         workdir = Path(tmp)
         servers = start_servers(args, workdir)
@@ -467,6 +507,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 result["drain"] = drain
                 result.update(msgs_per_s=drain["msgs_per_s"], points_per_s=drain["points_per_s"])
                 say(f"drain: {drain['msgs_per_s']:,.0f} msgs/s, {drain['points_per_s']:,.0f} points/s")
+            if "ceiling" not in args.skip:
+                result["store_ceiling"] = run_store_ceiling(args, servers, workdir)
             if "sustained" not in args.skip:
                 live = run_sustained(args, servers, workdir)
                 result["sustained"] = live
@@ -525,6 +567,13 @@ def table_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         row("drain stored points", "= published", d["stored_points"], d["stored_points"] == d["points"])
         row("drain lost", "0", d["lost"], d["lost"] == 0)
         row("hub start-up (not timed)", "", d["startup_s"], None)
+    if "store_ceiling" in result:
+        c = result["store_ceiling"]
+        row("store alone points/s (bare writer, no MQTT, no hub)", "", c["points_per_s"], None)
+        if c.get("server_cpu_us_per_point") is not None:
+            row("store CPU-us per point", "", c["server_cpu_us_per_point"], None)
+            row("store cores needed at 200,000 points/s", "", c["cores_for_200k_points_s"], None)
+        row("store alone lost", "0", c["lost"], c["lost"] == 0)
     if "sustained" in result:
         s = result["sustained"]
         full = real and s["target_rate"] >= TARGET_SUSTAINED_MSGS_S and s["connections"] >= 500
@@ -561,7 +610,7 @@ def print_table(result: dict[str, Any]) -> None:
     """The human-readable summary."""
     print(
         f"gridsentinel bench ingest: store {result['store']} ({result['store_server']}), QoS {result['qos']}, "
-        f"{result['batch']} point(s)/message, plug-ins {result['plugins']}"
+        f"{result['batch']} point(s)/message of {result.get('metrics', 4)} metric(s), plug-ins {result['plugins']}"
     )
     rows = [("measure", "target", "measured", "met"), *table_rows(result)]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
@@ -573,6 +622,30 @@ def print_table(result: dict[str, Any]) -> None:
         c = result.get(key)
         if c is not None:
             print(f"comparator {c['name']}: {c.get('description') or c.get('skipped')}")
+    note = ceiling_note(result)
+    if note:
+        print(note)
+
+
+def ceiling_note(result: dict[str, Any]) -> str | None:
+    """What the store's own CPU per point leaves of this machine at the points target (None if not measured)."""
+    c = result.get("store_ceiling")
+    if not c or c.get("cores_for_200k_points_s") is None:
+        return None
+    cores = os.cpu_count() or 1
+    need = c["cores_for_200k_points_s"]
+    head = (
+        f"store alone: {c['server_cpu_us_per_point']} CPU-us per point of {c['fields_per_point']} fields: "
+        f"{TARGET_DRAIN_POINTS_S:,.0f} points/s take {need} of this machine's {cores} cores in the store alone"
+    )
+    left = cores - need
+    if left <= 0:
+        return head + ", more than there are"
+    msgs = TARGET_DRAIN_POINTS_S / result["batch"]
+    return (
+        f"{head}, leaving {left:.2f} cores -- {left / msgs * 1e6:.0f} CPU-us per {result['batch']}-point message at "
+        f"{msgs:,.0f} msgs/s -- for the broker and the whole hub"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

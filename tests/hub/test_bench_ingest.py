@@ -99,11 +99,15 @@ def _check(result: dict[str, object], messages: int, batch: int = 1) -> None:
 @pytest.mark.integration
 def test_quick_run_embedded_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
     require_binary("mosquitto", "mosquitto")
-    args = _args("--quick", "--json", "--store", "embedded", "--skip", "compare")
+    args = _args("--quick", "--json", "--store", "embedded", "--skip", "compare", "--metrics", "2")
     assert args.func(args) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["store"] == "embedded"
+    assert result["store"] == "embedded" and result["metrics"] == 2
     _check(result, 2_000)
+    alone = result["store_ceiling"]
+    assert alone["points"] == alone["stored_points"] == 2_000 and alone["lost"] == 0
+    assert alone["fields_per_point"] == 2
+    assert alone["server_cpu_us_per_point"] is None  # the embedded store runs in the bench's own process
 
 
 @pytest.mark.integration
@@ -117,12 +121,17 @@ def test_quick_run_influxd_with_comparator(capsys: pytest.CaptureFixture[str]) -
     result = json.loads(capsys.readouterr().out)
     assert result["store"] == "influxdb-v1" and result["batch"] == 3
     _check(result, 1_000, batch=3)
+    assert result["metrics"] == 4
     cmp = result["comparator"]
     assert cmp["messages"] == 1_000 and cmp["received"] == 1_000
     assert cmp["stored_points"] + cmp["lost"] == 3_000  # the comparator's loss is counted, not assumed
+    alone = result["store_ceiling"]  # the same lines by a bare writer, counted in their own database
+    assert alone["points"] == alone["stored_points"] == 3_000 and alone["lost"] == 0
+    assert alone["fields_per_point"] == 4 and alone["server_cpu_us_per_point"] > 0
     print_table(result)
     table = capsys.readouterr().out
     assert "influxd" in table and "drain lost" in table and "comparator drain msgs/s" in table
+    assert "store alone points/s" in table and "store alone: " in table and "cores" in table
 
 
 @pytest.mark.integration
@@ -153,3 +162,6 @@ def test_bad_options_are_refused_before_any_server_starts(capsys: pytest.Capture
     args = _args("--connections", "0", "--store", "embedded")
     assert args.func(args) == 2
     assert "--connections must be >= 1" in capsys.readouterr().err
+    args = _args("--metrics", "0", "--store", "embedded")
+    assert args.func(args) == 2
+    assert "--metrics must be 1..128" in capsys.readouterr().err
