@@ -43,6 +43,18 @@ def _is_outage(exc: Exception) -> bool:
     )
 
 
+class CandidateFailed(Exception):
+    """One candidate failed for a reason other than the DB being away; it is tried again, and set
+    aside after :data:`SET_ASIDE_AFTER` failures in a row (not an outage: logged as what it is)."""
+
+    def __init__(self, cand: Candidate, failures: int, cause: Exception) -> None:
+        super().__init__(
+            f"incident candidate {cand.action} {cand.rule_id}/{cand.subject} failed ({describe(cause)}); "
+            f"failure {failures} of {SET_ASIDE_AFTER} before it is set aside"
+        )
+        self.failures = failures
+
+
 class IncidentSink:
     """Rule engine in front of the incident service."""
 
@@ -170,13 +182,16 @@ class IncidentSink:
                 # Nothing of a failed candidate was committed. The DB away (an outage): put it and the
                 # rest back, in order, and let the caller retry. Anything else failing for the same
                 # candidate SET_ASIDE_AFTER times is about that candidate: set it aside, go on.
-                if not _is_outage(exc) and self._failed_again(cand) >= SET_ASIDE_AFTER:
+                failures = 0 if _is_outage(exc) else self._failed_again(cand)
+                if failures >= SET_ASIDE_AFTER:
                     self._set_aside(cand, exc)
                     with self._cond:
                         self._queue.extendleft(reversed(batch[i + 1 :]))
                     return i
                 with self._cond:
                     self._queue.extendleft(reversed(batch[i:]))
+                if failures:
+                    raise CandidateFailed(cand, failures, exc) from exc
                 raise
         self._head_failures = None
         return len(batch)
@@ -280,6 +295,9 @@ class IncidentSink:
                     self.save_state()
                     next_save = now + SAVE_STATE_S
                 outage.ok()
+            except CandidateFailed as exc:  # about one candidate, not the DB: tried again, then set aside
+                logger.warning("%s", exc)
+                stop.wait(1.0)
             except Exception as exc:  # loop boundary: the DB may be unavailable; candidates stay queued
                 outage.failed(exc)
                 stop.wait(1.0)

@@ -16,7 +16,7 @@ from hub.context import HubContext
 from hub.deadletter import DeadLetterStore
 from hub.incidents.models import IncidentGroupRow, IncidentRow
 from hub.incidents.plugin import build, data_loss_listener
-from hub.incidents.sink import SET_ASIDE_AFTER
+from hub.incidents.sink import SET_ASIDE_AFTER, CandidateFailed
 from hub.metrics import IngestStats
 from hub.rules.state import Candidate
 from hub.sinks import DeviceRef
@@ -223,8 +223,8 @@ def test_a_candidate_the_store_keeps_refusing_is_set_aside_into_the_dead_letter(
 
     good1, bad, good2 = cand("d1"), cand("d2", {"x": {1}}), cand("d3")
     sink._enqueue([good1, bad, good2])
-    for _ in range(SET_ASIDE_AFTER - 1):
-        with pytest.raises(Exception, match="not JSON serializable"):
+    for n in range(1, SET_ASIDE_AFTER):
+        with pytest.raises(CandidateFailed, match=f"smoke/d2 failed .*not JSON serializable.*failure {n} of 3"):
             sink.drain()
     assert sink.pending() == 2 and sink.set_aside == 0  # kept, in order, while it might still pass
     with caplog.at_level(logging.ERROR, logger="hub.incidents.sink"):
@@ -243,3 +243,33 @@ def test_a_candidate_the_store_keeps_refusing_is_set_aside_into_the_dead_letter(
         "incident/smoke/d2",
     )
     assert "not JSON serializable" in row.detail and b'"subject": "d2"' in row.payload
+
+
+def test_the_worker_logs_a_failing_candidate_as_itself_not_as_an_outage(
+    tmp_path: Path, engine: Engine, sessions: sessionmaker[Session], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The worker loop: a candidate the store refuses is logged as that candidate's failure (a
+    warning per try, then the set-aside error), never as "incident store unavailable"."""
+    ctx = make_ctx(tmp_path, engine, sessions, FakeClock(T0))
+    ctx.services["deadletters"] = DeadLetterStore(sessions, IngestStats())
+    sink = build(ctx, instance="hub-1")
+    bad = Candidate(
+        "open", "smoke", "event", "d9", "d9", "site-a", GRID, "fire_safety", "critical", "smoke on d9", T0,
+        detail={"x": {1}},
+    )  # fmt: skip
+    sink._enqueue([bad])
+    stop = threading.Event()
+    worker = threading.Thread(target=sink.run, args=(stop,), daemon=True)
+    with caplog.at_level(logging.WARNING, logger="hub.incidents.sink"):
+        worker.start()
+        try:
+            wait_until(lambda: sink.set_aside == 1, timeout=20)
+        finally:
+            stop.set()
+        worker.join(10)
+    assert sink.set_aside == 1
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records]
+    tries = [m for level, m in messages if level == logging.WARNING and "smoke/d9 failed" in m]
+    assert len(tries) == SET_ASIDE_AFTER - 1 and "failure 1 of 3" in tries[0] and "failure 2 of 3" in tries[1]
+    assert any(level == logging.ERROR and "smoke/d9 set aside" in m for level, m in messages)
+    assert not any("unavailable" in m for _, m in messages), messages
