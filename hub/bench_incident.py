@@ -11,7 +11,6 @@ hub's bus reports the incident stored (published after the DB commit).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import statistics
@@ -104,7 +103,7 @@ def _percentile(values: list[float], q: float) -> float:
 def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Run the benchmark and return its figures."""
     from edge import wire
-    from hub.benchutil import InfluxdProcess, Servers
+    from hub.benchutil import InfluxdProcess, Servers, start_hub_quietly
     from hub.config import HubSettings
     from hub.service import Hub, tune_gc
 
@@ -128,8 +127,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             servers.started.append(influxd)
             settings |= {"series_backend": "influxdb-v1", "series_url": influxd.url, "series_db": "bench_incident"}
         hub = Hub(HubSettings.model_validate(settings), plugins=("hub.incidents.plugin",))
-        with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the result (the admin banner goes aside)
-            hub.start()
+        start_hub_quietly(hub)
     except BaseException:
         servers.stop()
         raise

@@ -21,7 +21,6 @@ Telegraf is not packaged here.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import math
@@ -43,6 +42,7 @@ from hub.benchutil import (
     forget_session,
     prime_session,
     say,
+    start_hub_quietly,
     start_servers,
     vm_count,
     wait_progress,
@@ -244,8 +244,7 @@ def run_drain(args: argparse.Namespace, servers: Servers, workdir: Path) -> dict
     watcher.start()
     started = time.time()
     try:
-        with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the result (--json)
-            hub.start()
+        start_hub_quietly(hub)
         tune_gc()  # as `gridsentinel hub run` does
         _wait_acked(probe, expected, args.timeout, received, "drain")
         stop_watch.set()
@@ -320,8 +319,7 @@ def run_sustained(args: argparse.Namespace, servers: Servers, workdir: Path) -> 
         args, servers.mqtt_url, site="live", messages=messages, rate=float(args.rate), devices=args.connections
     )
     try:
-        with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the result (--json)
-            hub.start()
+        start_hub_quietly(hub)
         tune_gc()  # as `gridsentinel hub run` does
         deadline = time.monotonic() + 10
         while hub.ingest is not None and not hub.ingest.connected:

@@ -10,8 +10,10 @@ Debian package to install.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import shutil
 import signal
 import socket
@@ -100,6 +102,25 @@ def comparator_result(
     }
     say(f"comparator: {name} {result['msgs_per_s']:,.0f} msgs/s, lost {result['lost']}")
     return result
+
+
+def start_hub_quietly(hub: Any) -> None:
+    """``hub.start()`` without the once-only administrator banner: the bench's hub is thrown away with
+    its data dir, so it gets its token the automation way (``$GRIDSENTINEL_ADMIN_TOKEN``, a fresh
+    one no one sees), and anything else it prints goes to stderr (stdout carries only ``--json``)."""
+    import secrets
+
+    from hub import auth
+
+    saved = os.environ.get(auth.ADMIN_TOKEN_ENV)
+    if saved is None:
+        os.environ[auth.ADMIN_TOKEN_ENV] = auth.TOKEN_PREFIX + secrets.token_urlsafe(32)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            hub.start()
+    finally:
+        if saved is None:
+            os.environ.pop(auth.ADMIN_TOKEN_ENV, None)
 
 
 def wait_progress(
