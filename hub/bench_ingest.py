@@ -626,9 +626,10 @@ def print_table(result: dict[str, Any]) -> None:
 
 
 def ceiling_note(result: dict[str, Any]) -> str | None:
-    """What the store's own CPU per point leaves of this machine at the points target (None if not measured)."""
+    """What the store's own CPU per point leaves of this machine at the points target (None when the
+    store's CPU was not measured, or the run is not the 10-point one the target is for)."""
     c = result.get("store_ceiling")
-    if not c or c.get("cores_for_200k_points_s") is None:
+    if not c or c.get("cores_for_200k_points_s") is None or result["batch"] != 10:
         return None
     cores = os.cpu_count() or 1
     need = c["cores_for_200k_points_s"]

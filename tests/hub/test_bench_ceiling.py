@@ -69,3 +69,4 @@ def test_note_says_what_the_store_leaves_of_the_machine() -> None:
     big = {**ceiling, "cores_for_200k_points_s": cores + 1.0}
     assert (ceiling_note({"batch": 10, "store_ceiling": big}) or "").endswith("more than there are")
     assert ceiling_note({"batch": 10}) is None
+    assert ceiling_note({"batch": 1, "store_ceiling": ceiling}) is None  # the points target is for 10-point messages
