@@ -620,6 +620,8 @@ def print_table(result: dict[str, Any]) -> None:
         c = result.get(key)
         if c is not None:
             print(f"comparator {c['name']}: {c.get('description') or c.get('skipped')}")
+            if c.get("first_error"):
+                print(f"comparator {c['name']}: {c['errors_logged']:,} errors logged; the first: {c['first_error']}")
     note = ceiling_note(result)
     if note:
         print(note)

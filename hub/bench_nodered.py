@@ -262,6 +262,26 @@ def run_node_red(args: argparse.Namespace, servers: Any, workdir: Path) -> dict[
     finally:
         store.close()
     elapsed = watch.counted_at - (watch.connected or started)
-    return comparator_result(
-        "Node-RED", DESCRIPTION, messages=load.messages, points=expected, stored=stored, elapsed_s=elapsed
+    errors = logged_errors(node.log_path)
+    result = comparator_result(
+        "Node-RED",
+        DESCRIPTION,
+        messages=load.messages,
+        points=expected,
+        stored=stored,
+        elapsed_s=elapsed,
+        errors_logged=len(errors),
     )
+    if errors:  # why it lost what it lost: it acknowledged the messages on receipt, then a write failed
+        result["first_error"] = errors[0]
+        say(f"comparator: Node-RED logged {len(errors):,} errors; the first: {errors[0]}")
+    return result
+
+
+def logged_errors(log_path: Path) -> list[str]:
+    """The ``[error]`` lines of Node-RED's log (its nodes report failed writes there), without timestamps."""
+    try:
+        text = log_path.read_text(errors="replace")
+    except OSError:
+        return []
+    return [line.split(" - ", 1)[-1][:300] for line in text.splitlines() if "[error]" in line]

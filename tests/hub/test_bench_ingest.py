@@ -7,6 +7,7 @@ import json
 import math
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -154,6 +155,7 @@ def test_node_red_comparator_drains_into_the_same_influxd(capsys: pytest.Capture
     assert "skipped" not in red, red
     assert red["messages"] == 500 and red["points"] == 1_000
     assert red["stored_points"] == 1_000 and red["lost"] == 0 and red["msgs_per_s"] > 0
+    assert red["errors_logged"] == 0 and "first_error" not in red
     assert result["drain"]["stored_points"] == 4_000  # the hub's own database is not touched by it
     print_table(result)
     assert "comparator drain msgs/s (Node-RED, 500 msgs)" in capsys.readouterr().out
@@ -169,3 +171,20 @@ def test_bad_options_are_refused_before_any_server_starts(capsys: pytest.Capture
     args = _args("--metrics", "0", "--store", "embedded")
     assert args.func(args) == 2
     assert "--metrics must be 1..128" in capsys.readouterr().err
+
+
+def test_node_red_errors_are_read_from_its_log(tmp_path: Path) -> None:
+    from hub.bench_nodered import logged_errors
+
+    log = tmp_path / "node.log"
+    log.write_text(
+        "30 Nov 20:22:46 - [info] Started flows\n"
+        "30 Nov 20:23:01 - [error] [influxdb batch:write] Error: ESOCKETTIMEDOUT\n"
+        "30 Nov 20:23:02 - [warn] something else\n"
+        "30 Nov 20:23:03 - [error] [influxdb batch:write] Error: ECONNRESET\n"
+    )
+    assert logged_errors(log) == [
+        "[error] [influxdb batch:write] Error: ESOCKETTIMEDOUT",
+        "[error] [influxdb batch:write] Error: ECONNRESET",
+    ]
+    assert logged_errors(tmp_path / "missing.log") == []
