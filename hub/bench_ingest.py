@@ -122,9 +122,9 @@ class AckTimingStore:
             device=device, metric=metric, start_ms=start_ms, end_ms=end_ms, every_s=every_s, measurement=measurement
         )
 
-    def count(self, measurement: str, *, device: str | None = None) -> int:
+    def count(self, measurement: str, *, device: str | None = None, site: str | None = None) -> int:
         """Delegate."""
-        return self.inner.count(measurement, device=device)
+        return self.inner.count(measurement, device=device, site=site)
 
     def close(self) -> None:
         """Delegate."""
@@ -135,10 +135,11 @@ class AckTimingStore:
 
 
 def stored_points(servers: Servers, store: SeriesStore, site: str) -> int:
-    """Points of this phase in the store (each phase has its own db / data dir / site)."""
+    """Points of this phase in the store: its own site (each phase also has its own db / bucket / data
+    dir, unless ``--bucket`` names one bucket for all of them)."""
     if servers.store == "influxdb-v2" and servers.vm_url is not None and servers.store_url == servers.vm_url:
         return vm_count(servers.vm_url, site, f"{MEASUREMENT}_m0")  # VictoriaMetrics answers no InfluxQL
-    return store.count(MEASUREMENT)
+    return store.count(MEASUREMENT, site=site)
 
 
 def _open_probe(settings: Any, *, track_lag: bool) -> AckTimingStore:
@@ -384,7 +385,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--influx-url", default=None, help="use this InfluxDB instead of starting a server")
     parser.add_argument("--token", default=None, help="API token for --influx-url with influxdb-v2")
     parser.add_argument("--org", default=None, help="organisation for --influx-url with influxdb-v2")
-    parser.add_argument("--bucket", default=None, help="bucket for --influx-url with influxdb-v2 (default bench_PHASE)")
+    parser.add_argument(
+        "--bucket",
+        default=None,
+        help="bucket for --influx-url with influxdb-v2 (default bench_PHASE; each phase is counted by its own "
+        "site tag, so one bucket for all of them counts right too)",
+    )
     parser.add_argument(
         "--qos", type=int, choices=(0, 1), default=1, help="MQTT QoS of the devices (default %(default)s)"
     )

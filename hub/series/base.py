@@ -78,8 +78,9 @@ class SeriesStore(Protocol):
         """Mean of ``metric`` for ``device`` per ``every_s`` bucket in [start, end)."""
         ...
 
-    def count(self, measurement: str, *, device: str | None = None) -> int:
-        """How many points of ``measurement`` are stored (tests and benches count with this)."""
+    def count(self, measurement: str, *, device: str | None = None, site: str | None = None) -> int:
+        """How many points of ``measurement`` are stored, optionally of one device and/or one site
+        (tests and benches count with this)."""
         ...
 
     def close(self) -> None:

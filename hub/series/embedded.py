@@ -189,7 +189,7 @@ class EmbeddedStore:
             rows = self._reader.execute(sql, params).fetchall()
         return [SeriesRow(int(ts), None if value is None else float(value)) for ts, value in rows]
 
-    def count(self, measurement: str, *, device: str | None = None) -> int:
+    def count(self, measurement: str, *, device: str | None = None, site: str | None = None) -> int:
         """Distinct (device, timestamp) points stored for ``measurement``."""
         sql = (
             "SELECT count(*) FROM (SELECT DISTINCT k.device, s.ts FROM sample s JOIN series_key k ON k.id = s.key"
@@ -199,6 +199,9 @@ class EmbeddedStore:
         if device is not None:
             sql += " AND k.device = ?"
             params.append(device)
+        if site is not None:
+            sql += " AND k.site = ?"
+            params.append(site)
         with self._read_lock:
             return int(self._reader.execute(sql + ")", params).fetchone()[0])
 

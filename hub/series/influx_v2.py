@@ -83,9 +83,9 @@ class InfluxV2Store:
             device=device, metric=metric, start_ms=start_ms, end_ms=end_ms, every_s=every_s, measurement=measurement
         )
 
-    def count(self, measurement: str, *, device: str | None = None) -> int:
+    def count(self, measurement: str, *, device: str | None = None, site: str | None = None) -> int:
         """Points of ``measurement`` via ``SELECT count(*)`` on ``/query``."""
-        return self._reader.count(measurement, device=device)
+        return self._reader.count(measurement, device=device, site=site)
 
     def close(self) -> None:
         """Close the client and the query connection pool."""

@@ -61,11 +61,12 @@ def mean_query(
     )
 
 
-def count_query(measurement: str, device: str | None, rp: str | None) -> str:
-    """``SELECT count(*)`` over all time for a measurement (optionally one device)."""
+def count_query(measurement: str, device: str | None, rp: str | None, site: str | None = None) -> str:
+    """``SELECT count(*)`` over all time for a measurement (optionally one device, one site)."""
     query = f"SELECT count(*) FROM {source(measurement, rp)}"
-    if device is not None:
-        query += f" WHERE {quote_ident('device')} = {quote_string(device)}"
+    tags = [(name, value) for name, value in (("device", device), ("site", site)) if value is not None]
+    if tags:
+        query += " WHERE " + " AND ".join(f"{quote_ident(name)} = {quote_string(value)}" for name, value in tags)
     return query
 
 
@@ -180,6 +181,6 @@ class InfluxQLReader:
         )
         return mean_rows(self.run(q))
 
-    def count(self, measurement: str, *, device: str | None = None) -> int:
-        """Points stored for ``measurement`` (optionally one device)."""
-        return count_value(self.run(count_query(measurement, device, self.rp)))
+    def count(self, measurement: str, *, device: str | None = None, site: str | None = None) -> int:
+        """Points stored for ``measurement`` (optionally one device, one site)."""
+        return count_value(self.run(count_query(measurement, device, self.rp, site)))

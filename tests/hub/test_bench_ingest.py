@@ -44,7 +44,7 @@ class _ListStore:
     def query(self, **_kw: object) -> list[SeriesRow]:
         return []
 
-    def count(self, measurement: str, *, device: str | None = None) -> int:
+    def count(self, measurement: str, *, device: str | None = None, site: str | None = None) -> int:
         return sum(1 for line in self.lines if line.startswith(measurement + ","))
 
     def close(self) -> None:

@@ -45,7 +45,7 @@ class ScriptedStore:
         """Not used by the writer."""
         return []
 
-    def count(self, measurement: str, *, device: str | None = None) -> int:
+    def count(self, measurement: str, *, device: str | None = None, site: str | None = None) -> int:
         """Lines stored."""
         with self.lock:
             return len(self.lines)

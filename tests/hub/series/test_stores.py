@@ -54,6 +54,18 @@ def test_count_separates_devices_and_measurements(store: SeriesStore) -> None:
     assert store.query(device="cam-1", metric="temp", start_ms=T0, end_ms=T0 + 60_000, every_s=60) == rows
 
 
+def test_count_by_site_keeps_phases_apart_in_one_database(store: SeriesStore) -> None:
+    """The bench counts each phase by its site (one bucket may hold them all with --bucket)."""
+    other = [SeriesPoint("sensor", {"site": "s2", "device": "dev-c"}, {"temp": 1.0}, T0 + i) for i in range(4)]
+    store.write(points("dev-a", 5) + points("dev-b", 2) + other)
+    assert store.count("sensor") == 11
+    assert store.count("sensor", site="s1") == 7
+    assert store.count("sensor", site="s2") == 4
+    assert store.count("sensor", site="s2", device="dev-a") == 0
+    assert store.count("sensor", site="s1", device="dev-b") == 2
+    assert store.count("sensor", site="it's") == 0
+
+
 def test_hostile_names_are_quoted_not_interpolated(store: SeriesStore) -> None:
     device = "o'neil x\" OR 1=1 --"
     tags = {"site": "s,1 =x", "device": device}
