@@ -18,11 +18,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from hub.benchutil import Servers, say
+from hub.series.base import SeriesStore
 
 #: Points the phase writes at most (the lines are built in memory before the clock starts).
 MAX_POINTS: Final = 1_000_000
-#: Seq and timestamp origin of the phase's lines (its own site keeps them apart from the hub's phases).
-_TS0: Final = 1_700_000_000_000
+#: Timestamp origin of the phase's lines (its own site keeps them apart from the hub's phases).
+TS0: Final = 1_700_000_000_000
 
 
 def ceiling_lines(measurement: str, site: str, *, messages: int, devices: int, points: int, metrics: int) -> list[str]:
@@ -34,7 +35,7 @@ def ceiling_lines(measurement: str, site: str, *, messages: int, devices: int, p
     prefixes = [series_prefix(measurement, {"site": site, "device": f"{site}-{d:05d}"}) for d in range(devices)]
     out: list[str] = []
     for n in range(messages):
-        msg = expected_telemetry(n // devices, _TS0 + 10 * n, points, metrics)
+        msg = expected_telemetry(n // devices, TS0 + 10 * n, points, metrics)
         prefix = prefixes[n % devices]
         for p in msg.points:
             fields = float_fields(p.metrics)
@@ -88,7 +89,7 @@ def write_timed(
 
 def run_ceiling(
     servers: Servers,
-    store: Any,
+    store: SeriesStore,
     *,
     measurement: str,
     messages: int,

@@ -614,7 +614,7 @@ def print_table(result: dict[str, Any]) -> None:
     """The human-readable summary."""
     print(
         f"gridsentinel bench ingest: store {result['store']} ({result['store_server']}), QoS {result['qos']}, "
-        f"{result['batch']} point(s)/message of {result.get('metrics', 4)} metric(s), plug-ins {result['plugins']}"
+        f"{result['batch']} point(s)/message of {result['metrics']} metric(s), plug-ins {result['plugins']}"
     )
     rows = [("measure", "target", "measured", "met"), *table_rows(result)]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]

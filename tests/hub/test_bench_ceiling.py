@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.bench_ceiling import _TS0, ceiling_lines, write_timed
+from hub.bench_ceiling import TS0, ceiling_lines, write_timed
 from hub.bench_ingest import ceiling_note
 from hub.db import init_schema, make_engine, session_factory, sqlite_url
 from hub.ingest import standalone_ingest
@@ -31,8 +31,8 @@ def test_lines_are_what_the_hub_writes_for_the_same_load(tmp_path: Path, points:
     template = TelemetryTemplate(points, metrics)
     devices, messages = 7, 40
     for n in range(messages):
-        payload = template.payload(n // devices, _TS0 + 10 * n)
-        assert ingest.handle(f"gs/v1/ceiling/ceiling-{n % devices:05d}/telemetry", payload, _TS0 + 10 * n)
+        payload = template.payload(n // devices, TS0 + 10 * n)
+        assert ingest.handle(f"gs/v1/ceiling/ceiling-{n % devices:05d}/telemetry", payload, TS0 + 10 * n)
     expected = ceiling_lines("unknown", "ceiling", messages=messages, devices=devices, points=points, metrics=metrics)
     assert all(isinstance(item, str) for item in submitted)  # the hub encoded them itself (all floats)
     assert submitted == expected
