@@ -27,20 +27,21 @@ TS0: Final = 1_700_000_000_000
 
 
 def ceiling_lines(measurement: str, site: str, *, messages: int, devices: int, points: int, metrics: int) -> list[str]:
-    """The lines the hub writes for ``messages`` loadgen messages of ``points`` x ``metrics`` from
-    ``devices`` devices (``site``-00000 ...), message ``n`` from device ``n % devices``."""
-    from hub.series.lineproto import float_fields, series_prefix
+    """The lines the hub writes (``hub.ingest.telemetry_lines``) for ``messages`` loadgen messages of
+    ``points`` x ``metrics`` from ``devices`` devices (``site``-00000 ...), message ``n`` from device
+    ``n % devices``."""
+    from hub.ingest import telemetry_lines
+    from hub.series.lineproto import series_prefix
     from simulators.loadgen import expected_telemetry
 
-    prefixes = [series_prefix(measurement, {"site": site, "device": f"{site}-{d:05d}"}) for d in range(devices)]
+    keys = [(measurement, {"site": site, "device": f"{site}-{d:05d}"}) for d in range(devices)]
+    prefixes = [series_prefix(*key) for key in keys]
     out: list[str] = []
     for n in range(messages):
         msg = expected_telemetry(n // devices, TS0 + 10 * n, points, metrics)
-        prefix = prefixes[n % devices]
-        for p in msg.points:
-            fields = float_fields(p.metrics)
-            assert fields is not None  # loadgen values are finite floats
-            out.append(f"{prefix} {fields} {p.ts}")
+        for line in telemetry_lines(keys[n % devices], prefixes[n % devices], msg):
+            assert isinstance(line, str)  # loadgen values are finite floats: always lines
+            out.append(line)
     return out
 
 

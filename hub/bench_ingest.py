@@ -282,17 +282,16 @@ def run_store_ceiling(args: argparse.Namespace, servers: Servers, workdir: Path)
     from hub.bench_ceiling import run_ceiling
 
     settings = _hub_settings(args, servers, "ceiling", workdir)
-    spec = _load_spec(args, servers.mqtt_url, site="ceiling", messages=args.messages, rate=0.0, devices=args.devices)
     probe = _open_probe(settings, track_lag=False)
     try:
         return run_ceiling(
             servers,
             probe.inner,
             measurement=MEASUREMENT,
-            messages=spec.messages,
-            devices=spec.devices,
-            points=spec.points,
-            metrics=spec.metrics,
+            messages=args.messages,
+            devices=args.devices,
+            points=args.batch,
+            metrics=args.metrics,
             batch=settings.series_settings().batch_points,
             count=lambda: stored_points(servers, probe, "ceiling"),
         )

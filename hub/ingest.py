@@ -74,6 +74,17 @@ _TELEMETRY: Final = Channel.TELEMETRY  # an enum member read through its class c
 TOPIC_CACHE_SIZE = 65_536
 
 
+def telemetry_lines(key: tuple[str, Mapping[str, str]], prefix: str, msg: Telemetry) -> list[SeriesPoint | str]:
+    """A message's points as lines (``prefix`` is ``series_prefix(*key)``) where every value is a finite
+    float (what devices send), else as points for the writer to encode (ints, bools, strings follow its
+    rules). Timestamps need no check: the wire contract keeps them far inside line protocol's 64-bit range."""
+    out: list[SeriesPoint | str] = []
+    for p in msg.points:
+        text = float_fields(p.metrics)
+        out.append(f"{prefix} {text} {p.ts}" if text is not None else SeriesPoint(key[0], key[1], p.metrics, p.ts))
+    return out
+
+
 def ingest_filters(root: str, share_group: str | None) -> list[str]:
     """The topic filters the hub subscribes to (status is never shared, see the module doc)."""
     out = []
@@ -201,7 +212,7 @@ class Ingest:
         key = rec.series_key()
         points: list[SeriesPoint | str]
         if self.encode_lines and (prefix := self._line_prefix(rec.id, key)) is not None:
-            points = self._lines(key, prefix, msg)
+            points = telemetry_lines(key, prefix, msg)
         else:
             measurement, tags = key
             points = [SeriesPoint(measurement, tags, p.metrics, p.ts) for p in msg.points]
@@ -230,17 +241,6 @@ class Ingest:
             self._prefixes.clear()
         self._prefixes[device_id] = (key, prefix)
         return prefix
-
-    @staticmethod
-    def _lines(key: tuple[str, Mapping[str, str]], prefix: str, msg: Telemetry) -> list[SeriesPoint | str]:
-        """A message's points as lines where every value is a finite float (what devices send), else as
-        points for the writer to encode (ints, bools, strings follow its rules). Timestamps need no
-        check: the wire contract keeps them far inside line protocol's 64-bit range."""
-        out: list[SeriesPoint | str] = []
-        for p in msg.points:
-            text = float_fields(p.metrics)
-            out.append(f"{prefix} {text} {p.ts}" if text is not None else SeriesPoint(key[0], key[1], p.metrics, p.ts))
-        return out
 
     def _call_sinks(self, method: str, *args: Any) -> None:
         calls = self._sink_calls.get(method)

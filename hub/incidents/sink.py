@@ -52,7 +52,6 @@ class CandidateFailed(Exception):
             f"incident candidate {cand.action} {cand.rule_id}/{cand.subject} failed ({describe(cause)}); "
             f"failure {failures} of {SET_ASIDE_AFTER} before it is set aside"
         )
-        self.failures = failures
 
 
 class IncidentSink:
