@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from edge import wire
 from edge.drivers import DriverConfigBase, UnknownDriverError, get_driver_spec
 from edge.rules import ThresholdRule
+from edge.vocabulary import EVENT_TYPES, require_known
 
 REDACTED = "***"
 #: Passwords that are never real (provisioning issues random ones): refused, case-insensitively.
@@ -158,6 +159,11 @@ class RuleConfig(_Section):
     clear_for_s: float = Field(default=0.0, ge=0, description="Clear condition must hold this long before clearing.")
     severity: wire.Severity = Field(default=wire.Severity.MINOR, description="Severity of the raised event.")
     message: str | None = Field(default=None, max_length=256, description="Text carried by the event.")
+    declared: bool = Field(
+        default=False,
+        description="The type is your own, not the vocabulary's (edge/vocabulary.py): the hub needs a rule "
+        "that declares it too. Without this, a type the vocabulary does not know is refused.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> RuleConfig:
@@ -167,6 +173,8 @@ class RuleConfig(_Section):
             raise ValueError("clear_below must be <= above")
         if self.below is not None and self.clear_above is not None and self.clear_above < self.below:
             raise ValueError("clear_above must be >= below")
+        if not self.declared:
+            require_known("event type", self.type, EVENT_TYPES)
         return self
 
     def to_rule(self) -> ThresholdRule:

@@ -50,6 +50,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from edge.vocabulary import CATEGORIES, FORCE_NAMES, ForceKind
 from edge.wire import check_id, is_valid_grid
 from simulators.signals import mix
 
@@ -69,14 +70,19 @@ DEFAULT_MIX: Final[dict[str, float]] = {
 }
 SENSOR_PROFILES: Final = ("env", "smoke", "water", "manhole", "charger", "hydrant", "bin", "gas")
 CAMERA_SCENES: Final = ("busy", "static")
-#: force key -> (name, categories it owns)
+#: force key -> its kind in the vocabulary
+FORCE_KEYS: Final[dict[str, ForceKind]] = {
+    "fire": ForceKind.FIRE,
+    "police": ForceKind.POLICE,
+    "urban_management": ForceKind.URBAN_MANAGEMENT,
+    "property": ForceKind.PROPERTY,
+    "service_it": ForceKind.IT,
+    "maintenance": ForceKind.MAINTENANCE,
+}
+#: force key -> (name, categories it owns): the owners come from the vocabulary, never typed here
 FORCES: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
-    "fire": ("Fire Brigade", ("fire_safety",)),
-    "police": ("Community Police", ("public_security",)),
-    "urban_management": ("Urban Management", ("environment", "sanitation")),
-    "property": ("Property Management", ("facilities",)),
-    "service_it": ("Service Centre IT", ("kiosk",)),
-    "maintenance": ("Device Maintenance", ("device_fault",)),
+    key: (FORCE_NAMES[kind][0], tuple(c.value for c, info in CATEGORIES.items() if info.owner is kind))
+    for key, kind in FORCE_KEYS.items()
 }
 ROLES: Final = ("grid_worker", "force_member", "supervisor", "operator")
 _SURNAMES: Final = ("Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Zhao", "Huang", "Zhou", "Wu", "Xu", "Sun")

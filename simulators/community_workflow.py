@@ -11,12 +11,9 @@ defaults.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
-from simulators.community import Community
-
-#: force key -> the ``kind`` the case workflow knows it by
-FORCE_KINDS: Final = {"service_it": "it", "maintenance": "maintenance"}
+from simulators.community import FORCE_KEYS, Community
 
 
 def to_workflow(community: Community) -> dict[str, Any]:
@@ -52,7 +49,7 @@ def to_workflow(community: Community) -> dict[str, Any]:
     return {
         "city": dict(info.get("city") or {"code": f"{code[:4]}00", "name": "Demo City"}),
         "grids": areas,
-        "forces": [{"id": f.key, "name": f.name, "kind": FORCE_KINDS.get(f.key, f.key)} for f in community.forces],
+        "forces": [{"id": f.key, "name": f.name, "kind": FORCE_KEYS[f.key].value} for f in community.forces],
         "people": people,
         "routing": {cat: f.key for f in community.forces for cat in f.categories},
     }

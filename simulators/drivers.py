@@ -101,7 +101,7 @@ class SimSensorDriver:
         self.config = config
         self.profile: Profile = PROFILES[config.profile]
         self._models = {m.name: m for m in self.profile.metrics}
-        self._alarms = {a.type: a for a in self.profile.alarms}
+        self._alarms: dict[str, AlarmModel] = {a.type: a for a in self.profile.alarms}
         for fault in config.faults:
             self._metric(fault.metric)
         self._lock = threading.Lock()

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from edge.vocabulary import EventType
 from edge.wire import Severity
 from simulators.signals import (
     BatteryDrain,
@@ -48,7 +49,7 @@ class MetricModel:
 class AlarmModel:
     """A local alarm on one metric: raised at ``above`` (or ``below``), cleared past ``clear``."""
 
-    type: str
+    type: EventType
     metric: str
     severity: Severity
     forced: float
@@ -129,9 +130,9 @@ PROFILES: Final[dict[str, Profile]] = {
             RSSI,
         ),
         (
-            AlarmModel("air_quality", "pm25", Severity.MAJOR, forced=220.0, clear=100.0, above=150.0),
-            AlarmModel("co2_high", "co2_ppm", Severity.MINOR, forced=2600.0, clear=1500.0, above=2000.0),
-            AlarmModel("noise", "noise_db", Severity.MINOR, forced=92.0, clear=75.0, above=85.0),
+            AlarmModel(EventType.AIR_QUALITY, "pm25", Severity.MAJOR, forced=220.0, clear=100.0, above=150.0),
+            AlarmModel(EventType.CO2_HIGH, "co2_ppm", Severity.MINOR, forced=2600.0, clear=1500.0, above=2000.0),
+            AlarmModel(EventType.NOISE, "noise_db", Severity.MINOR, forced=92.0, clear=75.0, above=85.0),
         ),
     ),
     "smoke": Profile(
@@ -144,9 +145,9 @@ PROFILES: Final[dict[str, Profile]] = {
             RSSI,
         ),
         (
-            AlarmModel("smoke", "smoke_obscuration", Severity.CRITICAL, forced=8.0, clear=1.0, above=3.0),
-            AlarmModel("heat", "temp_c", Severity.CRITICAL, forced=68.0, clear=50.0, above=57.0),
-            AlarmModel("battery_low", "battery_pct", Severity.MINOR, forced=9.0, clear=20.0, below=15.0),
+            AlarmModel(EventType.SMOKE, "smoke_obscuration", Severity.CRITICAL, forced=8.0, clear=1.0, above=3.0),
+            AlarmModel(EventType.HEAT, "temp_c", Severity.CRITICAL, forced=68.0, clear=50.0, above=57.0),
+            AlarmModel(EventType.BATTERY_LOW, "battery_pct", Severity.MINOR, forced=9.0, clear=20.0, below=15.0),
         ),
     ),
     "water": Profile(
@@ -158,8 +159,8 @@ PROFILES: Final[dict[str, Profile]] = {
             RSSI,
         ),
         (
-            AlarmModel("water_leak", "leak", Severity.MAJOR, forced=1.0, clear=0.5, above=1.0),
-            AlarmModel("battery_low", "battery_pct", Severity.MINOR, forced=9.0, clear=20.0, below=15.0),
+            AlarmModel(EventType.WATER_LEAK, "leak", Severity.MAJOR, forced=1.0, clear=0.5, above=1.0),
+            AlarmModel(EventType.BATTERY_LOW, "battery_pct", Severity.MINOR, forced=9.0, clear=20.0, below=15.0),
         ),
     ),
     "manhole": Profile(
@@ -171,8 +172,8 @@ PROFILES: Final[dict[str, Profile]] = {
             RSSI,
         ),
         (
-            AlarmModel("manhole_tilt", "tilt_deg", Severity.MAJOR, forced=32.0, clear=8.0, above=15.0),
-            AlarmModel("battery_low", "battery_pct", Severity.MINOR, forced=9.0, clear=20.0, below=15.0),
+            AlarmModel(EventType.MANHOLE_TILT, "tilt_deg", Severity.MAJOR, forced=32.0, clear=8.0, above=15.0),
+            AlarmModel(EventType.BATTERY_LOW, "battery_pct", Severity.MINOR, forced=9.0, clear=20.0, below=15.0),
         ),
     ),
     "charger": Profile(
@@ -184,8 +185,8 @@ PROFILES: Final[dict[str, Profile]] = {
             RSSI,
         ),
         (
-            AlarmModel("overcurrent", "current_a", Severity.MAJOR, forced=22.0, clear=12.0, above=16.0),
-            AlarmModel("charger_overheat", "temp_c", Severity.CRITICAL, forced=85.0, clear=60.0, above=70.0),
+            AlarmModel(EventType.OVERCURRENT, "current_a", Severity.MAJOR, forced=22.0, clear=12.0, above=16.0),
+            AlarmModel(EventType.CHARGER_OVERHEAT, "temp_c", Severity.CRITICAL, forced=85.0, clear=60.0, above=70.0),
         ),
     ),
     "hydrant": Profile(
@@ -197,20 +198,20 @@ PROFILES: Final[dict[str, Profile]] = {
             RSSI,
         ),
         (
-            AlarmModel("low_pressure", "pressure_kpa", Severity.MAJOR, forced=60.0, clear=200.0, below=150.0),
-            AlarmModel("battery_low", "battery_pct", Severity.MINOR, forced=9.0, clear=20.0, below=15.0),
+            AlarmModel(EventType.LOW_PRESSURE, "pressure_kpa", Severity.MAJOR, forced=60.0, clear=200.0, below=150.0),
+            AlarmModel(EventType.BATTERY_LOW, "battery_pct", Severity.MINOR, forced=9.0, clear=20.0, below=15.0),
         ),
     ),
     "bin": Profile(
         "bin",
         "waste bin fill level (emptied every morning)",
         (MetricModel("fill_pct", _fill, 0.0, 100.0, 0), RSSI),
-        (AlarmModel("bin_full", "fill_pct", Severity.MINOR, forced=97.0, clear=70.0, above=90.0),),
+        (AlarmModel(EventType.BIN_FULL, "fill_pct", Severity.MINOR, forced=97.0, clear=70.0, above=90.0),),
     ),
     "gas": Profile(
         "gas",
         "combustible gas detector (% of lower explosive limit)",
         (MetricModel("gas_lel_pct", _steady(0.5, 0.2), 0.0, 100.0), RSSI),
-        (AlarmModel("gas_leak", "gas_lel_pct", Severity.CRITICAL, forced=25.0, clear=5.0, above=10.0),),
+        (AlarmModel(EventType.GAS_LEAK, "gas_lel_pct", Severity.CRITICAL, forced=25.0, clear=5.0, above=10.0),),
     ),
 }

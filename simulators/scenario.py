@@ -14,7 +14,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from edge.vocabulary import CATEGORY_NAMES, EVENT_TYPES, require_known
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -40,6 +42,10 @@ def parse_seconds(value: Any) -> float:
 
 
 Seconds = Annotated[float, BeforeValidator(parse_seconds)]
+#: A category of the vocabulary (or '*'), an alarm of the vocabulary: a scenario naming another word
+#: is refused when it is loaded, as a rules or cases file would be.
+CategoryName = Annotated[str, AfterValidator(lambda v: require_known("category", v, {*CATEGORY_NAMES, "*"}))]
+EventTypeName = Annotated[str, AfterValidator(lambda v: require_known("event type", v, EVENT_TYPES))]
 
 
 class _Strict(BaseModel):
@@ -63,7 +69,7 @@ class CommunitySpec(_Strict):
 class SlaSpec(_Strict):
     """Short SLA limits for the scenario's case workflow (working time; the calendar is made 24/7)."""
 
-    category: str = Field(default="*", description="Category or '*'.")
+    category: CategoryName = Field(default="*", description="Category or '*'.")
     severity: str = Field(default="*", description="Severity or '*'.")
     dispatch: str | None = Field(default=None, description="Limit report -> dispatch, e.g. 0.5m.")
     accept: str | None = Field(default=None, description="Limit dispatch -> accept, e.g. 0.25m.")
@@ -74,7 +80,7 @@ class TriggerAction(_Strict):
     """Force an alarm condition on a simulated device (sim_sensor alarm type or sim_kiosk trigger)."""
 
     device: str = Field(description="Device id (the sim driver's handle).")
-    condition: str = Field(description="smoke, heat, water_leak, paper_out, printer_jam, ...")
+    condition: EventTypeName = Field(description="smoke, heat, water_leak, paper_out, printer_jam, ...")
     duration: Seconds | None = Field(default=None, description="How long; default until released.")
 
 
@@ -82,7 +88,7 @@ class ReleaseAction(_Strict):
     """End a forced condition (for kiosk paper: a refill)."""
 
     device: str = Field(description="Device id.")
-    condition: str = Field(description="The condition to release.")
+    condition: EventTypeName = Field(description="The condition to release.")
 
 
 class PartitionAction(_Strict):
@@ -147,7 +153,7 @@ class CaseAction(_Strict):
     """A simulated person acts on the oldest matching open case through the hub's case API."""
 
     action: CaseVerb = Field(description="What the person does.")
-    category: str | None = Field(default=None, description="Only cases of this category.")
+    category: CategoryName | None = Field(default=None, description="Only cases of this category.")
     grid: str | None = Field(default=None, description="Only cases in this grid (code or 3-digit sequence).")
     state: str | None = Field(default=None, description="Only cases in this state.")
     actor: str | None = Field(
@@ -238,14 +244,14 @@ class IncidentsExpect(Count):
     rule: str | None = Field(default=None, description="Rule id, e.g. smoke, device_offline.")
     device: str | None = Field(default=None, description="Device id.")
     grid: str | None = Field(default=None, description="Grid code or 3-digit sequence.")
-    category: str | None = Field(default=None, description="Category.")
+    category: CategoryName | None = Field(default=None, description="Category.")
     state: Literal["open", "closed"] | None = Field(default=None, description="open or closed.")
 
 
 class CasesExpect(Count):
     """Cases matching the filters (hub ``/api/v1/cases``)."""
 
-    category: str | None = Field(default=None, description="Category.")
+    category: CategoryName | None = Field(default=None, description="Category.")
     grid: str | None = Field(default=None, description="Grid code or 3-digit sequence.")
     state: str | None = Field(default=None, description="Case state, e.g. dispatched, handling, closed.")
     escalated: bool | None = Field(default=None, description="Escalated at least one level (or not).")

@@ -22,7 +22,8 @@ from pydantic import Field
 
 from edge.drivers import DriverConfigBase, DriverEvent, Sample, register_driver
 from edge.drivers.conditions import ConditionTracker, alarm, with_hysteresis
-from edge.wire import MetricValue, Severity
+from edge.vocabulary import EVENT_TYPES, EventType, event_types_of
+from edge.wire import DeviceKind, MetricValue, Severity
 from simulators.drivers import UnknownTriggerError, remember
 from simulators.signals import Diurnal, Drift, Noise, Spikes, Sum, local_hour, mix, uniform
 
@@ -34,7 +35,11 @@ HOURLY_PROFILE: Final = (
     0.4, 0.9, 1.0, 0.8, 0.5, 0.6, 0.9, 1.0,
     0.8, 0.5, 0.3, 0.2, 0.1, 0.0, 0.0, 0.0,
 )  # fmt: skip
-TRIGGERS: Final = ("paper_low", "paper_out", "printer_jam", "reader_fault", "app_crash", "door_open", "disk_full")
+#: Every alarm the vocabulary gives kiosks can be forced (memory_high and overheat come from the
+#: deployer's local rules on a real kiosk; here they are forced conditions like the rest).
+TRIGGERS: Final = tuple(event_types_of(DeviceKind.KIOSK))
+#: Triggers without a simulated cause: forced is all they are.
+_FORCED_ONLY: Final = frozenset({EventType.MEMORY_HIGH, EventType.OVERHEAT})
 
 
 class SimKioskConfig(DriverConfigBase):
@@ -219,19 +224,28 @@ class SimKioskDriver:
             }
             current: dict[str, DriverEvent] = {}
             if self._sheets == 0:
-                current["paper_out"] = alarm("paper_out", Severity.MAJOR, "printer is out of paper", 0.0)
+                current[EventType.PAPER_OUT] = alarm(
+                    EventType.PAPER_OUT, Severity.MAJOR, "printer is out of paper", 0.0
+                )
             if paper_pct < self.config.paper_low_pct:
-                current["paper_low"] = alarm("paper_low", Severity.MINOR, f"paper at {paper_pct:.0f}%", paper_pct)
+                current[EventType.PAPER_LOW] = alarm(
+                    EventType.PAPER_LOW, Severity.MINOR, f"paper at {paper_pct:.0f}%", paper_pct
+                )
             if jammed:
-                current["printer_jam"] = alarm("printer_jam", Severity.MAJOR, "printer jammed")
+                current[EventType.PRINTER_JAM] = alarm(EventType.PRINTER_JAM, Severity.MAJOR, "printer jammed")
             if reader_bad:
-                current["reader_fault"] = alarm("reader_fault", Severity.MAJOR, "card/ID reader not responding")
+                current[EventType.READER_FAULT] = alarm(
+                    EventType.READER_FAULT, Severity.MAJOR, "card/ID reader not responding"
+                )
             if not app_up:
-                current["app_crash"] = alarm("app_crash", Severity.MAJOR, "kiosk application crashed")
+                current[EventType.APP_CRASH] = alarm(EventType.APP_CRASH, Severity.MAJOR, "kiosk application crashed")
             if door_open:
-                current["door_open"] = alarm("door_open", Severity.CRITICAL, "service door opened")
+                current[EventType.DOOR_OPEN] = alarm(EventType.DOOR_OPEN, Severity.CRITICAL, "service door opened")
             if with_hysteresis(self._tracker, "disk_full", disk, above=95.0, clear_below=90.0):
-                current["disk_full"] = alarm("disk_full", Severity.MAJOR, f"disk at {disk:.0f}%", disk)
+                current[EventType.DISK_FULL] = alarm(EventType.DISK_FULL, Severity.MAJOR, f"disk at {disk:.0f}%", disk)
+            for name in _FORCED_ONLY:
+                if self._faulted(name, t_s):
+                    current[name] = alarm(name, EVENT_TYPES[name].severity, f"{name} (forced)")
             events = self._tracker.update(current)
         return Sample(metrics, events)
 

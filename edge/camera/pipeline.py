@@ -25,22 +25,19 @@ from edge.camera.tamper import SceneStats, TamperMonitor, scene_stats
 from edge.camera.tracking import Box, CentroidTracker
 from edge.camera.zones import HourWindow, Polygon, local_time
 from edge.drivers import DriverEvent
+from edge.vocabulary import EVENT_TYPES, EventType
 from edge.wire import EventState, MetricValue, Severity
 
 logger = logging.getLogger(__name__)
 
-CROWD, INTRUSION, LOITERING = "crowd_gathering", "intrusion", "loitering"
-COVERED, DEFOCUS, MOVED, STREAM_LOST = "tamper_covered", "tamper_defocus", "tamper_moved", "stream_lost"
+CROWD, INTRUSION, LOITERING = EventType.CROWD_GATHERING, EventType.INTRUSION, EventType.LOITERING
+COVERED, DEFOCUS, MOVED = EventType.TAMPER_COVERED, EventType.TAMPER_DEFOCUS, EventType.TAMPER_MOVED
+STREAM_LOST = EventType.STREAM_LOST
 #: Events whose raising carries a filtered snapshot as evidence.
 EVIDENCE_EVENTS = frozenset({CROWD, INTRUSION, LOITERING, MOVED})
-SEVERITY = {
-    CROWD: Severity.MAJOR,
-    INTRUSION: Severity.MAJOR,
-    LOITERING: Severity.MINOR,
-    COVERED: Severity.MAJOR,
-    DEFOCUS: Severity.MINOR,
-    MOVED: Severity.MAJOR,
-    STREAM_LOST: Severity.MAJOR,
+#: The severity each camera event is raised with: the vocabulary's.
+SEVERITY: dict[str, Severity] = {
+    t: EVENT_TYPES[t].severity for t in (CROWD, INTRUSION, LOITERING, COVERED, DEFOCUS, MOVED, STREAM_LOST)
 }
 #: A track counts as a person once the detector saw it this many times.
 CONFIRM_HITS = 2

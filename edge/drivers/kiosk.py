@@ -35,6 +35,7 @@ from pydantic import Field, model_validator
 
 from edge.drivers import DriverConfigBase, DriverError, DriverEvent, Sample, register_driver
 from edge.drivers.conditions import ConditionTracker, alarm, below_with_hysteresis
+from edge.vocabulary import EventType
 from edge.wire import METRIC_PATTERN, MetricValue, Severity
 
 logger = logging.getLogger(__name__)
@@ -286,19 +287,27 @@ class KioskDriver:
             below=cfg.paper_low_pct,
             clear_above=cfg.paper_low_pct + cfg.paper_clear_margin_pct,
         ):
-            current["paper_low"] = alarm("paper_low", Severity.MINOR, f"paper at {paper_pct:g}%", paper_pct)
+            current[EventType.PAPER_LOW] = alarm(
+                EventType.PAPER_LOW, Severity.MINOR, f"paper at {paper_pct:g}%", paper_pct
+            )
         if (paper_pct is not None and paper_pct <= 0) or printer_word == "paper_out" or (printer and printer.paper_out):
-            current["paper_out"] = alarm("paper_out", Severity.MAJOR, "printer is out of paper", paper_pct)
+            current[EventType.PAPER_OUT] = alarm(
+                EventType.PAPER_OUT, Severity.MAJOR, "printer is out of paper", paper_pct
+            )
         if printer_word == "jam" or _truthy(state.get("printer_jam")) or (printer and printer.jammed):
             reason = "; ".join(printer.reasons) if printer and printer.jammed else "printer reports a jam"
-            current["printer_jam"] = alarm("printer_jam", Severity.MAJOR, reason)
+            current[EventType.PRINTER_JAM] = alarm(EventType.PRINTER_JAM, Severity.MAJOR, reason)
         reader = state.get("reader")
         if (reader is not None and str(reader).lower() != "ok") or _truthy(state.get("reader_fault")):
-            current["reader_fault"] = alarm("reader_fault", Severity.MAJOR, f"card/ID reader: {reader or 'fault'}")
+            current[EventType.READER_FAULT] = alarm(
+                EventType.READER_FAULT, Severity.MAJOR, f"card/ID reader: {reader or 'fault'}"
+            )
         if app_down or str(state.get("app", "")).lower() == "crashed" or _truthy(state.get("app_crash")):
-            current["app_crash"] = alarm("app_crash", Severity.MAJOR, app_down or "kiosk application crashed")
+            current[EventType.APP_CRASH] = alarm(
+                EventType.APP_CRASH, Severity.MAJOR, app_down or "kiosk application crashed"
+            )
         if str(state.get("door", "")).lower() == "open" or _truthy(state.get("door_open")):
-            current["door_open"] = alarm("door_open", Severity.CRITICAL, "service door opened")
+            current[EventType.DOOR_OPEN] = alarm(EventType.DOOR_OPEN, Severity.CRITICAL, "service door opened")
         if not metrics and not current and not self._tracker.active:
             raise DriverError("no kiosk data yet: the status source reported nothing and no printer is visible")
         return Sample(metrics, self._tracker.update(current))

@@ -19,6 +19,7 @@ from pydantic import Field
 
 from edge.drivers import DriverConfigBase, DriverError, DriverEvent, Sample, register_driver
 from edge.drivers.conditions import ConditionTracker, alarm, with_hysteresis
+from edge.vocabulary import EventType
 from edge.wire import MetricValue, Severity
 
 logger = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ class SystemDriver:
         clear_below = self.config.disk_full_pct - self.config.disk_clear_margin_pct
         if with_hysteresis(self._tracker, "disk_full", disk, above=self.config.disk_full_pct, clear_below=clear_below):
             message = f"{self.config.disk_path} is {disk:.1f}% full"
-            current["disk_full"] = alarm("disk_full", Severity.MAJOR, message, disk)
+            current[EventType.DISK_FULL] = alarm(EventType.DISK_FULL, Severity.MAJOR, message, disk)
         return Sample(metrics, self._tracker.update(current))
 
     def close(self) -> None:

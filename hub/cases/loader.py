@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from edge.vocabulary import CATEGORY_NAMES, FORCE_KINDS, require_known
 from hub.cases.calendar import CalendarError, WorkingCalendar
 from hub.cases.grid import Area, Force, GridError, GridModel, Person, Responsibility, Role
 from hub.cases.sla import SlaError, SlaPolicy
@@ -54,12 +55,22 @@ class ForceConfig(_Strict):
     name: str = Field(description="display name")
     kind: str = Field(description="fire, police, urban_management, judicial, safety, property, it, ...")
 
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        return require_known("force kind", value, FORCE_KINDS)
+
 
 class ResponsibilityConfig(_Strict):
     """Areas and categories a person answers for."""
 
     grids: list[str] = Field(min_length=1, description="area codes (a code covers its sub-areas)")
     categories: list[str] = Field(default_factory=lambda: ["*"], description="categories, '*' for all")
+
+    @field_validator("categories")
+    @classmethod
+    def _known_categories(cls, value: list[str]) -> list[str]:
+        return [require_known("category", c, {*CATEGORY_NAMES, "*"}) for c in value]
 
 
 class PersonConfig(_Strict):
@@ -115,6 +126,12 @@ class SlaRuleConfig(_Strict):
 
     category: str = Field("*", description="category or '*'")
     severity: str = Field("*", description="severity or '*'")
+
+    @field_validator("category")
+    @classmethod
+    def _known_category(cls, value: str) -> str:
+        return require_known("category", value, {*CATEGORY_NAMES, "*"})
+
     dispatch: str | None = Field(None, description="limit from report to dispatch")
     accept: str | None = Field(None, description="limit from dispatch to accept")
     handle: str | None = Field(None, description="limit from accept to feedback")
@@ -143,6 +160,14 @@ class WorkflowConfig(_Strict):
     forces: list[ForceConfig] = Field(default_factory=list)
     people: list[PersonConfig] = Field(default_factory=list)
     routing: dict[str, str] = Field(default_factory=dict, description="category → force id")
+
+    @field_validator("routing")
+    @classmethod
+    def _known_routed(cls, value: dict[str, str]) -> dict[str, str]:
+        for category in value:
+            require_known("category", category, CATEGORY_NAMES)
+        return value
+
     calendar: CalendarConfig = Field(default_factory=_default_calendar)
     sla: list[SlaRuleConfig] = Field(default_factory=list)
     webhooks: list[WebhookConfig] = Field(default_factory=list)

@@ -29,6 +29,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
+from edge.vocabulary import CATEGORIES, Category
 from hub.auth import TOKEN_PREFIX, bearer_token, get_tokens, principal_for
 from hub.cases.api import get_cases
 from hub.cases.errors import CaseServiceError
@@ -54,7 +55,6 @@ STATUS_NOTES: Final[dict[str, str]] = {
     "cancelled": "Cancelled.",
     "merged": "Merged into another request about the same problem.",
 }
-GENERAL: Final = "general"
 
 
 def _error(status: int, description: str) -> JSONResponse:
@@ -72,31 +72,25 @@ def _parse_iso(text: str) -> int:
 
 
 def services_of(svc: CaseService) -> list[dict[str, Any]]:
-    """One Open311 service per routed category, plus a general one."""
+    """One Open311 service per category residents may report (the vocabulary's), named in en and zh."""
     model = svc.directory.model()
-    out = [
-        {
-            "service_code": category,
-            "service_name": category.replace("_", " ").capitalize(),
-            "description": f"Handled by {model.forces[force].name}" if force in model.forces else "",
-            "metadata": False,
-            "type": "realtime",
-            "keywords": category.replace("_", ","),
-            "group": model.forces[force].kind if force in model.forces else "",
-        }
-        for category, force in sorted(model.routes.items())
-    ]
-    out.append(
-        {
-            "service_code": GENERAL,
-            "service_name": "General problem",
-            "description": "Anything else",
-            "metadata": False,
-            "type": "realtime",
-            "keywords": "",
-            "group": "community",
-        }
-    )
+    out = []
+    for category, info in CATEGORIES.items():
+        if not info.open311:
+            continue
+        force = model.forces.get(model.routes.get(category, ""))
+        out.append(
+            {
+                "service_code": category.value,
+                "service_name": info.en,
+                "service_name_zh": info.zh,
+                "description": f"Handled by {force.name}" if force else "Handled by the community service centre",
+                "metadata": False,
+                "type": "realtime",
+                "keywords": category.value.replace("_", ","),
+                "group": force.kind if force else "community",
+            }
+        )
     return out
 
 
@@ -108,7 +102,7 @@ def request_public(svc: CaseService, row: CaseRow, note: str | None = None) -> d
         "service_request_id": str(row.id),
         "status": "closed" if row.state in CLOSED_STATES else "open",
         "status_notes": note or STATUS_NOTES.get(row.state, row.state),
-        "service_name": "General problem" if row.category == GENERAL else row.category.replace("_", " ").capitalize(),
+        "service_name": CATEGORIES[Category(row.category)].en if row.category in CATEGORIES else row.category,
         "service_code": row.category,
         "description": row.description,
         "agency_responsible": force.name if force else "Community service centre",

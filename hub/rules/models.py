@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
+from edge.vocabulary import CATEGORY_NAMES, EVENT_TYPES, UnknownNameError, closest, require_known
 from edge.wire import ID_PATTERN, METRIC_PATTERN, DeviceKind, Severity
 
 Comparison: TypeAlias = Literal[">", ">=", "<", "<="]
@@ -72,6 +73,11 @@ class RuleBase(_Strict):
     flap_window_s: float = Field(
         default=300.0, ge=0, description="a re-raise this soon after a clear reopens the incident as a flap"
     )
+
+    @field_validator("category")
+    @classmethod
+    def _known_category(cls, value: str) -> str:
+        return require_known("category", value, CATEGORY_NAMES)
 
     @property
     def display_title(self) -> str:
@@ -141,12 +147,36 @@ class OfflineRule(RuleBase):
     after_s: float = Field(default=0.0, ge=0, description="how long the device must stay down")
 
 
+def check_event_types(event_types: tuple[str, ...], declares: tuple[str, ...]) -> None:
+    """Every event type is in the vocabulary or declared by the rule; a declared one must be new."""
+    for word in declares:
+        if word in EVENT_TYPES:
+            raise ValueError(f"declares {word!r}, which the vocabulary already defines: use it without declaring")
+    for word in event_types:
+        if word not in EVENT_TYPES and word not in declares:
+            near = closest(word, [*EVENT_TYPES, *declares])
+            raise UnknownNameError("event type", word, near)
+
+
+_DECLARES = Field(
+    default=(),
+    description="new event types this rule introduces (an operator's own device alarms); "
+    "every other event type must be one of the vocabulary's (edge.vocabulary.EventType)",
+)
+
+
 class EventRule(RuleBase):
     """Device events of these types open (``active``) and clear (``cleared``) incidents."""
 
     kind: Literal["event"] = "event"
     event_types: tuple[str, ...] = Field(min_length=1, description="device event types mapped by this rule")
+    declares: tuple[str, ...] = _DECLARES
     clear_on_event: bool = Field(default=True, description="a 'cleared' event clears the incident")
+
+    @model_validator(mode="after")
+    def _known_event_types(self) -> EventRule:
+        check_event_types(self.event_types, self.declares)
+        return self
 
 
 class DataLossRule(RuleBase):
@@ -163,6 +193,7 @@ class CompositeRule(RuleBase):
     op: Comparison | None = Field(default=None, description="comparison for metric")
     value: float | None = Field(default=None, description="limit for metric")
     event_types: tuple[str, ...] = Field(default=(), description="or: active events of these types count")
+    declares: tuple[str, ...] = _DECLARES
     min_devices: int = Field(ge=2, description="N: how many devices must agree")
     within_s: float = Field(gt=0, description="T: how recent each device's agreement must be")
 
@@ -171,6 +202,7 @@ class CompositeRule(RuleBase):
         has_metric = self.metric is not None and self.op is not None and self.value is not None
         if has_metric == bool(self.event_types):
             raise ValueError("give either metric+op+value or event_types")
+        check_event_types(self.event_types, self.declares)
         return self
 
 

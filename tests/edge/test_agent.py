@@ -66,7 +66,7 @@ def test_set_interval_and_reload_config(tmp_path: Path) -> None:
             "mqtt://127.0.0.1:1",
             tmp_path / "o.db",
             interval_s=7,
-            rules=[{"metric": "value", "type": "low", "below": 0}],
+            rules=[{"metric": "value", "type": "low", "below": 0, "declared": True}],
         )
         raw["drivers"].append({"type": "test_counter", "interval_s": 9})
         write_toml(path, raw)

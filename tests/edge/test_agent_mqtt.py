@@ -109,7 +109,7 @@ def test_outbox_full_evicts_telemetry_and_reports_gap(mosquitto: MosquittoServer
     probe = Probe(mosquitto.url, DEVICE_FILTER, client_id="probe-gap", persistent=True)
     mosquitto.stop()
     db = tmp_path / "o.db"
-    rule = {"metric": "value", "type": "low_value", "below": 5.0, "severity": "major"}
+    rule = {"metric": "value", "type": "low_value", "below": 5.0, "severity": "major", "declared": True}
     raw = agent_raw(
         mosquitto.url, db, interval_s=0.001, event_every=25, max_bytes=20_000, hist_after_s=0.5, rules=[rule]
     )

@@ -77,7 +77,7 @@ def test_case_api_signs_in_with_bearer_tokens(ctx: HubContext) -> None:
     assert (me["id"], me["roles"], me["evidence"]) == ("op1", ["operator"], True)
     assert client.get("/api/v1/me", headers=worker).json()["evidence"] is False
 
-    body = {"category": "sanitation", "title": "bins", "grid": "110105001001001"}
+    body = {"category": "environment_sanitation", "title": "bins", "grid": "110105001001001"}
     assert client.post("/api/v1/cases", json=body, headers=worker).status_code == 403  # roles still apply
     created = client.post("/api/v1/cases", json=body, headers=op)
     assert created.status_code == 201

@@ -27,7 +27,7 @@ from tests.servers import MosquittoServer, wait_until
 
 GRID_1, GRID_2 = "110105001001001", "110105001001002"
 COMMUNITY = "110105001001"
-ROUTES = {"fire_safety": "fire", "sanitation": "urban"}
+ROUTES = {"fire_safety": "fire", "environment_sanitation": "urban"}
 
 
 def person(pid: str, *roles: str, grids: tuple[str, ...] = (), force: str | None = None) -> Principal:
@@ -235,8 +235,12 @@ def test_roles_probed_through_the_api(role_hub: Hub) -> None:
         assert op.post(f"/api/v1/cases/{case_id}/dispatch", json={}).status_code == 200
         return case_id
 
-    a, b, c = new_case("sanitation", GRID_1), new_case("sanitation", GRID_2), new_case("fire_safety", GRID_2)
-    open311 = {"service_code": "sanitation", "lat": "39.91", "long": "116.435", "description": "bins"}
+    a, b, c = (
+        new_case("environment_sanitation", GRID_1),
+        new_case("environment_sanitation", GRID_2),
+        new_case("fire_safety", GRID_2),
+    )
+    open311 = {"service_code": "environment_sanitation", "lat": "39.91", "long": "116.435", "description": "bins"}
     mine = r1.post("/open311/v2/requests.json", data=open311 | {"api_key": r1.headers["Authorization"][7:]})
     anonymous_report = httpx.post(f"{op.base_url}/open311/v2/requests.json", data=open311 | {"api_key": "app-1"})
     assert mine.status_code == 201 and anonymous_report.status_code == 201

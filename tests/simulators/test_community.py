@@ -94,7 +94,7 @@ def test_workflow_export_loads_in_the_hub_case_model(tmp_path: Path) -> None:
     path = write_workflow(tmp_path / "cases.yaml", community)
     model = build_model(load_file(path))
     assert sorted(a.code for a in model.unit_grids()) == community.grid_codes()
-    assert model.routes["fire_safety"] == "fire" and model.routes["kiosk"] == "service_it"
+    assert model.routes["fire_safety"] == "fire" and model.routes["kiosk_service"] == "service_it"
     assert {p.id for p in community.people} == set(model.people)
     grid = community.grids[2]
     lon = (grid.polygon[0][0] + grid.polygon[1][0]) / 2

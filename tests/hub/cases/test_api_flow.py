@@ -171,7 +171,9 @@ def test_twenty_concurrent_closes_make_one_transition(live: CasesEnv) -> None:
 
 def test_idempotency_versions_roles_and_reasons(live: CasesEnv) -> None:
     op = live.client("op1")
-    created = op.post("/api/v1/cases", json={"category": "sanitation", "title": "overflowing bin", "grid": GRID_1})
+    created = op.post(
+        "/api/v1/cases", json={"category": "environment_sanitation", "title": "overflowing bin", "grid": GRID_1}
+    )
     assert created.status_code == 201
     case_id, etag = created.json()["id"], created.headers["ETag"]
     assert created.json()["state"] == "registered"
@@ -217,7 +219,9 @@ def test_directory_is_managed_through_the_api(live: CasesEnv) -> None:
     assert orphan.status_code == 422 and "parent" in orphan.json()["detail"]["message"]
     worker = {"name": "Worker Ma", "roles": ["grid_worker"], "responsibilities": [{"grids": ["110105001001004"]}]}
     assert admin.put("/api/v1/people/w4", json=worker).status_code == 200
-    case = op.post("/api/v1/cases", json={"category": "sanitation", "title": "x", "grid": "110105001001004"}).json()
+    case = op.post(
+        "/api/v1/cases", json={"category": "environment_sanitation", "title": "x", "grid": "110105001001004"}
+    ).json()
     assert op.post(f"/api/v1/cases/{case['id']}/dispatch").json()["assignees"] == ["u1", "w4"]
     assert admin.delete("/api/v1/forces/fire").status_code == 422  # still referenced
     bad = admin.post("/api/v1/grids/load", content="city: {code: '1', name: x}\npeople: [{id: a}]\n")

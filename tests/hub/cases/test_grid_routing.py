@@ -40,9 +40,9 @@ def test_polygon_lookup() -> None:
 def test_routing_owner_force_and_community_fallback() -> None:
     r = route(MODEL, "110105001001001", "fire_safety")
     assert (r.worker_id, r.force_id, r.force_member_id, r.fallback) == ("w1", "fire", "f1", False)
-    r = route(MODEL, "110105001001003", "sanitation")  # no grid worker: the community takes it
+    r = route(MODEL, "110105001001003", "environment_sanitation")  # no grid worker: the community takes it
     assert (r.worker_id, r.force_id, r.fallback) == ("cw", "urban", True)
-    r = route(MODEL, "110105001001002", "unknown_category")  # no force for it: community keeps it
+    r = route(MODEL, "110105001001002", "general")  # no force owns it: community keeps it
     assert (r.worker_id, r.force_id, r.fallback) == ("w2", None, True)
     with pytest.raises(RoutingError):
         route(MODEL, "110105001001009", "fire_safety")
@@ -52,7 +52,7 @@ def test_loader_names_the_key_path() -> None:
     base = EXAMPLE.read_text()
     with pytest.raises(ConfigError) as info:
         load_yaml(base.replace("roles: [resident]", "roles: [mayor]"))
-    assert info.value.path == "people.12.roles.0"
+    assert info.value.path == "people.13.roles.0"  # r1, after the maintenance technician
     with pytest.raises(ConfigError) as info:
         load_yaml(base + "\nextra_key: 1\n")
     assert info.value.path == "extra_key"

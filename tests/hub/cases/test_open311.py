@@ -32,14 +32,14 @@ def test_resident_files_and_follows_a_request(live: CasesEnv) -> None:
     base = f"{live.base_url}/open311/v2"
     services = get_json(f"{base}/services.json")
     codes = {s["service_code"] for s in services}
-    assert {"fire_safety", "sanitation", "general"} <= codes
+    assert {"fire_safety", "environment_sanitation", "general"} <= codes
     assert all(s["metadata"] is False and s["type"] == "realtime" for s in services)
 
     status, body = post_form(
         f"{base}/requests.json",
         {
             "api_key": "demo",
-            "service_code": "sanitation",
+            "service_code": "environment_sanitation",
             "lat": "39.91",
             "long": "116.445",
             "address_string": "Building 7, Yonganli",
@@ -51,7 +51,7 @@ def test_resident_files_and_follows_a_request(live: CasesEnv) -> None:
     request_id = body[0]["service_request_id"]
 
     [req] = get_json(f"{base}/requests/{request_id}.json")
-    assert req["status"] == "open" and req["service_code"] == "sanitation"
+    assert req["status"] == "open" and req["service_code"] == "environment_sanitation"
     assert req["address_id"] == "110105001001002"  # located by polygon
     assert req["long"] == 116.445 and req["agency_responsible"] == "Community service centre"
     requested = datetime.fromisoformat(req["requested_datetime"])
@@ -75,7 +75,7 @@ def test_resident_files_and_follows_a_request(live: CasesEnv) -> None:
     [req] = get_json(f"{base}/requests/{request_id}.json")
     assert req["status"] == "closed"
     assert "Cleared by the sanitation team." in req["status_notes"]
-    listed = get_json(f"{base}/requests.json?status=closed&service_code=sanitation")
+    listed = get_json(f"{base}/requests.json?status=closed&service_code=environment_sanitation")
     assert [r["service_request_id"] for r in listed] == [request_id]
     assert get_json(f"{base}/requests.json?status=open") == []
 

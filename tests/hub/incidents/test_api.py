@@ -152,6 +152,16 @@ def test_rules_crud_and_engine_reload(hub: tuple[TestClient, HubContext]) -> Non
     assert bad.status_code == 422 and bad.json()["detail"]["path"] == "body.scope.kinds[0]"
     typo = client.post("/api/v1/rules", json=body | {"id": "x3", "for": 3})
     assert typo.status_code == 422 and typo.json()["detail"]["path"] == "body.for"
+    # a word the vocabulary does not know is refused by name, with the closest known one
+    event = {"id": "x4", "kind": "event", "category": "public_security", "severity": "minor"}
+    misspelt = client.post("/api/v1/rules", json=event | {"event_types": ["tamper_defocused"]})
+    assert misspelt.status_code == 422
+    assert "'tamper_defocused'" in misspelt.text and "'tamper_defocus'" in misspelt.text
+    wrong_category = client.post("/api/v1/rules", json=body | {"id": "x5", "category": "kiosk"})
+    assert wrong_category.status_code == 422 and "'kiosk_service'" in wrong_category.text
+    own = event | {"id": "x6", "event_types": ["balcony_fire"], "declares": ["balcony_fire"]}
+    assert client.post("/api/v1/rules", json=own).status_code == 201  # declared: an operator's own alarm
+    assert client.delete("/api/v1/rules/x6").status_code == 204
 
     sink: IncidentSink = ctx.services["incident_sink"]
     assert "pm25_high" in sink.engine.rules

@@ -156,7 +156,9 @@ def test_duration_fires_on_tick_without_new_reading() -> None:
 def test_historical_data_never_raises() -> None:
     rules: list[Rule] = [
         threshold(for_s=0),
-        EventRule.model_validate({"id": "smoke", "event_types": ["smoke"], "category": "fire", "severity": "critical"}),
+        EventRule.model_validate(
+            {"id": "smoke", "event_types": ["smoke"], "category": "fire_safety", "severity": "critical"}
+        ),
     ]
     engine = RuleEngine(rules)
     for i in range(10):
@@ -171,7 +173,7 @@ def test_event_repeats_and_verified_clear() -> None:
         {
             "id": "smoke",
             "event_types": ["smoke"],
-            "category": "fire",
+            "category": "fire_safety",
             "severity": "critical",
             "clear_mode": "verify",
             "verify_s": 10,
@@ -207,7 +209,7 @@ def test_composite_n_of_m_in_one_grid() -> None:
             "event_types": ["smoke"],
             "min_devices": 3,
             "within_s": 60,
-            "category": "fire",
+            "category": "fire_safety",
             "severity": "critical",
         }
     )

@@ -236,7 +236,7 @@ def test_case_from_report_and_dispatch_to_close_through_the_ui(browser: Any, sit
     op.page.click("#new-case")
     form = op.page.locator("#new-case-form")
     form.locator('[name="title"]').fill("Overflowing bins at gate 2")
-    form.locator('[name="category"]').fill("sanitation")
+    form.locator('[name="category"]').fill("environment_sanitation")
     form.locator('[name="grid"]').select_option(grid2)
     form.locator('button[type="submit"]').click()
     op.page.locator("#new-case-dialog").wait_for(state="hidden", timeout=5000)
