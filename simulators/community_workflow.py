@@ -4,16 +4,37 @@ The hub's ``hub.cases.loader`` reads city, areas (district 6, street 9, communit
 and unit grid 15 digits), forces (id, name, kind), people (roles, force,
 responsibilities) and category routing. :func:`to_workflow` derives exactly that
 from a :class:`~simulators.community.Community`, so one seeded community drives
-both the simulated devices and the case flow. Calendar and SLA keep the loader's
-defaults.
+both the simulated devices and the case flow. Time limits: fire safety and every
+critical case run on an around-the-clock calendar, routine work keeps the loader's
+default limits on office hours.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from simulators.community import FORCE_KEYS, Community
+
+#: Named calendars of the case workflow: emergencies never wait for Monday.
+CALENDARS: Final[dict[str, dict[str, Any]]] = {
+    "always": {"around_the_clock": True},
+    "office": {"hours": [["09:00", "12:00"], ["13:30", "18:00"]], "weekend": [5, 6]},
+}
+#: SLA rules (most specific wins); categories and severities without one keep the
+#: loader's default limits on the default (office) calendar.
+SLA_RULES: Final[list[dict[str, str]]] = [
+    {"category": "fire_safety", "calendar": "always", "dispatch": "15m", "accept": "30m", "handle": "4h"},
+    {
+        "category": "fire_safety",
+        "severity": "critical",
+        "calendar": "always",
+        "dispatch": "5m",
+        "accept": "10m",
+        "handle": "2h",
+    },
+    {"category": "*", "severity": "critical", "calendar": "always", "dispatch": "1h", "accept": "2h", "handle": "2d"},
+]
 
 
 def to_workflow(community: Community) -> dict[str, Any]:
@@ -52,6 +73,9 @@ def to_workflow(community: Community) -> dict[str, Any]:
         "forces": [{"id": f.key, "name": f.name, "kind": FORCE_KEYS[f.key].value} for f in community.forces],
         "people": people,
         "routing": {cat: f.key for f in community.forces for cat in f.categories},
+        "default_calendar": "office",
+        "calendars": {name: dict(conf) for name, conf in CALENDARS.items()},
+        "sla": [dict(rule) for rule in SLA_RULES],
     }
 
 

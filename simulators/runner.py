@@ -215,7 +215,9 @@ class ScenarioRunner:
 
         doc = to_workflow(self.community)
         if self.scenario.sla:
-            doc["calendar"] = {"hours": [["00:00", "24:00"]], "weekend": []}
+            # a scenario's short limits all run on wall-clock time
+            doc["calendars"] = {"always": {"around_the_clock": True}}
+            doc["default_calendar"] = "always"
             doc["sla"] = [s.model_dump(exclude_none=True) for s in self.scenario.sla]
         (data_dir / "cases.yaml").write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
 

@@ -86,7 +86,12 @@ def test_cases_file_with_an_unknown_category_or_force_kind_is_refused_by_name() 
         load_yaml(base.replace("  kiosk_service: it\n", "  kiosk: it\n"))
     assert info.value.path == "routing" and "'kiosk'" in info.value.message and "'kiosk_service'" in info.value.message
     with pytest.raises(ConfigError, match="'fire_safety'"):
-        load_yaml(base.replace("{category: fire_safety, dispatch: 15m", "{category: fire, dispatch: 15m"))
+        load_yaml(
+            base.replace(
+                "{category: fire_safety, calendar: always, dispatch: 15m",
+                "{category: fire, calendar: always, dispatch: 15m",
+            )
+        )
     with pytest.raises(ConfigError, match="force kind 'firemen'"):
         load_yaml(base.replace("kind: fire}", "kind: firemen}"))
 

@@ -5,6 +5,8 @@ working instant is any ``t`` with ``start <= t <= end`` of a working period on a
 working day (both ends included, so a due time that lands exactly on 12:00 is
 inside working time). :meth:`WorkingCalendar.add` and :meth:`WorkingCalendar.between`
 are inverse: ``between(s, add(s, d)) == d`` and ``add(add(s, a), b) == add(s, a + b)``.
+An around-the-clock calendar (:meth:`WorkingCalendar.around_the_clock`: one period
+00:00-24:00, no weekend, no holidays) is wall-clock time: ``add(s, d) == s + d``.
 """
 
 from __future__ import annotations
@@ -50,6 +52,11 @@ class WorkingCalendar:
         if len(self.weekend) >= 7 and not self.makeup_days:
             raise CalendarError("every weekday is a weekend day")
         object.__setattr__(self, "_day_length", sum((e - s for s, e in self.periods), ZERO))
+
+    @classmethod
+    def around_the_clock(cls, utc_offset: timedelta = timedelta(hours=8)) -> WorkingCalendar:
+        """Every instant is working time: a working day is 24 h and working time is wall-clock time."""
+        return cls(periods=((ZERO, DAY),), weekend=frozenset(), utc_offset=utc_offset)
 
     @property
     def day_length(self) -> timedelta:

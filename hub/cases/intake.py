@@ -88,7 +88,7 @@ def create_case(
             breached=False,
             sla_level="green",
         )
-        enter_stage(row, svc.calendar, svc.policy, "dispatch", now)
+        enter_stage(row, svc.policy, "dispatch", now)
         s.add(row)
         s.flush()
         svc.append_event(s, row, actor, "report", "", data={"source": source}, now_ms=now)
@@ -96,7 +96,7 @@ def create_case(
             row.state = State.REGISTERED.value
             svc.append_event(s, row, actor, "register", State.REPORTED.value, now_ms=now)
         s.flush()
-        view = case_public(row, svc.calendar, now)
+        view = case_public(row, svc.policy, now)
     svc.publish("report", view)
     return view
 
@@ -168,7 +168,7 @@ def _attach(svc: CaseService, case_id: int, incident_ids: Sequence[Any], group_s
                     now_ms=svc.now_ms(),
                 )
                 s.flush()
-                view = case_public(row, svc.calendar, svc.now_ms())
+                view = case_public(row, svc.policy, svc.now_ms())
             svc.publish("attach", view)
             return
         except (StaleDataError, IntegrityError, OperationalError):

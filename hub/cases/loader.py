@@ -1,21 +1,26 @@
-"""YAML → grid model, working calendar and SLA policy (pydantic, extra=forbid).
+"""YAML → grid model, named working calendars and SLA policy (pydantic, extra=forbid).
 
 Errors are :class:`ConfigError` naming the key path, e.g. ``people.2.roles.0``.
+
+Calendars: ``calendars:`` names them (``always: {around_the_clock: true}``, ``office:
+{hours: ..., weekend: ..., holidays: ...}``); ``default_calendar`` (``office`` unless
+set) is the one for SLA rules that name none and for the built-in limits. The older
+one-calendar form, ``calendar: {...}``, still loads: it *is* the default calendar.
 """
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Final, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from edge.vocabulary import CATEGORY_NAMES, FORCE_KINDS, require_known
 from hub.cases.calendar import CalendarError, WorkingCalendar
 from hub.cases.grid import Area, Force, GridError, GridModel, Person, Responsibility, Role
-from hub.cases.sla import SlaError, SlaPolicy
+from hub.cases.sla import DEFAULT_CALENDAR, SlaError, SlaPolicy, UnknownCalendarError
 
 
 class ConfigError(ValueError):
@@ -83,9 +88,18 @@ class PersonConfig(_Strict):
     responsibilities: list[ResponsibilityConfig] = Field(default_factory=list, description="what they answer for")
 
 
-class CalendarConfig(_Strict):
-    """Working hours, weekend, holidays and make-up working days."""
+#: What a calendar name may look like (it is stored on each case and shown in its JSON).
+CalendarName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+#: Keys an around-the-clock calendar has no use for.
+_WORKING_KEYS: Final = frozenset({"hours", "weekend", "holidays", "makeup_days"})
 
+
+class CalendarConfig(_Strict):
+    """Working hours, weekend, holidays and make-up working days -- or around the clock."""
+
+    around_the_clock: bool = Field(
+        default=False, description="every instant counts (24 h days, no weekend or holidays): for emergencies"
+    )
     hours: list[tuple[str, str]] = Field(
         default_factory=lambda: [("09:00", "12:00"), ("13:30", "18:00")], description="working periods HH:MM"
     )
@@ -101,8 +115,18 @@ class CalendarConfig(_Strict):
             raise ValueError("weekdays are 0 (Monday) .. 6 (Sunday)")
         return value
 
+    @model_validator(mode="after")
+    def _around_the_clock_alone(self) -> Self:
+        clash = sorted(_WORKING_KEYS & self.model_fields_set)
+        if self.around_the_clock and clash:
+            raise ValueError(f"an around-the-clock calendar takes no {', '.join(clash)}")
+        return self
+
     def build(self) -> WorkingCalendar:
         """The :class:`WorkingCalendar` this config describes."""
+        offset = timedelta(hours=self.utc_offset_hours)
+        if self.around_the_clock:
+            return WorkingCalendar.around_the_clock(offset)
 
         def parse(text: str) -> timedelta:
             hours, _, minutes = text.partition(":")
@@ -113,12 +137,8 @@ class CalendarConfig(_Strict):
             weekend=frozenset(self.weekend),
             holidays=frozenset(self.holidays),
             makeup_days=frozenset(self.makeup_days),
-            utc_offset=timedelta(hours=self.utc_offset_hours),
+            utc_offset=offset,
         )
-
-
-def _default_calendar() -> CalendarConfig:
-    return CalendarConfig()
 
 
 class SlaRuleConfig(_Strict):
@@ -126,15 +146,15 @@ class SlaRuleConfig(_Strict):
 
     category: str = Field("*", description="category or '*'")
     severity: str = Field("*", description="severity or '*'")
+    calendar: str | None = Field(None, description="name of the calendar the limits run on; none = default_calendar")
+    dispatch: str | None = Field(None, description="limit from report to dispatch")
+    accept: str | None = Field(None, description="limit from dispatch to accept")
+    handle: str | None = Field(None, description="limit from accept to feedback")
 
     @field_validator("category")
     @classmethod
     def _known_category(cls, value: str) -> str:
         return require_known("category", value, {*CATEGORY_NAMES, "*"})
-
-    dispatch: str | None = Field(None, description="limit from report to dispatch")
-    accept: str | None = Field(None, description="limit from dispatch to accept")
-    handle: str | None = Field(None, description="limit from accept to feedback")
 
 
 class WebhookConfig(_Strict):
@@ -161,16 +181,24 @@ class WorkflowConfig(_Strict):
     people: list[PersonConfig] = Field(default_factory=list)
     routing: dict[str, str] = Field(default_factory=dict, description="category → force id")
 
+    calendar: CalendarConfig | None = Field(
+        None, description="the one-calendar form: the default calendar (same as calendars.<default_calendar>)"
+    )
+    calendars: dict[CalendarName, CalendarConfig] = Field(
+        default_factory=dict, description="named calendars SLA rules run on, e.g. always and office"
+    )
+    default_calendar: CalendarName = Field(
+        DEFAULT_CALENDAR, description="calendar of SLA rules that name none and of the built-in limits"
+    )
+    sla: list[SlaRuleConfig] = Field(default_factory=list)
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+
     @field_validator("routing")
     @classmethod
     def _known_routed(cls, value: dict[str, str]) -> dict[str, str]:
         for category in value:
             require_known("category", category, CATEGORY_NAMES)
         return value
-
-    calendar: CalendarConfig = Field(default_factory=_default_calendar)
-    sla: list[SlaRuleConfig] = Field(default_factory=list)
-    webhooks: list[WebhookConfig] = Field(default_factory=list)
 
 
 def build_model(cfg: WorkflowConfig) -> GridModel:
@@ -199,11 +227,42 @@ def build_model(cfg: WorkflowConfig) -> GridModel:
     return model
 
 
-def sla_policy(cfg: WorkflowConfig, calendar: WorkingCalendar) -> SlaPolicy:
-    """The SLA policy of a config."""
+def calendar_configs(cfg: WorkflowConfig) -> dict[str, CalendarConfig]:
+    """Every named calendar of a config, the default one included; raise :class:`ConfigError`."""
+    named = dict(cfg.calendars)
+    default = cfg.default_calendar
+    if cfg.calendar is not None:
+        if default in named:
+            raise ConfigError("calendar", f"the default calendar is given twice: here and as calendars.{default}")
+        named[default] = cfg.calendar
+    elif default not in named:
+        if named:
+            known = ", ".join(sorted(named))
+            raise ConfigError("default_calendar", f"unknown calendar {default!r}; known calendars: {known}")
+        named[default] = CalendarConfig()  # no calendar configured: office hours
+    return named
+
+
+def build_calendars(cfg: WorkflowConfig) -> dict[str, WorkingCalendar]:
+    """The :class:`WorkingCalendar` of every name; raise :class:`ConfigError`."""
+    out: dict[str, WorkingCalendar] = {}
+    for name, conf in calendar_configs(cfg).items():
+        try:
+            out[name] = conf.build()
+        except CalendarError as exc:
+            path = "calendar" if conf is cfg.calendar else f"calendars.{name}"
+            raise ConfigError(path, str(exc)) from exc
+    return out
+
+
+def sla_policy(cfg: WorkflowConfig) -> SlaPolicy:
+    """The SLA policy of a config, over its named calendars."""
+    calendars = build_calendars(cfg)
     rules = [{k: v for k, v in r.model_dump().items() if v is not None} for r in cfg.sla]
     try:
-        return SlaPolicy.from_strings(calendar, rules)
+        return SlaPolicy.from_strings(calendars, rules, default_calendar=cfg.default_calendar)
+    except UnknownCalendarError as exc:
+        raise ConfigError("sla" if exc.rule is None else f"sla.{exc.rule}.calendar", str(exc)) from exc
     except SlaError as exc:
         raise ConfigError("sla", str(exc)) from exc
 
@@ -215,10 +274,7 @@ def parse_config(data: Any) -> WorkflowConfig:
     except ValidationError as exc:
         err = exc.errors()[0]
         raise ConfigError(".".join(str(p) for p in err["loc"]) or "<root>", err["msg"]) from exc
-    try:
-        cfg.calendar.build()
-    except CalendarError as exc:
-        raise ConfigError("calendar", str(exc)) from exc
+    sla_policy(cfg)  # calendars build and every rule names a known calendar and parses
     return cfg
 
 

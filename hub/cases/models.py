@@ -88,6 +88,8 @@ class CaseRow(Base):
     stage: Mapped[str | None] = mapped_column(String(16), nullable=True)
     stage_started_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     stage_limit_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # the named calendar the stage clock runs on (NULL: rows from before calendars = the default one)
+    sla_calendar: Mapped[str | None] = mapped_column(String(64), nullable=True)
     stage_paused_s: Mapped[float] = mapped_column(Float, default=0.0)
     paused_since_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     sla_level: Mapped[str] = mapped_column(String(8), default="green")

@@ -13,7 +13,7 @@ appears among their own cases in ``/api/v1/cases``; an unknown or revoked token 
 refused with 403.
 
 lat/long are located to a unit grid by polygon; ``expected_datetime`` is
-projected from the SLA limits on the working calendar.
+projected from the SLA limits, each stage on the calendar its rule names.
 Errors are the spec's ``[{"code": ..., "description": ...}]`` lists.
 """
 
@@ -109,7 +109,7 @@ def request_public(svc: CaseService, row: CaseRow, note: str | None = None) -> d
         "service_notice": "",
         "requested_datetime": _iso(row.created_ms, svc),
         "updated_datetime": _iso(row.updated_ms, svc),
-        "expected_datetime": _iso(projected_done_ms(row, svc.calendar, svc.policy, now), svc),
+        "expected_datetime": _iso(projected_done_ms(row, svc.policy, now), svc),
         "address": row.address,
         "address_id": row.grid_code or "",
         "zipcode": "",

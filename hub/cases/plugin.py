@@ -61,13 +61,11 @@ def build(ctx: HubContext, cfg: WorkflowConfig | None = None) -> CaseService:
         empty = s.execute(select(GridRow.code).limit(1)).first() is None
     if empty:
         directory.load(cfg)
-    calendar = cfg.calendar.build()
     targets = [WebhookTarget(w.name, w.url, w.secret) for w in cfg.webhooks]
     service = CaseService(
         ctx.sessions,
         directory,
-        calendar,
-        sla_policy(cfg, calendar),
+        sla_policy(cfg),
         bus=ctx.bus,
         clock=ctx.clock,
         targets=targets,

@@ -40,8 +40,14 @@ def clock_of(row: CaseRow, cal: WorkingCalendar) -> StageClock | None:
     )
 
 
-def sla_state(row: CaseRow, cal: WorkingCalendar, now_ms: int) -> tuple[str, int | None, timedelta, timedelta]:
-    """(level, due ms, spent, limit) of the running stage; ('none', None, 0, 0) when untimed."""
+def case_calendar(row: CaseRow, policy: SlaPolicy) -> tuple[str, WorkingCalendar]:
+    """The named calendar the row's stage clock runs on (the default one for rows from before calendars)."""
+    return policy.named(row.sla_calendar)
+
+
+def sla_state(row: CaseRow, policy: SlaPolicy, now_ms: int) -> tuple[str, int | None, timedelta, timedelta]:
+    """(level, due ms, spent, limit) of the running stage on the case's calendar; ('none', None, 0, 0) when untimed."""
+    _name, cal = case_calendar(row, policy)
     clock = clock_of(row, cal)
     if clock is None:
         return "none", None, timedelta(0), timedelta(0)
@@ -50,15 +56,20 @@ def sla_state(row: CaseRow, cal: WorkingCalendar, now_ms: int) -> tuple[str, int
     return level(cal, clock, now), due_ms, elapsed(cal, clock, now), clock.limit
 
 
-def projected_done_ms(row: CaseRow, cal: WorkingCalendar, policy: SlaPolicy, now_ms: int) -> int | None:
-    """When the case should be handled: the current stage's due time plus the later stages' limits."""
-    _lvl, due_ms, _spent, _limit = sla_state(row, cal, now_ms)
+def projected_done_ms(row: CaseRow, policy: SlaPolicy, now_ms: int) -> int | None:
+    """When the case should be handled: the current stage's due time plus the later stages' limits.
+
+    Each later stage is added on its own calendar (a fire's handling may run around the clock
+    while a routine case's waits for office hours).
+    """
+    _lvl, due_ms, _spent, _limit = sla_state(row, policy, now_ms)
     if due_ms is None or row.stage is None:
         return None
-    rest = sum(
-        (policy.limit(row.category, row.severity, s) for s in STAGES[STAGES.index(row.stage) + 1 :]), timedelta(0)
-    )
-    return round(cal.to_epoch(cal.add(cal.to_local(due_ms / 1000), rest)) * 1000)
+    done = due_ms / 1000
+    for stage in STAGES[STAGES.index(row.stage) + 1 :]:
+        nxt = policy.stage_limit(row.category, row.severity, stage)
+        done = nxt.calendar.to_epoch(nxt.calendar.add(nxt.calendar.to_local(done), nxt.limit))
+    return round(done * 1000)
 
 
 def entry_of(row: CaseEventRow) -> AuditEntry:
@@ -96,9 +107,9 @@ def event_public(row: CaseEventRow) -> dict[str, Any]:
     }
 
 
-def case_public(row: CaseRow, cal: WorkingCalendar, now_ms: int) -> dict[str, Any]:
-    """JSON view of a case, with its live SLA level and due time."""
-    sla_level, due_ms, spent, limit = sla_state(row, cal, now_ms)
+def case_public(row: CaseRow, policy: SlaPolicy, now_ms: int) -> dict[str, Any]:
+    """JSON view of a case, with its live SLA level and due time and the calendar they run on."""
+    sla_level, due_ms, spent, limit = sla_state(row, policy, now_ms)
     return {
         "id": row.id,
         "version": row.version,
@@ -128,6 +139,7 @@ def case_public(row: CaseRow, cal: WorkingCalendar, now_ms: int) -> dict[str, An
         "escalation_level": row.escalation_level,
         "escalated_to": ESCALATION_LEVELS[row.escalation_level],
         "stage": row.stage,
+        "calendar": case_calendar(row, policy)[0],
         "sla": {
             "level": sla_level,
             "due_ms": due_ms,

@@ -78,7 +78,6 @@ class CaseService:
         self,
         sessions: sessionmaker[Session],
         directory: Directory,
-        calendar: WorkingCalendar,
         policy: SlaPolicy,
         *,
         bus: EventBus | None = None,
@@ -88,12 +87,19 @@ class CaseService:
     ) -> None:
         self.sessions = sessions
         self.directory = directory
-        self.calendar = calendar
         self.policy = policy
         self.bus = bus
         self.clock = clock
         self.targets = list(targets)
         self.services = services if services is not None else {}
+
+    @property
+    def calendar(self) -> WorkingCalendar:
+        """The default calendar; its zone is the local time of evaluation periods and Open311 times.
+
+        Stage clocks run on each case's own calendar (:func:`hub.cases.records.case_calendar`).
+        """
+        return self.policy.named(None)[1]
 
     @property
     def series_writer(self) -> Any:
@@ -115,7 +121,7 @@ class CaseService:
     def get(self, case_id: int) -> dict[str, Any]:
         """One case as JSON."""
         with self.sessions() as s:
-            return case_public(self._row(s, case_id), self.calendar, self.now_ms())
+            return case_public(self._row(s, case_id), self.policy, self.now_ms())
 
     def list_cases(
         self, *, state: str | None = None, grid: str | None = None, limit: int = 100, offset: int = 0
@@ -128,7 +134,7 @@ class CaseService:
             stmt = stmt.where(CaseRow.grid_code.startswith(grid))
         now = self.now_ms()
         with self.sessions() as s:
-            return [case_public(r, self.calendar, now) for r in s.scalars(stmt)]
+            return [case_public(r, self.policy, now) for r in s.scalars(stmt)]
 
     def audit(self, case_id: int) -> list[dict[str, Any]]:
         """The audit trail of a case in order."""
@@ -209,7 +215,7 @@ class CaseService:
         row.audit_head, row.audit_count, row.updated_ms = entry.hash, entry.seq, now_ms
         if self.targets:
             s.flush()
-            view = case_public(row, self.calendar, now_ms)
+            view = case_public(row, self.policy, now_ms)
             for unsettled in ("version", "etag"):  # the row may change again before commit: use seq
                 view.pop(unsettled)
             for target in self.targets:
@@ -343,9 +349,7 @@ class CaseService:
             row.rework_count, row.satisfaction = after.rework_count, after.satisfaction
             row.merged_into, row.verified_by = after.merged_into, after.verified_by
             row.paused = after.paused
-            follow_action(
-                row, self.calendar, self.policy, action=action, params=params, was_paused=before.paused, now=now
-            )
+            follow_action(row, self.policy, action=action, params=params, was_paused=before.paused, now=now)
             data = {k: v for k, v in params.items() if k != "assignees"} | (
                 {"assignees": row.assignees} if action == "dispatch" else {}
             )
@@ -353,7 +357,7 @@ class CaseService:
                 s, row, actor_id, action, from_state, note=note, evidence=evidence, data=data, now_ms=now
             )
             s.flush()
-            body = {"case": case_public(row, self.calendar, now), "event": event_public(event)}
+            body = {"case": case_public(row, self.policy, now), "event": event_public(event)}
             if idempotency_key:
                 s.add(
                     IdempotencyRow(

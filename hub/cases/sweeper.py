@@ -44,7 +44,7 @@ def _sweep_one(svc: CaseService, case_id: int, now: int) -> dict[str, Any] | Non
         row = s.execute(select(CaseRow).where(CaseRow.id == case_id).with_for_update()).scalar_one_or_none()
         if row is None or row.stage is None:
             return None
-        level, due_ms, spent, limit = sla_state(row, svc.calendar, now)
+        level, due_ms, spent, limit = sla_state(row, svc.policy, now)
         owed = due_level(spent, limit)
         escalate = owed > row.escalation_level
         if level == row.sla_level and not escalate:
@@ -68,7 +68,7 @@ def _sweep_one(svc: CaseService, case_id: int, now: int) -> dict[str, Any] | Non
             note = f"{row.stage} overdue: escalated to the {target.level_name} ({target.area_code})"
             svc.append_event(s, row, "system", "escalate", row.state, note=note, data=result, now_ms=now)
         s.flush()
-        view = case_public(row, svc.calendar, now)
+        view = case_public(row, svc.policy, now)
     if result is not None:
         logger.info("case %s escalated to %s, notifying %s", case_id, result["level_name"], result["notify"])
         svc.publish("escalated", view, notification=result)

@@ -9,12 +9,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hub.cases.calendar import CalendarError, WorkingCalendar
-from hub.cases.sla import SlaPolicy, StageClock, due, elapsed, level, parse_duration, pause, resume
+from hub.cases.sla import (
+    SlaPolicy,
+    StageClock,
+    UnknownCalendarError,
+    due,
+    elapsed,
+    level,
+    parse_duration,
+    pause,
+    resume,
+)
 
 CAL = WorkingCalendar(
     holidays=frozenset({date(2026, 10, 1), date(2026, 10, 2), date(2026, 10, 5), date(2026, 12, 25)}),
     makeup_days=frozenset({date(2026, 10, 10)}),
 )
+ALWAYS = WorkingCalendar.around_the_clock()
 instants = st.datetimes(min_value=datetime(2026, 9, 20), max_value=datetime(2026, 12, 31)).map(
     lambda d: d.replace(microsecond=0)
 )
@@ -111,3 +122,71 @@ def test_policy_picks_most_specific_rule() -> None:
     assert policy.limit("noise", "critical", "handle") == CAL.day_length
     assert policy.limit("noise", "minor", "dispatch") == timedelta(hours=1)  # built-in default
     assert parse_duration("2d", CAL) == timedelta(hours=15)
+
+
+long_durations = st.integers(min_value=0, max_value=60 * 60 * 24 * 30).map(lambda s: timedelta(seconds=s))
+
+
+@FAST
+@given(instants, long_durations, long_durations)
+def test_around_the_clock_is_wall_clock_time_and_add_between_stay_inverse(
+    start: datetime, a: timedelta, b: timedelta
+) -> None:
+    end = ALWAYS.add(start, a)
+    assert end == start + a
+    assert ALWAYS.is_working_time(end)
+    assert ALWAYS.between(start, end) == a
+    assert ALWAYS.add(end, b) == ALWAYS.add(start, a + b)
+    assert ALWAYS.between(end, start) == -a
+
+
+@FAST
+@given(instants, long_durations, instants, st.integers(min_value=0, max_value=60 * 60 * 72))
+def test_around_the_clock_pause_shifts_due_by_the_wall_clock_pause(
+    start: datetime, limit: timedelta, pause_at: datetime, pause_s: int
+) -> None:
+    clock = StageClock("handle", start, limit)
+    pause_at = max(pause_at, start)
+    resumed = resume(ALWAYS, pause(clock, pause_at), pause_at + timedelta(seconds=pause_s))
+    assert due(ALWAYS, resumed) == start + limit + timedelta(seconds=pause_s)
+
+
+def test_around_the_clock_days_are_24_hours_and_weekends_and_nights_count() -> None:
+    assert ALWAYS.day_length == timedelta(hours=24)
+    assert parse_duration("2d", ALWAYS) == timedelta(hours=48)
+    friday_7pm = datetime(2026, 11, 27, 19, 0)
+    assert ALWAYS.add(friday_7pm, timedelta(minutes=10)) == datetime(2026, 11, 27, 19, 10)
+    assert ALWAYS.add(friday_7pm, timedelta(hours=6)) == datetime(2026, 11, 28, 1, 0)  # past midnight
+    assert ALWAYS.add(datetime(2026, 10, 1, 10, 0), timedelta(hours=1)) == datetime(2026, 10, 1, 11, 0)
+    assert ALWAYS.add(datetime(2026, 11, 27, 0, 0), timedelta(0)) == datetime(2026, 11, 27, 0, 0)
+    assert ALWAYS.add(datetime(2026, 11, 27, 23, 0), timedelta(hours=1)) == datetime(2026, 11, 28, 0, 0)
+
+
+def test_policy_returns_the_limit_and_the_calendar_of_the_same_rule() -> None:
+    policy = SlaPolicy.from_strings(
+        {"office": CAL, "always": ALWAYS},
+        [
+            {"category": "fire_safety", "calendar": "always", "dispatch": "15m", "handle": "1d"},
+            {"category": "*", "severity": "critical", "calendar": "always", "accept": "30m"},
+            {"category": "*", "handle": "1d"},
+        ],
+    )
+    fire = policy.stage_limit("fire_safety", "major", "handle")
+    assert (fire.limit, fire.calendar_name, fire.calendar) == (timedelta(hours=24), "always", ALWAYS)
+    routine = policy.stage_limit("environment_sanitation", "minor", "handle")
+    assert (routine.limit, routine.calendar_name, routine.calendar) == (timedelta(hours=7.5), "office", CAL)
+    # a stage the fire rule lacks falls through to the next rule, on that rule's calendar
+    assert policy.stage_limit("fire_safety", "critical", "accept").calendar_name == "always"
+    assert policy.stage_limit("fire_safety", "minor", "accept").calendar_name == "office"  # built-in default
+    assert policy.limit("fire_safety", "minor", "accept") == timedelta(hours=2)
+    assert policy.named(None) == ("office", CAL)
+    assert policy.named("gone") == ("office", CAL)  # a name no longer configured: the default
+
+
+def test_policy_refuses_an_unknown_calendar_naming_it_and_the_known_ones() -> None:
+    with pytest.raises(UnknownCalendarError) as info:
+        SlaPolicy.from_strings({"office": CAL, "always": ALWAYS}, [{"handle": "1d"}, {"calendar": "allways"}])
+    assert (info.value.name, info.value.known, info.value.rule) == ("allways", ("always", "office"), 1)
+    assert "'allways'" in str(info.value) and "always, office" in str(info.value)
+    with pytest.raises(UnknownCalendarError):
+        SlaPolicy.from_strings({"always": ALWAYS}, [])  # the default calendar (office) is missing

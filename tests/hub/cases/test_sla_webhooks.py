@@ -12,7 +12,7 @@ from typing import Any
 
 from hub.cases.service import WebhookTarget
 from hub.cases.webhooks import WebhookDispatcher
-from tests.hub.cases.conftest import CasesEnv, make_env
+from tests.hub.cases.conftest import MONDAY_10AM, CasesEnv, make_env
 from tests.hub.cases.test_api_flow import smoke_group
 from tests.servers import free_port, wait_until
 
@@ -47,24 +47,38 @@ def test_overdue_case_escalates_level_by_level(env: CasesEnv) -> None:
     assert env.svc.verify(case_id)["ok"] is True
 
 
+def routine_group(group_id: int = 41) -> dict[str, Any]:
+    """A routine (office-hours) incident group: an overflowing bin in grid 1."""
+    return {
+        **smoke_group(group_id),
+        "category": "environment_sanitation",
+        "severity": "minor",
+        "title": "bin overflowing",
+    }
+
+
 def test_weekend_does_not_count_and_pause_shifts_due(env: CasesEnv) -> None:
     env.clock.advance(4 * 24 * 3600 + 7 * 3600 + 55 * MINUTE)  # Friday 17:55
-    case_id = env.svc.on_incident_group(smoke_group())
+    case_id = env.svc.on_incident_group(routine_group())  # routine: accept within 4 office hours
     assert case_id is not None
+    case = env.svc.get(case_id)
+    assert case["calendar"] == "office"
+    # 5 minutes on Friday, then Monday 09:00-12:00 and 13:30-14:25
+    assert case["sla"]["due_ms"] == (MONDAY_10AM + 7 * 24 * 3600 + 4 * 3600 + 25 * MINUTE) * 1000
     env.clock.advance(2 * 24 * 3600 + 15 * 3600 + 9 * MINUTE)  # Monday 09:04: 9 working minutes later
     assert env.svc.sweep() == []
     case = env.svc.get(case_id)
-    assert case["sla"]["level"] == "yellow" and case["sla"]["spent_s"] == 9 * MINUTE
+    assert case["sla"]["level"] == "green" and case["sla"]["spent_s"] == 9 * MINUTE
     env.svc.transition(case_id, "accept", "w1")
     env.svc.transition(case_id, "handle", "w1")
-    due_before = env.svc.get(case_id)["sla"]["due_ms"]
+    due_before = env.svc.get(case_id)["sla"]["due_ms"]  # 3 working days: Thursday 09:04
     env.svc.transition(case_id, "pause", "w1", note="waiting for the resident to open the door")
-    env.clock.advance(3 * 3600)  # 09:04 → 12:04: 2h56m of working time paused
+    env.clock.advance(5 * 3600)  # 09:04 → 14:04: 3h30m of working time paused
     env.svc.transition(case_id, "resume", "w1")
     case = env.svc.get(case_id)
     assert case["paused"] is False
-    # due moves by exactly the paused working time: 2h56m, which crosses the lunch break (+1h30m wall)
-    assert case["sla"]["due_ms"] - due_before == (2 * 3600 + 56 * 60 + 90 * 60) * 1000
+    # due moves by exactly the paused working time: 3h30m, which crosses the lunch break (+1h30m wall)
+    assert case["sla"]["due_ms"] - due_before == (3 * 3600 + 30 * 60 + 90 * 60) * 1000
 
 
 class Receiver:
