@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from hub.cases.errors import InvalidInputError
 from hub.cases.models import CaseRow
+from hub.cases.records import scope_of
 
 if TYPE_CHECKING:
     from hub.cases.calendar import WorkingCalendar
@@ -116,18 +117,6 @@ def period_bounds(period: str | None, cal: WorkingCalendar) -> tuple[int, int] |
         return round(cal.to_epoch(datetime.combine(d, datetime.min.time())) * 1000)
 
     return ms(start), ms(end)
-
-
-def scope_of(row: CaseRow) -> dict[str, Any]:
-    """The fields of a case that :mod:`hub.authz` decides visibility on (as in the case JSON)."""
-    return {
-        "grid": row.grid_code,
-        "assignees": list(row.assignees or ()),
-        "worker": row.worker_id,
-        "handler": row.handler_id,
-        "force": row.force_id,
-        "reporter": row.reporter_id,
-    }
 
 
 def run_evaluation(

@@ -38,7 +38,6 @@ from hub.auth import TOKEN_PREFIX, bearer_token, get_tokens, principal_for
 from hub.authz import Principal
 from hub.cases.api import get_cases
 from hub.cases.errors import CaseServiceError
-from hub.cases.evaluation import scope_of
 from hub.cases.models import CaseEventRow, CaseRow
 from hub.cases.open311_view import (
     RESIDENT_SOURCE,
@@ -49,7 +48,7 @@ from hub.cases.open311_view import (
     status_notes,
     to_xml,
 )
-from hub.cases.records import projected_done_ms
+from hub.cases.records import projected_done_ms, scope_of
 from hub.cases.service import PUBLIC_NOTE, CaseService
 
 logger = logging.getLogger(__name__)

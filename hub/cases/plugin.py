@@ -82,7 +82,10 @@ def install(ctx: HubContext) -> None:
     service = build(ctx)
     ctx.add_router(api.router)
     ctx.add_router(open311.router)
-    ctx.services["open311"] = open311.policy_from(ctx.services.get("settings"))
+    policy = ctx.services["open311"] = open311.policy_from(ctx.services.get("settings"))
+    unrouted = sorted(policy.public_categories - set(service.directory.model().routes) - {open311.GENERAL})
+    if unrouted:
+        logger.warning("open311_public_categories names categories no case is routed by: %s", ", ".join(unrouted))
     ctx.add_task("cases-sla", sweep_task(service, DEFAULT_SWEEP_S))
     writer = ctx.services.get("series_writer")
     if writer is not None:
