@@ -2,7 +2,10 @@
 
 Each row says who (person id and roles), when, which snapshot (device and event),
 what was asked (``image`` or ``meta``) and the outcome (``allowed``, ``denied``,
-``missing``). ``GET /api/v1/access-audit`` lists it for admins.
+``missing``, or ``unauthenticated`` for a request with no, a bad or a revoked token,
+recorded as person ``anonymous``). ``GET /api/v1/access-audit`` lists it for admins.
+Records are kept ``access_log_retention_days`` (hub setting) and then purged by the
+snapshot plug-in's retention sweep.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub import authz
@@ -26,6 +29,10 @@ logger = logging.getLogger(__name__)
 ALLOWED: Final = "allowed"
 DENIED: Final = "denied"
 MISSING: Final = "missing"
+UNAUTHENTICATED: Final = "unauthenticated"
+#: Person id recorded for a request refused before anyone was known.
+ANONYMOUS: Final = "anonymous"
+DEFAULT_RETENTION_DAYS: Final = 365.0
 
 
 def _public(row: AccessAuditRow) -> dict[str, Any]:
@@ -45,11 +52,18 @@ def _public(row: AccessAuditRow) -> dict[str, Any]:
 class AccessLog:
     """Append-only evidence access records in the state DB (table ``access_audit``)."""
 
-    def __init__(self, engine: Engine, sessions: sessionmaker[Session], clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        sessions: sessionmaker[Session],
+        clock: Callable[[], float] = time.time,
+        retention_days: float = DEFAULT_RETENTION_DAYS,
+    ) -> None:
         # until the table has its alembic revision it is created here when missing (idempotent)
         AccessAuditRow.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
         self.sessions = sessions
         self.clock = clock
+        self.retention_ms = int(retention_days * 86_400_000)
 
     def record(
         self, principal: Principal, action: str, device_id: str, event_id: str, *, outcome: str, client: str = ""
@@ -69,6 +83,38 @@ class AccessLog:
                 )
             )
         logger.info("evidence %s %s/%s by %s: %s", action, device_id, event_id, principal.id, outcome)
+
+    def record_unauthenticated(self, action: str, device_id: str, event_id: str, *, reason: str, client: str) -> None:
+        """Append a request refused before anyone was known (no, bad or revoked token)."""
+        with self.sessions() as s, s.begin():
+            s.add(
+                AccessAuditRow(
+                    ts_ms=int(self.clock() * 1000),
+                    person_id=ANONYMOUS,
+                    roles="",
+                    action=action,
+                    device_id=device_id[:64],
+                    event_id=event_id[:64],
+                    outcome=UNAUTHENTICATED,
+                    client=client[:64],
+                )
+            )
+        logger.warning("evidence %s %s/%s refused from %s: %s", action, device_id[:64], event_id[:64], client, reason)
+
+    def purge(self, now_ms: int | None = None) -> int:
+        """Delete records older than the retention period; return how many."""
+        now = int(self.clock() * 1000) if now_ms is None else now_ms
+        with self.sessions() as s, s.begin():
+            result = s.execute(
+                delete(AccessAuditRow)
+                .where(AccessAuditRow.ts_ms < now - self.retention_ms)
+                .execution_options(synchronize_session=False)
+            )
+        removed = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        if removed:
+            days = self.retention_ms / 86_400_000
+            logger.info("evidence access log: removed %d records older than %.1f days", removed, days)
+        return removed
 
     def list(
         self, *, person: str | None = None, device: str | None = None, limit: int = 100, offset: int = 0

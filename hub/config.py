@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from edge.vocabulary import CATEGORY_NAMES, require_known
 from edge.wire import DEFAULT_ROOT, check_id
 
 ENV_PREFIX: Final = "GRIDSENTINEL_"
@@ -165,12 +166,41 @@ class HubSettings(BaseModel):
     deadletter_cap: int = Field(
         default=10_000, ge=10, description="Dead letters kept; the oldest are purged beyond this"
     )
+    snapshot_retention_days: float = Field(
+        default=30.0, gt=0, description="Days a snapshot (evidence image and its side file) is kept after its event"
+    )
+    access_log_retention_days: float = Field(
+        default=365.0, gt=0, description="Days an evidence access record is kept in the state DB"
+    )
+    open311_public_categories: tuple[str, ...] = Field(
+        default=(),
+        description="Categories of device- and operator-raised cases that anonymous Open311 readers may see "
+        "(comma-separated in the environment); resident-filed requests are always listed, public fields only",
+    )
+    open311_posts_per_hour: float = Field(
+        default=30.0, ge=0, description="Anonymous Open311 requests one client address may file per hour (0 = off)"
+    )
+    open311_post_burst: int = Field(
+        default=10, ge=1, description="Anonymous Open311 requests a client address may file at once"
+    )
     demo: bool = Field(default=False, description="Demo mode (seeded data, relaxed checks)")
 
     @field_validator("root", "client_id")
     @classmethod
     def _id_like(cls, value: str) -> str:
         return check_id(value, "id")
+
+    @field_validator("open311_public_categories", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):  # from the environment: "fire_safety,environment_sanitation"
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("open311_public_categories")
+    @classmethod
+    def _known_categories(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(require_known("category", c, CATEGORY_NAMES) for c in value)
 
     @field_validator("share_group")
     @classmethod

@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final
@@ -27,6 +27,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from edge.wire import Channel, Event, Status, Telemetry, WireError, check_id, check_snapshot, topic
 from hub import authz
 from hub.access_audit import ALLOWED, DENIED, MISSING, AccessLog
+from hub.access_audit import DEFAULT_RETENTION_DAYS as DEFAULT_ACCESS_RETENTION_DAYS
 from hub.access_audit import router as access_router
 from hub.auth import PrincipalDep, refuse
 from hub.sinks import DeviceRef
@@ -233,8 +234,23 @@ def _get_store(request: Request) -> SnapshotStore:
     return store
 
 
+def _audit_unauthenticated(request: Request, device_id: str, event_id: str) -> Iterator[None]:
+    """Record evidence requests refused before anyone is known (no, bad or revoked token: 401) in the access log."""
+    try:
+        yield
+    except HTTPException as exc:
+        log = request.app.state.ctx.services.get("access_log")
+        if exc.status_code == 401 and isinstance(log, AccessLog) and not getattr(request.state, "audited", False):
+            reason = exc.detail.get("reason", "") if isinstance(exc.detail, dict) else str(exc.detail)
+            action = "meta" if request.url.path.endswith("/meta") else "image"
+            client = request.client.host if request.client is not None else ""
+            log.record_unauthenticated(action, device_id, event_id, reason=reason, client=client)
+        raise
+
+
 StoreDep = Annotated[SnapshotStore, Depends(_get_store)]
-router = APIRouter(prefix="/api/v1/snapshots", tags=["snapshots"])
+#: Every route of the router first arms the access log for refusals that happen before the principal is known.
+router = APIRouter(prefix="/api/v1/snapshots", tags=["snapshots"], dependencies=[Depends(_audit_unauthenticated)])
 
 
 def _checked(device_id: str, event_id: str) -> None:
@@ -248,6 +264,7 @@ def _checked(device_id: str, event_id: str) -> None:
 def _evidence(request: Request, principal: authz.Principal, device_id: str, event_id: str, action: str) -> None:
     """Allow or refuse access to one snapshot, and record it either way; 404 when refused (no existence leak)."""
     _checked(device_id, event_id)
+    request.state.audited = True  # recorded below, with the principal: not again as unauthenticated
     ctx = request.app.state.ctx
     registry = ctx.services.get("registry")
     device = None if registry is None else registry.get_public(device_id)
@@ -294,22 +311,31 @@ def get_snapshot_meta(
     return asdict(meta)
 
 
+def purge_expired(store: SnapshotStore, log: AccessLog, now_ms: int | None = None) -> tuple[int, int]:
+    """The retention sweep: (snapshots, access records) removed."""
+    return store.purge(now_ms), log.purge(now_ms)
+
+
 def install(ctx: HubContext) -> None:
-    """Plug the snapshot store into the hub: sink, API route, retention task."""
-    retention = float(ctx.services.get("snapshot_retention_days", DEFAULT_RETENTION_DAYS))
-    store = SnapshotStore(ctx.data_dir, retention, ctx.clock)
+    """Plug the snapshot store into the hub: sink, API route, retention sweep (snapshots and the access log)."""
+    settings = ctx.services.get("settings")
+    snapshot_days = getattr(settings, "snapshot_retention_days", DEFAULT_RETENTION_DAYS)
+    access_days = getattr(settings, "access_log_retention_days", DEFAULT_ACCESS_RETENTION_DAYS)
+    store = SnapshotStore(ctx.data_dir, snapshot_days, ctx.clock)
+    log = AccessLog(ctx.engine, ctx.sessions, ctx.clock, access_days)
     ctx.services["snapshots"] = store
-    ctx.services["access_log"] = AccessLog(ctx.engine, ctx.sessions, ctx.clock)
+    ctx.services["access_log"] = log
     ctx.add_sink(SnapshotSink(store, ctx.services, ctx.root))
     ctx.add_router(router)
     ctx.add_router(access_router)
+    logger.info("retention: snapshots %.1f days, evidence access log %.1f days", snapshot_days, access_days)
 
     def retention_task(stop: threading.Event) -> None:
         while True:
             try:
-                store.purge()
+                purge_expired(store, log)
             except Exception:  # loop boundary: retry at the next interval
-                logger.exception("snapshot retention purge failed")
+                logger.exception("retention sweep failed")
             if stop.wait(PURGE_INTERVAL_S):
                 return
 

@@ -21,6 +21,7 @@ from edge.vocabulary import (
 )
 from edge.wire import DeviceKind
 from hub.cases.loader import ConfigError, load_yaml
+from hub.config import HubSettings
 from hub.rules.loader import RuleConfigError, default_rules, load_rules_text
 from hub.rules.models import EventRule
 from simulators.community import FORCES, generate_community
@@ -122,3 +123,14 @@ def test_scenario_with_an_unknown_condition_or_category_is_refused_by_name() -> 
         parse_scenario(yaml.safe_load(text.replace("condition: paper_out", "condition: paper_outage")))
     with pytest.raises(ScenarioError, match=r"'kiosk'.*'kiosk_service'"):
         parse_scenario(yaml.safe_load(text.replace("category: kiosk_service", "category: kiosk")))
+
+
+def test_hub_setting_naming_an_unknown_public_category_is_refused() -> None:
+    assert HubSettings.model_validate(
+        {"open311_public_categories": "fire_safety,kiosk_service"}
+    ).open311_public_categories == (
+        "fire_safety",
+        "kiosk_service",
+    )
+    with pytest.raises(ValueError, match=r"'sanitation'.*'environment_sanitation'"):
+        HubSettings.model_validate({"open311_public_categories": "sanitation"})

@@ -5,7 +5,10 @@ The acting person comes from the ``Authorization: Bearer`` API token (see
 header (a person id) is honoured only when the hub runs in demo mode. What each
 person sees is decided by :mod:`hub.authz`: lists are filtered, a case outside the
 person's scope answers 404 like a missing one, a visible case they may not act on
-403 (the state machine then checks the role per action). Transitions honour
+403 (the state machine then checks the role per action; the built-in administrator,
+who is no directory person, acts as an admin and the audit entry records its roles).
+A transition's ``note`` is internal; ``public_note`` is written for residents and is
+the only note Open311 shows. Transitions honour
 ``Idempotency-Key`` (same key + body → same result, other body → 422) and
 ``If-Match`` (stale version → 412); illegal transitions answer 409 with the reason.
 """
@@ -96,7 +99,10 @@ class TransitionIn(BaseModel):
     """Body of ``POST /cases/{id}/{action}``; fields other than note/evidence are action parameters."""
 
     model_config = ConfigDict(extra="forbid")
-    note: str = Field(default="", max_length=4000)
+    note: str = Field(default="", max_length=4000, description="Internal note (staff only)")
+    public_note: str = Field(
+        default="", max_length=1000, description="Note written for residents: Open311 shows it as status_notes"
+    )
     evidence: list[str] = Field(default_factory=list, description="SHA-256 hex digests of evidence files")
     assignees: list[str] | None = Field(default=None, description="dispatch: who (default: routing)")
     result: str | None = Field(default=None, description="verify: pass or fail")
@@ -277,7 +283,7 @@ def transition(  # noqa: PLR0917 - FastAPI passes path, body and headers as para
     bad = [e for e in body.evidence if not _SHA256.match(e)]
     if bad:
         raise HTTPException(status_code=422, detail={"reason": "bad_evidence", "message": f"not SHA-256 hex: {bad}"})
-    params = body.model_dump(exclude={"note", "evidence"}, exclude_none=True)
+    params = body.model_dump(exclude={"note", "public_note", "evidence"}, exclude_none=True)
     result = call(
         lambda: svc.transition(
             case_id,
@@ -288,6 +294,9 @@ def transition(  # noqa: PLR0917 - FastAPI passes path, body and headers as para
             evidence=body.evidence,
             idempotency_key=idempotency_key,
             if_match=parse_if_match(if_match),
+            public_note=body.public_note,
+            # the built-in administrator is no directory person: it acts as an admin, audited with its roles
+            actor_roles=actor.roles,
         )
     )
     if result.replayed:
@@ -298,6 +307,12 @@ def transition(  # noqa: PLR0917 - FastAPI passes path, body and headers as para
 
 @router.get("/evaluation")
 def evaluation(svc: CasesDep, actor: PrincipalDep, by: str = "grid", period: str | None = None) -> dict[str, Any]:
-    """Evaluation per grid, worker, force or 'all' for a period (YYYY, YYYY-MM, YYYY-Www, YYYY-MM-DD)."""
+    """Evaluation per grid, worker, force or 'all' for a period, over the cases the caller may see.
+
+    Scoped like ``GET /cases``: operators and admins evaluate every case, supervisors the
+    cases of their areas (and those they work on); ``scoped`` says whether it was filtered.
+    """
     require(actor, authz.may_evaluate(actor), "read evaluations")
-    return call(lambda: run_evaluation(svc, by, period))
+    if actor.has(*authz.ALL_SEEING):
+        return call(lambda: run_evaluation(svc, by, period))
+    return call(lambda: run_evaluation(svc, by, period, lambda case: authz.may_read_case(actor, case)))

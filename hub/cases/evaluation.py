@@ -11,7 +11,7 @@ import logging
 import math
 import re
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from hub.cases.errors import InvalidInputError
 from hub.cases.models import CaseRow
+from hub.cases.records import scope_of
 
 if TYPE_CHECKING:
     from hub.cases.calendar import WorkingCalendar
@@ -118,8 +119,17 @@ def period_bounds(period: str | None, cal: WorkingCalendar) -> tuple[int, int] |
     return ms(start), ms(end)
 
 
-def run_evaluation(svc: CaseService, by: str, period: str | None = None) -> dict[str, Any]:
-    """Evaluate cases created in ``period``; write ``case_eval`` points if a series writer is set."""
+def run_evaluation(
+    svc: CaseService,
+    by: str,
+    period: str | None = None,
+    visible: Callable[[Mapping[str, Any]], bool] | None = None,
+) -> dict[str, Any]:
+    """Evaluate cases created in ``period`` (only those ``visible`` accepts, when given).
+
+    Writes ``case_eval`` points if a series writer is set, for whole-hub evaluations only:
+    a scoped one is one person's view, not the hub's figure.
+    """
     bounds = period_bounds(period, svc.calendar)
     stmt = select(CaseRow)
     if bounds is not None:
@@ -139,12 +149,13 @@ def run_evaluation(svc: CaseService, by: str, period: str | None = None) -> dict
                 r.satisfaction,
             )
             for r in s.scalars(stmt)
+            if visible is None or visible(scope_of(r))
         ]
     rows = evaluate(stats, by)
     writer = getattr(svc, "series_writer", None)
-    if writer is not None and rows:
+    if writer is not None and rows and visible is None:
         _write_series(writer, rows, by, period or "all", svc.now_ms())
-    return {"by": by, "period": period, "groups": rows}
+    return {"by": by, "period": period, "scoped": visible is not None, "groups": rows}
 
 
 def _write_series(writer: Any, rows: list[dict[str, Any]], by: str, period: str, now_ms: int) -> None:

@@ -1,16 +1,19 @@
 """Open311 GeoReport v2: residents report and follow cases with any Open311 client.
 
-Endpoints (JSON format): ``GET /open311/v2/services.json``, ``GET|POST
-/open311/v2/requests.json`` and ``GET /open311/v2/requests/{id}.json``. POST takes
+Endpoints, each as ``.json`` or ``.xml``: ``GET /open311/v2/services``, ``GET|POST
+/open311/v2/requests`` and ``GET /open311/v2/requests/{id}``. POST takes
 form-encoded fields (as the spec says) or a JSON object.
 
 Sign-in is optional, as GeoReport v2 lets a server leave ``api_key`` unused: any
-Open311 client may file and follow requests anonymously (contact details are
-never shown back), and an ``api_key`` naming the client application is accepted
-and not used. A resident who passes their GridSentinel token (``gst_...``) as
-``api_key`` or as ``Authorization: Bearer`` files the request as themselves, so it
-appears among their own cases in ``/api/v1/cases``; an unknown or revoked token is
-refused with 403.
+Open311 client may file and follow requests anonymously, and an ``api_key`` naming
+the client application is accepted and not used. Anonymous readers see only the
+public view (:mod:`hub.cases.open311_view`): resident-filed requests and the
+categories the hub lists as public, with public fields, a coarse location and the
+notes staff wrote for residents. Anonymous filing is rate-limited per client address.
+A resident who passes their GridSentinel token (``gst_...``) as ``api_key`` or as
+``Authorization: Bearer`` files the request as themselves (it appears among their
+own cases in ``/api/v1/cases``) and reads their own requests in full; an unknown or
+revoked token is refused with 403.
 
 lat/long are located to a unit grid by polygon; ``expected_datetime`` is
 projected from the SLA limits, each stage on the calendar its rule names.
@@ -22,20 +25,32 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime, timezone
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from edge.vocabulary import CATEGORIES, Category
+from hub import authz
 from hub.auth import TOKEN_PREFIX, bearer_token, get_tokens, principal_for
+from hub.authz import Principal
 from hub.cases.api import get_cases
 from hub.cases.errors import CaseServiceError
 from hub.cases.models import CaseEventRow, CaseRow
-from hub.cases.records import projected_done_ms
-from hub.cases.service import CaseService
+from hub.cases.open311_view import (
+    RESIDENT_SOURCE,
+    XML_SHAPES,
+    PublicPolicy,
+    public_location,
+    shape,
+    status_notes,
+    to_xml,
+)
+from hub.cases.records import projected_done_ms, scope_of
+from hub.cases.service import PUBLIC_NOTE, CaseService
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
@@ -55,10 +70,16 @@ STATUS_NOTES: Final[dict[str, str]] = {
     "cancelled": "Cancelled.",
     "merged": "Merged into another request about the same problem.",
 }
-
-
-def _error(status: int, description: str) -> JSONResponse:
-    return JSONResponse(status_code=status, content=[{"code": status, "description": description}])
+#: GeoReport v2 document formats (the path suffix).
+Format = Literal["json", "xml"]
+_BOTH: Final[dict[str, Any]] = {"content": {"application/json": {}, "application/xml": {}}}
+#: What the routes answer, in either format (errors are the spec's error lists).
+DOCUMENTED: Final[dict[int | str, dict[str, Any]]] = {
+    200: {"description": "The document", **_BOTH},
+    400: {"description": "Bad request (spec error list)", **_BOTH},
+    403: {"description": "Unknown or revoked token given as api_key or Bearer", **_BOTH},
+    404: {"description": "No such request, or not one the caller may see", **_BOTH},
+}
 
 
 def _iso(ms: int | None, svc: CaseService) -> str | None:
@@ -94,14 +115,19 @@ def services_of(svc: CaseService) -> list[dict[str, Any]]:
     return out
 
 
-def request_public(svc: CaseService, row: CaseRow, note: str | None = None) -> dict[str, Any]:
-    """A case as an Open311 service request."""
+def request_view(
+    svc: CaseService, row: CaseRow, public_notes: list[str], *, full: bool, policy: PublicPolicy | None = None
+) -> dict[str, Any]:
+    """A case as an Open311 service request: public fields, plus the filer's own for ``full``."""
     now = svc.now_ms()
-    force = svc.directory.model().forces.get(row.force_id or "")
-    return {
+    model = svc.directory.model()
+    force = model.forces.get(row.force_id or "")
+    area = model.areas.get(row.grid_code or "")
+    lat, lon = (row.lat, row.lon) if full else public_location(row, area.polygon if area else ())
+    view = {
         "service_request_id": str(row.id),
         "status": "closed" if row.state in CLOSED_STATES else "open",
-        "status_notes": note or STATUS_NOTES.get(row.state, row.state),
+        "status_notes": status_notes(STATUS_NOTES.get(row.state, row.state), public_notes),
         "service_name": CATEGORIES[Category(row.category)].en if row.category in CATEGORIES else row.category,
         "service_code": row.category,
         "description": row.description,
@@ -113,16 +139,85 @@ def request_public(svc: CaseService, row: CaseRow, note: str | None = None) -> d
         "address": row.address,
         "address_id": row.grid_code or "",
         "zipcode": "",
-        "lat": row.lat,
-        "long": row.lon,
+        "lat": lat,
+        "long": lon,
         "media_url": "",
     }
+    return shape(view, full)
 
 
-@router.get("/services.json")
-def services(svc: CasesDep) -> list[dict[str, Any]]:
-    """The service list."""
-    return services_of(svc)
+def _policy(request: Request) -> PublicPolicy:
+    """The hub's Open311 policy (``ctx.services["open311"]``), built from the settings on first use."""
+    services = request.app.state.ctx.services
+    policy = services.get("open311")
+    if not isinstance(policy, PublicPolicy):
+        policy = services["open311"] = policy_from(services.get("settings"))
+    return policy
+
+
+def policy_from(settings: Any) -> PublicPolicy:
+    """The policy the hub settings describe (defaults when there are none)."""
+    if settings is None:
+        return PublicPolicy()
+    return PublicPolicy(
+        frozenset(settings.open311_public_categories), settings.open311_posts_per_hour, settings.open311_post_burst
+    )
+
+
+def _render(fmt: str, kind: str, rows: list[dict[str, Any]], status: int = 200) -> Response:
+    if fmt == "xml":
+        root, item = XML_SHAPES[kind]
+        return Response(to_xml(root, item, rows), status_code=status, media_type="application/xml")
+    return JSONResponse(status_code=status, content=rows)
+
+
+def _error(status: int, description: str, fmt: str = "json", headers: dict[str, str] | None = None) -> Response:
+    response = _render(fmt, "errors", [{"code": status, "description": description}], status)
+    response.headers.update(headers or {})
+    return response
+
+
+def _caller(request: Request, api_key: str) -> Principal | Response | None:
+    """The signed-in resident or staff member (Bearer token or a ``gst_`` api_key), None if anonymous."""
+    try:
+        key = bearer_token(request.headers.get("authorization"))
+    except HTTPException:
+        return _error(403, "use 'Authorization: Bearer <token>' or the api_key field")
+    if key is None and api_key.startswith(TOKEN_PREFIX):
+        key = api_key  # a person's token; any other api_key names the client application and is not used
+    if not key:
+        return None
+    person_id = get_tokens(request).resolve(key)
+    principal = None if person_id is None else principal_for(request.app.state.ctx.services, person_id)
+    return _error(403, "invalid api_key") if principal is None else principal
+
+
+def _full(principal: Principal | None, row: CaseRow) -> bool:
+    """The filer (and staff who may see the case) read the full request."""
+    return principal is not None and authz.may_read_case(principal, scope_of(row))
+
+
+def _public_notes(s: Session, case_ids: list[int]) -> dict[int, list[str]]:
+    """Notes staff wrote for residents, per case, oldest first (internal notes are never read here)."""
+    notes: dict[int, list[str]] = {}
+    if not case_ids:
+        return notes
+    stmt = (
+        select(CaseEventRow.case_id, CaseEventRow.data)
+        .where(CaseEventRow.case_id.in_(case_ids))
+        .order_by(CaseEventRow.case_id, CaseEventRow.seq)
+    )
+    for case_id, data in s.execute(stmt):
+        text = (data or {}).get(PUBLIC_NOTE) if isinstance(data, dict) else None
+        if isinstance(text, str) and text:
+            notes.setdefault(case_id, []).append(text)
+    return notes
+
+
+@router.get("/services.{fmt}", responses={200: DOCUMENTED[200]})
+def services(fmt: Format, svc: CasesDep) -> Response:
+    """The service list (``.json`` or ``.xml``)."""
+    return _render(fmt, "services", services_of(svc))
 
 
 async def _fields(request: Request) -> dict[str, str]:
@@ -135,61 +230,68 @@ async def _fields(request: Request) -> dict[str, str]:
     return dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
 
 
-@router.post("/requests.json", status_code=201, response_model=None)
-async def create_request(request: Request, svc: CasesDep) -> JSONResponse | list[dict[str, Any]]:
-    """File a service request (form-encoded or JSON)."""
+@router.post(
+    "/requests.{fmt}",
+    status_code=201,
+    responses={
+        201: {"description": "Filed", **_BOTH},
+        **{k: v for k, v in DOCUMENTED.items() if k != 200},
+        429: {"description": "Too many anonymous requests from this address (Retry-After)", **_BOTH},
+    },
+)
+async def create_request(fmt: Format, request: Request, svc: CasesDep) -> Response:
+    """File a service request (form-encoded or JSON); anonymous filing is rate-limited per client address."""
     try:
         fields = await _fields(request)
     except (ValueError, UnicodeDecodeError) as exc:
-        return _error(400, f"unreadable request body: {exc}")
+        return _error(400, f"unreadable request body: {exc}", fmt)
+    caller = _caller(request, fields.get("api_key", ""))
+    if isinstance(caller, Response):
+        return caller if fmt == "json" else _error(caller.status_code, "invalid api_key", fmt)
+    policy = _policy(request)
+    address = request.client.host if request.client is not None else ""
+    if caller is None and not policy.admit_post(address):
+        logger.warning("Open311: anonymous request from %s refused (over its rate)", address)
+        retry = {"Retry-After": str(policy.retry_after_s())}
+        return _error(429, "too many requests from this address; try later or sign in", fmt, retry)
     code = fields.get("service_code", "")
     if not code:
-        return _error(400, "service_code is required")
+        return _error(400, "service_code is required", fmt)
     if code not in {s["service_code"] for s in services_of(svc)}:
-        return _error(404, f"unknown service_code {code!r}")
+        return _error(404, f"unknown service_code {code!r}", fmt)
     try:
         lat = float(fields["lat"]) if fields.get("lat") else None
         lon = float(fields["long"]) if fields.get("long") else None
     except ValueError:
-        return _error(400, "lat and long must be numbers")
+        return _error(400, "lat and long must be numbers", fmt)
     if lat is None or lon is None:
-        return _error(400, "lat and long are required (address-only requests are not supported yet)")
+        return _error(400, "lat and long are required (address-only requests are not supported yet)", fmt)
     if svc.directory.model().locate(lon, lat) is None:
-        return _error(400, "the location is outside every grid of this service area")
+        return _error(400, "the location is outside every grid of this service area", fmt)
     description = fields.get("description", "")[:4000]
     contact = fields.get("email") or fields.get("phone") or fields.get("account_id")
     try:
-        key = bearer_token(request.headers.get("authorization"))
-    except HTTPException:
-        return _error(403, "use 'Authorization: Bearer <token>' or the api_key field")
-    api_key = fields.get("api_key", "")
-    if key is None and api_key.startswith(TOKEN_PREFIX):
-        key = api_key  # a person's token; any other api_key names the client application and is not used
-    person_id: str | None = None
-    if key:
-        person_id = get_tokens(request).resolve(key)
-        if person_id is None or principal_for(request.app.state.ctx.services, person_id) is None:
-            return _error(403, "invalid api_key")
-        contact = None
-    try:
         case = svc.create(
-            source="resident",
+            source=RESIDENT_SOURCE,
             category=code,
             title=(description or code)[:120],
             description=description,
             lat=lat,
             lon=lon,
             address=fields.get("address_string", ""),
-            reporter_id=person_id or (f"open311:{contact}"[:64] if contact else None),
+            reporter_id=caller.id if caller is not None else (f"open311:{contact}"[:64] if contact else None),
         )
     except CaseServiceError as exc:
-        return _error(400, exc.message)
+        return _error(400, exc.message, fmt)
     logger.info("Open311 request %s filed in grid %s", case["id"], case["grid"])
-    return [{"service_request_id": str(case["id"]), "service_notice": "", "account_id": None}]
+    filed = {"service_request_id": str(case["id"]), "service_notice": "", "account_id": None}
+    return _render(fmt, "requests", [filed], 201)
 
 
-@router.get("/requests.json")
+@router.get("/requests.{fmt}", responses=DOCUMENTED)
 def list_requests(
+    fmt: Format,
+    request: Request,
     svc: CasesDep,
     *,
     service_request_id: str | None = None,
@@ -197,9 +299,19 @@ def list_requests(
     status: str | None = None,
     start_date: str | None = None,
     end_date: str | None = None,
-) -> Any:
-    """Requests, newest first; filters as in the spec (comma-separated ids, codes, statuses)."""
-    stmt = select(CaseRow).order_by(CaseRow.id.desc()).limit(1000)
+    api_key: str = "",
+) -> Response:
+    """Requests, newest first; filters as in the spec (comma-separated ids, codes, statuses).
+
+    Anonymous readers get the public view of the public cases; a signed-in resident also
+    gets their own requests, in full.
+    """
+    caller = _caller(request, api_key)
+    if isinstance(caller, Response):
+        return caller if fmt == "json" else _error(caller.status_code, "invalid api_key", fmt)
+    policy = _policy(request)
+    shown = policy.where() if caller is None else or_(policy.where(), CaseRow.reporter_id == caller.id)
+    stmt = select(CaseRow).where(shown).order_by(CaseRow.id.desc()).limit(1000)
     try:
         if service_request_id:
             stmt = stmt.where(CaseRow.id.in_([int(x) for x in service_request_id.split(",") if x.strip()]))
@@ -210,27 +322,26 @@ def list_requests(
         if end_date:
             stmt = stmt.where(CaseRow.created_ms <= _parse_iso(end_date))
     except ValueError as exc:
-        return _error(400, f"bad filter: {exc}")
+        return _error(400, f"bad filter: {exc}", fmt)
     wanted = set(status.split(",")) if status else {"open", "closed"}
     with svc.sessions() as s:
-        out = [request_public(svc, r) for r in s.scalars(stmt)]
-    return [r for r in out if r["status"] in wanted]
+        rows = list(s.scalars(stmt))
+        notes = _public_notes(s, [r.id for r in rows])
+    out = [request_view(svc, r, notes.get(r.id, []), full=_full(caller, r)) for r in rows]
+    return _render(fmt, "requests", [r for r in out if r["status"] in wanted])
 
 
-@router.get("/requests/{request_id}.json", response_model=None)
-def get_request(request_id: str, svc: CasesDep) -> JSONResponse | list[dict[str, Any]]:
-    """One request (as a one-element list, per the spec), with the latest note as status_notes."""
+@router.get("/requests/{request_id}.{fmt}", responses=DOCUMENTED)
+def get_request(request_id: str, fmt: Format, request: Request, svc: CasesDep, api_key: str = "") -> Response:
+    """One request (a one-element list, per the spec); 404 for a case the caller may not see, like a missing one."""
+    caller = _caller(request, api_key)
+    if isinstance(caller, Response):
+        return caller if fmt == "json" else _error(caller.status_code, "invalid api_key", fmt)
     if not request_id.isdigit():
-        return _error(404, f"no request {request_id}")
+        return _error(404, f"no request {request_id}", fmt)
     with svc.sessions() as s:
         row = s.get(CaseRow, int(request_id))
-        if row is None:
-            return _error(404, f"no request {request_id}")
-        last_note = s.scalars(
-            select(CaseEventRow.note)
-            .where(CaseEventRow.case_id == row.id, CaseEventRow.note != "")
-            .order_by(CaseEventRow.seq.desc())
-            .limit(1)
-        ).first()
-        base = STATUS_NOTES.get(row.state, row.state)
-        return [request_public(svc, row, f"{base} {last_note}" if last_note else None)]
+        if row is None or not (_policy(request).listed(row) or _full(caller, row)):
+            return _error(404, f"no request {request_id}", fmt)
+        notes = _public_notes(s, [row.id]).get(row.id, [])
+    return _render(fmt, "requests", [request_view(svc, row, notes, full=_full(caller, row))])

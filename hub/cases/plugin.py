@@ -80,6 +80,7 @@ def install(ctx: HubContext) -> None:
     service = build(ctx)
     ctx.add_router(api.router)
     ctx.add_router(open311.router)
+    ctx.services["open311"] = open311.policy_from(ctx.services.get("settings"))
     ctx.add_task("cases-sla", sweep_task(service, DEFAULT_SWEEP_S))
     writer = ctx.services.get("series_writer")
     if writer is not None:

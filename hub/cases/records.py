@@ -157,3 +157,15 @@ def case_public(row: CaseRow, policy: SlaPolicy, now_ms: int) -> dict[str, Any]:
         "allowed_actions": allowed_actions(facts_of(row)),
         "audit_count": row.audit_count,
     }
+
+
+def scope_of(row: CaseRow) -> dict[str, Any]:
+    """The fields of a case that :mod:`hub.authz` decides visibility on (as in the case JSON)."""
+    return {
+        "grid": row.grid_code,
+        "assignees": list(row.assignees or ()),
+        "worker": row.worker_id,
+        "handler": row.handler_id,
+        "force": row.force_id,
+        "reporter": row.reporter_id,
+    }

@@ -47,6 +47,10 @@ logger = logging.getLogger(__name__)
 
 SYSTEM: Final = "system"
 MAX_ATTEMPTS: Final = 60
+#: Audit ``data`` key of a note written for residents (shown by Open311; ``note`` is internal).
+PUBLIC_NOTE: Final = "public_note"
+#: Audit ``data`` key naming the roles of an actor who is not a directory person (the built-in admin).
+ACTOR_ROLES: Final = "actor_roles"
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,8 +275,16 @@ class CaseService:
         evidence: Sequence[str] = (),
         idempotency_key: str | None = None,
         if_match: int | None = None,
+        public_note: str = "",
+        actor_roles: frozenset[str] | None = None,
     ) -> TransitionResult:
-        """Apply ``action`` by ``actor_id``; idempotent per key, version-checked by ``if_match``."""
+        """Apply ``action`` by ``actor_id``; idempotent per key, version-checked by ``if_match``.
+
+        ``public_note`` is a note written for residents (Open311 shows it; ``note`` stays
+        internal). ``actor_roles`` are the signed-in principal's roles: they let an actor
+        outside the directory (the built-in administrator) act, recorded with those roles;
+        without them the directory decides.
+        """
         params = dict(params or {})
         request_hash = hashlib.sha256(
             canonical_json(
@@ -282,6 +294,7 @@ class CaseService:
                     "actor": actor_id,
                     "params": params,
                     "note": note,
+                    "public_note": public_note,
                     "evidence": list(evidence),
                 }
             ).encode()
@@ -302,6 +315,8 @@ class CaseService:
                     idempotency_key=idempotency_key,
                     request_hash=request_hash,
                     if_match=if_match,
+                    public_note=public_note,
+                    actor_roles=actor_roles,
                 )
             except (StaleDataError, IntegrityError, OperationalError) as exc:
                 logger.debug("case %s %s lost a race (%s); retrying", case_id, action, type(exc).__name__)
@@ -331,13 +346,15 @@ class CaseService:
         idempotency_key: str | None,
         request_hash: str,
         if_match: int | None,
+        public_note: str = "",
+        actor_roles: frozenset[str] | None = None,
     ) -> TransitionResult:
         now = self.now_ms()
         with self.sessions() as s, s.begin():
             row = self._row(s, case_id, lock=True)
             if if_match is not None and row.version != if_match:
                 raise StaleVersionError(row.version, if_match)
-            self._check_role(actor_id, action)
+            outside = self._check_role(actor_id, action, actor_roles)
             if action == Action.DISPATCH.value:
                 params = self._dispatch_params(row, params)
             if action == Action.MERGE.value:
@@ -353,6 +370,10 @@ class CaseService:
             data = {k: v for k, v in params.items() if k != "assignees"} | (
                 {"assignees": row.assignees} if action == "dispatch" else {}
             )
+            if public_note:
+                data[PUBLIC_NOTE] = public_note
+            if outside is not None:
+                data[ACTOR_ROLES] = sorted(outside)  # not a directory person: the trail says in which capacity
             event = self.append_event(
                 s, row, actor_id, action, from_state, note=note, evidence=evidence, data=data, now_ms=now
             )
@@ -367,16 +388,24 @@ class CaseService:
                 s.flush()
         return TransitionResult(200, body)
 
-    def _check_role(self, actor_id: str, action: str) -> None:
+    def _check_role(self, actor_id: str, action: str, actor_roles: frozenset[str] | None) -> frozenset[str] | None:
+        """Refuse an actor whose roles do not allow ``action``; return the roles of an actor outside the directory."""
         if actor_id == SYSTEM:
-            return
-        person = self.person(actor_id)
+            return None
+        person = self.directory.model().people.get(actor_id)
+        if person is not None:
+            roles, outside = frozenset(person.roles), None
+        elif actor_roles is not None:
+            roles = outside = frozenset(actor_roles)
+        else:
+            raise UnauthenticatedError("unknown_actor", f"unknown person {actor_id!r}")
         try:
             allowed = ACTION_ROLES[Action(action)]
         except ValueError:
-            return  # the machine refuses unknown actions with a 409 and a reason
-        if not person.has_role(*allowed, "admin"):
-            raise ForbiddenError("role_not_allowed", f"{actor_id} ({', '.join(sorted(person.roles))}) may not {action}")
+            return outside  # the machine refuses unknown actions with a 409 and a reason
+        if not roles.intersection({*allowed, "admin"}):
+            raise ForbiddenError("role_not_allowed", f"{actor_id} ({', '.join(sorted(roles))}) may not {action}")
+        return outside
 
     def _dispatch_params(self, row: CaseRow, params: dict[str, Any]) -> dict[str, Any]:
         model = self.directory.model()

@@ -310,6 +310,7 @@ def test_roles_probed_through_the_api(role_hub: Hub) -> None:
             ("sup1", "image", "cam-g1", "allowed"),
             ("sup1", "meta", "cam-g1", "allowed"),
             *[(pid, "image", "cam-g1", "denied") for pid in ("w1", "u1", "r1", "int1")],
+            ("anonymous", "image", "cam-g1", "unauthenticated"),  # the no-token attempt too (issue #21)
         ]
     )
     assert all(e["ts_ms"] > 0 and e["event_id"] == "ev-1" for e in log)

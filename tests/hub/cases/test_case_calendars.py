@@ -128,8 +128,10 @@ def test_api_shows_the_calendar_and_a_fire_due_within_its_limit_in_wall_clock_ti
     assert listed == {fire["id"]: "always", routine.json()["id"]: "office"}
     assert op.get(f"/api/v1/cases/{fire['id']}").json()["calendar"] == "always"
 
-    # Open311 projects each later stage on its own calendar: 19:12 + 2 h handling that night
-    [request] = live.client().get(f"/open311/v2/requests/{fire['id']}.json").json()
+    # Open311 projects each later stage on its own calendar: 19:12 + 2 h handling that night (read by
+    # staff: operator-raised cases are not in the public view)
+    staff = {"api_key": live.ctx.services["tokens"].issue_token("op1", "test")}
+    [request] = live.client().get(f"/open311/v2/requests/{fire['id']}.json", params=staff).json()
     assert request["expected_datetime"] == "2026-11-27T21:12:00+08:00"
-    [request] = live.client().get(f"/open311/v2/requests/{routine.json()['id']}.json").json()
+    [request] = live.client().get(f"/open311/v2/requests/{routine.json()['id']}.json", params=staff).json()
     assert request["expected_datetime"] == "2026-12-03T16:30:00+08:00"  # Mon 11:00 + 4 h + 3 office days

@@ -66,3 +66,44 @@ def test_smoke_alarm_becomes_a_dispatched_case(hub: Hub, mosquitto: MosquittoSer
         assert api.get(f"/api/v1/cases/{case['id']}/audit/verify").json()["ok"] is True
     finally:
         dev.close()
+
+
+def test_anonymous_open311_readers_see_no_device_case_nor_internal_note(hub: Hub, mosquitto: MosquittoServer) -> None:
+    """Issue #21 through the whole hub: a real device alarm and a resident's request side by side."""
+    base = f"http://127.0.0.1:{hub.http_port}"
+    op = httpx.Client(base_url=base, timeout=5, headers={"X-Actor": "op1"})
+    dev = FakeDevice(mosquitto.port, "smoke-7")
+    dev.connect()
+    try:
+        wait_until(lambda: hub.ingest is not None and hub.ingest.connected, timeout=10, what="ingest connected")
+        dev.publish_raw(dev.topic(Channel.STATUS), dev.status(DeviceState.ONLINE), retain=True)
+        alarm = Event(1, now_ms(), "e1", "smoke", EventState.ACTIVE, Severity.CRITICAL)
+        dev.publish_raw(dev.topic(Channel.EVENT), wire.encode(alarm))
+        wait_until(lambda: bool(op.get("/api/v1/cases").json()), timeout=10, what="the device-raised case")
+        [device_case] = op.get("/api/v1/cases").json()
+        assert device_case["source"] == "device" and "smoke-7" in device_case["description"]
+    finally:
+        dev.close()
+    filed = httpx.post(
+        f"{base}/open311/v2/requests.json",
+        data={
+            "service_code": "environment_sanitation",
+            "lat": "39.91",
+            "long": "116.435",
+            "email": "me@example.org",
+            "description": "bins overflowing",
+            "address_string": "Building 3",
+        },
+    )
+    assert filed.status_code == 201
+    resident_case = int(filed.json()[0]["service_request_id"])
+    for case_id in (device_case["id"], resident_case):
+        note = {"note": "internal: smoke-7 battery swapped by w1", "public_note": "Being looked at."}
+        assert op.post(f"/api/v1/cases/{case_id}/register", json=note).status_code in (200, 409)
+    listed = httpx.get(f"{base}/open311/v2/requests.json")
+    assert [r["service_request_id"] for r in listed.json()] == [str(resident_case)]
+    assert listed.json()[0]["status_notes"].endswith("Being looked at.")
+    for leak in ("smoke-7", "internal", "me@example.org", "bins overflowing", "Building 3", "devices"):
+        assert leak not in listed.text, leak
+    assert httpx.get(f"{base}/open311/v2/requests/{device_case['id']}.json").status_code == 404
+    assert httpx.get(f"{base}/open311/v2/requests/{resident_case}.xml").status_code == 200

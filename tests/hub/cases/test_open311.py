@@ -67,14 +67,16 @@ def test_resident_files_and_follows_a_request(live: CasesEnv) -> None:
         (op, "dispatch", {}),
         (w2, "accept", {}),
         (w2, "handle", {}),
-        (w2, "feedback", {"note": "Cleared by the sanitation team."}),
+        (w2, "feedback", {"note": "Bin 7 lock broken", "public_note": "Cleared by the sanitation team."}),
         (sup, "verify", {"result": "pass"}),
         (sup, "close", {}),
     ):
         assert client.post(f"/api/v1/cases/{cid}/{action}", json=body_json).status_code == 200
     [req] = get_json(f"{base}/requests/{request_id}.json")
     assert req["status"] == "closed"
+    # only the note written for residents is shown; the internal one (the leak of issue #21) is not
     assert "Cleared by the sanitation team." in req["status_notes"]
+    assert "Bin 7" not in json.dumps(req)
     listed = get_json(f"{base}/requests.json?status=closed&service_code=environment_sanitation")
     assert [r["service_request_id"] for r in listed] == [request_id]
     assert get_json(f"{base}/requests.json?status=open") == []
