@@ -9,6 +9,8 @@ access audit holds every command, refusal and ack.
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import time
@@ -205,3 +207,17 @@ def test_who_may_command(site: Site, kiosk: subprocess.Popen[bytes]) -> None:
         rows = admin.get("/api/v1/access-audit", params={"device": DEVICE}).json()
     denied = {r["person_id"] for r in rows if r["outcome"] == "denied"}
     assert denied == {"sup-01", "operator-far"}
+
+
+def test_cli_sends_and_waits_for_the_ack(site: Site, kiosk: subprocess.Popen[bytes]) -> None:
+    cli = [sys.executable, "-m", "edge.cli", "hub", "devices", "command", DEVICE]
+    url = f"http://127.0.0.1:{site.hub.http_port}"
+    env = {**os.environ, "GRIDSENTINEL_TOKEN": site.tokens["operator-01"], "GRIDSENTINEL_HUB_URL": url}
+    done = subprocess.run(
+        [*cli, "ping", "--wait", "--ttl", "20"], check=False, capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["state"] == "acked"
+    env["GRIDSENTINEL_TOKEN"] = site.tokens["sup-01"]
+    refused = subprocess.run([*cli, "ping"], check=False, capture_output=True, text=True, env=env, timeout=60)
+    assert refused.returncode == 1 and "403" in refused.stderr
