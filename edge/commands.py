@@ -18,8 +18,6 @@ from edge import wire
 
 logger = logging.getLogger(__name__)
 
-OPS = ("ping", "set_interval", "resend", "snapshot", "reload_config", "get_config")
-
 
 class CommandError(Exception):
     """A command that cannot be carried out; the message goes into the error ack."""
@@ -90,8 +88,12 @@ class CommandProcessor:
         self.target = target
         self.remember = remember
 
-    def handle(self, payload: bytes, now_ms: int) -> AckSpec | None:
-        """Process one ``cmd`` payload; None when it is too broken to answer (no usable id)."""
+    def handle(self, payload: bytes, now_ms: int, received_ms: int | None = None) -> AckSpec | None:
+        """Process one ``cmd`` payload; None when it is too broken to answer (no usable id).
+
+        ``received_ms`` is when this device received the payload, on the same clock as ``now_ms``
+        (default: now); a command's ``ttl_ms`` counts from there.
+        """
         try:
             message = wire.decode(wire.Channel.CMD, payload)
         except wire.PayloadError as exc:
@@ -107,6 +109,12 @@ class CommandProcessor:
         if message.expires is not None and now_ms > message.expires:
             logger.info("command %s (%s) expired at %d, not run", message.id, message.op, message.expires)
             return AckSpec(message.id, wire.AckResult.EXPIRED, f"expired at {message.expires}")
+        waited = now_ms - (now_ms if received_ms is None else received_ms)
+        if message.ttl_ms is not None and waited > message.ttl_ms:
+            logger.info(
+                "command %s (%s) waited %d ms > ttl %d ms, not run", message.id, message.op, waited, message.ttl_ms
+            )
+            return AckSpec(message.id, wire.AckResult.EXPIRED, f"waited {waited} ms, ttl {message.ttl_ms} ms")
         try:
             return self._run(message)
         except CommandError as exc:
@@ -116,27 +124,27 @@ class CommandProcessor:
     def _run(self, cmd: wire.Command) -> AckSpec:
         args = cmd.args
         logger.info("running command %s: %s %s", cmd.id, cmd.op, dict(args))
-        if cmd.op == "ping":
+        if cmd.op == wire.CommandOp.PING:
             return AckSpec(cmd.id, wire.AckResult.OK, "pong", self.target.ping())
-        if cmd.op == "set_interval":
+        if cmd.op == wire.CommandOp.SET_INTERVAL:
             seconds = args.get("seconds")
             if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds <= 86_400:
                 raise CommandError("argument 'seconds' must be a number in (0, 86400]")
             intervals = self.target.set_interval(_opt_driver(args), float(seconds))
             return AckSpec(cmd.id, wire.AckResult.OK, f"interval set to {seconds}s", {"intervals": intervals})
-        if cmd.op == "resend":
+        if cmd.op == wire.CommandOp.RESEND:
             first, last = _int_arg(args, "first"), _int_arg(args, "last")
             if last < first:
                 raise CommandError(f"last={last} is before first={first}")
             count = self.target.resend(first, last)
             return AckSpec(cmd.id, wire.AckResult.OK, f"resent {count} messages", {"count": count})
-        if cmd.op == "snapshot":
+        if cmd.op == wire.CommandOp.SNAPSHOT:
             return AckSpec(cmd.id, wire.AckResult.OK, "snapshot sent", self.target.snapshot(_opt_driver(args), cmd.id))
-        if cmd.op == "reload_config":
+        if cmd.op == wire.CommandOp.RELOAD_CONFIG:
             return AckSpec(cmd.id, wire.AckResult.OK, "config reloaded", self.target.reload_config())
-        if cmd.op == "get_config":
+        if cmd.op == wire.CommandOp.GET_CONFIG:
             return AckSpec(cmd.id, wire.AckResult.OK, "config (secrets redacted)", {"config": self.target.get_config()})
-        raise CommandError(f"unknown op {cmd.op!r}; known: {', '.join(OPS)}")
+        raise CommandError(f"unknown op {cmd.op!r}; known: {', '.join(wire.CommandOp)}")
 
 
 def _salvage_id(payload: bytes) -> str | None:

@@ -70,6 +70,8 @@ MAX_KEY_CHARS: Final = 64
 MAX_DEPTH: Final = 10
 MAX_SEQ: Final = 2**63 - 1
 MAX_INT: Final = 2**63 - 1
+#: A command's time-to-live: at most a day (a longer-lived command is a schedule, not a command).
+MAX_TTL_MS: Final = 86_400_000
 MIN_INT: Final = -(2**63)
 #: Device timestamps outside [2000-01-01, 2100-01-01) are refused outright.
 MIN_TS_MS: Final = 946_684_800_000
@@ -121,6 +123,38 @@ class DeviceKind(StrEnum):
     CAMERA = "camera"
     KIOSK = "kiosk"
     SENSOR = "sensor"
+
+
+class CommandOp(StrEnum):
+    """What a hub may ask a device to do on ``cmd``; the one list agent, hub, CLI and page import."""
+
+    PING = "ping"
+    SET_INTERVAL = "set_interval"
+    RESEND = "resend"
+    SNAPSHOT = "snapshot"
+    RELOAD_CONFIG = "reload_config"
+    GET_CONFIG = "get_config"
+
+
+#: Ops an operator may send to each device kind (the page shows these as buttons). ``resend`` is the
+#: hub's own gap repair, never an operator's; ``snapshot`` needs a camera.
+KIND_OPS: Final[dict[DeviceKind, tuple[CommandOp, ...]]] = {
+    DeviceKind.CAMERA: (CommandOp.SNAPSHOT, CommandOp.PING, CommandOp.GET_CONFIG, CommandOp.RELOAD_CONFIG),
+    DeviceKind.KIOSK: (CommandOp.PING, CommandOp.GET_CONFIG, CommandOp.RELOAD_CONFIG, CommandOp.SET_INTERVAL),
+    DeviceKind.SENSOR: (CommandOp.PING, CommandOp.GET_CONFIG, CommandOp.RELOAD_CONFIG, CommandOp.SET_INTERVAL),
+}
+#: Ops for a device whose kind the hub does not know yet (no birth message seen).
+UNKNOWN_KIND_OPS: Final[tuple[CommandOp, ...]] = (CommandOp.PING, CommandOp.GET_CONFIG)
+#: Device kinds whose unanswered commands the hub raises as a device fault: mains-powered boxes that should
+#: always answer. Sensors are left out: a battery gateway may sleep through a command's time-to-live.
+KINDS_FAULT_ON_TIMEOUT: Final = frozenset({DeviceKind.CAMERA, DeviceKind.KIOSK})
+
+
+def ops_for(kind: DeviceKind | str | None) -> tuple[CommandOp, ...]:
+    """The operator ops of a device kind (a kind this contract does not know gets the minimal set)."""
+    if kind is None or kind not in DeviceKind._value2member_map_:
+        return UNKNOWN_KIND_OPS
+    return KIND_OPS[DeviceKind(kind)]
 
 
 class Severity(StrEnum):
@@ -346,13 +380,22 @@ class GapNotice:
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """A hub -> device command; ``expires`` (ms) after which the device must not run it."""
+    """A hub -> device command.
+
+    ``op`` stays a plain string on the wire (a :class:`CommandOp` value), so an agent older than an op
+    answers it with an error ack naming the op instead of dead-lettering it. ``ttl_ms`` is relative: the
+    device must not run the command later than ``ttl_ms`` after it *received* it, measured on its own
+    clock, so no hub timestamp is ever compared with a device clock (agents before ``ttl_ms`` ignore the
+    key, as they ignore every unknown key). ``expires`` is the older absolute form (device-clock ms); the
+    hub does not send it, because a device whose clock is off would run or refuse commands by that error.
+    """
 
     id: str
     op: str
     ts: int
     expires: int | None = None
     args: Mapping[str, Any] = field(default_factory=dict)
+    ttl_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -865,6 +908,7 @@ def _command(obj: dict[str, Any]) -> Command:
         ts=_ts(obj),
         expires=None if obj.get("expires") is None else _ts(obj, "expires"),
         args=_flat(args, "args"),
+        ttl_ms=_opt_int(obj, "ttl_ms", 0, MAX_TTL_MS),
     )
 
 
@@ -909,7 +953,7 @@ _KNOWN_KEYS: Final[dict[Channel, frozenset[str]]] = {
         | {"attrs"}
     ),
     Channel.GAP: frozenset({"v", "seq", "ts", "first", "last", "reason", "channel"}),
-    Channel.CMD: frozenset({"v", "id", "op", "ts", "expires", "args"}),
+    Channel.CMD: frozenset({"v", "id", "op", "ts", "expires", "args", "ttl_ms"}),
     Channel.CMD_ACK: frozenset({"v", "seq", "ts", "id", "result", "detail", "data"}),
 }
 
@@ -1030,6 +1074,7 @@ def to_dict(msg: Message) -> dict[str, Any]:
                 "op": msg.op,
                 "ts": msg.ts,
                 "expires": msg.expires,
+                "ttl_ms": msg.ttl_ms,
                 "args": dict(msg.args),
             }
         )

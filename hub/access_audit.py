@@ -1,11 +1,13 @@
-"""The evidence access log: every request for a snapshot (allowed or refused) is recorded, and admins read it.
+"""The access log: every request for evidence (allowed or refused) and every device command and ack is recorded.
 
 Each row says who (person id and roles), when, which snapshot (device and event),
 what was asked (``image`` or ``meta``) and the outcome (``allowed``, ``denied``,
 ``missing``, or ``unauthenticated`` for a request with no, a bad or a revoked token,
-recorded as person ``anonymous``). ``GET /api/v1/access-audit`` lists it for admins.
-Records are kept ``access_log_retention_days`` (hub setting) and then purged by the
-snapshot plug-in's retention sweep.
+recorded as person ``anonymous``). Device commands add rows with actions ``command:<op>``
+(outcome ``queued``, ``denied``, ``timed_out``, ``expired``) and ``ack:<op>`` (person = the
+device, outcome = the ack's result), the command id in ``event_id``.
+``GET /api/v1/access-audit`` lists it for admins. Records are kept ``access_log_retention_days``
+(hub setting) and then purged by the snapshot plug-in's retention sweep.
 """
 
 from __future__ import annotations
@@ -69,20 +71,35 @@ class AccessLog:
         self, principal: Principal, action: str, device_id: str, event_id: str, *, outcome: str, client: str = ""
     ) -> None:
         """Append one access record (committed before the evidence is sent)."""
+        roles = ",".join(sorted(principal.roles))
+        self.record_event(principal.id, roles, action, device_id, event_id, outcome=outcome, client=client)
+
+    def record_event(
+        self,
+        person_id: str,
+        roles: str,
+        action: str,
+        device_id: str,
+        event_id: str,
+        *,
+        outcome: str,
+        client: str = "",
+    ) -> None:
+        """Append one record of an actor that may not be a person (a device's ack, the hub's own sweep)."""
         with self.sessions() as s, s.begin():
             s.add(
                 AccessAuditRow(
                     ts_ms=int(self.clock() * 1000),
-                    person_id=principal.id[:64],
-                    roles=",".join(sorted(principal.roles))[:200],
-                    action=action,
+                    person_id=person_id[:64],
+                    roles=roles[:200],
+                    action=action[:32],
                     device_id=device_id[:64],
                     event_id=event_id[:64],
-                    outcome=outcome,
+                    outcome=outcome[:16],
                     client=client[:64],
                 )
             )
-        logger.info("evidence %s %s/%s by %s: %s", action, device_id, event_id, principal.id, outcome)
+        logger.info("audit %s %s/%s by %s: %s", action, device_id, event_id, person_id, outcome)
 
     def record_unauthenticated(self, action: str, device_id: str, event_id: str, *, reason: str, client: str) -> None:
         """Append a request refused before anyone was known (no, bad or revoked token)."""

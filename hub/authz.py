@@ -122,8 +122,20 @@ def may_read_device(p: Principal, device: Mapping[str, Any]) -> bool:
 
 
 def may_command_devices(p: Principal) -> bool:
-    """Sending commands to devices: operators and admins."""
+    """Sending commands to devices at all: operators and admins."""
     return p.has(*ALL_SEEING)
+
+
+def may_command_device(p: Principal, device: Mapping[str, Any]) -> bool:
+    """Commanding one device: admins any; operators those of their areas, or any when they hold no areas.
+
+    An operator without areas is the command centre's (they see every device, so they act on every
+    device); an operator whose responsibilities name grids commands only devices in them, and a device
+    the hub has no grid for only when the operator's reach is hub-wide.
+    """
+    if not may_command_devices(p):
+        return False
+    return p.has(ADMIN) or not p.grids or p.covers(device.get("grid"))
 
 
 # ----------------------------------------------------------- dead letters, gaps, rules

@@ -149,6 +149,9 @@ class HubSettings(BaseModel):
     gap_timeout_s: float = Field(
         default=30.0, gt=0, description="Seconds until an unfilled gap becomes a data-loss record"
     )
+    command_ack_margin_s: float = Field(
+        default=10.0, gt=0, description="Seconds a command's ack may take beyond its ttl before it is timed_out"
+    )
     stale_factor: float = Field(
         default=3.0, gt=1, description="A device is stale after this many heartbeat intervals unheard"
     )

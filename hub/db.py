@@ -28,6 +28,7 @@ MODEL_MODULES: Final[tuple[str, ...]] = (
     "hub.auth_models",
     "hub.access_audit_models",
     "hub.provision_models",
+    "hub.commands.models",
 )
 
 

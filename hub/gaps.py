@@ -20,7 +20,7 @@ from typing import Any, Final
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from edge.wire import Command, GapNotice
+from edge.wire import Command, CommandOp, GapNotice
 from hub.bus import EventBus
 from hub.dedup import ACCEPTED, Gap, SeqTracker, Verdict
 from hub.metrics import IngestStats
@@ -208,7 +208,7 @@ class GapManager:
         # than the gap timeout ahead would refuse it as expired and the gap would become a loss.
         cmd = Command(
             id=f"rs-{uuid.uuid4().hex[:16]}",
-            op="resend",
+            op=CommandOp.RESEND,
             ts=now_ms,
             args={"first": first, "last": last},
         )

@@ -1,4 +1,5 @@
-"""``gridsentinel hub devices ...``: issue, rotate, revoke and list MQTT credentials; write the broker files.
+"""``gridsentinel hub devices ...``: issue, rotate, revoke and list MQTT credentials; write the broker files
+(``devices command`` lives in :mod:`hub.commands.cli`).
 
 Every command that changes a credential rewrites the broker files when
 ``--broker-dir`` is given, and signals mosquitto to reload them when
@@ -62,6 +63,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--mosquitto-pid-file", type=Path, help="mosquitto's pid_file (alternative to --mosquitto-pid)")
     for p in (provision, hub, revoke, listing, files):
         p.set_defaults(func=devices_command)
+    from hub.commands.cli import configure as configure_command
+
+    configure_command(sub)
 
 
 @contextmanager

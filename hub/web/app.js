@@ -4,6 +4,7 @@
 import { actionFields, actionsFor, columnOf, drawBoard, dueText } from "./board.js";
 import { ApiError, adoptTokenFromUrl, api, clearToken, getToken, imageUrl, openStream, setToken } from "./api.js";
 import { lineChart } from "./charts.js";
+import { showCommands } from "./commands.js";
 import { currentLang, setLang, t, translate } from "./i18n.js";
 import { drawMap, unitGrids } from "./map.js";
 
@@ -22,6 +23,7 @@ const state = {
   view: "overview",
   selectedGrid: null,
   deviceDetail: null,
+  stopCommands: () => {},
 };
 
 function h(tag, cls, text) {
@@ -231,6 +233,11 @@ async function showDevice(d) {
   state.deviceDetail = d.id;
   const box = $("#device-detail");
   box.replaceChildren(h("h3", null, t("devices.history", { device: d.id })));
+  state.stopCommands();
+  const commands = h("div", "device-commands");
+  box.append(commands);
+  state.stopCommands = await showCommands(commands, d, toast);
+  if (state.deviceDetail !== d.id) return;
   const metrics = Object.keys(d.latest).filter((k) => typeof d.latest[k] === "number").sort().slice(0, 6);
   const charts = await Promise.all(
     metrics.map(async (metric) => {

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from edge import wire
 from edge.commands import CommandError, CommandProcessor
 from edge.outbox import MemoryOutbox
@@ -97,3 +99,27 @@ def test_get_config_is_redacted_data() -> None:
     proc, _ = make()
     ack = proc.handle(cmd("get_config"), NOW)
     assert ack is not None and ack.data == {"config": {"mqtt": {"password": "***"}}}
+
+
+def test_ttl_counts_from_receipt_on_the_device_clock() -> None:
+    proc, target = make()
+    ttl = wire.encode(wire.Command(id="c-ttl", op=wire.CommandOp.PING, ts=0 + wire.MIN_TS_MS, ttl_ms=1000))
+    # the command's ts (hub clock, decades off here) plays no part: only the wait since receipt counts
+    fresh = proc.handle(ttl, NOW, received_ms=NOW - 999)
+    assert fresh is not None and fresh.result is wire.AckResult.OK
+    late = wire.encode(wire.Command(id="c-late", op=wire.CommandOp.PING, ts=NOW, ttl_ms=1000))
+    stale = proc.handle(late, NOW, received_ms=NOW - 1001)
+    assert stale is not None and stale.result is wire.AckResult.EXPIRED
+    assert target.calls == [("ping", None)]
+
+
+def test_every_kind_offers_only_known_ops_and_ttl_round_trips() -> None:
+    for ops in wire.KIND_OPS.values():
+        assert set(ops) <= set(wire.CommandOp) and wire.CommandOp.RESEND not in ops
+    assert wire.ops_for("no-such-kind") == wire.UNKNOWN_KIND_OPS
+    msg = wire.Command(id="c-1", op=wire.CommandOp.PING, ts=NOW, ttl_ms=30_000)
+    assert wire.decode(wire.Channel.CMD, wire.encode(msg)) == msg
+    with pytest.raises(wire.PayloadError):
+        wire.decode(
+            wire.Channel.CMD, wire.encode(wire.Command(id="c-2", op="ping", ts=NOW, ttl_ms=wire.MAX_TTL_MS + 1))
+        )

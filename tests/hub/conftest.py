@@ -56,7 +56,7 @@ def api(hub: Hub, token: str | None = ADMIN_TOKEN) -> httpx.Client:
 
 
 #: The hub core's tables, emptied between PostgreSQL tests (one database for the session is much faster).
-CORE_TABLES = ("devices", "data_loss", "dead_letters", "open_gaps")
+CORE_TABLES = ("devices", "data_loss", "dead_letters", "open_gaps", "device_commands")
 
 
 @pytest.fixture(scope="session")

@@ -299,3 +299,36 @@ def test_bad_token_shows_the_sign_in_box(browser: Any, site: Site) -> None:
     page.click('#signin-form button[type="submit"]')
     page.locator('#who[data-person="sup-01"]').wait_for(timeout=5000)
     context.close()
+
+
+def test_device_command_button_shows_the_command_state(browser: Any, site: Site) -> None:
+    """A kiosk's Ping button sends a command; the device view follows it from sent to acked."""
+    box = SensorBox(site.hub.mqtt_port)
+    device = "kiosk-web-01"
+    try:
+        status = Status(DeviceState.ONLINE, 1, _now_ms(), kind=DeviceKind.KIOSK, grid=site.grids[0], interval_s=60.0)
+        box.publish(device, Channel.STATUS, wire.encode(status), retain=True)
+        registry = site.hub.registry
+        assert registry is not None
+        wait_until(lambda: registry.get_public(device) is not None, timeout=10, what="kiosk registered")
+        tab = open_page(browser, site, "operator-01")
+        page = tab.page
+        page.click('#nav [data-view="devices"]')
+        page.locator(f'#devices tr[data-device="{device}"]').click()
+        buttons = page.locator("#device-detail button.command-op")
+        buttons.first.wait_for(timeout=5000)
+        assert [buttons.nth(i).get_attribute("data-op") for i in range(buttons.count())] == [
+            op.value for op in wire.KIND_OPS[DeviceKind.KIOSK]
+        ]
+        page.click('#device-detail button.command-op[data-op="ping"]')
+        page.locator('ul.commands li[data-state="sent"]').wait_for(timeout=5000)
+        with site.api("operator-01") as client:
+            (command,) = client.get(f"/api/v1/devices/{device}/commands").json()
+        ack = wire.CommandAck(1, _now_ms(), command["id"], wire.AckResult.OK, "pong")
+        box.publish(device, Channel.CMD_ACK, wire.encode(ack))
+        page.locator(f'ul.commands li[data-command="{command["id"]}"][data-state="acked"]').wait_for(timeout=5000)
+        assert "Ping" in page.locator("ul.commands li").first.inner_text()
+        shoot(page, "device-command")
+        assert tab.errors == []
+    finally:
+        box.close()
