@@ -56,6 +56,8 @@ class Clip:
     fps: float
     min_person_px: int
     counts: dict[int, int]
+    #: Frame -> faces turned towards the camera, for the face filter's recall (may be empty).
+    faces: dict[int, int]
 
     @property
     def filename(self) -> str:
@@ -80,6 +82,7 @@ class Clip:
             fps=float(data["fps"]),
             min_person_px=int(data["min_person_px"]),
             counts={int(k): int(v) for k, v in data["counts"].items()},
+            faces={int(k): int(v) for k, v in data.get("faces", {}).items()},
         )
 
 
@@ -111,7 +114,14 @@ def _from_debian(clip: Clip, work: Path, out: Path) -> None:
     # Any version will do: the member's own sha256 decides whether it is the annotated video.
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
         raise FootageUnavailableError(clip.name, "apt-get/dpkg-deb not found (Debian package source)")
-    _run(clip, ["apt-get", "download", clip.package], work)
+    try:
+        _run(clip, ["apt-get", "download", clip.package], work)
+    except FootageUnavailableError:
+        if os.geteuid() != 0:
+            raise
+        # A fresh machine may never have read the package lists; root can.
+        _run(clip, ["apt-get", "update", "-qq"], work)
+        _run(clip, ["apt-get", "download", clip.package], work)
     debs = sorted(work.glob(f"{clip.package}_*.deb"))
     if not debs:
         raise FootageUnavailableError(clip.name, f"apt-get download {clip.package} left no .deb")

@@ -95,6 +95,11 @@ def run(args: argparse.Namespace) -> int:
         cells = (r["min_person_px"], r["annotated"], r["mae"], r["bias"], r["crowd_min_people"])
         print("".join(f"{_fmt(v):>8}" for v in (*cells, r["precision"], r["recall"])), end="")
         print(f"{r['fps']:>8}{r['cpu_share']:>10}{r['stream_fps']:>8}")
+    for r in result["runs"]:
+        faces = r.get("face_recall")
+        if faces:
+            share = faces["found"] / faces["annotated"]
+            print(f"face filter (Haar alone) on {r['clip']}: {faces['found']}/{faces['annotated']} faces = {share:.2f}")
     for name, reason in result["unavailable"].items():
         print(f"{name}: NOT MEASURED: {reason}")
     print(f"targets: held-out MAE <= {TARGET_MAE}; CPU share of a core at 720p/10 fps <= {TARGET_CPU_SHARE_720P}")
