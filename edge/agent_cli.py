@@ -89,7 +89,7 @@ def _check(args: argparse.Namespace) -> int:
         return 2
     for i, driver in enumerate(config.drivers):
         for text in _driver_warnings(driver):
-            print(f"warning: drivers[{i}] ({driver.type}): {text}", file=sys.stderr)
+            print(f"warning: drivers[{i}] ({getattr(driver, 'type', '?')}): {text}", file=sys.stderr)
     if args.show:
         print(json.dumps(redacted(config), indent=2))
     else:
