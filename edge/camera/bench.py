@@ -26,7 +26,7 @@ SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
 def measure(clip_names: list[str] | None = None, budget: bool = True) -> dict[str, Any]:
     """Replay the clips (all by default) and return the result object."""
     from simulators.footage import fetch, load_clips
-    from simulators.footage_eval import evaluate
+    from simulators.footage_eval import evaluate, face_recall
 
     clips = load_clips()
     rows: list[dict[str, Any]] = []
@@ -43,9 +43,10 @@ def measure(clip_names: list[str] | None = None, budget: bool = True) -> dict[st
         # The tuning clip is run with the min_person_px its framing needs; the held-out one with defaults.
         min_px = clip.min_person_px if clip.role == "tuning" else None
         crowd = CROWD_MIN.get(name, 5)
-        rows.append(
-            {"setting": "native", **evaluate(clip, path, crowd_min_people=crowd, min_person_px=min_px).as_dict()}
-        )
+        result = evaluate(clip, path, crowd_min_people=crowd, min_person_px=min_px)
+        faces = face_recall(clip, path)
+        recall = None if faces is None else {"found": faces[0], "annotated": faces[1]}
+        rows.append({"setting": "native", **result.as_dict(), "face_recall": recall})
         if clip.role == "held-out":
             held_out = (clip, path, crowd)
     if budget and held_out is not None:
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result))
         return 0 if result["pass"] else 1
     print("camera pipeline on real annotated footage, 1 OpenCV thread (frames decoded outside the timing)")
-    head = ("clip", "role", "setting", "resolution", "min_px", "frames", "MAE", "bias", "crowd>=", "prec", "recall")
+    head = ("clip", "role", "setting", "resolution", "min_px", "annot", "MAE", "bias", "crowd>=", "prec", "recall")
     print(f"{head[0]:<14}{head[1]:<9}{head[2]:<8}{head[3]:>10}" + "".join(f"{h:>8}" for h in head[4:]), end="")
     print(f"{'fps':>8}{'CPU@fps':>10}{'stream':>8}")
     for r in result["runs"]:

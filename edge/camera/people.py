@@ -75,7 +75,7 @@ def expand(box: PixelBox, min_person_px: float, width: int, height: int) -> Pixe
 class PeopleDetector:
     """HOG people detector over search regions of a frame; boxes come back in the frame's pixels."""
 
-    def __init__(self, hit_threshold: float = 0.0, pyramid_scale: float = 1.05) -> None:
+    def __init__(self, hit_threshold: float = 0.0, pyramid_scale: float = 1.1) -> None:
         self._hog = cv2.HOGDescriptor()
         self._hog.setSVMDetector(np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector(), np.float32))
         self.hit_threshold = hit_threshold
