@@ -67,7 +67,7 @@ def test_check_config_warns_but_accepts(tmp_path: Path, capsys: pytest.CaptureFi
     bad = tmp_path / "bad.toml"
     bad.write_text(
         sample.replace("[drivers.privacy]", sky + "\n[drivers.privacy]").replace(
-            'timezone = "Asia/Shanghai"', 'timezone = "Asia/Shanghai"\nstream_height = 720'
+            "stream_height = 1080", "stream_height = 720"
         )
     )
     assert main(["edge", "check-config", str(bad)]) == 0
