@@ -70,6 +70,15 @@ def _run(args: argparse.Namespace) -> int:
         return 1
 
 
+def _driver_warnings(driver: object) -> list[str]:
+    """Valid settings that still cannot work as meant (today: camera zones vs. min_person_px)."""
+    # edge.camera.config and .scale are pure pydantic/arithmetic: safe on boxes without OpenCV.
+    from edge.camera.config import CameraConfigBase
+    from edge.camera.scale import geometry_warnings
+
+    return geometry_warnings(driver) if isinstance(driver, CameraConfigBase) else []
+
+
 def _check(args: argparse.Namespace) -> int:
     from edge.config import ConfigError, load_config, redacted
 
@@ -78,6 +87,9 @@ def _check(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
+    for i, driver in enumerate(config.drivers):
+        for text in _driver_warnings(driver):
+            print(f"warning: drivers[{i}] ({getattr(driver, 'type', '?')}): {text}", file=sys.stderr)
     if args.show:
         print(json.dumps(redacted(config), indent=2))
     else:

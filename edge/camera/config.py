@@ -10,6 +10,8 @@ from edge.camera.zones import HourWindow, Polygon, ZoneConfigError
 from edge.drivers import DriverConfigBase
 
 PointList = list[tuple[float, float]]
+#: People 80-300 px tall cover the usual CCTV framings at 720p and 1080p (see docs/edge.md).
+DEFAULT_MIN_PERSON_PX = 80
 
 
 def _check_polygon(points: PointList) -> PointList:
@@ -37,6 +39,12 @@ class ZoneConfig(BaseModel):
     intrusion_min_s: float = Field(default=1.0, ge=0, description="A person must be seen this long to raise intrusion.")
     loiter_s: float | None = Field(
         default=None, gt=0, description="Loitering: one track stays in the zone longer than this."
+    )
+    min_person_px: int | None = Field(
+        default=None,
+        ge=8,
+        le=4320,
+        description="Height (native pixels) of the smallest person to detect in this zone; None = the camera's.",
     )
 
     _check = field_validator("polygon")(_check_polygon)
@@ -87,7 +95,21 @@ class AnalyticsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    work_width: int = Field(default=320, ge=160, le=1280, description="Frames are analysed at this width.")
+    work_width: int = Field(
+        default=320, ge=160, le=1280, description="Motion and tamper checks run on frames scaled to this width."
+    )
+    min_person_px: int = Field(
+        default=DEFAULT_MIN_PERSON_PX,
+        ge=8,
+        le=4320,
+        description="Height (native pixels) of the smallest person to detect; sets how far searched regions scale.",
+    )
+    stream_height: int | None = Field(
+        default=None,
+        ge=16,
+        le=4320,
+        description="Native frame height, if known: lets check-config test zones against min_person_px.",
+    )
     detect_interval_s: float = Field(
         default=0.2, ge=0, le=10, description="Run the people detector at most this often."
     )

@@ -1,8 +1,9 @@
 """The camera analytics pipeline: one frame in, metrics and debounced events out.
 
 Per frame: downscale, motion (MOG2 on a small grey copy), people (HOG, only on
-moving regions and around known tracks, at most every ``detect_interval_s``),
-centroid tracking, zone counts and dwell, tamper checks every
+moving regions and around known tracks, at most every ``detect_interval_s``, on
+native-resolution crops scaled so the smallest person asked for, ``min_person_px``,
+fills the detector's window), centroid tracking, zone counts and dwell, tamper checks every
 ``check_interval_s``, then the event board. Time is the frame timestamp, so
 simulated scenes can run faster than real time. Frames stay in memory only.
 """
@@ -19,8 +20,9 @@ import numpy as np
 from edge.camera.config import CameraConfigBase
 from edge.camera.events import EventBoard, EventKey, Transition
 from edge.camera.motion import MotionDetector, PixelBox
-from edge.camera.people import PeopleDetector
+from edge.camera.people import PeopleDetector, SearchRegion, expand
 from edge.camera.privacy import FilteredSnapshot, Image, PrivacyFilter
+from edge.camera.scale import ScalePlan, detect_scale
 from edge.camera.tamper import SceneStats, TamperMonitor, scene_stats
 from edge.camera.tracking import Box, CentroidTracker
 from edge.camera.zones import HourWindow, Polygon, local_time
@@ -41,6 +43,9 @@ SEVERITY: dict[str, Severity] = {
 }
 #: A track counts as a person once the detector saw it this many times.
 CONFIRM_HITS = 2
+#: ...and while the detector saw it this recently: a track kept alive only to bridge
+#: missed detections must not keep counting someone who has walked away.
+COUNT_WITHIN_S = 0.5
 
 
 class NoFrameError(RuntimeError):
@@ -77,6 +82,8 @@ class CameraPipeline:
         self.privacy = privacy or PrivacyFilter(config.privacy)
         self.motion = MotionDetector(min_area=an.motion_min_area)
         self.people = PeopleDetector()
+        self.scales = ScalePlan(an.min_person_px, config.zones)
+        self.count_within_s = COUNT_WITHIN_S
         self.tracker = CentroidTracker(ttl_s=an.track_ttl_s)
         self.tamper = TamperMonitor(config.tamper)
         self.board = EventBoard()
@@ -123,6 +130,7 @@ class CameraPipeline:
         small = frame if work_w == width else cv2.resize(frame, (work_w, work_h), interpolation=cv2.INTER_AREA)
         gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
         tiny = cv2.resize(gray, (work_w // 2, work_h // 2), interpolation=cv2.INTER_AREA)
+        self.motion.min_area = self._motion_min_area(height, tiny.shape[0], tiny.shape[1])
         motion = self.motion.apply(tiny)
         events: list[DriverEvent] = []
         self._last_frame, self._last_frame_ms = frame, ts_ms
@@ -130,7 +138,7 @@ class CameraPipeline:
 
         if self._last_detect_ms is None or ts_ms - self._last_detect_ms >= an.detect_interval_s * 1000:
             self._last_detect_ms = ts_ms
-            self._detect(gray, motion.boxes, ts_ms)
+            self._detect(frame, tiny.shape[1], motion.boxes, ts_ms)
         self._evidence = (frame, self._head_regions(frame))
         self._update_zone_events(events, ts_ms)
 
@@ -169,19 +177,33 @@ class CameraPipeline:
 
     # ---------------------------------------------------------------- internals
 
-    def _detect(self, gray: Image, motion_boxes: tuple[PixelBox, ...], ts_ms: int) -> None:
-        height, width = gray.shape[:2]
-        regions = [(x * 2, y * 2, w * 2, h * 2) for x, y, w, h in motion_boxes]
+    def _motion_min_area(self, native_h: int, tiny_h: int, tiny_w: int) -> float:
+        """The configured smallest blob, lowered so the smallest person asked for still counts as motion."""
+        # A standing person's blob is about a third as wide as tall; half of that area must do.
+        person_h = self.scales.smallest_px * tiny_h / native_h
+        person_area = 0.5 * 0.33 * person_h * person_h / (tiny_h * tiny_w)
+        return min(self.config.analytics.motion_min_area, max(person_area, 1e-5))
+
+    def _detect(self, frame: Image, tiny_w: int, motion_boxes: tuple[PixelBox, ...], ts_ms: int) -> None:
+        height, width = frame.shape[:2]
+        up = width / tiny_w
+        boxes = [(int(x * up), int(y * up), int(w * up), int(h * up)) for x, y, w, h in motion_boxes]
         for track in self.tracker.tracks:
             tx, ty, tw, th = track.box
-            regions.append((int(tx * width), int(ty * height), int(tw * width), int(th * height)))
+            boxes.append((int(tx * width), int(ty * height), int(tw * width), int(th * height)))
+        regions = []
+        for box in boxes:
+            x, y, w, h = box
+            min_px = self.scales.min_person_px((x / width, y / height, (x + w) / width, (y + h) / height))
+            regions.append(SearchRegion(expand(box, min_px, width, height), detect_scale(min_px)))
         found: list[Box] = []
         if regions:
-            for x, y, w, h in self.people.detect(gray, regions):
+            for x, y, w, h in self.people.detect(frame, regions):
                 found.append((x / width, y / height, w / width, h / height))
         self.tracker.update(found, ts_ms)
         self.tracker.update_zones({z.name: z.polygon for z in self._zones}, ts_ms)
-        confirmed = [t for t in self.tracker.tracks if t.hits >= CONFIRM_HITS]
+        recent = ts_ms - int(self.count_within_s * 1000)
+        confirmed = [t for t in self.tracker.tracks if t.hits >= CONFIRM_HITS and t.last_ms >= recent]
         self._people = len(confirmed)
         for zone in self._zones:
             self._counts[zone.name] = sum(1 for t in confirmed if zone.name in t.zone_since)

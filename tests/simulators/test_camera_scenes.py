@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.camera.people import PeopleDetector
+from edge.camera.people import PeopleDetector, SearchRegion, expand
 from simulators.camera import SCENES, SceneRenderer, SceneSpec, WalkerSpec, draw_person, make_background
 
 
@@ -21,12 +21,13 @@ def test_hog_detects_rendered_people_across_the_frame() -> None:
                 image = background.copy()
                 draw_person(image, x * 640, 432, height, phase=phase, shade=45)
                 gray = cv2.cvtColor(cv2.resize(image, (320, 240), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
-                found = detector.detect(gray, [(int(x * 320) - 20, 100, 40, 120)])  # a motion blob's region
+                blob = (int(x * 320) - 20, 100, 40, 120)  # a motion blob
+                found = detector.detect(gray, [SearchRegion(expand(blob, 96, 320, 240), 1.0)])
                 trials += 1
                 hits += any(abs(bx + bw / 2 - x * 320) < 20 for bx, _by, bw, _bh in found)
     assert hits >= 0.9 * trials
     empty = cv2.cvtColor(cv2.resize(background, (320, 240), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
-    assert detector.detect(empty, [(0, 0, 320, 240)]) == []
+    assert detector.detect(empty, [SearchRegion((0, 0, 320, 240), 1.0)]) == []
 
 
 def test_walker_follows_its_path() -> None:
