@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
-from edge.vocabulary import CATEGORY_NAMES, closest
+from edge.vocabulary import CATEGORY_NAMES, UnknownNameError, require_known
 from hub.cases.audit import GENESIS
 from hub.cases.errors import CaseServiceError, InvalidInputError
 from hub.cases.machine import State, TransitionError
@@ -49,10 +49,10 @@ def create_case(
     register: bool = False,
 ) -> dict[str, Any]:
     """Report a new case (optionally registered at once); raise IntegrityError on a duplicate group."""
-    if category not in CATEGORY_NAMES:
-        near = closest(category, CATEGORY_NAMES)
-        hint = f" (did you mean {near!r}?)" if near else ""
-        raise InvalidInputError("unknown_category", f"unknown category {category!r}{hint}")
+    try:
+        require_known("category", category, CATEGORY_NAMES)
+    except UnknownNameError as exc:
+        raise InvalidInputError("unknown_category", str(exc)) from exc
     model = svc.directory.model()
     if grid_code is None and lat is not None and lon is not None:
         area = model.locate(lon, lat)

@@ -21,13 +21,14 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Final, Protocol, cast
+from typing import Any, Final, Literal, Protocol, cast
 
 from sqlalchemy import CursorResult, Update, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge import wire
+from edge.vocabulary import Category
 from hub.bus import EventBus
 from hub.commands.models import CommandRow
 from hub.rules.state import Candidate
@@ -41,7 +42,7 @@ DEFAULT_ACK_MARGIN_S: Final = 10.0
 DEFAULT_TTL_S: Final = 60
 #: Rule id and category of the device-fault incident an unanswered command raises.
 TIMEOUT_RULE_ID: Final = "command_timeout"
-TIMEOUT_CATEGORY: Final = "device_fault"
+TIMEOUT_CATEGORY: Final = Category.DEVICE_FAULT.value
 
 
 class CommandState(StrEnum):
@@ -314,20 +315,8 @@ class CommandService:
         apply = self._incidents()
         if apply is None or device is None or device.kind not in wire.KINDS_FAULT_ON_TIMEOUT:
             return
-        cand = Candidate(
-            action="open",
-            rule_id=TIMEOUT_RULE_ID,
-            rule_kind="command",
-            subject=device.device_id,
-            device_id=device.device_id,
-            site=device.site,
-            grid=device.grid,
-            category=TIMEOUT_CATEGORY,
-            severity=wire.Severity.MINOR.value,
-            title=f"Device did not answer the {row.op} command",
-            ts_ms=now_ms,
-            detail={"command_id": row.id, "op": row.op, "ttl_ms": row.ttl_ms},
-        )
+        detail = {"command_id": row.id, "op": row.op, "ttl_ms": row.ttl_ms}
+        cand = _fault("open", device, f"Device did not answer the {row.op} command", now_ms, detail)
         try:
             apply([cand])
         except Exception:  # the state and the log already say it; the incident store may be away
@@ -337,19 +326,7 @@ class CommandService:
         apply = self._incidents()
         if apply is None or device.kind not in wire.KINDS_FAULT_ON_TIMEOUT:
             return
-        cand = Candidate(
-            action="clear",
-            rule_id=TIMEOUT_RULE_ID,
-            rule_kind="command",
-            subject=device.device_id,
-            device_id=device.device_id,
-            site=device.site,
-            grid=device.grid,
-            category=TIMEOUT_CATEGORY,
-            severity=wire.Severity.MINOR.value,
-            title="Device answers commands again",
-            ts_ms=now_ms,
-        )
+        cand = _fault("clear", device, "Device answers commands again", now_ms)
         try:
             apply([cand])
         except Exception:  # loop boundary of the ingest thread: never let an incident write break ingest
@@ -389,3 +366,23 @@ class CommandService:
             logger.warning("no audit log: %s %s %s by %s not recorded", action, row.id, outcome, person_id)
             return
         audit.record_event(person_id, roles, action, row.device_id, row.id, outcome=outcome)
+
+
+def _fault(
+    action: Literal["open", "clear"], device: DeviceRef, title: str, now_ms: int, detail: dict[str, Any] | None = None
+) -> Candidate:
+    """The command-timeout incident's candidate for ``device`` (one per device)."""
+    return Candidate(
+        action=action,
+        rule_id=TIMEOUT_RULE_ID,
+        rule_kind="command",
+        subject=device.device_id,
+        device_id=device.device_id,
+        site=device.site,
+        grid=device.grid,
+        category=TIMEOUT_CATEGORY,
+        severity=wire.Severity.MINOR.value,
+        title=title,
+        ts_ms=now_ms,
+        detail=detail or {},
+    )
