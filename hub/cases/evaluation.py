@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 GROUPINGS: Final = ("grid", "worker", "force", "all")
 DONE: Final = frozenset({"closed", "evaluated"})
 DROPPED: Final = frozenset({"cancelled", "merged"})
+#: An alarm that reached the hub this long after the device raised it counts as late.
+LATE_ALARM_S: Final = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,9 @@ class CaseStat:
     breached: bool
     rework_count: int
     satisfaction: int | None
+    #: Device cases: how long after the device raised the alarm the hub received it (an alarm
+    #: replayed after an outage arrives late; nobody could act on it before).
+    alarm_late_ms: int | None = None
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -68,6 +73,7 @@ def metrics(stats: Sequence[CaseStat]) -> dict[str, Any]:
     response = [(c.accepted_ms - c.created_ms) / 1000 for c in counted if c.accepted_ms is not None]
     handling = [(c.closed_ms - c.accepted_ms) / 1000 for c in done if c.closed_ms and c.accepted_ms]
     scores = [c.satisfaction for c in done if c.satisfaction is not None]
+    late = [c.alarm_late_ms / 1000 for c in counted if c.alarm_late_ms is not None and c.alarm_late_ms >= 0]
     return {
         "cases": len(counted),
         "closed": len(done),
@@ -80,6 +86,9 @@ def metrics(stats: Sequence[CaseStat]) -> dict[str, Any]:
         "handling_s_p90": percentile(handling, 90),
         "satisfaction": statistics.fmean(scores) if scores else None,
         "evaluated": len(scores),
+        "late_alarms": sum(1 for s in late if s >= LATE_ALARM_S),
+        "alarm_lateness_s_median": statistics.median(late) if late else None,
+        "alarm_lateness_s_max": max(late) if late else None,
     }
 
 
@@ -147,6 +156,9 @@ def run_evaluation(
                 r.breached,
                 r.rework_count,
                 r.satisfaction,
+                None
+                if r.alarm_raised_ms is None or r.alarm_received_ms is None
+                else r.alarm_received_ms - r.alarm_raised_ms,
             )
             for r in s.scalars(stmt)
             if visible is None or visible(scope_of(r))

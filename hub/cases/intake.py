@@ -47,8 +47,12 @@ def create_case(
     group_id: str | None = None,
     incident_ids: Sequence[Any] = (),
     register: bool = False,
+    alarm_times: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
-    """Report a new case (optionally registered at once); raise IntegrityError on a duplicate group."""
+    """Report a new case (optionally registered at once); raise IntegrityError on a duplicate group.
+
+    ``alarm_times``: a device case's (raised on the device, received by the hub) times, in its trace.
+    """
     try:
         require_known("category", category, CATEGORY_NAMES)
     except UnknownNameError as exc:
@@ -88,10 +92,14 @@ def create_case(
             breached=False,
             sla_level="green",
         )
+        report: dict[str, Any] = {"source": source}
+        if alarm_times is not None:
+            row.alarm_raised_ms, row.alarm_received_ms = alarm_times
+            report |= {"alarm_raised_ms": alarm_times[0], "alarm_received_ms": alarm_times[1]}
         enter_stage(row, svc.policy, "dispatch", now)
         s.add(row)
         s.flush()
-        svc.append_event(s, row, actor, "report", "", data={"source": source}, now_ms=now)
+        svc.append_event(s, row, actor, "report", "", data=report, now_ms=now)
         if register:
             row.state = State.REGISTERED.value
             svc.append_event(s, row, actor, "register", State.REPORTED.value, now_ms=now)
@@ -118,6 +126,7 @@ def incident_group(svc: CaseService, data: Mapping[str, Any]) -> int | None:
                 title=str(data.get("title") or f"incident group {group_id}"),
                 description=f"site {data.get('site')}, devices {data.get('device_ids')}",
                 incident_ids=incident_ids,
+                alarm_times=_alarm_times(data),
             )
         except IntegrityError:
             case_id = _case_for_group(svc, group_id)  # another replica won the race
@@ -127,6 +136,12 @@ def incident_group(svc: CaseService, data: Mapping[str, Any]) -> int | None:
     if case_id is not None:
         _attach(svc, case_id, incident_ids, str(data.get("state", "open")))
     return case_id
+
+
+def _alarm_times(data: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(raised, received) of the alarm that opened the group, when the incident service gave them."""
+    raised, received = data.get("alarm_raised_ms"), data.get("alarm_received_ms")
+    return None if raised is None or received is None else (int(raised), int(received))
 
 
 def _known_grid(svc: CaseService, data: Mapping[str, Any]) -> str | None:

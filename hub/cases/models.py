@@ -95,6 +95,10 @@ class CaseRow(Base):
     sla_level: Mapped[str] = mapped_column(String(8), default="green")
     breached: Mapped[bool] = mapped_column(Boolean, default=False)
     incident_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    #: Device cases: when the first alarm was raised on the device and received by the hub (apart
+    #: when it was replayed after an outage; the evaluation counts the lateness).
+    alarm_raised_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    alarm_received_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_ms: Mapped[int] = mapped_column(BigInteger, index=True)
     updated_ms: Mapped[int] = mapped_column(BigInteger)
     dispatched_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

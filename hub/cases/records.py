@@ -148,6 +148,8 @@ def case_public(row: CaseRow, policy: SlaPolicy, now_ms: int) -> dict[str, Any]:
         },
         "breached": row.breached,
         "incident_ids": list(row.incident_ids or ()),
+        "alarm_raised_ms": row.alarm_raised_ms,
+        "alarm_received_ms": row.alarm_received_ms,
         "created_ms": row.created_ms,
         "updated_ms": row.updated_ms,
         "dispatched_ms": row.dispatched_ms,

@@ -30,7 +30,9 @@ from hub.series.base import SeriesPoint
 
 logger = logging.getLogger(__name__)
 
-ChangeKind: TypeAlias = Literal["opened", "reopened", "repeated", "flapped", "updated", "closed", "acknowledged"]
+ChangeKind: TypeAlias = Literal[
+    "opened", "reopened", "repeated", "flapped", "updated", "closed", "acknowledged", "recorded"
+]
 
 #: Incidents of one category and scope that start within this many seconds of each other form one group.
 DEFAULT_GROUP_WINDOW_S = 300.0
@@ -121,6 +123,8 @@ class IncidentService:
         raise RuntimeError(f"incident write did not settle after {_ATTEMPTS} attempts")
 
     def _apply_one(self, s: Session, c: Candidate) -> IncidentChange | None:
+        if c.action == "record":
+            return self._record(s, c)
         if c.action == "clear":
             return self._close(s, c.rule_id, c.subject, c.ts_ms, reason="cleared", c=c)
         if c.action == "open" and c.flap:
@@ -179,8 +183,26 @@ class IncidentService:
         group, changed = self._join_group(s, row, c.ts_ms)
         return IncidentChange("reopened", incident_public(row), group, changed, c)
 
+    def _record(self, s: Session, c: Candidate) -> IncidentChange:
+        """An alarm raised and cleared while its device was cut off: stored closed, in no group, so no
+        case is made and nobody is paged; the record keeps both times of both ends."""
+        row = self._row(c)
+        cleared_ms = int(c.detail.get("cleared_ms", c.ts_ms))
+        row.state, row.closed_ms, row.updated_ms, row.close_reason = CLOSED, cleared_ms, cleared_ms, "cleared_offline"
+        s.add(row)
+        s.flush()
+        return IncidentChange("recorded", incident_public(row), candidate=c)
+
     def _insert(self, s: Session, c: Candidate) -> IncidentChange:
-        row = IncidentRow(
+        row = self._row(c)
+        s.add(row)
+        s.flush()  # raises IntegrityError when the key is already open: the retry then bumps it
+        group, changed = self._join_group(s, row, c.ts_ms)
+        return IncidentChange("opened", incident_public(row), group, changed, c)
+
+    @staticmethod
+    def _row(c: Candidate) -> IncidentRow:
+        return IncidentRow(
             rule_id=c.rule_id,
             rule_kind=c.rule_kind,
             subject=c.subject,
@@ -199,10 +221,6 @@ class IncidentService:
             opened_ms=c.ts_ms,
             updated_ms=c.ts_ms,
         )
-        s.add(row)
-        s.flush()  # raises IntegrityError when the key is already open: the retry then bumps it
-        group, changed = self._join_group(s, row, c.ts_ms)
-        return IncidentChange("opened", incident_public(row), group, changed, c)
 
     def _join_group(self, s: Session, row: IncidentRow, ts: int) -> tuple[dict[str, Any], bool]:
         key = scope_key(row.rule_kind, row.site, row.grid)
@@ -345,7 +363,11 @@ class IncidentService:
                     self._bus.publish("incident_group", change.group)
             cases = self._services.get("cases")
             if cases is not None and change.group is not None and change.group_changed:
-                cases.on_incident_group(change.group)
+                times = {
+                    "alarm_raised_ms": change.incident["raised_ms"],
+                    "alarm_received_ms": change.incident["received_ms"],
+                }
+                cases.on_incident_group(change.group | times)
             writer = self._services.get("series_writer") or self._services.get("writer")
             if writer is not None and change.kind != "acknowledged":
                 writer.submit([incident_point(change.incident)])

@@ -14,6 +14,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -34,6 +35,8 @@ RULE_POLL_S = 15.0
 _MAX_QUEUE = 100_000
 #: Failures in a row, for a reason other than the DB being away, after which a candidate is set aside.
 SET_ASIDE_AFTER = 3
+#: How long a historical open waits for its own clear in the same replay before it is dispatched.
+HIST_SETTLE_S = 5.0
 
 
 def _is_outage(exc: Exception) -> bool:
@@ -65,6 +68,7 @@ class IncidentSink:
         state_store: EngineStateStore | None = None,
         rule_store: RuleStore | None = None,
         clock: Callable[[], float] = time.time,
+        hist_settle_s: float = HIST_SETTLE_S,
     ) -> None:
         self.engine = engine
         self.service = service
@@ -74,6 +78,10 @@ class IncidentSink:
         self._lock = threading.Lock()
         self._cond = threading.Condition()
         self._queue: deque[Candidate] = deque()
+        #: Historical opens waiting for their clear, per (rule, subject): release time (hub clock) and
+        #: the key's candidates since, in order. Guarded by ``_cond``.
+        self._held: dict[tuple[str, str], tuple[float, list[Candidate]]] = {}
+        self.hist_settle_s = hist_settle_s
         self.dropped = 0
         #: Candidates that kept failing for a reason other than the DB being away, set aside.
         self.set_aside = 0
@@ -159,13 +167,48 @@ class IncidentSink:
                 self.dropped += len(cands)
                 logger.error("incident queue full: dropped %d candidates", len(cands))
                 return
-            self._queue.extend(cands)
-            self._cond.notify()
+            ready = [c for c in cands if not self._hold(c)]
+            self._queue.extend(ready)
+            if ready:
+                self._cond.notify()
+
+    def _hold(self, cand: Candidate) -> bool:
+        """Hold a historical open back for :attr:`hist_settle_s` (and what follows it for its key).
+
+        The device's buffer replays in order, so an alarm that was raised and cleared inside the outage
+        arrives as an open followed closely by its clear: the pair becomes one ``record`` candidate,
+        stored closed, that pages nobody. An open whose clear does not follow is released as it came
+        (the alarm is still on: dispatched like any other). Called under ``_cond``.
+        """
+        key = (cand.rule_id, cand.subject)
+        held = self._held.get(key)
+        if held is None:
+            if cand.action == "open" and cand.hist and self.hist_settle_s > 0:
+                self._held[key] = (self._clock() + self.hist_settle_s, [cand])
+                return True
+            return False
+        if cand.action == "clear" and cand.hist and all(c.action != "clear" for c in held[1]):
+            del self._held[key]
+            self._queue.append(_recorded(held[1][0], cand))
+            return True
+        held[1].append(cand)
+        return True
+
+    def release_held(self, *, everything: bool = False) -> int:
+        """Queue the held historical opens whose settle time is over (all of them on shutdown)."""
+        now = self._clock()
+        with self._cond:
+            due = [k for k, (until, _) in self._held.items() if everything or until <= now]
+            for key in due:
+                self._queue.extend(self._held.pop(key)[1])
+            if due:
+                self._cond.notify()
+        return len(due)
 
     def pending(self) -> int:
-        """Candidates waiting for the DB."""
+        """Candidates waiting for the DB (held historical ones included)."""
         with self._cond:
-            return len(self._queue)
+            return len(self._queue) + sum(len(c) for _, c in self._held.values())
 
     def drain(self, wait_s: float = 0.0) -> int:
         """Store queued candidates (waiting up to ``wait_s`` for the first); returns how many."""
@@ -282,6 +325,7 @@ class IncidentSink:
         )
         while not stop.is_set():
             try:
+                self.release_held()
                 self.drain(wait_s=0.2)
                 now = time.monotonic()
                 if now >= next_tick:
@@ -301,6 +345,7 @@ class IncidentSink:
                 outage.failed(exc)
                 stop.wait(1.0)
         try:
+            self.release_held(everything=True)
             self.drain()
             self.save_state()
         except Exception:  # shutdown boundary
@@ -308,3 +353,12 @@ class IncidentSink:
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
+
+
+def _recorded(opened: Candidate, cleared: Candidate) -> Candidate:
+    """A historical alarm that was raised and cleared while its device was cut off, as one candidate."""
+    return replace(
+        opened,
+        action="record",
+        detail={**opened.detail, "cleared_ms": cleared.ts_ms, "clear_received_ms": cleared.detail.get("received_ms")},
+    )

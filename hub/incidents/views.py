@@ -10,6 +10,7 @@ from hub.incidents.models import OPEN, IncidentGroupRow, IncidentNoteRow, Incide
 
 def incident_public(row: IncidentRow) -> dict[str, Any]:
     """An incident as it is published and served."""
+    detail = dict(row.detail or {})
     return {
         "id": row.id,
         "rule_id": row.rule_id,
@@ -22,12 +23,17 @@ def incident_public(row: IncidentRow) -> dict[str, Any]:
         "severity": row.severity,
         "state": row.state,
         "title": row.title,
-        "detail": dict(row.detail or {}),
+        "detail": detail,
         "last_value": row.last_value,
         "repeats": row.repeats or 0,
         "flap_count": row.flap_count or 0,
         "event_ids": list(row.event_ids or []),
         "opened_ms": row.opened_ms,
+        # raised on the device (its clock) and received by the hub: apart when the alarm was replayed
+        # from the device's buffer after an outage (``hist``)
+        "raised_ms": row.opened_ms,
+        "received_ms": int(detail.get("received_ms", row.opened_ms)),
+        "hist": bool(detail.get("hist")),
         "updated_ms": row.updated_ms,
         "closed_ms": row.closed_ms,
         "close_reason": row.close_reason,

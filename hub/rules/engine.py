@@ -163,7 +163,7 @@ class RuleEngine:
         """The points of one telemetry message in order (``edge.wire.Point`` is a :class:`Reading`)."""
         self._devices[device.device_id] = device
         if hist:
-            return []
+            return []  # replayed readings are stored, but a stale threshold pages nobody
         plan = self._reading_plan(device)
         if not plan[0] and not plan[1]:
             return []  # nothing watches this device's readings
@@ -210,10 +210,17 @@ class RuleEngine:
         value: float | None = None,
         detail: Mapping[str, Any] | None = None,
     ) -> list[Candidate]:
-        """One device event (raised or cleared)."""
+        """One device event (raised or cleared).
+
+        A historical event (raised or cleared while the device was cut off, replayed from its buffer)
+        is judged like a live one: an alarm is an alarm however late it arrives. Its candidates carry
+        ``hist`` and the hub's receive time in their detail, and a historical clear ends the incident at
+        once (the clear hold is for live flapping; the replay already says how it ended). Holding a
+        historical open back until the replay shows whether it ended is the sink's job.
+        """
         self._devices[device.device_id] = device
         if hist:
-            return []
+            detail = dict(detail or {}) | {"hist": True, "received_ms": received_ms}
         out: list[Candidate] = []
         for rule in self._by_event.get(event_type, ()):
             if not self._in_scope(rule, device):
@@ -242,6 +249,9 @@ class RuleEngine:
                     )
                 else:
                     out.append(self._open(rule, st, device, ts_ms, value, event_id=event_id, detail=extra))
+            elif rule.clear_on_event and hist and st.is_open:
+                st.last_value = value
+                out.append(self._clear(rule, st, device, ts_ms, detail=extra))
             elif rule.clear_on_event and st.phase == "active":
                 out += self._begin_clear(rule, st, device, ts_ms, 0.0)
         return out
@@ -479,9 +489,11 @@ class RuleEngine:
             return [self._clear(rule, st, device, ts)]
         return []
 
-    def _clear(self, rule: Rule, st: KeyState, device: DeviceRef, ts: int) -> Candidate:
+    def _clear(
+        self, rule: Rule, st: KeyState, device: DeviceRef, ts: int, *, detail: Mapping[str, Any] | None = None
+    ) -> Candidate:
         st.phase, st.last_clear_ms, st.since_ms = "idle", ts, ts
-        return device_candidate("clear", rule, device, ts, st.last_value)
+        return device_candidate("clear", rule, device, ts, st.last_value, detail=detail)
 
     def ignores_readings(self, device: DeviceRef) -> bool:
         """True when :meth:`on_points` for ``device`` would change nothing and return nothing: the

@@ -9,7 +9,9 @@ from typing import Any, Literal, TypeAlias
 from hub.rules.models import CompositeRule, Rule
 from hub.sinks import DeviceRef
 
-Action: TypeAlias = Literal["open", "update", "clear"]
+#: ``record``: an alarm that was raised and cleared while its device was cut off, stored closed
+#: (made by the incident sink from a historical open and its clear; the engine never makes one).
+Action: TypeAlias = Literal["open", "update", "clear", "record"]
 Phase: TypeAlias = Literal["idle", "pending", "active", "clearing"]
 
 STATE_VERSION = 1
@@ -37,6 +39,11 @@ class Candidate:
     repeat: bool = False
     event_id: str | None = None
     detail: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def hist(self) -> bool:
+        """Made from a historical event: raised (or cleared) while the device was cut off."""
+        return bool(self.detail.get("hist"))
 
 
 @dataclass(slots=True)

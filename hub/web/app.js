@@ -409,10 +409,14 @@ async function openCase(c) {
   } catch (err) {
     trail.replaceChildren(h("li", "error", t("error.load", { what: t("case.audit"), message: err.message })));
   }
+  if (c.alarm_raised_ms != null && c.alarm_received_ms - c.alarm_raised_ms >= 60_000) {
+    row("case.alarm", alarmTimes({ raised_ms: c.alarm_raised_ms, received_ms: c.alarm_received_ms, hist: true }));
+  }
   for (const id of c.incident_ids.slice(0, 5)) {
     try {
       const inc = await api(`/api/v1/incidents/${id}`);
       const item = h("div", "incident", `${inc.title} · ${inc.device_id ?? ""} · ${inc.state}`);
+      item.append(h("p", inc.hist ? "alarm-times late" : "alarm-times", alarmTimes(inc)));
       incidents.append(item);
       if (!state.me.evidence) continue; // evidence is role-bound: operators, supervisors, admins
       for (const snap of inc.snapshots || []) {
@@ -515,3 +519,12 @@ wire();
 applyLang();
 if (getToken()) signIn().catch((err) => showSignIn(err.message));
 else showSignIn();
+
+// When an alarm was raised on the device and when the hub received it (apart for an alarm replayed
+// from the device's buffer after an outage).
+function alarmTimes(inc) {
+  const raised = new Date(inc.raised_ms).toLocaleString();
+  if (!inc.hist) return t("incident.raised", { raised });
+  const late = Math.round((inc.received_ms - inc.raised_ms) / 1000);
+  return t("incident.raised.late", { raised, received: new Date(inc.received_ms).toLocaleString(), late });
+}

@@ -58,3 +58,13 @@ def test_percentile_and_periods() -> None:
     assert period_bounds(None, cal) is None
     with pytest.raises(InvalidInputError):
         period_bounds("last week", cal)
+
+
+def test_alarms_that_reached_the_hub_late_are_counted() -> None:
+    def device_case(late_s: float | None) -> CaseStat:
+        late = None if late_s is None else int(late_s * 1000)
+        return CaseStat("g1", "w1", "fire", "dispatched", 0, None, None, False, 0, None, late)
+
+    [row] = evaluate([device_case(0.2), device_case(300), device_case(45), device_case(None)], "all")
+    assert row["late_alarms"] == 1  # only the one replayed five minutes after the outage
+    assert (row["alarm_lateness_s_median"], row["alarm_lateness_s_max"]) == (45.0, 300.0)

@@ -16,7 +16,7 @@ from hub.context import HubContext
 from hub.deadletter import DeadLetterStore
 from hub.incidents.models import IncidentGroupRow, IncidentRow
 from hub.incidents.plugin import build, data_loss_listener
-from hub.incidents.sink import SET_ASIDE_AFTER, CandidateFailed
+from hub.incidents.sink import HIST_SETTLE_S, SET_ASIDE_AFTER, CandidateFailed
 from hub.metrics import IngestStats
 from hub.rules.state import Candidate
 from hub.sinks import DeviceRef
@@ -100,17 +100,72 @@ def test_without_saved_state_the_window_starts_over(
     assert incidents(sessions) == []
 
 
-def test_historical_data_never_raises_an_incident(
+def test_historical_readings_never_raise_an_incident(
     tmp_path: Path, engine: Engine, sessions: sessionmaker[Session]
 ) -> None:
     sink = build(make_ctx(tmp_path, engine, sessions, FakeClock(T0)))
     for i in range(20):
         ts = T0 + i * 5000
         sink.on_telemetry(SENSOR, temp(i, ts, 99.0, hist=True), T0 + 200_000)
-        sink.on_event(SENSOR, smoke(100 + i, ts, hist=True), T0 + 200_000)
     sink.tick()
     sink.drain()
     assert incidents(sessions) == []
+
+
+def test_an_alarm_still_on_after_an_outage_opens_its_incident_with_both_times(
+    tmp_path: Path, engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    clock = FakeClock(T0 + 300_000)
+    sink = build(make_ctx(tmp_path, engine, sessions, clock))
+    sink.on_event(SENSOR, smoke(1, T0, hist=True), T0 + 300_000)  # raised five minutes ago, offline
+    sink.release_held()
+    sink.drain()
+    assert incidents(sessions) == []  # held while the replay may still bring its clear
+    assert sink.pending() == 1
+    clock.ms += int(HIST_SETTLE_S * 1000)
+    assert sink.release_held() == 1
+    sink.drain()
+    [row] = incidents(sessions)
+    assert (row.rule_id, row.state, row.opened_ms, row.detail["received_ms"]) == ("smoke", "open", T0, T0 + 300_000)
+    assert row.group_id is not None  # grouped, so the case workflow dispatches it like any alarm
+    # and a replayed clear (the device reconnects again later) closes it
+    sink.on_event(SENSOR, smoke(2, T0 + 400_000, active=False, hist=True), T0 + 500_000)
+    sink.drain()
+    [row] = incidents(sessions)
+    assert (row.state, row.closed_ms) == ("closed", T0 + 400_000)
+
+
+def test_an_alarm_raised_and_cleared_inside_an_outage_is_recorded_closed_and_pages_nobody(
+    tmp_path: Path, engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    clock = FakeClock(T0 + 300_000)
+    ctx = make_ctx(tmp_path, engine, sessions, clock)
+    sink = build(ctx)
+    sink.on_event(SENSOR, smoke(1, T0, hist=True), T0 + 300_000)
+    sink.on_event(SENSOR, smoke(2, T0 + 20_000, active=False, hist=True), T0 + 300_010)
+    sink.drain()
+    [row] = incidents(sessions)
+    assert (row.state, row.opened_ms, row.closed_ms, row.close_reason) == ("closed", T0, T0 + 20_000, "cleared_offline")
+    assert row.detail["received_ms"] == T0 + 300_000 and row.detail["hist"] is True
+    assert row.group_id is None  # no group: no case, nobody paged
+    with sessions() as s:
+        assert list(s.scalars(select(IncidentGroupRow))) == []
+    assert sink.pending() == 0
+    # the key is free again: a live alarm afterwards opens a new incident at once
+    sink.on_event(SENSOR, smoke(3, T0 + 300_500), T0 + 300_500)
+    sink.drain()
+    assert [r.state for r in incidents(sessions)] == ["closed", "open"]
+
+
+def test_held_historical_alarms_are_stored_on_shutdown(
+    tmp_path: Path, engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    sink = build(make_ctx(tmp_path, engine, sessions, FakeClock(T0 + 300_000)))
+    sink.on_event(SENSOR, smoke(1, T0, hist=True), T0 + 300_000)
+    stop = threading.Event()
+    stop.set()
+    sink.run(stop)  # the worker's last act: release what it held, store it
+    assert [r.state for r in incidents(sessions)] == ["open"]
 
 
 def test_event_repeats_counted_and_snapshot_kept(

@@ -153,19 +153,40 @@ def test_duration_fires_on_tick_without_new_reading() -> None:
     assert (cand.action, cand.ts_ms) == ("open", T0 + 30_000)
 
 
-def test_historical_data_never_raises() -> None:
-    rules: list[Rule] = [
-        threshold(for_s=0),
-        EventRule.model_validate(
-            {"id": "smoke", "event_types": ["smoke"], "category": "fire_safety", "severity": "critical"}
-        ),
-    ]
-    engine = RuleEngine(rules)
+def test_historical_readings_never_raise_but_historical_alarms_do() -> None:
+    """A stale threshold pages nobody; an alarm replayed after an outage is still an alarm, with both times."""
+    smoke = EventRule.model_validate(
+        {"id": "smoke", "event_types": ["smoke"], "category": "fire_safety", "severity": "critical"}
+    )
+    engine = RuleEngine([threshold(for_s=0), smoke])
     for i in range(10):
         assert engine.on_reading(DEV, T0 + i * 1000, {"temp_c": 90.0}, T0 + 99_000, hist=True) == []
-    assert engine.on_event(DEV, T0, "smoke", True, T0 + 99_000, hist=True) == []
     assert engine.tick(T0 + 200_000) == []
-    assert engine.on_event(DEV, T0 + 1, "smoke", True, T0 + 99_000)[0].action == "open"
+    [opened] = engine.on_event(DEV, T0, "smoke", True, T0 + 300_000, hist=True)
+    assert (opened.action, opened.ts_ms, opened.hist) == ("open", T0, True)
+    assert opened.detail["received_ms"] == T0 + 300_000
+    # a replayed clear ends it at once, at the device's time, even for a rule that verifies live clears
+    [cleared] = engine.on_event(DEV, T0 + 60_000, "smoke", False, T0 + 300_001, hist=True)
+    assert (cleared.action, cleared.ts_ms, cleared.hist) == ("clear", T0 + 60_000, True)
+    assert engine.on_event(DEV, T0 + 400_000, "smoke", True, T0 + 400_000)[0].action == "open"
+
+
+def test_a_live_clear_of_an_alarm_still_waits_for_its_hold() -> None:
+    rule = EventRule.model_validate(
+        {
+            "id": "smoke",
+            "event_types": ["smoke"],
+            "category": "fire_safety",
+            "severity": "critical",
+            "clear_mode": "verify",
+            "verify_s": 30,
+        }
+    )
+    engine = RuleEngine([rule])
+    engine.on_event(DEV, T0, "smoke", True, T0)
+    assert engine.on_event(DEV, T0 + 1000, "smoke", False, T0 + 1000) == []
+    [cleared] = engine.tick(T0 + 32_000)
+    assert cleared.action == "clear" and not cleared.hist
 
 
 def test_event_repeats_and_verified_clear() -> None:
