@@ -249,9 +249,7 @@ EVENT_TYPES: Final[Mapping[EventType, EventTypeInfo]] = MappingProxyType(
         ),
         EventType.TAMPER_MOVED: EventTypeInfo(_CAMERA, _C.PUBLIC_SECURITY, _S.MAJOR, "Camera moved", "摄像头被移动"),
         EventType.STREAM_LOST: EventTypeInfo(_CAMERA, _C.DEVICE_FAULT, _S.MAJOR, "Camera stream lost", "视频流中断"),
-        EventType.OVERHEAT: EventTypeInfo(
-            _CAMERA | _KIOSK, _C.DEVICE_FAULT, _S.MAJOR, "Device overheating", "设备过热"
-        ),
+        EventType.OVERHEAT: EventTypeInfo(_KIOSK, _C.DEVICE_FAULT, _S.MAJOR, "Device overheating", "设备过热"),
         EventType.RATE_LIMITED: EventTypeInfo(
             _ANY, _C.DEVICE_FAULT, _S.MINOR, "Device over its message rate limit", "设备消息超限"
         ),

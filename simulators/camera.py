@@ -27,6 +27,7 @@ from edge.camera.driver import CameraDriver
 from edge.camera.privacy import Image
 from edge.camera.sources import Frame, StreamHealth
 from edge.drivers import register_driver
+from simulators.drivers import UnknownTriggerError, remember
 
 WIDTH, HEIGHT = 640, 480
 
@@ -125,6 +126,32 @@ SCENES: dict[str, SceneSpec] = {
 }
 
 
+#: How long a forced condition lasts unless released (the scene runs this long, then loops).
+_FORCED_S = 3600.0
+#: What a scenario's ``trigger`` plays on a simulated camera for each event type the camera raises.
+#: A tamper or outage lasts until released; people gather, stand about or cross (where, follows the
+#: camera zones of the community generator: pavement at the bottom, a fenced yard above it): a crowd
+#: of four on the pavement for 15 s (long enough for a crowd, too short to loiter), one person who
+#: stays there, one who crosses the yard and back.
+TRIGGER_SCENES: dict[str, SceneSpec] = {
+    "tamper_covered": SceneSpec(
+        duration_s=_FORCED_S, tamper=[TamperSpec(kind="covered", start_s=0.0, end_s=_FORCED_S)]
+    ),
+    "tamper_defocus": SceneSpec(
+        duration_s=_FORCED_S, tamper=[TamperSpec(kind="defocus", start_s=0.0, end_s=_FORCED_S)]
+    ),
+    "tamper_moved": SceneSpec(duration_s=_FORCED_S, tamper=[TamperSpec(kind="moved", start_s=0.0, end_s=_FORCED_S)]),
+    "stream_lost": SceneSpec(duration_s=_FORCED_S, tamper=[TamperSpec(kind="outage", start_s=0.0, end_s=_FORCED_S)]),
+    "crowd_gathering": SceneSpec(
+        duration_s=_FORCED_S, walkers=[_lingerer(3.0 + 0.5 * i, 20.0, 0.2 + 0.2 * i, 0.9, 0.02) for i in range(4)]
+    ),
+    "loitering": SceneSpec(duration_s=_FORCED_S, walkers=[_lingerer(3.0, _FORCED_S, 0.5, 0.9, 0.04)]),
+    "intrusion": SceneSpec(
+        duration_s=_FORCED_S, walkers=[_crossing(3.0, 0.7, 0.05, 0.95, 14.0), _crossing(18.0, 0.7, 0.95, 0.05, 14.0)]
+    ),
+}
+
+
 def draw_person(img: Image, cx: float, foot: float, height: float, *, phase: float, shade: int) -> None:
     """Draw a walking silhouette with its feet at (cx, foot) pixels, ``height`` pixels tall."""
     s = height / 200.0
@@ -185,6 +212,7 @@ class SceneRenderer:
 
     def __init__(self, spec: SceneSpec, seed: int = 0, width: int = WIDTH, height: int = HEIGHT) -> None:
         self.spec = spec
+        self.seed = seed
         self.width, self.height = width, height
         self.background = make_background(seed, width, height)
         rng = np.random.default_rng(seed + 1)
@@ -267,6 +295,14 @@ class SimFrameSource:
         """Stream counters."""
         return self._health
 
+    def play(self, spec: SceneSpec) -> None:
+        """Switch to ``spec`` from its start (same background: the camera has not moved)."""
+        old = self.renderer
+        self.renderer = SceneRenderer(spec, old.seed, old.width, old.height)
+        self.start_ms += round(self._index / self.fps * 1000)
+        self._t0 = time.monotonic()
+        self._index = 0
+
     def close(self) -> None:
         """Stop pacing."""
         self._stop.set()
@@ -281,6 +317,7 @@ class SimCameraConfig(CameraConfigBase):
     fps: float = Field(default=10.0, gt=0, le=60, description="Frames per scene second.")
     speed: float = Field(default=1.0, gt=0, le=100, description="Scene seconds per real second.")
     start_ms: int | None = Field(default=None, description="Scene clock at start (ms since epoch); default now.")
+    handle: str = Field(default="", description="Name scenarios find this camera by, to trigger conditions.")
 
     @field_validator("scene")
     @classmethod
@@ -296,11 +333,37 @@ class SimCameraConfig(CameraConfigBase):
         return SCENES[self.scene]
 
 
+class SimCameraDriver(CameraDriver):
+    """The real camera driver on a synthetic scene that scenarios can steer (:data:`TRIGGER_SCENES`)."""
+
+    def __init__(self, config: SimCameraConfig) -> None:
+        self.scene = config.scene_spec()
+        self.sim = SimFrameSource(
+            self.scene, fps=config.fps, seed=config.seed, speed=config.speed, start_ms=config.start_ms
+        )
+        self._forced: str | None = None
+        super().__init__(config, self.sim)
+        remember(config.handle, self)
+
+    def trigger(self, name: str, duration_s: float | None = None) -> None:
+        """Play the scene that makes the camera raise ``name``, until released (``duration_s`` is not
+        used: a camera's condition lasts as long as what it sees)."""
+        if name not in TRIGGER_SCENES:
+            raise UnknownTriggerError(f"sim_camera has no trigger {name!r}; has {', '.join(TRIGGER_SCENES)}")
+        self._forced = name
+        self.sim.play(TRIGGER_SCENES[name])
+
+    def release(self, name: str) -> None:
+        """Back to the camera's own scene."""
+        if name not in TRIGGER_SCENES:
+            raise UnknownTriggerError(f"sim_camera has no trigger {name!r}; has {', '.join(TRIGGER_SCENES)}")
+        if self._forced == name:
+            self._forced = None
+            self.sim.play(self.scene)
+
+
 def _make_sim_camera(config: SimCameraConfig) -> CameraDriver:
-    source = SimFrameSource(
-        config.scene_spec(), fps=config.fps, seed=config.seed, speed=config.speed, start_ms=config.start_ms
-    )
-    return CameraDriver(config, source)
+    return SimCameraDriver(config)
 
 
 register_driver("sim_camera", SimCameraConfig, _make_sim_camera, "simulated camera box: real pipeline, synthetic scene")

@@ -180,6 +180,7 @@ class ScenarioRunner:
 
     def _check_references(self) -> None:
         """Every device and grid the timeline names exists, and the trigger fits the device's driver."""
+        from simulators.camera import TRIGGER_SCENES
         from simulators.profiles import PROFILES
         from simulators.sim_kiosk import TRIGGERS
 
@@ -200,6 +201,8 @@ class ScenarioRunner:
                 driver = drivers[t.device]
                 if driver["type"] == "sim_kiosk":
                     known: set[str] = set(TRIGGERS)
+                elif driver["type"] == "sim_camera":
+                    known = set(TRIGGER_SCENES)
                 elif driver["type"] == "sim_sensor":
                     profile = PROFILES[driver["profile"]]
                     known = {a.type for a in profile.alarms} | {a.metric for a in profile.alarms}

@@ -48,6 +48,10 @@ def scene_stats(gray: GrayImage) -> SceneStats:
     return SceneStats(float(mean[0, 0]), float(std[0, 0]), float(lap_std[0, 0]) ** 2)
 
 
+#: A moved camera's shift agrees with the previous check's within this share of the width...
+STEADY_SHIFT: Final = 0.01
+#: ...for this many checks in a row before it counts (the raise then waits ``min_s`` as well).
+STEADY_CHECKS: Final = 2
 #: Small grey frames kept while learning the reference view (thinned out evenly beyond this).
 MAX_LEARN_FRAMES: Final = 64
 
@@ -63,6 +67,9 @@ class TamperMonitor:
         self._reference: FloatImage | None = None
         self._frames: list[FloatImage] = []
         self._window: FloatImage | None = None
+        #: The shift of the last check that looked moved, and how many checks in a row agreed with it.
+        self._last_shift: tuple[float, float] | None = None
+        self._agreeing = 0
 
     @property
     def baseline(self) -> float | None:
@@ -76,6 +83,22 @@ class TamperMonitor:
         self._frames.clear()
         self._baseline = None
         self._reference = None
+
+    def _steadily_moved(self, looks_moved: bool, dx: float, dy: float, current: FloatImage) -> bool:
+        """A camera knocked aside stays where it was pushed: the same shift, check after check. A person
+        standing in front, whose pixels the mask misses, makes phase correlation name a shift that
+        wanders with them by several pixels between checks; such a shift is not a moved camera."""
+        if not looks_moved:
+            self._last_shift, self._agreeing = None, 0
+            return False
+        last = self._last_shift
+        tolerance = STEADY_SHIFT * current.shape[1]
+        if last is not None and abs(dx - last[0]) <= tolerance and abs(dy - last[1]) <= tolerance:
+            self._agreeing += 1
+        else:
+            self._agreeing = 0
+        self._last_shift = (dx, dy)
+        return self._agreeing >= STEADY_CHECKS
 
     def check(self, stats: SceneStats, tiny: GrayImage, now_ms: int, ignore: GrayImage | None = None) -> TamperState:
         """Compare one frame (its stats and a small grey copy) with the baseline.
@@ -113,7 +136,7 @@ class TamperMonitor:
             current = np.where(ignore > 0, self._reference, current).astype(np.float32)
         (dx, dy), response = cv2.phaseCorrelate(self._reference, current, self._window)
         shift = float((dx * dx + dy * dy) ** 0.5)
-        moved = shift > cfg.moved_fraction * current.shape[1] and response > 0.02
+        moved = self._steadily_moved(shift > cfg.moved_fraction * current.shape[1] and response > 0.02, dx, dy, current)
         defocused = stats.relative_sharpness < cfg.defocus_ratio * self._baseline
         if not moved and not defocused and shift < 1.0 and (ignore is None or not ignore.any()):
             # Follow slow changes (lighting, seasons) only while the view is healthy.
