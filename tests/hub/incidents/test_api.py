@@ -32,7 +32,8 @@ def db_url(tmp_path: Path) -> str:
 
 
 GRID = "110101001001001"
-SENSOR = DeviceRef("s1", "site-a", DeviceKind.SENSOR, GRID)
+#: A sensor that only reports readings: the hub's threshold rules judge its alarms.
+SENSOR = DeviceRef("s1", "site-a", DeviceKind.SENSOR, GRID, {"alarms": "telemetry"})
 KIOSK = DeviceRef("k1", "site-a", DeviceKind.KIOSK, "110101001001002")
 
 

@@ -33,7 +33,8 @@ def db_url(tmp_path: Path) -> str:
 
 
 GRID = "110101001001001"
-SENSOR = DeviceRef("s1", "site-a", DeviceKind.SENSOR, GRID)
+#: A sensor that only reports readings: the hub's threshold rules judge its alarms.
+SENSOR = DeviceRef("s1", "site-a", DeviceKind.SENSOR, GRID, {"alarms": "telemetry"})
 
 
 class FakeClock:
@@ -328,3 +329,18 @@ def test_the_worker_logs_a_failing_candidate_as_itself_not_as_an_outage(
     assert len(tries) == SET_ASIDE_AFTER - 1 and "failure 1 of 3" in tries[0] and "failure 2 of 3" in tries[1]
     assert any(level == logging.ERROR and "smoke/d9 set aside" in m for level, m in messages)
     assert not any("unavailable" in m for _, m in messages), messages
+
+
+def test_a_detector_that_raises_its_own_alarm_is_not_judged_again_from_its_readings(
+    tmp_path: Path, engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    """A smoke detector's heat alarm and its hot readings are one fire: one incident, not two."""
+    detector = DeviceRef("s2", "site-a", DeviceKind.SENSOR, GRID, {"profile": "smoke"})
+    sink = build(make_ctx(tmp_path, engine, sessions, FakeClock(T0)))
+    sink.on_event(detector, Event(1, T0, "ev1", "heat", EventState.ACTIVE, Severity.CRITICAL), T0)
+    for i in range(12):  # 68 °C for a minute: past temperature_high's 60 °C for 30 s
+        ts = T0 + i * 5000
+        sink.on_telemetry(detector, temp(i + 2, ts, 68.0), ts)
+    sink.tick()
+    sink.drain()
+    assert [r.rule_id for r in incidents(sessions)] == ["heat"]
