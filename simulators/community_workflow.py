@@ -4,9 +4,9 @@ The hub's ``hub.cases.loader`` reads city, areas (district 6, street 9, communit
 and unit grid 15 digits), forces (id, name, kind), people (roles, force,
 responsibilities) and category routing. :func:`to_workflow` derives exactly that
 from a :class:`~simulators.community.Community`, so one seeded community drives
-both the simulated devices and the case flow. Time limits: fire safety and every
-critical case run on an around-the-clock calendar, routine work keeps the loader's
-default limits on office hours.
+both the simulated devices and the case flow. Time limits: the categories the vocabulary
+marks ``around_the_clock`` (fire safety, public security) and every critical case run on
+an around-the-clock calendar, routine work keeps the loader's default limits on office hours.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ SLA_RULES: Final[list[dict[str, str]]] = [
         "accept": "10m",
         "handle": "2h",
     },
+    {"category": "public_security", "calendar": "always", "dispatch": "30m", "accept": "1h", "handle": "8h"},
     {"category": "*", "severity": "critical", "calendar": "always", "dispatch": "1h", "accept": "2h", "handle": "2d"},
 ]
 

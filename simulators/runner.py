@@ -27,7 +27,8 @@ import sqlite3
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,9 @@ class RunOptions:
     broker: str = "auto"  # auto | mosquitto | embedded
     workdir: Path | None = None
     keep: bool = False
+    #: The agents' ``outbox.hist_after_s`` (None: the edge default): buffered messages older than this
+    #: when sent are marked historical.
+    hist_after_s: float | None = None
 
 
 @dataclass(slots=True)
@@ -258,6 +262,8 @@ class ScenarioRunner:
             raw["mqtt"].update(keepalive_s=10, backoff_min_s=0.2, backoff_max_s=2.0)
             if device_id in small:
                 raw["outbox"]["max_bytes"] = small[device_id]
+            if self.options.hist_after_s is not None:
+                raw["outbox"]["hist_after_s"] = self.options.hist_after_s
             clock = self.clocks[device_id] = SkewClock()
             self.agents.append(Agent(parse_config(raw, source=f"scenario device {device_id}"), clock=clock))
         with ThreadPoolExecutor(max_workers=8, thread_name_prefix="scenario-start") as pool:
@@ -289,49 +295,62 @@ class ScenarioRunner:
 
     def run(self, progress: Progress | None = None) -> RunReport:
         """Set up, play the timeline, check, tear down; never raises for a failed assertion."""
+        sc = self.scenario
+        report = RunReport(sc.name, sc.seed, self.speed, 0)
+        started = time.monotonic()
+        try:
+            with self.running(report):
+                self._play(report, progress)
+                self._final_checks(report)
+                report.incidents = self._get("/api/v1/incidents", limit=1000)
+                report.cases = self._get("/api/v1/cases", limit=1000)
+                report.losses = self._get("/api/v1/gaps", limit=1000)["items"]
+                report.messages = sum(int(d["last_seq"] or 0) for d in self._get("/api/v1/devices"))
+                if self.store_server is not None:
+                    self._count_series(report)
+        finally:
+            report.elapsed_s = time.monotonic() - started
+        return report
+
+    @contextmanager
+    def running(self, report: RunReport | None = None) -> Iterator[ScenarioRunner]:
+        """The scenario's world, up: broker, hub, proxies and every agent online; torn down on exit.
+
+        :meth:`run` plays the timeline inside it; a test may drive the world itself (``find_sim``
+        for the devices, :attr:`proxies` for their network, :attr:`api` for the hub).
+        """
         from simulators.proxy import ProxyPool
         from simulators.scenario_servers import HubProcess, InfluxServer
 
         sc = self.scenario
-        report = RunReport(sc.name, sc.seed, self.speed, 0)
         own_dir = self.options.workdir is None
         workdir = Path(tempfile.mkdtemp(prefix=f"gs-scenario-{sc.name}-")) if own_dir else self.options.workdir
         assert workdir is not None
-        started = time.monotonic()
         try:
             self.community = self._build_community()
             self._check_references()
-            report.devices = len(self.community.devices)
             data_dir = workdir / "hub"
             data_dir.mkdir(parents=True, exist_ok=True)
             self._write_workflow(data_dir)
             self._start_broker(workdir)
-            report.store = sc.store
             influx = None
             if sc.store == "influxdb-v1":
                 self.store_server = InfluxServer(workdir / "influxd", db=INFLUX_DB)
                 self.store_server.start()
                 influx = (self.store_server.url, INFLUX_DB)
+            if report is not None:
+                report.devices, report.store = len(self.community.devices), sc.store
             self.hub = HubProcess(data_dir, self.broker.url, sla_sweep_s=sc.sla_sweep, influx=influx)
             self.hub.start()
             self.api = httpx.Client(base_url=self.hub.base_url, timeout=10.0, headers={"X-Actor": "operator-01"})
             self.proxies = ProxyPool("127.0.0.1", self.broker.port)
             self._start_agents(workdir)
             self._wait_online(STARTUP_TIMEOUT_S)
-            self._play(report, progress)
-            self._final_checks(report)
-            report.incidents = self._get("/api/v1/incidents", limit=1000)
-            report.cases = self._get("/api/v1/cases", limit=1000)
-            report.losses = self._get("/api/v1/gaps", limit=1000)["items"]
-            report.messages = sum(int(d["last_seq"] or 0) for d in self._get("/api/v1/devices"))
-            if self.store_server is not None:
-                self._count_series(report)
+            yield self
         finally:
-            report.elapsed_s = time.monotonic() - started
             self._teardown()
             if own_dir and not self.options.keep:
                 shutil.rmtree(workdir, ignore_errors=True)
-        return report
 
     def _play(self, report: RunReport, progress: Progress | None) -> None:
         end = self.scenario.duration / self.speed

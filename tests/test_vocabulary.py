@@ -134,3 +134,22 @@ def test_hub_setting_naming_an_unknown_public_category_is_refused() -> None:
     )
     with pytest.raises(ValueError, match=r"'sanitation'.*'environment_sanitation'"):
         HubSettings.model_validate({"open311_public_categories": "sanitation"})
+
+
+@pytest.mark.parametrize("source", ["example", "community"])
+def test_the_shipped_case_configs_run_around_the_clock_where_the_vocabulary_says(source: str) -> None:
+    """A category the vocabulary marks around-the-clock (and any critical case) never waits for Monday."""
+    from hub.cases.loader import parse_config, sla_policy
+
+    doc = (
+        yaml.safe_load((Path(__file__).parent.parent / "hub" / "cases" / "example.yaml").read_text())
+        if source == "example"
+        else to_workflow(generate_community(1, seed=1))
+    )
+    policy = sla_policy(parse_config(doc))
+    for category, info in CATEGORIES.items():
+        for severity in ("minor", "major", "critical"):
+            want = "always" if info.around_the_clock or severity == "critical" else "office"
+            for stage in ("dispatch", "accept", "handle"):
+                got = policy.stage_limit(category.value, severity, stage).calendar_name
+                assert got == want, (category.value, severity, stage)
