@@ -70,17 +70,18 @@ DEFAULT_MIX: Final[dict[str, float]] = {
 }
 SENSOR_PROFILES: Final = ("env", "smoke", "water", "manhole", "charger", "hydrant", "bin", "gas")
 CAMERA_SCENES: Final = ("busy", "static")
-#: The zones of a community camera (frame fractions, by where people stand): on the pavement in
-#: front, four people for 5 s are a crowd and one who stays 30 s is loitering; the fenced yard
-#: behind it is closed to the public at all hours, so anyone standing there is an intrusion.
+#: The zones of a community camera (frame fractions; a person is where their feet are): on the
+#: pavement in front, four people for 5 s are a crowd; in the doorway in its middle, one who stays
+#: 30 s is loitering; the fenced yard behind is closed to the public at all hours, so anyone
+#: standing there is an intrusion.
 CAMERA_ZONES: Final[tuple[dict[str, Any], ...]] = (
     {
         "name": "pavement",
         "polygon": [[0.0, 0.8], [1.0, 0.8], [1.0, 1.0], [0.0, 1.0]],
         "crowd_min_people": 4,
         "crowd_min_s": 5.0,
-        "loiter_s": 30.0,
     },
+    {"name": "doorway", "polygon": [[0.35, 0.8], [0.65, 0.8], [0.65, 1.0], [0.35, 1.0]], "loiter_s": 30.0},
     {"name": "yard", "polygon": [[0.0, 0.6], [1.0, 0.6], [1.0, 0.8], [0.0, 0.8]], "restricted_hours": ["00:00-24:00"]},
 )
 #: force key -> its kind in the vocabulary

@@ -37,6 +37,8 @@ ChangeKind: TypeAlias = Literal[
 #: Incidents of one category and scope that start within this many seconds of each other form one group.
 DEFAULT_GROUP_WINDOW_S = 300.0
 _ATTEMPTS = 6
+#: Close reason of an alarm raised and cleared while its device was cut off (a flap reopens it).
+CLEARED_OFFLINE = "cleared_offline"
 _OPEN_LITERAL: ColumnElement[str] = literal_column("'open'")
 #: Bulk UPDATEs here touch rows no session holds; skip the ORM's in-session synchronisation.
 _NO_SYNC = {"synchronize_session": False}
@@ -160,7 +162,7 @@ class IncidentService:
         latest = (
             select(IncidentRow.id)
             .where(IncidentRow.rule_id == c.rule_id, IncidentRow.subject == c.subject, IncidentRow.state == CLOSED)
-            .where(IncidentRow.close_reason == "cleared")
+            .where(IncidentRow.close_reason.in_(("cleared", CLEARED_OFFLINE)))
             .order_by(IncidentRow.closed_ms.desc())
             .limit(1)
             .scalar_subquery()
@@ -188,7 +190,7 @@ class IncidentService:
         case is made and nobody is paged; the record keeps both times of both ends."""
         row = self._row(c)
         cleared_ms = int(c.detail.get("cleared_ms", c.ts_ms))
-        row.state, row.closed_ms, row.updated_ms, row.close_reason = CLOSED, cleared_ms, cleared_ms, "cleared_offline"
+        row.state, row.closed_ms, row.updated_ms, row.close_reason = CLOSED, cleared_ms, cleared_ms, CLEARED_OFFLINE
         s.add(row)
         s.flush()
         return IncidentChange("recorded", incident_public(row), candidate=c)

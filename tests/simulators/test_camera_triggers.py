@@ -18,8 +18,9 @@ FPS = 2.0
 LEAD_IN_S = 10.0
 
 
-def triggered(name: str, seconds: float = 45.0) -> SceneSpec:
-    """The camera's quiet view, then what ``trigger(name)`` plays, as one scene of ``seconds``."""
+def triggered(name: str, seconds: float = 100.0) -> SceneSpec:
+    """The camera's quiet view, then what ``trigger(name)`` plays, as one scene of ``seconds`` (longer than
+    a matrix outage: held that long, a trigger still raises its event only)."""
     spec = TRIGGER_SCENES[name]
     walkers = [
         w.model_copy(update={"start_s": w.start_s + LEAD_IN_S, "end_s": w.end_s + LEAD_IN_S}) for w in spec.walkers

@@ -152,10 +152,11 @@ def test_an_alarm_raised_and_cleared_inside_an_outage_is_recorded_closed_and_pag
     with sessions() as s:
         assert list(s.scalars(select(IncidentGroupRow))) == []
     assert sink.pending() == 0
-    # the key is free again: a live alarm afterwards opens a new incident at once
+    # back on soon after, live: a flap, as after a live clear: the same incident opens again, dispatched
     sink.on_event(SENSOR, smoke(3, T0 + 300_500), T0 + 300_500)
     sink.drain()
-    assert [r.state for r in incidents(sessions)] == ["closed", "open"]
+    [row] = incidents(sessions)
+    assert (row.state, row.flap_count) == ("open", 1) and row.group_id is not None
 
 
 def test_held_historical_alarms_are_stored_on_shutdown(
@@ -344,3 +345,19 @@ def test_a_detector_that_raises_its_own_alarm_is_not_judged_again_from_its_readi
     sink.tick()
     sink.drain()
     assert [r.rule_id for r in incidents(sessions)] == ["heat"]
+
+
+def test_an_alarm_that_flapped_inside_an_outage_and_is_still_on_is_one_open_incident(
+    tmp_path: Path, engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    clock = FakeClock(T0 + 300_000)
+    sink = build(make_ctx(tmp_path, engine, sessions, clock))
+    sink.on_event(SENSOR, smoke(1, T0, hist=True), T0 + 300_000)
+    sink.on_event(SENSOR, smoke(2, T0 + 20_000, active=False, hist=True), T0 + 300_000)
+    sink.on_event(SENSOR, smoke(3, T0 + 40_000, hist=True), T0 + 300_000)  # back on, and still on
+    clock.ms += int(HIST_SETTLE_S * 1000)
+    sink.release_held()
+    sink.drain()
+    [row] = incidents(sessions)
+    assert (row.state, row.opened_ms, row.flap_count) == ("open", T0, 1)
+    assert row.group_id is not None  # dispatched: it is on now
