@@ -6,7 +6,8 @@ responsibilities) and category routing. :func:`to_workflow` derives exactly that
 from a :class:`~simulators.community.Community`, so one seeded community drives
 both the simulated devices and the case flow. Time limits: fire safety and every
 critical case run on an around-the-clock calendar, routine work keeps the loader's
-default limits on office hours.
+default limits on office hours. Emergency plans are the packaged example's (fire, gas
+leak), and each unit grid has a resident who may report through the resident page.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Final
 
+from hub.cases.plugin import example_config
 from simulators.community import FORCE_KEYS, Community
 
 #: Named calendars of the case workflow: emergencies never wait for Monday.
@@ -61,6 +63,8 @@ def to_workflow(community: Community) -> dict[str, Any]:
         for g in community.grids
     ]
     people = []
+    for n, grid in enumerate(community.grids, start=1):
+        people.append({"id": f"res-{n:03d}", "name": f"Resident of {grid.name}", "roles": ["resident"]})
     for p in community.people:
         entry: dict[str, Any] = {"id": p.id, "name": p.name, "roles": [p.role]}
         if p.force is not None:
@@ -76,6 +80,7 @@ def to_workflow(community: Community) -> dict[str, Any]:
         "default_calendar": "office",
         "calendars": {name: dict(conf) for name, conf in CALENDARS.items()},
         "sla": [dict(rule) for rule in SLA_RULES],
+        "plans": [plan.model_dump(exclude_defaults=True) for plan in example_config().plans],
     }
 
 

@@ -19,6 +19,7 @@ from hub.cases.audit import GENESIS
 from hub.cases.errors import CaseServiceError, InvalidInputError
 from hub.cases.machine import State, TransitionError
 from hub.cases.models import CaseRow
+from hub.cases.plans import checklist
 from hub.cases.records import case_public
 from hub.cases.stages import enter_stage
 
@@ -47,8 +48,14 @@ def create_case(
     group_id: str | None = None,
     incident_ids: Sequence[Any] = (),
     register: bool = False,
+    event_types: Sequence[str] = (),
+    media_sha256: str | None = None,
 ) -> dict[str, Any]:
-    """Report a new case (optionally registered at once); raise IntegrityError on a duplicate group."""
+    """Report a new case (optionally registered at once); raise IntegrityError on a duplicate group.
+
+    The most specific emergency plan for its category, severity and event types is copied
+    onto it; ``media_sha256`` names a resident's face-filtered photo (also the report's evidence).
+    """
     try:
         require_known("category", category, CATEGORY_NAMES)
     except UnknownNameError as exc:
@@ -60,6 +67,7 @@ def create_case(
     if grid_code is not None and grid_code not in model.areas:
         raise InvalidInputError("unknown_grid", f"unknown grid {grid_code!r}")
     now = svc.now_ms()
+    plan = svc.plans.match(category, severity, event_types)
     with svc.sessions() as s, s.begin():
         row = CaseRow(
             source=source,
@@ -87,11 +95,16 @@ def create_case(
             stage_paused_s=0.0,
             breached=False,
             sla_level="green",
+            plan_id=plan.id if plan else None,
+            plan_steps=checklist(plan, now) if plan else None,
+            media_sha256=media_sha256,
         )
         enter_stage(row, svc.policy, "dispatch", now)
         s.add(row)
         s.flush()
-        svc.append_event(s, row, actor, "report", "", data={"source": source}, now_ms=now)
+        data = {"source": source} | ({"plan": plan.id} if plan else {})
+        evidence = [media_sha256] if media_sha256 else []
+        svc.append_event(s, row, actor, "report", "", data=data, evidence=evidence, now_ms=now)
         if register:
             row.state = State.REGISTERED.value
             svc.append_event(s, row, actor, "register", State.REPORTED.value, now_ms=now)
@@ -118,6 +131,7 @@ def incident_group(svc: CaseService, data: Mapping[str, Any]) -> int | None:
                 title=str(data.get("title") or f"incident group {group_id}"),
                 description=f"site {data.get('site')}, devices {data.get('device_ids')}",
                 incident_ids=incident_ids,
+                event_types=[str(t) for t in data.get("event_types") or ()],
             )
         except IntegrityError:
             case_id = _case_for_group(svc, group_id)  # another replica won the race
