@@ -281,6 +281,11 @@ const DICT = {
 };
 
 export const LANGS = Object.keys(DICT);
+
+/** Add labels of another page (e.g. the resident page's), per language: {en: {...}, zh: {...}}. */
+export function addLabels(labels) {
+  for (const [code, entries] of Object.entries(labels)) DICT[code] = { ...(DICT[code] || {}), ...entries };
+}
 let lang = localStorage.getItem("gs.lang") || (navigator.language.startsWith("zh") ? "zh" : "en");
 if (!DICT[lang]) lang = "en";
 
