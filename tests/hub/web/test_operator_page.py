@@ -291,3 +291,40 @@ def test_device_command_button_shows_the_command_state(browser: Any, site: Site)
         assert tab.errors == []
     finally:
         box.close()
+
+
+def test_fire_case_shows_its_plan_and_a_step_is_ticked_by_click(browser: Any, site: Site) -> None:
+    box = SensorBox(site.hub.mqtt_port)
+    try:
+        box.birth("smoke-003-01", site.grids[2])
+        box.smoke("smoke-003-01")  # a critical fire: the fire plan rides on its case
+
+        def fire_case() -> dict[str, Any] | None:
+            with site.api("sup-01") as client:
+                found = [c for c in client.get("/api/v1/cases").json() if c["grid"] == site.grids[2]]
+            return found[0] if found and found[0]["dispatched_ms"] else None
+
+        wait_until(lambda: fire_case() is not None, timeout=10, what="the fire case in grid 3")
+        case = fire_case()
+        assert case is not None and case["plan"] == "fire"
+    finally:
+        box.close()
+
+    sup = open_page(browser, site, "sup-01")
+    sup.page.click('#nav [data-view="cases"]')
+    sup.page.locator(f'#board article[data-case="{case["id"]}"] button.case-link').click()
+    steps = sup.page.locator("#case-detail ol.plan li")
+    steps.first.wait_for(timeout=5000)
+    assert steps.evaluate_all("ls => ls.map(l => l.dataset.step)") == [s["name"] for s in case["plan_steps"]]
+    assert sup.page.locator("#case-detail h4").first.inner_text() == "Emergency plan: fire"
+    review = sup.page.locator('#case-detail ol.plan li[data-step="review"]')
+    assert "supervisor" in review.inner_text()
+    review.locator("button").click()
+    sup.page.locator('#case-detail ol.plan li.done[data-step="review"]').wait_for(timeout=5000)
+    assert "done by sup-01" in sup.page.locator('#case-detail ol.plan li[data-step="review"]').inner_text()
+    assert sup.page.locator('#case-detail ol.plan li[data-step="review"] button').count() == 0
+    shoot(sup.page, "case-plan")
+    with site.api("sup-01") as client:
+        trail = client.get(f"/api/v1/cases/{case['id']}/audit").json()
+    assert [(e["actor"], e["data"].get("step")) for e in trail if e["action"] == "plan_step"] == [("sup-01", "review")]
+    assert sup.errors == []
