@@ -39,6 +39,14 @@ SLA_RULES: Final[list[dict[str, str]]] = [
 ]
 
 
+def residents(community: Community) -> list[dict[str, Any]]:
+    """One resident per unit grid (``res-001``, ...), who may report through Open311 and the resident page."""
+    return [
+        {"id": f"res-{n:03d}", "name": f"Resident of {grid.name}", "roles": ["resident"]}
+        for n, grid in enumerate(community.grids, start=1)
+    ]
+
+
 def to_workflow(community: Community) -> dict[str, Any]:
     """The grids, forces and people in the case workflow schema of ``hub.cases.loader`` (city, grids, ...)."""
     info = community.community
@@ -62,9 +70,7 @@ def to_workflow(community: Community) -> dict[str, Any]:
         }
         for g in community.grids
     ]
-    people = []
-    for n, grid in enumerate(community.grids, start=1):
-        people.append({"id": f"res-{n:03d}", "name": f"Resident of {grid.name}", "roles": ["resident"]})
+    people = residents(community)
     for p in community.people:
         entry: dict[str, Any] = {"id": p.id, "name": p.name, "roles": [p.role]}
         if p.force is not None:

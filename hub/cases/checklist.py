@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Final
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
-from hub.cases.errors import CaseServiceError, ForbiddenError, NotFoundError
+from hub.cases.errors import CaseServiceError, ForbiddenError, NotFoundError, UnauthenticatedError
 from hub.cases.plans import mark_done, may_do
 from hub.cases.records import case_public, event_public
 
@@ -43,7 +43,7 @@ def complete_step(
     elif actor_roles is not None:
         roles, force_kind = actor_roles, None  # the built-in administrator
     else:
-        raise ForbiddenError("unknown_actor", f"unknown person {actor_id!r}")
+        raise UnauthenticatedError("unknown_actor", f"unknown person {actor_id!r}")
     for _ in range(MAX_ATTEMPTS):
         try:
             return _complete_once(svc, case_id, step, actor_id, note=note, roles=roles, force_kind=force_kind)

@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from hub.cases.errors import CaseServiceError
+from hub.cases.grid import Role
 
 
 class Phase(StrEnum):
@@ -33,6 +34,8 @@ class Phase(StrEnum):
 
 #: Phases whose steps must be done before the case closes.
 CLOSE_REQUIRES: Final = frozenset({Phase.RECOVER, Phase.REVIEW})
+#: Roles that may record any step done on behalf of whoever did it.
+ON_BEHALF: Final = frozenset({Role.OPERATOR, Role.SUPERVISOR, Role.ADMIN})
 
 
 class PlanStepError(CaseServiceError):
@@ -132,8 +135,8 @@ def may_do(step: Mapping[str, Any], roles: Iterable[str], force_kind: str | None
     on their behalf (the trail names who recorded it).
     """
     held = set(roles)
-    if held & {"operator", "supervisor", "admin"}:
+    if held & ON_BEHALF:
         return True
     if step.get("role") is not None:
         return step["role"] in held
-    return "force_member" in held and force_kind is not None and step.get("force") == force_kind
+    return Role.FORCE_MEMBER in held and force_kind is not None and step.get("force") == force_kind
