@@ -46,8 +46,8 @@ DEMO_SHARES: Final[dict[str, float]] = {
     "hydrant": 0.05,
 }
 
-#: People the demo issues sign-in links for (the generated community has both).
-DEMO_SIGN_IN: Final = ("operator-01", "sup-01")
+#: People the demo issues sign-in links for, and the page each link opens (the generated community has them).
+DEMO_SIGN_IN: Final = {"operator-01": "", "sup-01": "", "res-001": "resident"}
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -183,15 +183,15 @@ class Demo:
         return f"http://{a.http_host}:{self.hub.http_port}/"
 
     def sign_in_links(self, url: str) -> list[tuple[str, str]]:
-        """Issue demo tokens for the operator and a supervisor; their sign-in links ``url?token=...``."""
+        """Issue demo tokens for the operator, a supervisor and a resident; their links ``url[page]?token=...``."""
         from hub.auth import TokenStore
 
         assert self.hub is not None and self.hub.ctx is not None
         tokens: TokenStore = self.hub.ctx.services["tokens"]
         people = self.hub.ctx.services["cases"].directory.model().people
         return [
-            (pid, f"{url}?token={tokens.issue_token(pid, 'demo sign-in link')}")
-            for pid in DEMO_SIGN_IN
+            (pid, f"{url}{page}?token={tokens.issue_token(pid, 'demo sign-in link')}")
+            for pid, page in DEMO_SIGN_IN.items()
             if pid in people
         ]
 

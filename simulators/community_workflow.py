@@ -7,6 +7,8 @@ from a :class:`~simulators.community.Community`, so one seeded community drives
 both the simulated devices and the case flow. Time limits: the categories the vocabulary
 marks ``around_the_clock`` (fire safety, public security) and every critical case run on
 an around-the-clock calendar, routine work keeps the loader's default limits on office hours.
+Emergency plans are the packaged example's (fire, gas leak), and each unit grid has a
+resident who may report through the resident page.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Final
 
+from hub.cases.plugin import example_config
 from simulators.community import FORCE_KEYS, Community
 
 #: Named calendars of the case workflow: emergencies never wait for Monday.
@@ -36,6 +39,14 @@ SLA_RULES: Final[list[dict[str, str]]] = [
     {"category": "public_security", "calendar": "always", "dispatch": "30m", "accept": "1h", "handle": "8h"},
     {"category": "*", "severity": "critical", "calendar": "always", "dispatch": "1h", "accept": "2h", "handle": "2d"},
 ]
+
+
+def residents(community: Community) -> list[dict[str, Any]]:
+    """One resident per unit grid (``res-001``, ...), who may report through Open311 and the resident page."""
+    return [
+        {"id": f"res-{n:03d}", "name": f"Resident of {grid.name}", "roles": ["resident"]}
+        for n, grid in enumerate(community.grids, start=1)
+    ]
 
 
 def to_workflow(community: Community) -> dict[str, Any]:
@@ -61,7 +72,7 @@ def to_workflow(community: Community) -> dict[str, Any]:
         }
         for g in community.grids
     ]
-    people = []
+    people = residents(community)
     for p in community.people:
         entry: dict[str, Any] = {"id": p.id, "name": p.name, "roles": [p.role]}
         if p.force is not None:
@@ -77,6 +88,7 @@ def to_workflow(community: Community) -> dict[str, Any]:
         "default_calendar": "office",
         "calendars": {name: dict(conf) for name, conf in CALENDARS.items()},
         "sla": [dict(rule) for rule in SLA_RULES],
+        "plans": [plan.model_dump(exclude_defaults=True) for plan in example_config().plans],
     }
 
 

@@ -504,7 +504,10 @@ class ScenarioRunner:
             body["reason"] = action.reason or "not ours"
         if action.action == "evaluate":
             body["satisfaction"] = action.satisfaction or 5
-        r = self.api.post(f"/api/v1/cases/{case['id']}/{action.action}", json=body, headers={"X-Actor": actor})
+        path = f"plan/{action.step}" if action.action == "plan_step" else action.action
+        if action.action == "plan_step":
+            body = {"note": body["note"]}
+        r = self.api.post(f"/api/v1/cases/{case['id']}/{path}", json=body, headers={"X-Actor": actor})
         ok = r.status_code < 300
         if not ok:
             report.checks.append(
@@ -513,7 +516,7 @@ class ScenarioRunner:
         return f"{what} #{case['id']} by {actor}: {'ok' if ok else r.status_code}"
 
     def _default_actor(self, action: str, case: dict[str, Any]) -> str:
-        if action in ("verify", "close", "evaluate", "cancel"):
+        if action in ("verify", "close", "evaluate", "cancel", "plan_step"):
             return "sup-01"
         return str(case["handler"] or (case["assignees"] or ["gw-001"])[0])
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
@@ -146,7 +146,7 @@ class StoreDownAction(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-CaseVerb = Literal["accept", "return", "handle", "feedback", "verify", "close", "evaluate", "cancel"]
+CaseVerb = Literal["accept", "return", "handle", "feedback", "verify", "close", "evaluate", "cancel", "plan_step"]
 
 
 class CaseAction(_Strict):
@@ -162,7 +162,14 @@ class CaseAction(_Strict):
     result: Literal["pass", "fail"] | None = Field(default=None, description="verify: pass or fail.")
     reason: str | None = Field(default=None, description="return/cancel: why.")
     satisfaction: int | None = Field(default=None, ge=1, le=5, description="evaluate: 1..5.")
+    step: str | None = Field(default=None, description="plan_step: the emergency-plan step done (recover, review...).")
     note: str = Field(default="", description="Note on the transition.")
+
+    @model_validator(mode="after")
+    def _step_named(self) -> Self:
+        if (self.action == "plan_step") != (self.step is not None):
+            raise ValueError("'step' goes with action plan_step, and only with it")
+        return self
 
 
 class Step(_Strict):

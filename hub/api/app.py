@@ -18,9 +18,9 @@ from hub.api.routes import deadletters, devices, gaps, health, series, stream
 from hub.context import HubContext
 
 
-def operator_page() -> str:
-    """The operator page shell (``hub/web/index.html``); its modules and styles are served under ``/web``."""
-    return resources.files("hub.web").joinpath("index.html").read_text(encoding="utf-8")
+def page_shell(name: str = "index.html") -> str:
+    """A page shell from ``hub/web`` (the operator page, or ``resident.html``); its modules are under ``/web``."""
+    return resources.files("hub.web").joinpath(name).read_text(encoding="utf-8")
 
 
 def create_app(ctx: HubContext) -> FastAPI:
@@ -92,7 +92,12 @@ def create_app(ctx: HubContext) -> FastAPI:
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> HTMLResponse:
         # no-store: a wall screen reloading the page gets the current modules' version stamp
-        return HTMLResponse(operator_page(), headers={"Cache-Control": "no-store"})
+        return HTMLResponse(page_shell(), headers={"Cache-Control": "no-store"})
+
+    @app.get("/resident", response_class=HTMLResponse, include_in_schema=False)
+    def resident() -> HTMLResponse:
+        # the residents' page: report with a photo and a map point, follow one's requests (Open311)
+        return HTMLResponse(page_shell("resident.html"), headers={"Cache-Control": "no-store"})
 
     app.mount("/web", StaticFiles(directory=Path(hub.web.__file__).parent), name="web")
     return app

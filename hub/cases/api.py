@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub import authz
 from hub.auth import PrincipalDep, require
 from hub.authz import Principal
+from hub.cases.checklist import complete_step
 from hub.cases.errors import CaseServiceError
 from hub.cases.evaluation import run_evaluation
 from hub.cases.loader import ConfigError, load_yaml
@@ -55,7 +56,14 @@ def call(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except TransitionError as exc:
-        refused = {"reason": exc.reason, "state": exc.state.value, "action": exc.action, "message": exc.message}
+        refused: dict[str, Any] = {
+            "reason": exc.reason,
+            "state": exc.state.value,
+            "action": exc.action,
+            "message": exc.message,
+        }
+        if exc.missing:
+            refused["missing"] = list(exc.missing)
         raise HTTPException(status_code=409, detail=refused) from exc
     except CaseServiceError as exc:
         detail = {"reason": exc.reason, "message": exc.message}
@@ -262,6 +270,26 @@ def verify_audit(case_id: int, svc: CasesDep, principal: PrincipalDep) -> dict[s
     case = visible_case(svc, principal, case_id)
     require(principal, authz.may_verify_audit(principal, case), "verify audit trails")
     return call(lambda: svc.verify(case_id))
+
+
+class PlanStepIn(BaseModel):
+    """Body of ``POST /cases/{id}/plan/{step}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field(default="", max_length=4000, description="Internal note (staff only)")
+
+
+@router.post("/cases/{case_id}/plan/{step}")
+def plan_step_done(
+    case_id: int, step: str, *, response: Response, svc: CasesDep, actor: PrincipalDep, body: PlanStepIn | None = None
+) -> dict[str, Any]:
+    """Mark a step of the case's emergency plan done (its role or force, or staff on their behalf); audited."""
+    require(actor, authz.may_list_cases(actor), "act on cases")
+    case = visible_case(svc, actor, case_id)
+    require(actor, authz.may_read_case_audit(actor, case), "work on this case's plan")
+    note = (body or PlanStepIn()).note
+    done = call(lambda: complete_step(svc, case_id, step, actor.id, note=note, actor_roles=actor.roles))
+    return _case_response(response, done["case"]) | {"event": done["event"]}
 
 
 @router.post("/cases/{case_id}/{action}")

@@ -19,6 +19,7 @@ from hub.cases.audit import GENESIS
 from hub.cases.errors import CaseServiceError, InvalidInputError
 from hub.cases.machine import State, TransitionError
 from hub.cases.models import CaseRow
+from hub.cases.plans import checklist
 from hub.cases.records import case_public
 from hub.cases.stages import enter_stage
 
@@ -47,10 +48,14 @@ def create_case(
     group_id: str | None = None,
     incident_ids: Sequence[Any] = (),
     register: bool = False,
+    event_types: Sequence[str] = (),
+    media_sha256: str | None = None,
     alarm_times: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Report a new case (optionally registered at once); raise IntegrityError on a duplicate group.
 
+    The most specific emergency plan for its category, severity and event types is copied
+    onto it; ``media_sha256`` names a resident's face-filtered photo (also the report's evidence);
     ``alarm_times``: a device case's (raised on the device, received by the hub) times, in its trace.
     """
     try:
@@ -64,6 +69,7 @@ def create_case(
     if grid_code is not None and grid_code not in model.areas:
         raise InvalidInputError("unknown_grid", f"unknown grid {grid_code!r}")
     now = svc.now_ms()
+    plan = svc.plans.match(category, severity, event_types)
     with svc.sessions() as s, s.begin():
         row = CaseRow(
             source=source,
@@ -91,6 +97,9 @@ def create_case(
             stage_paused_s=0.0,
             breached=False,
             sla_level="green",
+            plan_id=plan.id if plan else None,
+            plan_steps=checklist(plan, now) if plan else None,
+            media_sha256=media_sha256,
         )
         report: dict[str, Any] = {"source": source}
         if alarm_times is not None:
@@ -99,7 +108,9 @@ def create_case(
         enter_stage(row, svc.policy, "dispatch", now)
         s.add(row)
         s.flush()
-        svc.append_event(s, row, actor, "report", "", data=report, now_ms=now)
+        data = report | ({"plan": plan.id} if plan else {})
+        evidence = [media_sha256] if media_sha256 else []
+        svc.append_event(s, row, actor, "report", "", data=data, evidence=evidence, now_ms=now)
         if register:
             row.state = State.REGISTERED.value
             svc.append_event(s, row, actor, "register", State.REPORTED.value, now_ms=now)
@@ -127,6 +138,7 @@ def incident_group(svc: CaseService, data: Mapping[str, Any]) -> int | None:
                 description=f"site {data.get('site')}, devices {data.get('device_ids')}",
                 incident_ids=incident_ids,
                 alarm_times=_alarm_times(data),
+                event_types=[str(t) for t in data.get("event_types") or ()],
             )
         except IntegrityError:
             case_id = _case_for_group(svc, group_id)  # another replica won the race

@@ -15,12 +15,23 @@ from pathlib import Path
 from typing import Annotated, Any, Final, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from edge.vocabulary import CATEGORY_NAMES, FORCE_KINDS, require_known
+from edge.vocabulary import CATEGORY_NAMES, EVENT_TYPES, FORCE_KINDS, require_known
+from edge.wire import Severity
 from hub.cases.calendar import CalendarError, WorkingCalendar
 from hub.cases.grid import Area, Force, GridError, GridModel, Person, Responsibility, Role
-from hub.cases.sla import DEFAULT_CALENDAR, SlaError, SlaPolicy, UnknownCalendarError
+from hub.cases.plans import Phase, Plan, PlanBook, PlanStep
+from hub.cases.sla import DEFAULT_CALENDAR, SlaError, SlaPolicy, UnknownCalendarError, parse_duration
 
 
 class ConfigError(ValueError):
@@ -92,6 +103,8 @@ class PersonConfig(_Strict):
 CalendarName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 #: Keys an around-the-clock calendar has no use for.
 _WORKING_KEYS: Final = frozenset({"hours", "weekend", "holidays", "makeup_days"})
+#: Plan step limits count wall-clock time (a 1d limit is 24 h): an emergency keeps no office hours.
+_AROUND_THE_CLOCK: Final = WorkingCalendar.around_the_clock(timedelta(0))
 
 
 class CalendarConfig(_Strict):
@@ -157,6 +170,73 @@ class SlaRuleConfig(_Strict):
         return require_known("category", value, {*CATEGORY_NAMES, "*"})
 
 
+# Words a plan names, each refused at load unless known (the error names the closest known word).
+_PhaseWord = Annotated[str, AfterValidator(lambda v: require_known("plan phase", v, Phase))]
+_RoleWord = Annotated[str, AfterValidator(lambda v: require_known("role", v, Role))]
+_ForceKindWord = Annotated[str, AfterValidator(lambda v: require_known("force kind", v, FORCE_KINDS))]
+_CategoryWord = Annotated[str, AfterValidator(lambda v: require_known("category", v, CATEGORY_NAMES))]
+_SeverityWord = Annotated[str, AfterValidator(lambda v: require_known("severity", v, {*Severity, "*"}))]
+_EventTypeWord = Annotated[str, AfterValidator(lambda v: require_known("event type", v, EVENT_TYPES))]
+
+
+def _unique(what: str, names: list[str]) -> None:
+    """Refuse a list that names something twice."""
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"{what} must be unique: {', '.join(twice)}")
+
+
+class PlanStepConfig(_Strict):
+    """One step of an emergency plan: done by a role or by a force kind, within a time of the report."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="step name (notify, evacuate, ...)")
+    phase: _PhaseWord = Field(
+        description="warn, act, recover or review (recover and review steps must be done to close)"
+    )
+    role: _RoleWord | None = Field(None, description="the role that does it (grid_worker, supervisor, ...)")
+    force: _ForceKindWord | None = Field(None, description="the force kind that does it (fire, police, ...)")
+    within: str = Field(description="due this long after the report, wall-clock: 5m, 2h, 3d")
+
+    @field_validator("within")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value, _AROUND_THE_CLOCK)  # raises SlaError (a ValueError) on nonsense
+        return value
+
+    @model_validator(mode="after")
+    def _one_doer(self) -> Self:
+        if (self.role is None) == (self.force is None):
+            raise ValueError("a plan step names either a role or a force")
+        return self
+
+
+class PlanConfig(_Strict):
+    """An emergency plan (应急预案) for a category and severity, optionally only for some event types."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="plan id, stored on each case it guides")
+    name: str = Field(description="display name (en)")
+    name_zh: str = Field(description="display name (zh)")
+    category: _CategoryWord = Field(description="the category it is for")
+    severity: _SeverityWord = Field("*", description="the severity it is for, '*' for any")
+    event_types: list[_EventTypeWord] = Field(
+        default_factory=list, description="only cases raised by these event types (empty: any); most specific wins"
+    )
+    steps: list[PlanStepConfig] = Field(min_length=1, description="the checklist, in order")
+
+    @model_validator(mode="after")
+    def _unique_steps(self) -> Self:
+        _unique("step names", [s.name for s in self.steps])
+        return self
+
+    def build(self) -> Plan:
+        """The pure :class:`Plan`."""
+        steps = tuple(
+            PlanStep(s.name, Phase(s.phase), parse_duration(s.within, _AROUND_THE_CLOCK), s.role, s.force)
+            for s in self.steps
+        )
+        return Plan(self.id, self.name, self.name_zh, self.category, self.severity, frozenset(self.event_types), steps)
+
+
 class WebhookConfig(_Strict):
     """An external platform that receives signed case events."""
 
@@ -191,6 +271,7 @@ class WorkflowConfig(_Strict):
         DEFAULT_CALENDAR, description="calendar of SLA rules that name none and of the built-in limits"
     )
     sla: list[SlaRuleConfig] = Field(default_factory=list)
+    plans: list[PlanConfig] = Field(default_factory=list, description="emergency plans, most specific match wins")
     webhooks: list[WebhookConfig] = Field(default_factory=list)
 
     @field_validator("routing")
@@ -199,6 +280,17 @@ class WorkflowConfig(_Strict):
         for category in value:
             require_known("category", category, CATEGORY_NAMES)
         return value
+
+    @field_validator("plans")
+    @classmethod
+    def _unique_plans(cls, value: list[PlanConfig]) -> list[PlanConfig]:
+        _unique("plan ids", [p.id for p in value])
+        return value
+
+
+def plan_book(cfg: WorkflowConfig) -> PlanBook:
+    """The emergency plans of a config."""
+    return PlanBook(tuple(p.build() for p in cfg.plans))
 
 
 def build_model(cfg: WorkflowConfig) -> GridModel:

@@ -89,14 +89,15 @@ ACTION_ROLES: Final[dict[Action, frozenset[str]]] = {
 
 
 class TransitionError(Exception):
-    """A refused transition; ``reason`` is a stable code, ``state``/``action`` say where."""
+    """A refused transition; ``reason`` is a stable code, ``state``/``action`` say where, ``missing`` what is owed."""
 
-    def __init__(self, reason: str, state: State, action: str, message: str) -> None:
+    def __init__(self, reason: str, state: State, action: str, message: str, missing: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.reason = reason
         self.state = state
         self.action = action
         self.message = message
+        self.missing = missing
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,8 @@ class CaseFacts:
     merged_into: int | None = None
     satisfaction: int | None = None
     verified_by: str | None = None
+    #: Plan steps (recover, review) that must be done before the case may close.
+    close_blockers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +171,10 @@ def apply(facts: CaseFacts, command: Command) -> CaseFacts:
     target_state = TRANSITIONS.get((facts.state, action))
     if target_state is None:
         raise _refuse("illegal_transition", facts, action, f"cannot {action} a {facts.state} case")
+    if action is Action.CLOSE and facts.close_blockers:
+        owed = ", ".join(facts.close_blockers)
+        message = f"the emergency plan's steps {owed} must be done before the case closes"
+        raise TransitionError("plan_steps_open", facts.state, action, message, facts.close_blockers)
     return _simple(facts, action, actor, params, target_state)
 
 

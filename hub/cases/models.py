@@ -107,6 +107,11 @@ class CaseRow(Base):
     closed_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     audit_head: Mapped[str] = mapped_column(String(64))
     audit_count: Mapped[int] = mapped_column(Integer, default=0)
+    # the emergency plan guiding the case and its checklist (hub.cases.plans); NULL: no plan matched
+    plan_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    plan_steps: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    # SHA-256 of the face-filtered photo a resident filed with the report (hub.cases.media)
+    media_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class CaseEventRow(Base):

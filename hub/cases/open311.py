@@ -15,6 +15,13 @@ A resident who passes their GridSentinel token (``gst_...``) as ``api_key`` or a
 own cases in ``/api/v1/cases``) and reads their own requests in full; an unknown or
 revoked token is refused with 403.
 
+A request may carry a photo: ``media``, base64 (or a ``data:image/...;base64,`` URL),
+in the JSON or form body. It passes the camera box's face filter before it is stored
+(:mod:`hub.cases.media`; fail-closed: a hub that cannot filter refuses the request
+with 503 and stores nothing); ``media_url`` then points at
+``/open311/v2/requests/{id}/media.jpg``, which only the filer and staff who may see
+the case can read.
+
 lat/long are located to a unit grid by polygon; ``expected_datetime`` is
 projected from the SLA limits, each stage on the calendar its rule names.
 Errors are the spec's ``[{"code": ..., "description": ...}]`` lists.
@@ -39,6 +46,7 @@ from hub.auth import TOKEN_PREFIX, bearer_token, get_tokens, principal_for
 from hub.authz import Principal
 from hub.cases.api import get_cases
 from hub.cases.errors import CaseServiceError
+from hub.cases.media import PhotoRefusedError, PhotoStore, decode_upload
 from hub.cases.models import CaseEventRow, CaseRow
 from hub.cases.open311_view import (
     RESIDENT_SOURCE,
@@ -141,7 +149,7 @@ def request_view(
         "zipcode": "",
         "lat": lat,
         "long": lon,
-        "media_url": "",
+        "media_url": f"{router.prefix}/requests/{row.id}/media.jpg" if row.media_sha256 else "",
     }
     return shape(view, full)
 
@@ -162,6 +170,15 @@ def policy_from(settings: Any) -> PublicPolicy:
     return PublicPolicy(
         frozenset(settings.open311_public_categories), settings.open311_posts_per_hour, settings.open311_post_burst
     )
+
+
+def _photos(request: Request) -> PhotoStore:
+    """The hub's resident photo store (``ctx.services["resident_photos"]``), made on first use."""
+    ctx = request.app.state.ctx
+    store = ctx.services.get("resident_photos")
+    if not isinstance(store, PhotoStore):
+        store = ctx.services["resident_photos"] = PhotoStore(ctx.data_dir)
+    return store
 
 
 def _render(fmt: str, kind: str, rows: list[dict[str, Any]], status: int = 200) -> Response:
@@ -270,6 +287,13 @@ async def create_request(fmt: Format, request: Request, svc: CasesDep) -> Respon
         return _error(400, "the location is outside every grid of this service area", fmt)
     description = fields.get("description", "")[:4000]
     contact = fields.get("email") or fields.get("phone") or fields.get("account_id")
+    media_sha256 = None
+    if fields.get("media"):
+        try:  # faces are blurred before anything is written; a photo the hub cannot filter is not kept
+            media_sha256 = _photos(request).put(decode_upload(fields["media"])).sha256
+        except PhotoRefusedError as exc:
+            logger.warning("Open311: photo refused (%s): %s", exc.reason, exc.message)
+            return _error(exc.status, exc.message, fmt)
     try:
         case = svc.create(
             source=RESIDENT_SOURCE,
@@ -280,6 +304,7 @@ async def create_request(fmt: Format, request: Request, svc: CasesDep) -> Respon
             lon=lon,
             address=fields.get("address_string", ""),
             reporter_id=caller.id if caller is not None else (f"open311:{contact}"[:64] if contact else None),
+            media_sha256=media_sha256,
         )
     except CaseServiceError as exc:
         return _error(400, exc.message, fmt)
@@ -300,17 +325,23 @@ def list_requests(
     start_date: str | None = None,
     end_date: str | None = None,
     api_key: str = "",
+    mine: bool = False,
 ) -> Response:
     """Requests, newest first; filters as in the spec (comma-separated ids, codes, statuses).
 
     Anonymous readers get the public view of the public cases; a signed-in resident also
-    gets their own requests, in full.
+    gets their own requests, in full. ``mine=true`` (an extension the resident page uses)
+    lists only the signed-in caller's own requests.
     """
     caller = _caller(request, api_key)
     if isinstance(caller, Response):
         return caller if fmt == "json" else _error(caller.status_code, "invalid api_key", fmt)
+    if mine and caller is None:
+        return _error(403, "mine=true needs a signed-in caller (api_key or Bearer token)", fmt)
     policy = _policy(request)
     shown = policy.where() if caller is None else or_(policy.where(), CaseRow.reporter_id == caller.id)
+    if mine and caller is not None:
+        shown = CaseRow.reporter_id == caller.id
     stmt = select(CaseRow).where(shown).order_by(CaseRow.id.desc()).limit(1000)
     try:
         if service_request_id:
@@ -345,3 +376,21 @@ def get_request(request_id: str, fmt: Format, request: Request, svc: CasesDep, a
             return _error(404, f"no request {request_id}", fmt)
         notes = _public_notes(s, [row.id]).get(row.id, [])
     return _render(fmt, "requests", [request_view(svc, row, notes, full=_full(caller, row))])
+
+
+@router.get(
+    "/requests/{request_id}/media.jpg",
+    responses={200: {"description": "The face-filtered photo", "content": {"image/jpeg": {}}}, 404: DOCUMENTED[404]},
+)
+def get_media(request_id: str, request: Request, svc: CasesDep, api_key: str = "") -> Response:
+    """The photo filed with a request, face-filtered: for the filer and staff who may see the case (404 otherwise)."""
+    caller = _caller(request, api_key)
+    if isinstance(caller, Response):
+        return caller
+    with svc.sessions() as s:
+        row = s.get(CaseRow, int(request_id)) if request_id.isdigit() else None
+        sha = row.media_sha256 if row is not None and _full(caller, row) else None
+    photo = _photos(request).get(sha) if sha else None
+    if photo is None:
+        return _error(404, f"no photo for request {request_id}")
+    return Response(photo, media_type="image/jpeg", headers={"Cache-Control": "private, no-store"})

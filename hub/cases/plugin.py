@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from hub.cases import api, open311
 from hub.cases.directory import Directory
-from hub.cases.loader import WorkflowConfig, load_file, load_yaml, parse_config, sla_policy
+from hub.cases.loader import WorkflowConfig, load_file, load_yaml, parse_config, plan_book, sla_policy
 from hub.cases.models import GridRow
 from hub.cases.series import CaseStatsWriter
 from hub.cases.service import CaseService, WebhookTarget
@@ -70,6 +70,7 @@ def build(ctx: HubContext, cfg: WorkflowConfig | None = None) -> CaseService:
         clock=ctx.clock,
         targets=targets,
         services=ctx.services,
+        plans=plan_book(cfg),
     )
     ctx.services["cases"] = service
     return service

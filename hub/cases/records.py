@@ -10,6 +10,7 @@ from hub.cases.calendar import WorkingCalendar
 from hub.cases.escalation import ESCALATION_LEVELS
 from hub.cases.machine import CaseFacts, State, allowed_actions
 from hub.cases.models import CaseEventRow, CaseRow
+from hub.cases.plans import missing_for_close
 from hub.cases.sla import STAGES, SlaPolicy, StageClock, due, elapsed, level
 
 
@@ -24,6 +25,7 @@ def facts_of(row: CaseRow) -> CaseFacts:
         merged_into=row.merged_into,
         satisfaction=row.satisfaction,
         verified_by=row.verified_by,
+        close_blockers=missing_for_close(row.plan_steps),
     )
 
 
@@ -158,6 +160,8 @@ def case_public(row: CaseRow, policy: SlaPolicy, now_ms: int) -> dict[str, Any]:
         "closed_ms": row.closed_ms,
         "allowed_actions": allowed_actions(facts_of(row)),
         "audit_count": row.audit_count,
+        "plan": row.plan_id,
+        "plan_steps": [dict(step) for step in row.plan_steps or ()],
     }
 
 

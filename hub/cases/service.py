@@ -38,6 +38,7 @@ from hub.cases.errors import (
 from hub.cases.grid import Person
 from hub.cases.machine import ACTION_ROLES, Action, Command, apply
 from hub.cases.models import CaseEventRow, CaseRow, IdempotencyRow, OutboxRow
+from hub.cases.plans import PlanBook
 from hub.cases.records import case_public, entry_of, event_public, facts_of
 from hub.cases.routing import RoutingError, route
 from hub.cases.sla import SlaPolicy
@@ -88,10 +89,12 @@ class CaseService:
         clock: Callable[[], float] = time.time,
         targets: Sequence[WebhookTarget] = (),
         services: Mapping[str, Any] | None = None,
+        plans: PlanBook | None = None,
     ) -> None:
         self.sessions = sessions
         self.directory = directory
         self.policy = policy
+        self.plans = plans if plans is not None else PlanBook()
         self.bus = bus
         self.clock = clock
         self.targets = list(targets)

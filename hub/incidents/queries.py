@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hub.incidents.models import IncidentGroupRow, IncidentNoteRow, IncidentRow
 from hub.incidents.service import IncidentNotFoundError
-from hub.incidents.views import group_public, incident_public, note_public
+from hub.incidents.views import MEMBER_COLUMNS, group_public, incident_public, note_public
 
 MAX_LIMIT = 1000
 
@@ -114,7 +114,5 @@ class IncidentQueries:
 
     @staticmethod
     def _group(s: Session, g: IncidentGroupRow) -> dict[str, Any]:
-        members = s.execute(
-            select(IncidentRow.id, IncidentRow.device_id, IncidentRow.state).where(IncidentRow.group_id == g.id)
-        ).all()
+        members = s.execute(select(*MEMBER_COLUMNS).where(IncidentRow.group_id == g.id)).all()
         return group_public(g, members)

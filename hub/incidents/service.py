@@ -23,7 +23,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from hub.bus import EventBus
 from hub.incidents.models import CLOSED, OPEN, STATE_CODES, IncidentGroupRow, IncidentRow
-from hub.incidents.views import group_public, incident_public
+from hub.incidents.views import MEMBER_COLUMNS, group_public, incident_public
 from hub.rules.models import SEVERITY_RANK
 from hub.rules.state import Candidate
 from hub.series.base import SeriesPoint
@@ -303,9 +303,7 @@ class IncidentService:
         return self._group_data(s, group), changed
 
     def _group_data(self, s: Session, group: IncidentGroupRow) -> dict[str, Any]:
-        members = s.execute(
-            select(IncidentRow.id, IncidentRow.device_id, IncidentRow.state).where(IncidentRow.group_id == group.id)
-        ).all()
+        members = s.execute(select(*MEMBER_COLUMNS).where(IncidentRow.group_id == group.id)).all()
         return group_public(group, members)
 
     # -------------------------------------------------------- operator actions

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Final
 
 from hub.incidents.models import OPEN, IncidentGroupRow, IncidentNoteRow, IncidentRow
 
@@ -48,11 +48,17 @@ def note_public(row: IncidentNoteRow) -> dict[str, Any]:
     return {"id": row.id, "incident_id": row.incident_id, "author": row.author, "text": row.text, "ts_ms": row.ts_ms}
 
 
+#: The member columns :func:`group_public` reads, in its order.
+MEMBER_COLUMNS: Final = (IncidentRow.id, IncidentRow.device_id, IncidentRow.state, IncidentRow.detail)
+
+
 def group_public(group: IncidentGroupRow, members: Iterable[Sequence[Any]]) -> dict[str, Any]:
-    """A group in the shape the case workflow takes (``on_incident_group``); members are (id, device_id, state)."""
+    """A group in the shape the case workflow takes (``on_incident_group``); members are :data:`MEMBER_COLUMNS`."""
     rows = list(members)
     open_ids = [r[0] for r in rows if r[2] == OPEN]
     devices = sorted({r[1] for r in rows if r[1]})
+    # the alarms behind it: an emergency plan may be for a gas leak only, not every fire_safety case
+    event_types = sorted({str(r[3]["event_type"]) for r in rows if isinstance(r[3], dict) and r[3].get("event_type")})
     return {
         "group_id": group.id,
         "category": group.category,
@@ -69,4 +75,5 @@ def group_public(group: IncidentGroupRow, members: Iterable[Sequence[Any]]) -> d
         "last_ts": group.last_ms,
         "closed_ts": group.closed_ms,
         "device_ids": devices,
+        "event_types": event_types,
     }

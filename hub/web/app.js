@@ -1,7 +1,7 @@
 // The operator page: sign-in, grid map, live feed, SLA warnings, case board, devices, evaluation.
 // Plain ES modules, no build step. Data comes from the hub's REST API and its SSE stream.
 
-import { actionFields, actionsFor, columnOf, drawBoard, dueText } from "./board.js";
+import { actionFields, actionsFor, columnOf, drawBoard, dueText, mayDoStep } from "./board.js";
 import { ApiError, adoptTokenFromUrl, api, clearToken, getToken, imageUrl, openStream, setToken } from "./api.js";
 import { lineChart } from "./charts.js";
 import { showCommands } from "./commands.js";
@@ -397,7 +397,9 @@ async function openCase(c) {
   }
   const trail = h("ol", "trail");
   const incidents = h("div", "incidents");
-  box.replaceChildren(h("h3", null, `#${c.id} ${c.title}`), h("p", null, c.description || ""), dl, actions, h("h4", null, t("case.audit")), trail);
+  box.replaceChildren(h("h3", null, `#${c.id} ${c.title}`), h("p", null, c.description || ""), dl, actions);
+  if (c.plan_steps?.length) box.append(h("h4", null, t("case.plan", { plan: c.plan })), planList(c));
+  box.append(h("h4", null, t("case.audit")), trail);
   if (c.incident_ids.length) box.append(h("h4", null, t("case.incidents")), incidents);
   box.dataset.case = c.id;
   if (!$("#case-dialog").open) $("#case-dialog").showModal();
@@ -432,6 +434,37 @@ async function openCase(c) {
     } catch (err) {
       incidents.append(h("p", "error", t("error.load", { what: `#${id}`, message: err.message })));
     }
+  }
+}
+
+/** The case's emergency-plan checklist: who does each step and by when, who did it, a button for what `me` may do. */
+function planList(c) {
+  const list = h("ol", "plan");
+  for (const step of c.plan_steps) {
+    const who = step.role ? t(`role.${step.role}`) : step.force;
+    const when = step.done_ms != null ? t("plan.done", { who: step.done_by, when: new Date(step.done_ms).toLocaleString() }) : t("plan.open", { when: new Date(step.due_ms).toLocaleString() });
+    const li = h("li", step.done_ms != null ? "done" : "", `${step.name} · ${t(`plan.phase.${step.phase}`)} · ${who} · ${when}`);
+    li.dataset.step = step.name;
+    if (mayDoStep(step, state.me)) {
+      const b = h("button", "action", t("plan.do"));
+      b.type = "button";
+      b.addEventListener("click", () => doStep(c, step.name));
+      li.append(" ", b);
+    }
+    list.append(li);
+  }
+  return list;
+}
+
+async function doStep(c, name) {
+  try {
+    const res = await api(`/api/v1/cases/${c.id}/plan/${encodeURIComponent(name)}`, { method: "POST", body: {} });
+    state.cases.set(res.id, res);
+    toast(t("form.done", { action: name, id: res.id, state: res.state }));
+    render();
+    openCase(res);
+  } catch (err) {
+    toast(t("form.failed", { message: err.message }), true);
   }
 }
 

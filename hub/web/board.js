@@ -56,6 +56,15 @@ export function actionsFor(c, me, { detail = false } = {}) {
   });
 }
 
+/** Whether `me` may mark an emergency-plan step done: its role, a force member (the hub checks the
+ * force's kind), or staff recording it on their behalf -- as hub/cases/plans.py may_do. */
+export function mayDoStep(step, me) {
+  const roles = new Set(me.roles);
+  if (step.done_ms != null) return false;
+  if (["operator", "supervisor", "admin"].some((r) => roles.has(r))) return true;
+  return step.role ? roles.has(step.role) : roles.has("force_member");
+}
+
 export function columnOf(c) {
   return COLUMN_OF[c.state] || null;
 }

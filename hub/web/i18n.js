@@ -61,6 +61,14 @@ const DICT = {
     "case.title": "Title",
     "case.description": "Description",
     "case.rework": "rework {n}",
+    "case.plan": "Emergency plan: {plan}",
+    "plan.do": "Done",
+    "plan.done": "done by {who}, {when}",
+    "plan.open": "due {when}",
+    "plan.phase.warn": "warn",
+    "plan.phase.act": "act",
+    "plan.phase.recover": "recover",
+    "plan.phase.review": "review",
     "action.register": "Register",
     "action.dispatch": "Dispatch",
     "action.accept": "Accept",
@@ -202,6 +210,14 @@ const DICT = {
     "case.title": "标题",
     "case.description": "描述",
     "case.rework": "返工 {n}",
+    "case.plan": "应急预案：{plan}",
+    "plan.do": "已完成",
+    "plan.done": "{who} 完成于 {when}",
+    "plan.open": "时限 {when}",
+    "plan.phase.warn": "预警",
+    "plan.phase.act": "处置",
+    "plan.phase.recover": "恢复",
+    "plan.phase.review": "复盘",
     "action.register": "立案",
     "action.dispatch": "派遣",
     "action.accept": "受理",
@@ -287,6 +303,11 @@ const DICT = {
 };
 
 export const LANGS = Object.keys(DICT);
+
+/** Add labels of another page (e.g. the resident page's), per language: {en: {...}, zh: {...}}. */
+export function addLabels(labels) {
+  for (const [code, entries] of Object.entries(labels)) DICT[code] = { ...(DICT[code] || {}), ...entries };
+}
 let lang = localStorage.getItem("gs.lang") || (navigator.language.startsWith("zh") ? "zh" : "en");
 if (!DICT[lang]) lang = "en";
 

@@ -6,7 +6,7 @@ import { t } from "./i18n.js";
 const SVG = "http://www.w3.org/2000/svg";
 const PAD = 12;
 
-function el(name, attrs = {}) {
+export function el(name, attrs = {}) {
   const node = document.createElementNS(SVG, name);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
   return node;
@@ -26,6 +26,30 @@ export function gridStatus(s) {
 }
 
 /**
+ * Screen coordinates for `grids` in a viewBox `width` wide: x(lon), y(lat) and back (lon(x), lat(y)).
+ * Equirectangular with cos(lat): a square grid cell on the ground stays square on screen.
+ */
+export function projection(grids, width = 1000) {
+  const pts = grids.flatMap((g) => g.polygon);
+  const lons = pts.map((p) => p[0]);
+  const lats = pts.map((p) => p[1]);
+  const [lon0, lon1, lat0, lat1] = [Math.min(...lons), Math.max(...lons), Math.min(...lats), Math.max(...lats)];
+  const kx = Math.cos((((lat0 + lat1) / 2) * Math.PI) / 180);
+  const w = Math.max((lon1 - lon0) * kx, 1e-9);
+  const h = Math.max(lat1 - lat0, 1e-9);
+  const height = Math.max(200, Math.round((width * h) / w));
+  const scale = Math.min((width - 2 * PAD) / w, (height - 2 * PAD) / h);
+  return {
+    width,
+    height,
+    x: (lon) => PAD + (lon - lon0) * kx * scale,
+    y: (lat) => height - PAD - (lat - lat0) * scale,
+    lon: (x) => lon0 + (x - PAD) / (kx * scale),
+    lat: (y) => lat0 + (height - PAD - y) / scale,
+  };
+}
+
+/**
  * Draw `grids` into `svg` (viewBox sized to the container's aspect), with counts from `stats`
  * (code -> {openCases, alarms, devicesUp, devicesAll}); `onSelect(code)` on click.
  */
@@ -37,19 +61,7 @@ export function drawMap(svg, grids, stats, selected, onSelect) {
     svg.append(text);
     return;
   }
-  const pts = grids.flatMap((g) => g.polygon);
-  const lons = pts.map((p) => p[0]);
-  const lats = pts.map((p) => p[1]);
-  const [lon0, lon1, lat0, lat1] = [Math.min(...lons), Math.max(...lons), Math.min(...lats), Math.max(...lats)];
-  // equirectangular with cos(lat): a square grid cell on the ground stays square on screen
-  const kx = Math.cos((((lat0 + lat1) / 2) * Math.PI) / 180);
-  const w = Math.max((lon1 - lon0) * kx, 1e-9);
-  const h = Math.max(lat1 - lat0, 1e-9);
-  const width = 1000;
-  const height = Math.max(200, Math.round((width * h) / w));
-  const scale = Math.min((width - 2 * PAD) / w, (height - 2 * PAD) / h);
-  const x = (lon) => PAD + (lon - lon0) * kx * scale;
-  const y = (lat) => height - PAD - (lat - lat0) * scale;
+  const { x, y, width, height } = projection(grids);
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   for (const g of grids) {
     const s = stats.get(g.code) || { openCases: 0, alarms: 0, devicesUp: 0, devicesAll: 0 };

@@ -19,7 +19,7 @@ from simulators.community import (
     to_dict,
     write_community,
 )
-from simulators.community_workflow import write_workflow
+from simulators.community_workflow import residents, write_workflow
 
 
 def _box(polygon: tuple[tuple[float, float], ...]) -> tuple[float, float, float, float]:
@@ -95,7 +95,8 @@ def test_workflow_export_loads_in_the_hub_case_model(tmp_path: Path) -> None:
     model = build_model(load_file(path))
     assert sorted(a.code for a in model.unit_grids()) == community.grid_codes()
     assert model.routes["fire_safety"] == "fire" and model.routes["kiosk_service"] == "service_it"
-    assert {p.id for p in community.people} == set(model.people)
+    assert {p.id for p in community.people} | {r["id"] for r in residents(community)} == set(model.people)
+    assert [plan.id for plan in load_file(path).plans] == ["fire", "gas-leak"]
     grid = community.grids[2]
     lon = (grid.polygon[0][0] + grid.polygon[1][0]) / 2
     lat = (grid.polygon[0][1] + grid.polygon[2][1]) / 2

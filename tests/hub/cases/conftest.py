@@ -79,6 +79,13 @@ class CasesEnv:
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=15)
 
 
+def finish_plan(client: httpx.Client, case_id: int, steps: tuple[str, ...] = ("recover", "review")) -> None:
+    """Mark the plan steps that block closing done (as ``client``'s person, e.g. a supervisor)."""
+    for step in steps:
+        response = client.post(f"/api/v1/cases/{case_id}/plan/{step}", json={"note": f"{step} done"})
+        assert response.status_code == 200, response.text
+
+
 def make_env(db_url: str, tmp_path: Path, targets: list[WebhookTarget] | None = None) -> CasesEnv:
     """Context + schema + service on ``db_url`` with the example city and a fake clock."""
     engine = (

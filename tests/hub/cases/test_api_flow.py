@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from tests.hub.cases.conftest import CasesEnv
+from tests.hub.cases.conftest import CasesEnv, finish_plan
 
 GRID_1 = "110105001001001"
 
@@ -61,6 +61,7 @@ def test_smoke_detector_to_evaluated_case(live: CasesEnv) -> None:
     assert refused.status_code == 403  # force members cannot verify at all
     refused = act(live.client("w1"), case_id, "verify", result="pass")
     assert refused.status_code == 200  # the grid worker is not the handler: allowed
+    finish_plan(sup, case_id)  # the fire plan's recovery and review
     assert act(sup, case_id, "close").json()["state"] == "closed"
     # a resident evaluates only their own reports (a device-raised case is not theirs: 404, as if absent)
     assert act(resident, case_id, "evaluate", satisfaction=5).status_code == 404
@@ -78,6 +79,8 @@ def test_smoke_detector_to_evaluated_case(live: CasesEnv) -> None:
         "handle",
         "feedback",
         "verify",
+        "plan_step",
+        "plan_step",
         "close",
         "evaluate",
     ]
@@ -114,7 +117,8 @@ def test_handler_cannot_verify_and_rework_is_counted(live: CasesEnv) -> None:
     assert act(w1, case_id, "feedback").status_code == 200
     case = act(sup, case_id, "verify", result="pass").json()
     assert case["rework_count"] == 1
-    act(sup, case_id, "close")
+    finish_plan(sup, case_id)
+    assert act(sup, case_id, "close").status_code == 200
     groups = live.client("sup1").get("/api/v1/evaluation", params={"by": "worker"}).json()["groups"]
     assert groups == [g for g in groups if g["key"] == "w1"] and groups[0]["rework_rate"] == 1.0
 
@@ -147,6 +151,7 @@ def test_twenty_concurrent_closes_make_one_transition(live: CasesEnv) -> None:
     for action in ("accept", "handle", "feedback"):
         assert act(f1, case_id, action).status_code == 200
     assert act(sup, case_id, "verify", result="pass").status_code == 200
+    finish_plan(sup, case_id)
     barrier = threading.Barrier(20)
     codes: list[int] = []
     lock = threading.Lock()

@@ -64,6 +64,35 @@ def test_smoke_alarm_becomes_a_dispatched_case(hub: Hub, mosquitto: MosquittoSer
         )
         assert 0 <= latency_ms < 1000  # device timestamp → dispatch recorded by the case service
         assert api.get(f"/api/v1/cases/{case['id']}/audit/verify").json()["ok"] is True
+        # the fire plan rides along: its checklist, due from the report, nothing done yet
+        assert case["plan"] == "fire"
+        assert [(s["name"], s.get("role") or s.get("force")) for s in case["plan_steps"]] == [
+            ("notify", "fire"),
+            ("evacuate", "grid_worker"),
+            ("secure", "fire"),
+            ("recover", "grid_worker"),
+            ("review", "supervisor"),
+        ]
+        assert all(s["done_ms"] is None and s["due_ms"] > case["created_ms"] for s in case["plan_steps"])
+    finally:
+        dev.close()
+
+
+def test_gas_alarm_gets_the_gas_leak_plan(hub: Hub, mosquitto: MosquittoServer) -> None:
+    api = httpx.Client(base_url=f"http://127.0.0.1:{hub.http_port}", timeout=5, headers={"X-Actor": "op1"})
+    dev = FakeDevice(mosquitto.port, "gas-2")
+    dev.connect()
+    try:
+        wait_until(lambda: hub.ingest is not None and hub.ingest.connected, timeout=10, what="ingest connected")
+        dev.publish_raw(dev.topic(Channel.STATUS), dev.status(DeviceState.ONLINE), retain=True)
+        dev.publish_raw(
+            dev.topic(Channel.EVENT),
+            wire.encode(Event(1, now_ms(), "g1", "gas_leak", EventState.ACTIVE, Severity.CRITICAL)),
+        )
+        wait_until(lambda: bool(api.get("/api/v1/cases").json()), timeout=10, what="a case from the gas alarm")
+        [case] = api.get("/api/v1/cases").json()
+        assert (case["category"], case["plan"]) == ("fire_safety", "gas-leak")
+        assert "shut_off" in [s["name"] for s in case["plan_steps"]]
     finally:
         dev.close()
 

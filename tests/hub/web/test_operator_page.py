@@ -18,19 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge import wire
 from edge.wire import Channel, DeviceKind, DeviceState, Event, EventState, Point, Severity, Status, Telemetry
-from hub.auth import TokenStore
-from hub.config import HubSettings
-from hub.service import Hub
-from simulators.community import generate_community
-from simulators.community_workflow import write_workflow
-from tests.servers import require_binary, wait_until
+from tests.hub.web.conftest import Site, start_site
+from tests.servers import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -38,23 +33,6 @@ REPO = Path(__file__).resolve().parents[3]
 ARTIFACTS = REPO / "test-artifacts" / "operator-page"
 README_SHOT = REPO / "docs" / "img" / "operator-page.png"
 VIEWPORT = {"width": 1366, "height": 768}
-
-
-@dataclass
-class Site:
-    """The running hub, its grid codes and a sign-in token per person."""
-
-    hub: Hub
-    grids: list[str]
-    tokens: dict[str, str]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.hub.http_port}"
-
-    def api(self, person: str) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {self.tokens[person]}"}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=5)
 
 
 def _now_ms() -> int:
@@ -98,28 +76,9 @@ class SensorBox:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    data_dir = tmp_path_factory.mktemp("web-hub")
-    community = generate_community(3, seed=7, mix_per_grid={"smoke": 1.0})
-    write_workflow(data_dir / "cases.yaml", community)
-    settings = HubSettings(http_port=0, broker_port=0, data_dir=data_dir, demo=True, client_id="web-hub")
-    hub = Hub(settings)
-    hub.start()
-    assert hub.ctx is not None
-    tokens: TokenStore = hub.ctx.services["tokens"]
-    people = ("operator-01", "sup-01", "gw-002")
-    yield Site(hub, community.grid_codes(), {p: tokens.issue_token(p, "browser test") for p in people})
-    hub.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    chromium = require_binary("chromium", "chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
-        yield b
-        b.close()
+    site = start_site(tmp_path_factory.mktemp("web-hub"), ("operator-01", "sup-01", "gw-002"))
+    yield site
+    site.hub.stop()
 
 
 @dataclass
@@ -332,3 +291,40 @@ def test_device_command_button_shows_the_command_state(browser: Any, site: Site)
         assert tab.errors == []
     finally:
         box.close()
+
+
+def test_fire_case_shows_its_plan_and_a_step_is_ticked_by_click(browser: Any, site: Site) -> None:
+    box = SensorBox(site.hub.mqtt_port)
+    try:
+        box.birth("smoke-003-01", site.grids[2])
+        box.smoke("smoke-003-01")  # a critical fire: the fire plan rides on its case
+
+        def fire_case() -> dict[str, Any] | None:
+            with site.api("sup-01") as client:
+                found = [c for c in client.get("/api/v1/cases").json() if c["grid"] == site.grids[2]]
+            return found[0] if found and found[0]["dispatched_ms"] else None
+
+        wait_until(lambda: fire_case() is not None, timeout=10, what="the fire case in grid 3")
+        case = fire_case()
+        assert case is not None and case["plan"] == "fire"
+    finally:
+        box.close()
+
+    sup = open_page(browser, site, "sup-01")
+    sup.page.click('#nav [data-view="cases"]')
+    sup.page.locator(f'#board article[data-case="{case["id"]}"] button.case-link').click()
+    steps = sup.page.locator("#case-detail ol.plan li")
+    steps.first.wait_for(timeout=5000)
+    assert steps.evaluate_all("ls => ls.map(l => l.dataset.step)") == [s["name"] for s in case["plan_steps"]]
+    assert sup.page.locator("#case-detail h4").first.inner_text() == "Emergency plan: fire"
+    review = sup.page.locator('#case-detail ol.plan li[data-step="review"]')
+    assert "supervisor" in review.inner_text()
+    review.locator("button").click()
+    sup.page.locator('#case-detail ol.plan li.done[data-step="review"]').wait_for(timeout=5000)
+    assert "done by sup-01" in sup.page.locator('#case-detail ol.plan li[data-step="review"]').inner_text()
+    assert sup.page.locator('#case-detail ol.plan li[data-step="review"] button').count() == 0
+    shoot(sup.page, "case-plan")
+    with site.api("sup-01") as client:
+        trail = client.get(f"/api/v1/cases/{case['id']}/audit").json()
+    assert [(e["actor"], e["data"].get("step")) for e in trail if e["action"] == "plan_step"] == [("sup-01", "review")]
+    assert sup.errors == []
