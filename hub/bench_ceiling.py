@@ -98,15 +98,15 @@ def run_ceiling(
     points: int,
     metrics: int,
     batch: int,
-    count: Callable[[], int],
+    count: Callable[[int], int],
 ) -> dict[str, Any]:
     """Write the phase's lines through ``store`` (the hub's store client on its own database/site) and
-    check by counting that the store holds every one."""
+    check by counting (``count(expected)``) that the store holds every one."""
     messages = max(1, min(messages, MAX_POINTS // points))
     lines = ceiling_lines(measurement, "ceiling", messages=messages, devices=devices, points=points, metrics=metrics)
     say(f"store alone: writing {len(lines):,} lines ({points} per message, {metrics} fields) in batches of {batch:,}")
     result = write_timed(store.write_lines, lines, batch, server_pid(servers))
-    stored = count()
+    stored = count(len(lines))
     result |= {"fields_per_point": metrics, "stored_points": stored, "lost": max(0, len(lines) - stored)}
     cpu = result["server_cpu_us_per_point"]
     if cpu:

@@ -140,7 +140,7 @@ def run_comparator(args: argparse.Namespace, servers: Any, workdir: Path) -> dic
         pipeline.stop()
         forget_session(servers.mqtt_url, CLIENT_ID)
     elapsed = pipeline.last_ack - (pipeline.first_message or pipeline.last_ack)
-    stored = vm_count(vm_url, SITE, f"{MEASUREMENT}_m0")
+    stored = vm_count(vm_url, SITE, f"{MEASUREMENT}_m0", expected=expected)
     return comparator_result(
         "paho+influxdb-client", DESCRIPTION, messages=load.messages, points=expected, stored=stored,
         elapsed_s=elapsed, received=pipeline.received, acked_points=pipeline.acked_points,
