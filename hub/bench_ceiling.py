@@ -12,12 +12,11 @@ spends anything itself.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from hub.benchutil import Servers, say
+from hub.benchutil import Servers, cpu_seconds, say
 from hub.series.base import SeriesStore
 
 #: Points the phase writes at most (the lines are built in memory before the clock starts).
@@ -45,18 +44,6 @@ def ceiling_lines(measurement: str, site: str, *, messages: int, devices: int, p
     return out
 
 
-def _cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU of process ``pid`` so far, or None when it cannot be read."""
-    if pid is None:
-        return None
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def server_pid(servers: Servers) -> int | None:
     """The pid of the store server the bench started (None for the embedded store or ``--influx-url``)."""
     wanted = {"influxdb-v1": "influxd", "influxdb-v2": "victoria-metrics"}.get(servers.store)
@@ -71,12 +58,12 @@ def write_timed(
     write_lines: Callable[[Sequence[str]], None], lines: Sequence[str], batch: int, pid: int | None
 ) -> dict[str, Any]:
     """Post ``lines`` in batches of ``batch`` one after the other; the rate and the server's CPU for them."""
-    cpu0 = _cpu_seconds(pid)
+    cpu0 = cpu_seconds(pid)
     t0 = time.perf_counter()
     for start in range(0, len(lines), batch):
         write_lines(lines[start : start + batch])
     elapsed = max(time.perf_counter() - t0, 1e-9)
-    cpu1 = _cpu_seconds(pid)
+    cpu1 = cpu_seconds(pid)
     cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
     return {
         "points": len(lines),

@@ -73,7 +73,9 @@ class BenchError(RuntimeError):
 class AckTimingStore:
     """Wraps a store: counts points of :data:`MEASUREMENT` the store acknowledged, when, and (optionally) lag."""
 
-    def __init__(self, inner: SeriesStore, *, track_lag: bool) -> None:
+    def __init__(
+        self, inner: SeriesStore, *, track_lag: bool, lag_sink: Callable[[Sequence[float]], None] | None = None
+    ) -> None:
         self.inner = inner
         self.name = inner.name
         self.prefers_lines = inner.prefers_lines
@@ -82,6 +84,8 @@ class AckTimingStore:
         self.first_ack = 0.0
         self.last_ack = 0.0
         self.lags_ms: list[float] = []
+        #: Where lags go (default: kept in ``lags_ms``; the soak hands a fixed-size histogram instead).
+        self._lag_sink = lag_sink or self.lags_ms.extend
         self.first_ts_ms: int | None = None  # earliest device timestamp acknowledged (lag tracking only)
         self._prefix = MEASUREMENT + ","
 
@@ -96,7 +100,7 @@ class AckTimingStore:
             low = min(stamps)
             if self.first_ts_ms is None or low < self.first_ts_ms:
                 self.first_ts_ms = low
-            self.lags_ms.extend(now_ms - ts for ts in stamps)
+            self._lag_sink([now_ms - ts for ts in stamps])
 
     def write(self, points: Sequence[SeriesPoint]) -> None:
         """Write through; count our points once the store returned."""
@@ -157,6 +161,11 @@ def _open_probe(settings: Any, *, track_lag: bool) -> AckTimingStore:
 def _hub_settings(args: argparse.Namespace, servers: Servers, phase: str, workdir: Path) -> Any:
     from hub.config import HubSettings
 
+    return HubSettings.model_validate(_hub_settings_values(args, servers, phase, workdir))
+
+
+def _hub_settings_values(args: argparse.Namespace, servers: Servers, phase: str, workdir: Path) -> dict[str, Any]:
+    """The phase's hub settings as plain values (the soak hands them to its hub process)."""
     values: dict[str, Any] = {
         "mqtt_url": servers.mqtt_url,
         "data_dir": workdir / phase,
@@ -176,7 +185,7 @@ def _hub_settings(args: argparse.Namespace, servers: Servers, phase: str, workdi
             "series_token": args.token or V2_TOKEN,
             "series_org": args.org or V2_ORG,
         }
-    return HubSettings.model_validate(values)
+    return values
 
 
 def _load_spec(args: argparse.Namespace, url: str, *, site: str, messages: int, rate: float, devices: int) -> Any:
@@ -208,6 +217,23 @@ def _wait_acked(
         lambda: probe.acked,
         lambda: f"{received():,} messages received, {probe.acked:,}/{expected:,} points stored",
         label,
+        timeout_s,
+    )
+
+
+def wait_acked_remote(hub: Any, expected: int, timeout_s: float) -> None:
+    """:func:`_wait_acked` for a hub in another process (the soak's), asking it for its counts."""
+    last: dict[str, Any] = {"acked": 0, "received": 0}
+
+    def poll() -> int:
+        last.update(hub.stats())
+        return int(last["acked"])
+
+    wait_progress(
+        lambda: poll() >= expected,
+        lambda: int(last["acked"]),
+        lambda: f"{last['received']:,} messages received, {last['acked']:,}/{expected:,} points stored",
+        "soak",
         timeout_s,
     )
 
@@ -459,6 +485,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="small run for tests: 2,000 messages, 20 connections, 2 s sustained at 1,000 msgs/s",
     )
+    parser.add_argument(
+        "--soak",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="soak mode instead of the phases: the hub in its own process under --devices x 1 msg/s for SECONDS; "
+        "its RSS at the start, every minute and at the end, lost and lag (hub.bench_soak)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -489,6 +523,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         raise BenchError(f"--batch must be 1..{MAX_POINTS_PER_MESSAGE} (the wire contract's cap)")
     if not 1 <= args.metrics <= MAX_METRICS_PER_POINT:
         raise BenchError(f"--metrics must be 1..{MAX_METRICS_PER_POINT} (the wire contract's cap)")
+    if args.soak is not None and args.soak <= 0:
+        raise BenchError("--soak must be > 0 seconds")
     for name in ("messages", "devices", "rate", "connections", "processes", "compare_messages"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise BenchError(f"--{name.replace('_', '-')} must be >= 1")
@@ -506,6 +542,15 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         servers = start_servers(args, workdir)
         result["store_server"] = servers.store_server
         try:
+            if args.soak is not None:
+                from hub.bench_soak import run_soak
+
+                soak = run_soak(args, servers, workdir)
+                result["soak"] = soak
+                result.update(
+                    {k: soak[k] for k in ("soak_rss_growth_pct", "lost", "lag_p99_s", "rss_start_mib", "rss_end_mib")}
+                )
+                return result
             if "drain" not in args.skip:
                 drain = run_drain(args, servers, workdir)
                 result["drain"] = drain
@@ -578,6 +623,30 @@ def table_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             row("store CPU-us per point", "", c["server_cpu_us_per_point"], None)
             row("store cores needed at 200,000 points/s", "", c["cores_for_200k_points_s"], None)
         row("store alone lost", "0", c["lost"], c["lost"] == 0)
+    if "soak" in result:
+        k = result["soak"]
+        growth = k["soak_rss_growth_pct"]
+        row(
+            f"soak: hub RSS MiB at start / end ({k['seconds']:,.0f} s)",
+            "",
+            f"{k['rss_start_mib']} / {k['rss_end_mib']}",
+            None,
+        )
+        row(
+            f"soak: hub RSS growth % from minute {k['rss_baseline_minute']} to the end",
+            "< 10",
+            "-" if growth is None else growth,
+            None if growth is None else growth < 10.0,
+        )
+        row("soak: hub RSS MiB each minute", "", " ".join(f"{mib}" for _m, mib in k["rss_mib"]), None)
+        row("soak: hub CPU-us per message", "", k["hub_cpu_us_per_msg"], None)
+        row(
+            "soak lag p99 s",
+            "< 1",
+            k["lag_p99_s"],
+            None if k["lag_p99_s"] is None else k["lag_p99_s"] < TARGET_LAG_P99_S,
+        )
+        row("soak lost", "0", k["lost"], k["lost"] == 0)
     if "sustained" in result:
         s = result["sustained"]
         full = real and s["target_rate"] >= TARGET_SUSTAINED_MSGS_S and s["connections"] >= 500

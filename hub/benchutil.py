@@ -104,6 +104,18 @@ def comparator_result(
     return result
 
 
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU of process ``pid`` so far (``/proc/PID/stat``), or None when it cannot be read."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_hub_quietly(hub: Any) -> None:
     """``hub.start()`` without the once-only administrator banner: the bench's hub is thrown away with
     its data dir, so it gets its token the automation way (``$GRIDSENTINEL_ADMIN_TOKEN``, a fresh
