@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from hub.benchutil import Servers, cpu_seconds, say
+from hub.benchutil import STORE_SERVERS, Servers, cpu_seconds, say, started_pid
 from hub.series.base import SeriesStore
 
 #: Points the phase writes at most (the lines are built in memory before the clock starts).
@@ -46,12 +46,7 @@ def ceiling_lines(measurement: str, site: str, *, messages: int, devices: int, p
 
 def server_pid(servers: Servers) -> int | None:
     """The pid of the store server the bench started (None for the embedded store or ``--influx-url``)."""
-    wanted = {"influxdb-v1": "influxd", "influxdb-v2": "victoria-metrics"}.get(servers.store)
-    for server in servers.started:
-        proc = getattr(server, "proc", None)
-        if getattr(server, "name", None) == wanted and proc is not None:
-            return int(proc.pid)
-    return None
+    return started_pid(servers, STORE_SERVERS.get(servers.store, ""))
 
 
 def write_timed(

@@ -116,6 +116,40 @@ def cpu_seconds(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+#: The server process behind each store the bench starts.
+STORE_SERVERS: Final = {"influxdb-v1": "influxd", "influxdb-v2": "victoria-metrics"}
+
+
+class ProcessCpu:
+    """CPU the processes of one run spend from now on: the pipeline (hub or peer), the broker and the store
+    (``/proc/PID/stat``; a process the bench did not start is left out)."""
+
+    def __init__(self, servers: Any, *, pipeline_pid: int) -> None:
+        self.pids = {
+            "pipeline": pipeline_pid,
+            "broker": started_pid(servers, "mosquitto"),
+            "store": started_pid(servers, STORE_SERVERS.get(servers.store, "")),
+        }
+        self.start = {role: cpu_seconds(pid) for role, pid in self.pids.items()}
+
+    def per_message_us(self, messages: int) -> dict[str, float | None]:
+        """CPU-µs per message of each process since construction (None where it could not be read)."""
+        out: dict[str, float | None] = {}
+        for role, pid in self.pids.items():
+            now, then = cpu_seconds(pid), self.start[role]
+            out[role] = None if now is None or then is None else round((now - then) / max(1, messages) * 1e6, 1)
+        return out
+
+
+def started_pid(servers: Any, name: str) -> int | None:
+    """The pid of the server called ``name`` that the bench started, else None."""
+    for server in getattr(servers, "started", ()):
+        proc = getattr(server, "proc", None)
+        if getattr(server, "name", None) == name and proc is not None:
+            return int(proc.pid)
+    return None
+
+
 def start_hub_quietly(hub: Any) -> None:
     """``hub.start()`` without the once-only administrator banner: the bench's hub is thrown away with
     its data dir, so it gets its token the automation way (``$GRIDSENTINEL_ADMIN_TOKEN``, a fresh
