@@ -55,6 +55,15 @@ try:
 except ImportError:  # the base install: the standard library parser does everything
     _orjson_loads = _orjson_dumps = None
 
+_msgspec_telemetry: Any
+_UNSET: Any
+try:  # typed one-pass telemetry decoding (see _telemetry_msgspec); the edge and hub extras install it
+    from edge import wire_msgspec
+
+    _msgspec_telemetry, _UNSET = wire_msgspec.TELEMETRY_DECODER, wire_msgspec.UNSET
+except ImportError:
+    _msgspec_telemetry = _UNSET = None
+
 PROTOCOL_VERSION: Final = 1
 TOPIC_VERSION: Final = "v1"
 DEFAULT_ROOT: Final = "gs"
@@ -841,6 +850,58 @@ def _telemetry_fast(obj: dict[str, Any]) -> Telemetry:
     return _telemetry(obj)
 
 
+def _telemetry_msgspec(payload: bytes) -> Telemetry | None:
+    """The message, decoded by msgspec's typed structs in one pass, when it is provably what the reference
+    path returns; None for anything else (the reference path then decides, and names any refusal).
+
+    msgspec has checked the types (ints are never bools or floats, metric values int/float/bool, ``hist``
+    a bool); the ranges and names are checked here as :func:`_telemetry_fast` checks them. msgspec keeps
+    the last of duplicate keys and skips unknown ones, so the members it returned are counted: every
+    member written has exactly one ``:`` byte outside strings, so the payload's ``:`` count equals the
+    members counted only when no key was dropped as a duplicate, none was skipped as unknown and no
+    string holds a colon.
+    """
+    try:
+        raw = _msgspec_telemetry.decode(payload)
+    except Exception:  # any refusal or doubt: the reference path decides
+        return None
+    seq, ts, hist = raw.seq, raw.ts, raw.hist
+    if raw.v != PROTOCOL_VERSION or not 0 <= seq <= MAX_SEQ or not MIN_TS_MS <= ts < MAX_TS_MS:
+        return None
+    members = 3
+    if hist is _UNSET:
+        hist = False
+    else:
+        members += 1
+    metrics, raw_points = raw.metrics, raw.points
+    if raw_points is _UNSET:
+        if metrics is _UNSET or not _metrics_ok(metrics):
+            return None
+        members += 1 + len(metrics)
+        points: tuple[Point, ...] = (_point(ts, metrics),)
+    else:
+        if metrics is not _UNSET or not 0 < len(raw_points) <= MAX_POINTS_PER_MESSAGE:
+            return None
+        members += 1
+        pts = []
+        for item in raw_points:
+            point_metrics, point_ts = item.metrics, item.ts
+            if not _metrics_ok(point_metrics):
+                return None
+            if point_ts is _UNSET:
+                point_ts = ts
+                members += 1 + len(point_metrics)
+            elif MIN_TS_MS <= point_ts < MAX_TS_MS:
+                members += 2 + len(point_metrics)
+            else:
+                return None
+            pts.append(_point(point_ts, point_metrics))
+        points = tuple(pts)
+    if payload.count(b":") != members:
+        return None
+    return _telemetry_of(seq, ts, points, hist)
+
+
 def _snapshot_ref(raw: object) -> SnapshotRef | None:
     if raw is None:
         return None
@@ -976,6 +1037,10 @@ def decode(channel: Channel, payload: bytes, *, fast: bool = True) -> Message:
         points = payload.count(b'"metrics"')
         if points > MAX_POINTS_PER_MESSAGE:
             raise PayloadError("too_large", f"{points} points exceeds {MAX_POINTS_PER_MESSAGE}")
+        if fast and _msgspec_telemetry is not None and len(payload) <= MAX_PAYLOAD_BYTES:
+            tel = _telemetry_msgspec(payload)
+            if tel is not None:
+                return tel
     obj = load_json(payload, fast=fast)
     _extras(obj, _KNOWN_KEYS[channel], 1, "payload")
     try:

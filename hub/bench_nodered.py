@@ -18,7 +18,7 @@ and runs it with the system ``node``. Without node or npm it says so and measure
 
 Timing: from the moment Node-RED logs that its MQTT client connected (the backlog starts to
 flow) until influxd's own counter of points written over HTTP (``/debug/vars``, polled every
-20 ms: cheap, unlike an InfluxQL ``count`` that would take influxd's CPU from the run) has
+10 ms: cheap, unlike an InfluxQL ``count`` that would take influxd's CPU from the run) has
 grown by the backlog. Loss is counted afterwards with InfluxQL in Node-RED's own database,
 the same way as the hub's.
 """
