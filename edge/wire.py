@@ -757,12 +757,8 @@ def _metrics_ok(raw: object) -> TypeGuard[dict[str, MetricValue]]:
         return False
     names = _KNOWN_METRIC_NAMES
     for name, value in raw.items():
-        if name not in names:
-            if _METRIC_RE.fullmatch(name) is None:
-                return False
-            if len(names) >= _KNOWN_METRIC_NAMES_MAX:
-                names.clear()
-            names.add(name)
+        if name not in names and not _learn_name(name):
+            return False
         kind = type(value)
         if kind is float:
             if not -_INF < value < _INF:  # false for NaN too
@@ -773,6 +769,26 @@ def _metrics_ok(raw: object) -> TypeGuard[dict[str, MetricValue]]:
         elif kind is not bool:
             return False
     return True
+
+
+def _learn_name(name: str) -> bool:
+    """True (and remembered) when ``name`` matches :data:`METRIC_PATTERN`."""
+    if _METRIC_RE.fullmatch(name) is None:
+        return False
+    if len(_KNOWN_METRIC_NAMES) >= _KNOWN_METRIC_NAMES_MAX:
+        _KNOWN_METRIC_NAMES.clear()
+    _KNOWN_METRIC_NAMES.add(name)
+    return True
+
+
+def _typed_metrics_ok(metrics: dict[str, MetricValue]) -> bool:
+    """:func:`_metrics_ok` for metrics msgspec has typed (values int in 64 bits, finite float or bool):
+    only their count and names are left to check, by one set comparison once the names are known."""
+    if not 0 < len(metrics) <= MAX_METRICS_PER_POINT:
+        return False
+    return metrics.keys() <= _KNOWN_METRIC_NAMES or all(
+        name in _KNOWN_METRIC_NAMES or _learn_name(name) for name in metrics
+    )
 
 
 # A frozen dataclass's __init__ stores each field through object.__setattr__; the slot descriptors
@@ -854,8 +870,9 @@ def _telemetry_msgspec(payload: bytes) -> Telemetry | None:
     """The message, decoded by msgspec's typed structs in one pass, when it is provably what the reference
     path returns; None for anything else (the reference path then decides, and names any refusal).
 
-    msgspec has checked the types (ints are never bools or floats, metric values int/float/bool, ``hist``
-    a bool); the ranges and names are checked here as :func:`_telemetry_fast` checks them. msgspec keeps
+    msgspec has checked the types (ints are never bools or floats, metric values int within 64 bits,
+    float -- JSON cannot write NaN or inf, and it refuses what overflows a double -- or bool, ``hist`` a
+    bool); the other ranges and the names are checked here as :func:`_telemetry_fast` checks them. msgspec keeps
     the last of duplicate keys and skips unknown ones, so the members it returned are counted: every
     member written has exactly one ``:`` byte outside strings, so the payload's ``:`` count equals the
     members counted only when no key was dropped as a duplicate, none was skipped as unknown and no
@@ -875,7 +892,7 @@ def _telemetry_msgspec(payload: bytes) -> Telemetry | None:
         members += 1
     metrics, raw_points = raw.metrics, raw.points
     if raw_points is _UNSET:
-        if metrics is _UNSET or not _metrics_ok(metrics):
+        if metrics is _UNSET or not _typed_metrics_ok(metrics):
             return None
         members += 1 + len(metrics)
         points: tuple[Point, ...] = (_point(ts, metrics),)
@@ -886,7 +903,7 @@ def _telemetry_msgspec(payload: bytes) -> Telemetry | None:
         pts = []
         for item in raw_points:
             point_metrics, point_ts = item.metrics, item.ts
-            if not _metrics_ok(point_metrics):
+            if not _typed_metrics_ok(point_metrics):
                 return None
             if point_ts is _UNSET:
                 point_ts = ts

@@ -11,18 +11,24 @@ caller can count the members it was given.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Annotated, Final, TypeAlias
 
 import msgspec
-from msgspec import UNSET, UnsetType
+from msgspec import UNSET, Meta, UnsetType
 
 __all__ = ["TELEMETRY_DECODER", "UNSET", "RawPoint", "RawTelemetry"]
+
+
+#: A metric value: an integer within 64 bits (as the contract's MIN_INT..MAX_INT), a float or a bool.
+#: msgspec refuses a float literal that overflows a double, and JSON has no NaN or Infinity.
+MetricValue: TypeAlias = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)] | float | bool
+Metrics: TypeAlias = dict[str, MetricValue]
 
 
 class RawPoint(msgspec.Struct, gc=False):
     """One point of a batch as sent: its metrics and, optionally, its own timestamp."""
 
-    metrics: dict[str, float | int | bool]
+    metrics: Metrics
     ts: int | UnsetType = UNSET
 
 
@@ -32,7 +38,7 @@ class RawTelemetry(msgspec.Struct, gc=False):
     v: int
     seq: int
     ts: int
-    metrics: dict[str, float | int | bool] | UnsetType = UNSET
+    metrics: Metrics | UnsetType = UNSET
     points: list[RawPoint] | UnsetType = UNSET
     hist: bool | UnsetType = UNSET
 

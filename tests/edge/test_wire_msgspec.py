@@ -30,6 +30,7 @@ def test_the_usual_shapes_take_the_msgspec_path(points: int) -> None:
     "payload",
     [
         b'{"v":1,"seq":1,"ts":1800000000000,"metrics":{"a":1.5,"b":2,"c":true},"hist":true}',
+        b'{"v":1,"seq":1,"ts":1800000000000,"metrics":{"a":-9223372036854775808,"b":9223372036854775807}}',
         b'{"v":1,"seq":1,"ts":1800000000000,"points":[{"metrics":{"a":1.5}},{"ts":1800000000001,"metrics":{"a":-0.0}}]}',
     ],
 )
@@ -46,6 +47,7 @@ def test_mixed_values_and_optional_keys_are_taken_and_equal(payload: bytes) -> N
         b'{"v":1,"seq":1,"ts":1800000000000,"metrics":{"a":1.0,"\\u0061":2.0}}',  # duplicate behind an escape
         b'{"v":1,"seq":1,"ts":1800000000000,"metrics":{"a":1.0},"x":{"y":1}}',  # unknown key (depth-limited)
         b'{"v":1,"seq":1,"ts":1800000000000,"metrics":{"a":100000000000000000000}}',  # beyond 64 bits
+        b'{"v":1,"seq":1,"ts":1800000000000,"metrics":{"a":9223372036854775808}}',  # 2**63
         b'{"v":1,"seq":1,"ts":1800000000000,"metrics":{"A":1.0}}',  # metric name
         b'{"v":1,"seq":1,"ts":1800000000000,"metrics":{"a":1e400}}',  # overflows a double
         b'{"v":2,"seq":1,"ts":1800000000000,"metrics":{"a":1.0}}',  # version
