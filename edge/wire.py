@@ -901,18 +901,25 @@ def _telemetry_msgspec(payload: bytes) -> Telemetry | None:
             return None
         members += 1
         pts = []
-        for item in raw_points:
+        known, new, set_ts, set_metrics = _KNOWN_METRIC_NAMES, _new_object, _SET_POINT_TS, _SET_POINT_METRICS
+        for item in raw_points:  # _typed_metrics_ok and _point inlined: this loop runs once per point
             point_metrics, point_ts = item.metrics, item.ts
-            if not _typed_metrics_ok(point_metrics):
+            size = len(point_metrics)
+            if not (0 < size <= MAX_METRICS_PER_POINT and point_metrics.keys() <= known) and not _typed_metrics_ok(
+                point_metrics
+            ):
                 return None
             if point_ts is _UNSET:
                 point_ts = ts
-                members += 1 + len(point_metrics)
+                members += 1 + size
             elif MIN_TS_MS <= point_ts < MAX_TS_MS:
-                members += 2 + len(point_metrics)
+                members += 2 + size
             else:
                 return None
-            pts.append(_point(point_ts, point_metrics))
+            point = new(Point)
+            set_ts(point, point_ts)
+            set_metrics(point, point_metrics)
+            pts.append(point)
         points = tuple(pts)
     if payload.count(b":") != members:
         return None

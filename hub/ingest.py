@@ -221,8 +221,7 @@ class Ingest:
         else:
             measurement, tags = key
             points = [SeriesPoint(measurement, tags, p.metrics, p.ts) for p in msg.points]
-        for p in msg.points:
-            self.registry.update_latest(rec, p.ts, p.metrics)
+        self.registry.update_latest_points(rec, msg.points)
         if not msg.hist:
             self.stats.lag.observe(max(0.0, (received_ms - msg.ts) / 1000.0))
         if self._held is not None:
