@@ -122,13 +122,14 @@ STORE_SERVERS: Final = {"influxdb-v1": "influxd", "influxdb-v2": "victoria-metri
 
 class ProcessCpu:
     """CPU the processes of one run spend from now on: the pipeline (hub or peer), the broker and the store
-    (``/proc/PID/stat``; a process the bench did not start is left out)."""
+    (``store`` names its server when it is not the bench's store; ``/proc/PID/stat``; a process the bench
+    did not start is left out)."""
 
-    def __init__(self, servers: Any, *, pipeline_pid: int) -> None:
+    def __init__(self, servers: Any, *, pipeline_pid: int, store: str | None = None) -> None:
         self.pids = {
             "pipeline": pipeline_pid,
             "broker": started_pid(servers, "mosquitto"),
-            "store": started_pid(servers, STORE_SERVERS.get(servers.store, "")),
+            "store": started_pid(servers, store or STORE_SERVERS.get(servers.store, "")),
         }
         self.start = {role: cpu_seconds(pid) for role, pid in self.pids.items()}
 
