@@ -160,6 +160,7 @@ def run_soak(args: argparse.Namespace, servers: Servers, workdir: Path) -> dict[
     """Steady load (``--devices`` x 1 msg/s for ``--soak`` seconds) on a hub in its own process."""
     from hub.bench_ingest import _hub_settings_values, _load_spec, stored_points, wait_acked_remote
     from hub.benchutil import forget_session
+    from hub.config import HubSettings
     from hub.series.registry import open_store
     from simulators.loadgen import run_load
 
@@ -220,8 +221,6 @@ def run_soak(args: argparse.Namespace, servers: Servers, workdir: Path) -> dict[
         if hub.proc.is_alive():
             hub.stop()
         forget_session(servers.mqtt_url, values["client_id"])
-    from hub.config import HubSettings
-
     settings = HubSettings.model_validate(values)
     counter = open_store(settings.series_settings(), settings.data_dir)
     try:
