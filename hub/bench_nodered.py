@@ -331,9 +331,12 @@ def run_node_red(args: argparse.Namespace, servers: Any, workdir: Path, round_no
 
 
 def logged_errors(log_path: Path) -> list[str]:
-    """The ``[error]`` lines of Node-RED's log (its nodes report failed writes there), without timestamps."""
+    """The ``[error]`` lines of Node-RED's log (its nodes report failed writes there), without timestamps,
+    and the untagged ``Error:`` lines its runtime prints when it cannot start a flow."""
     try:
         text = log_path.read_text(errors="replace")
     except OSError:
         return []
-    return [line.split(" - ", 1)[-1][:300] for line in text.splitlines() if "[error]" in line]
+    return [
+        line.split(" - ", 1)[-1][:300] for line in text.splitlines() if "[error]" in line or line.startswith("Error:")
+    ]
