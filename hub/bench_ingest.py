@@ -14,7 +14,11 @@ Loss is checked by counting what the store holds against what was published.
 Beside it, two widely used MQTT -> InfluxDB pipelines drain the same kind of
 backlog: the one people copy from the InfluxDB client docs (paho-mqtt +
 influxdb-client's batching ``WriteApi``, into a server speaking ``/api/v2/write``:
-hub.bench_compare) and Node-RED into the same influxd (hub.bench_nodered).
+hub.bench_compare) and Node-RED, tuned as its users tune it, into the same influxd
+(hub.bench_nodered); the hub's drain and Node-RED's alternate for ``--rounds`` rounds
+and the medians are compared. Each drain reports the CPU per message of the pipeline,
+the broker and the store, from ``/proc``. ``--soak SECONDS`` replaces the phases with
+a long steady run of the hub in its own process (hub.bench_soak).
 Telegraf is not packaged here.
 """
 
