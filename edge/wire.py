@@ -55,6 +55,15 @@ try:
 except ImportError:  # the base install: the standard library parser does everything
     _orjson_loads = _orjson_dumps = None
 
+_msgspec_telemetry: Any
+_UNSET: Any
+try:  # typed one-pass telemetry decoding (see _telemetry_msgspec); the edge and hub extras install it
+    from edge import wire_msgspec
+
+    _msgspec_telemetry, _UNSET = wire_msgspec.TELEMETRY_DECODER, wire_msgspec.UNSET
+except ImportError:
+    _msgspec_telemetry = _UNSET = None
+
 PROTOCOL_VERSION: Final = 1
 TOPIC_VERSION: Final = "v1"
 DEFAULT_ROOT: Final = "gs"
@@ -748,12 +757,8 @@ def _metrics_ok(raw: object) -> TypeGuard[dict[str, MetricValue]]:
         return False
     names = _KNOWN_METRIC_NAMES
     for name, value in raw.items():
-        if name not in names:
-            if _METRIC_RE.fullmatch(name) is None:
-                return False
-            if len(names) >= _KNOWN_METRIC_NAMES_MAX:
-                names.clear()
-            names.add(name)
+        if name not in names and not _learn_name(name):
+            return False
         kind = type(value)
         if kind is float:
             if not -_INF < value < _INF:  # false for NaN too
@@ -764,6 +769,26 @@ def _metrics_ok(raw: object) -> TypeGuard[dict[str, MetricValue]]:
         elif kind is not bool:
             return False
     return True
+
+
+def _learn_name(name: str) -> bool:
+    """True (and remembered) when ``name`` matches :data:`METRIC_PATTERN`."""
+    if _METRIC_RE.fullmatch(name) is None:
+        return False
+    if len(_KNOWN_METRIC_NAMES) >= _KNOWN_METRIC_NAMES_MAX:
+        _KNOWN_METRIC_NAMES.clear()
+    _KNOWN_METRIC_NAMES.add(name)
+    return True
+
+
+def _typed_metrics_ok(metrics: dict[str, MetricValue]) -> bool:
+    """:func:`_metrics_ok` for metrics msgspec has typed (values int in 64 bits, finite float or bool):
+    only their count and names are left to check, by one set comparison once the names are known."""
+    if not 0 < len(metrics) <= MAX_METRICS_PER_POINT:
+        return False
+    return metrics.keys() <= _KNOWN_METRIC_NAMES or all(
+        name in _KNOWN_METRIC_NAMES or _learn_name(name) for name in metrics
+    )
 
 
 # A frozen dataclass's __init__ stores each field through object.__setattr__; the slot descriptors
@@ -839,6 +864,66 @@ def _telemetry_fast(obj: dict[str, Any]) -> Telemetry:
             if points is not None:
                 return _telemetry_of(seq, ts, points, hist)
     return _telemetry(obj)
+
+
+def _telemetry_msgspec(payload: bytes) -> Telemetry | None:
+    """The message, decoded by msgspec's typed structs in one pass, when it is provably what the reference
+    path returns; None for anything else (the reference path then decides, and names any refusal).
+
+    msgspec has checked the types (ints are never bools or floats, metric values int within 64 bits,
+    float -- JSON cannot write NaN or inf, and it refuses what overflows a double -- or bool, ``hist`` a
+    bool); the other ranges and the names are checked here as :func:`_telemetry_fast` checks them. msgspec keeps
+    the last of duplicate keys and skips unknown ones, so the members it returned are counted: every
+    member written has exactly one ``:`` byte outside strings, so the payload's ``:`` count equals the
+    members counted only when no key was dropped as a duplicate, none was skipped as unknown and no
+    string holds a colon.
+    """
+    try:
+        raw = _msgspec_telemetry.decode(payload)
+    except Exception:  # any refusal or doubt: the reference path decides
+        return None
+    seq, ts, hist = raw.seq, raw.ts, raw.hist
+    if raw.v != PROTOCOL_VERSION or not 0 <= seq <= MAX_SEQ or not MIN_TS_MS <= ts < MAX_TS_MS:
+        return None
+    members = 3
+    if hist is _UNSET:
+        hist = False
+    else:
+        members += 1
+    metrics, raw_points = raw.metrics, raw.points
+    if raw_points is _UNSET:
+        if metrics is _UNSET or not _typed_metrics_ok(metrics):
+            return None
+        members += 1 + len(metrics)
+        points: tuple[Point, ...] = (_point(ts, metrics),)
+    else:
+        if metrics is not _UNSET or not 0 < len(raw_points) <= MAX_POINTS_PER_MESSAGE:
+            return None
+        members += 1
+        pts = []
+        known, new, set_ts, set_metrics = _KNOWN_METRIC_NAMES, _new_object, _SET_POINT_TS, _SET_POINT_METRICS
+        for item in raw_points:  # _typed_metrics_ok and _point inlined: this loop runs once per point
+            point_metrics, point_ts = item.metrics, item.ts
+            size = len(point_metrics)
+            if not (0 < size <= MAX_METRICS_PER_POINT and point_metrics.keys() <= known) and not _typed_metrics_ok(
+                point_metrics
+            ):
+                return None
+            if point_ts is _UNSET:
+                point_ts = ts
+                members += 1 + size
+            elif MIN_TS_MS <= point_ts < MAX_TS_MS:
+                members += 2 + size
+            else:
+                return None
+            point = new(Point)
+            set_ts(point, point_ts)
+            set_metrics(point, point_metrics)
+            pts.append(point)
+        points = tuple(pts)
+    if payload.count(b":") != members:
+        return None
+    return _telemetry_of(seq, ts, points, hist)
 
 
 def _snapshot_ref(raw: object) -> SnapshotRef | None:
@@ -976,6 +1061,10 @@ def decode(channel: Channel, payload: bytes, *, fast: bool = True) -> Message:
         points = payload.count(b'"metrics"')
         if points > MAX_POINTS_PER_MESSAGE:
             raise PayloadError("too_large", f"{points} points exceeds {MAX_POINTS_PER_MESSAGE}")
+        if fast and _msgspec_telemetry is not None and len(payload) <= MAX_PAYLOAD_BYTES:
+            tel = _telemetry_msgspec(payload)
+            if tel is not None:
+                return tel
     obj = load_json(payload, fast=fast)
     _extras(obj, _KNOWN_KEYS[channel], 1, "payload")
     try:

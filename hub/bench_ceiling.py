@@ -12,12 +12,11 @@ spends anything itself.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from hub.benchutil import Servers, say
+from hub.benchutil import STORE_SERVERS, Servers, cpu_seconds, say, started_pid
 from hub.series.base import SeriesStore
 
 #: Points the phase writes at most (the lines are built in memory before the clock starts).
@@ -45,38 +44,21 @@ def ceiling_lines(measurement: str, site: str, *, messages: int, devices: int, p
     return out
 
 
-def _cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU of process ``pid`` so far, or None when it cannot be read."""
-    if pid is None:
-        return None
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def server_pid(servers: Servers) -> int | None:
     """The pid of the store server the bench started (None for the embedded store or ``--influx-url``)."""
-    wanted = {"influxdb-v1": "influxd", "influxdb-v2": "victoria-metrics"}.get(servers.store)
-    for server in servers.started:
-        proc = getattr(server, "proc", None)
-        if getattr(server, "name", None) == wanted and proc is not None:
-            return int(proc.pid)
-    return None
+    return started_pid(servers, STORE_SERVERS.get(servers.store, ""))
 
 
 def write_timed(
     write_lines: Callable[[Sequence[str]], None], lines: Sequence[str], batch: int, pid: int | None
 ) -> dict[str, Any]:
     """Post ``lines`` in batches of ``batch`` one after the other; the rate and the server's CPU for them."""
-    cpu0 = _cpu_seconds(pid)
+    cpu0 = cpu_seconds(pid)
     t0 = time.perf_counter()
     for start in range(0, len(lines), batch):
         write_lines(lines[start : start + batch])
     elapsed = max(time.perf_counter() - t0, 1e-9)
-    cpu1 = _cpu_seconds(pid)
+    cpu1 = cpu_seconds(pid)
     cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
     return {
         "points": len(lines),
@@ -98,15 +80,15 @@ def run_ceiling(
     points: int,
     metrics: int,
     batch: int,
-    count: Callable[[], int],
+    count: Callable[[int], int],
 ) -> dict[str, Any]:
     """Write the phase's lines through ``store`` (the hub's store client on its own database/site) and
-    check by counting that the store holds every one."""
+    check by counting (``count(expected)``) that the store holds every one."""
     messages = max(1, min(messages, MAX_POINTS // points))
     lines = ceiling_lines(measurement, "ceiling", messages=messages, devices=devices, points=points, metrics=metrics)
     say(f"store alone: writing {len(lines):,} lines ({points} per message, {metrics} fields) in batches of {batch:,}")
     result = write_timed(store.write_lines, lines, batch, server_pid(servers))
-    stored = count()
+    stored = count(len(lines))
     result |= {"fields_per_point": metrics, "stored_points": stored, "lost": max(0, len(lines) - stored)}
     cpu = result["server_cpu_us_per_point"]
     if cpu:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -116,7 +117,7 @@ class DocsPipeline:
 def run_comparator(args: argparse.Namespace, servers: Any, workdir: Path) -> dict[str, Any]:
     """Backlog drain of the docs pipeline on the same N messages; its throughput and loss."""
     from hub.bench_ingest import MEASUREMENT, _load_spec
-    from hub.benchutil import comparator_result, forget_session, prime_session, say, vm_count, wait_progress
+    from hub.benchutil import ProcessCpu, comparator_result, forget_session, prime_session, say, vm_count, wait_progress
     from simulators.loadgen import run_load
 
     vm_url = servers.start_vm()
@@ -127,6 +128,7 @@ def run_comparator(args: argparse.Namespace, servers: Any, workdir: Path) -> dic
     load = run_load(spec)
     expected = load.messages * spec.points
     pipeline = DocsPipeline(servers.mqtt_url, vm_url, args.qos, MEASUREMENT)
+    cpu = ProcessCpu(servers, pipeline_pid=os.getpid(), store="victoria-metrics")  # it runs in this process
     pipeline.start()
     try:
         wait_progress(
@@ -136,13 +138,14 @@ def run_comparator(args: argparse.Namespace, servers: Any, workdir: Path) -> dic
             "comparator",
             args.timeout,
         )
+        cpu_us = cpu.per_message_us(load.messages)
     finally:
         pipeline.stop()
         forget_session(servers.mqtt_url, CLIENT_ID)
     elapsed = pipeline.last_ack - (pipeline.first_message or pipeline.last_ack)
-    stored = vm_count(vm_url, SITE, f"{MEASUREMENT}_m0")
+    stored = vm_count(vm_url, SITE, f"{MEASUREMENT}_m0", expected=expected)
     return comparator_result(
         "paho+influxdb-client", DESCRIPTION, messages=load.messages, points=expected, stored=stored,
         elapsed_s=elapsed, received=pipeline.received, acked_points=pipeline.acked_points,
-        failed_points=pipeline.failed_points,
+        failed_points=pipeline.failed_points, cpu_us_per_msg=cpu_us,
     )  # fmt: skip

@@ -14,7 +14,11 @@ Loss is checked by counting what the store holds against what was published.
 Beside it, two widely used MQTT -> InfluxDB pipelines drain the same kind of
 backlog: the one people copy from the InfluxDB client docs (paho-mqtt +
 influxdb-client's batching ``WriteApi``, into a server speaking ``/api/v2/write``:
-hub.bench_compare) and Node-RED into the same influxd (hub.bench_nodered).
+hub.bench_compare) and Node-RED, tuned as its users tune it, into the same influxd
+(hub.bench_nodered); the hub's drain and Node-RED's alternate for ``--rounds`` rounds
+and the medians are compared. Each drain reports the CPU per message of the pipeline,
+the broker and the store, from ``/proc``. ``--soak SECONDS`` replaces the phases with
+a long steady run of the hub in its own process (hub.bench_soak).
 Telegraf is not packaged here.
 """
 
@@ -26,6 +30,7 @@ import logging
 import math
 import os
 import signal
+import statistics
 import sys
 import tempfile
 import threading
@@ -36,6 +41,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from hub.benchutil import (
+    ProcessCpu,
     Servers,
     ServerUnavailable,
     default_store,
@@ -73,7 +79,9 @@ class BenchError(RuntimeError):
 class AckTimingStore:
     """Wraps a store: counts points of :data:`MEASUREMENT` the store acknowledged, when, and (optionally) lag."""
 
-    def __init__(self, inner: SeriesStore, *, track_lag: bool) -> None:
+    def __init__(
+        self, inner: SeriesStore, *, track_lag: bool, lag_sink: Callable[[Sequence[float]], None] | None = None
+    ) -> None:
         self.inner = inner
         self.name = inner.name
         self.prefers_lines = inner.prefers_lines
@@ -82,6 +90,8 @@ class AckTimingStore:
         self.first_ack = 0.0
         self.last_ack = 0.0
         self.lags_ms: list[float] = []
+        #: Where lags go (default: kept in ``lags_ms``; the soak hands a fixed-size histogram instead).
+        self._lag_sink = lag_sink or self.lags_ms.extend
         self.first_ts_ms: int | None = None  # earliest device timestamp acknowledged (lag tracking only)
         self._prefix = MEASUREMENT + ","
 
@@ -96,7 +106,7 @@ class AckTimingStore:
             low = min(stamps)
             if self.first_ts_ms is None or low < self.first_ts_ms:
                 self.first_ts_ms = low
-            self.lags_ms.extend(now_ms - ts for ts in stamps)
+            self._lag_sink([now_ms - ts for ts in stamps])
 
     def write(self, points: Sequence[SeriesPoint]) -> None:
         """Write through; count our points once the store returned."""
@@ -134,11 +144,12 @@ class AckTimingStore:
 # ------------------------------------------------------------------ phases
 
 
-def stored_points(servers: Servers, store: SeriesStore, site: str) -> int:
+def stored_points(servers: Servers, store: SeriesStore, site: str, expected: int | None = None) -> int:
     """Points of this phase in the store: its own site (each phase also has its own db / bucket / data
     dir, unless ``--bucket`` names one bucket for all of them)."""
     if servers.store == "influxdb-v2" and servers.vm_url is not None and servers.store_url == servers.vm_url:
-        return vm_count(servers.vm_url, site, f"{MEASUREMENT}_m0")  # VictoriaMetrics answers no InfluxQL
+        # VictoriaMetrics answers no InfluxQL, and serves acknowledged samples only a few seconds later
+        return vm_count(servers.vm_url, site, f"{MEASUREMENT}_m0", expected=expected)
     return store.count(MEASUREMENT, site=site)
 
 
@@ -156,6 +167,11 @@ def _open_probe(settings: Any, *, track_lag: bool) -> AckTimingStore:
 def _hub_settings(args: argparse.Namespace, servers: Servers, phase: str, workdir: Path) -> Any:
     from hub.config import HubSettings
 
+    return HubSettings.model_validate(_hub_settings_values(args, servers, phase, workdir))
+
+
+def _hub_settings_values(args: argparse.Namespace, servers: Servers, phase: str, workdir: Path) -> dict[str, Any]:
+    """The phase's hub settings as plain values (the soak hands them to its hub process)."""
     values: dict[str, Any] = {
         "mqtt_url": servers.mqtt_url,
         "data_dir": workdir / phase,
@@ -175,7 +191,7 @@ def _hub_settings(args: argparse.Namespace, servers: Servers, phase: str, workdi
             "series_token": args.token or V2_TOKEN,
             "series_org": args.org or V2_ORG,
         }
-    return HubSettings.model_validate(values)
+    return values
 
 
 def _load_spec(args: argparse.Namespace, url: str, *, site: str, messages: int, rate: float, devices: int) -> Any:
@@ -211,19 +227,38 @@ def _wait_acked(
     )
 
 
+def wait_acked_remote(hub: Any, expected: int, timeout_s: float) -> None:
+    """:func:`_wait_acked` for a hub in another process (the soak's), asking it for its counts."""
+    last: dict[str, Any] = {"acked": 0, "received": 0}
+
+    def poll() -> int:
+        last.update(hub.stats())
+        return int(last["acked"])
+
+    wait_progress(
+        lambda: poll() >= expected,
+        lambda: int(last["acked"]),
+        lambda: f"{last['received']:,} messages received, {last['acked']:,}/{expected:,} points stored",
+        "soak",
+        timeout_s,
+    )
+
+
 def _plugins(args: argparse.Namespace) -> tuple[str, ...] | None:
     return () if args.plugins == "none" else None
 
 
-def run_drain(args: argparse.Namespace, servers: Servers, workdir: Path) -> dict[str, Any]:
-    """Queue N messages for the stopped hub, start it, time until the store acknowledged every point."""
+def run_drain(args: argparse.Namespace, servers: Servers, workdir: Path, round_no: int = 0) -> dict[str, Any]:
+    """Queue N messages for the stopped hub, start it, time until the store acknowledged every point
+    (``round_no`` gives each round its own site, database and session)."""
     from hub.ingest import ingest_filters
     from hub.service import Hub, tune_gc
     from simulators.loadgen import run_load
 
-    settings = _hub_settings(args, servers, "drain", workdir)
+    phase = f"drain{round_no or ''}"
+    settings = _hub_settings(args, servers, phase, workdir)
     prime_session(servers.mqtt_url, settings.client_id, ingest_filters(settings.root, None), args.qos)
-    spec = _load_spec(args, servers.mqtt_url, site="drain", messages=args.messages, rate=0.0, devices=args.devices)
+    spec = _load_spec(args, servers.mqtt_url, site=phase, messages=args.messages, rate=0.0, devices=args.devices)
     say(f"drain: queueing {spec.messages:,} messages x {spec.points} points from {spec.devices} devices")
     load = run_load(spec)
     expected = load.messages * spec.points
@@ -231,15 +266,17 @@ def run_drain(args: argparse.Namespace, servers: Servers, workdir: Path) -> dict
     probe = _open_probe(settings, track_lag=False)
     hub = Hub(settings, store=probe, plugins=_plugins(args))
     first: list[float] = []
+    cpu: list[ProcessCpu] = []
     stop_watch = threading.Event()
 
     def received() -> int:
         return int(hub.stats.messages.get("telemetry", 0))
 
-    def watch() -> None:  # the clock starts at the first message the hub receives, not at process start-up
+    def watch() -> None:  # the clock (and the CPU count) start at the first message the hub receives
         while not stop_watch.is_set() and not received():
             time.sleep(0.0005)
         first.append(time.time())
+        cpu.append(ProcessCpu(servers, pipeline_pid=os.getpid()))
 
     watcher = threading.Thread(target=watch, name="bench-first-message", daemon=True)
     watcher.start()
@@ -248,11 +285,12 @@ def run_drain(args: argparse.Namespace, servers: Servers, workdir: Path) -> dict
         start_hub_quietly(hub)
         tune_gc()  # as `gridsentinel hub run` does
         _wait_acked(probe, expected, args.timeout, received, "drain")
+        cpu_us = cpu[0].per_message_us(load.messages) if cpu else None
         stop_watch.set()
         watcher.join(1)
         t0 = first[0] if first else started
         elapsed = max(probe.last_ack - t0, 1e-9)
-        stored = stored_points(servers, probe, "drain")
+        stored = stored_points(servers, probe, phase, expected)
         duplicates = hub.stats.duplicates
         dead = sum(hub.stats.dead_letters.values())
         got = received()
@@ -274,6 +312,7 @@ def run_drain(args: argparse.Namespace, servers: Servers, workdir: Path) -> dict
         "msgs_per_s": round(load.messages / elapsed, 1),
         "points_per_s": round(expected / elapsed, 1),
         "queue_msgs_per_s": round(load.msgs_per_s, 1),
+        "cpu_us_per_msg": cpu_us,
     }
 
 
@@ -293,7 +332,7 @@ def run_store_ceiling(args: argparse.Namespace, servers: Servers, workdir: Path)
             points=args.batch,
             metrics=args.metrics,
             batch=settings.series_settings().batch_points,
-            count=lambda: stored_points(servers, probe, "ceiling"),
+            count=lambda expected: stored_points(servers, probe, "ceiling", expected),
         )
     finally:
         probe.close()
@@ -338,7 +377,7 @@ def run_sustained(args: argparse.Namespace, servers: Servers, workdir: Path) -> 
             return int(hub.stats.messages.get("telemetry", 0))
 
         _wait_acked(probe, expected, args.timeout, received, "sustained")
-        stored = stored_points(servers, probe, "live")
+        stored = stored_points(servers, probe, "live", expected)
         duplicates = hub.stats.duplicates
         got = received()
     finally:
@@ -438,8 +477,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--compare-messages",
         type=int,
         default=None,
-        help="backlog for the comparators (default: --messages for paho+influxdb-client, at most 20,000 for "
-        "Node-RED, which writes once per message)",
+        help="backlog for the comparators (default: --messages, the hub's)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds of the hub's drain and the Node-RED flow's, alternating; the medians are reported "
+        "(default %(default)s)",
     )
     parser.add_argument(
         "--skip",
@@ -458,6 +503,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="small run for tests: 2,000 messages, 20 connections, 2 s sustained at 1,000 msgs/s",
     )
+    parser.add_argument(
+        "--soak",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="soak mode instead of the phases: the hub in its own process under --devices x 1 msg/s for SECONDS; "
+        "its RSS at the start, every minute and at the end, lost and lag (hub.bench_soak)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -469,6 +522,7 @@ def _apply_quick(args: argparse.Namespace) -> None:
     args.seconds = min(args.seconds, 2.0)
     args.processes = min(args.processes, 2)
     args.timeout = min(args.timeout, 60.0)
+    args.rounds = 1
     if args.compare_messages:
         args.compare_messages = min(args.compare_messages, 2_000)
 
@@ -476,7 +530,6 @@ def _apply_quick(args: argparse.Namespace) -> None:
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Run the phases and return one flat result dict plus per-phase details."""
     from hub.bench_compare import run_comparator
-    from hub.bench_nodered import run_node_red
 
     if args.store is None:
         args.store = default_store()
@@ -488,7 +541,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         raise BenchError(f"--batch must be 1..{MAX_POINTS_PER_MESSAGE} (the wire contract's cap)")
     if not 1 <= args.metrics <= MAX_METRICS_PER_POINT:
         raise BenchError(f"--metrics must be 1..{MAX_METRICS_PER_POINT} (the wire contract's cap)")
-    for name in ("messages", "devices", "rate", "connections", "processes", "compare_messages"):
+    if args.soak is not None and args.soak <= 0:
+        raise BenchError("--soak must be > 0 seconds")
+    for name in ("messages", "devices", "rate", "connections", "processes", "compare_messages", "rounds"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise BenchError(f"--{name.replace('_', '-')} must be >= 1")
     if args.seconds <= 0 or args.timeout <= 0:
@@ -505,11 +560,16 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         servers = start_servers(args, workdir)
         result["store_server"] = servers.store_server
         try:
-            if "drain" not in args.skip:
-                drain = run_drain(args, servers, workdir)
-                result["drain"] = drain
-                result.update(msgs_per_s=drain["msgs_per_s"], points_per_s=drain["points_per_s"])
-                say(f"drain: {drain['msgs_per_s']:,.0f} msgs/s, {drain['points_per_s']:,.0f} points/s")
+            if args.soak is not None:
+                from hub.bench_soak import run_soak
+
+                soak = run_soak(args, servers, workdir)
+                result["soak"] = soak
+                result.update(
+                    {k: soak[k] for k in ("soak_rss_growth_pct", "lost", "lag_p99_s", "rss_start_mib", "rss_end_mib")}
+                )
+                return result
+            run_rounds(args, servers, workdir, result)
             if "ceiling" not in args.skip:
                 result["store_ceiling"] = run_store_ceiling(args, servers, workdir)
             if "sustained" not in args.skip:
@@ -521,18 +581,53 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     lag_p99_s=live["lag_p99_s"],
                 )
                 say(f"sustained: {live['sustained_msgs_per_s']:,.0f} msgs/s, p99 lag {live['lag_p99_s']} s")
-            result["lost"] = sum(result[p]["lost"] for p in ("drain", "sustained") if p in result)
+            result["lost"] = sum(d["lost"] for d in result.get("drain_rounds", ())) + (
+                result["sustained"]["lost"] if "sustained" in result else 0
+            )
             if "compare" not in args.skip:
                 result["comparator"] = run_comparator(args, servers, workdir)
-            if "node-red" not in args.skip:
-                try:
-                    result["comparator_node_red"] = run_node_red(args, servers, workdir)
-                except ServerUnavailable as exc:
-                    say(f"comparator: Node-RED not measured: {exc}")
-                    result["comparator_node_red"] = {"name": "Node-RED", "skipped": str(exc)}
         finally:
             servers.stop()
     return result
+
+
+def _median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round whose msgs/s is the (lower) median of all rounds."""
+    middle = statistics.median_low(r["msgs_per_s"] for r in rounds)
+    return next(r for r in rounds if r["msgs_per_s"] == middle)
+
+
+def run_rounds(args: argparse.Namespace, servers: Servers, workdir: Path, result: dict[str, Any]) -> None:
+    """The hub's backlog drain and the tuned Node-RED flow's, alternating for ``--rounds`` rounds on the same
+    broker and store; the median round of each goes in ``drain`` / ``comparator_node_red``, every round in
+    ``drain_rounds`` / ``node_red_rounds``, and their ratio in ``hub_over_node_red``."""
+    from hub.bench_nodered import run_node_red
+
+    hub_rounds: list[dict[str, Any]] = []
+    red_rounds: list[dict[str, Any]] = []
+    red_skipped = "node-red" in args.skip
+    for r in range(args.rounds):
+        if "drain" not in args.skip:
+            drain = run_drain(args, servers, workdir, r)
+            hub_rounds.append(drain)
+            say(f"drain round {r + 1}: {drain['msgs_per_s']:,.0f} msgs/s, {drain['points_per_s']:,.0f} points/s")
+        if not red_skipped:
+            try:
+                red_rounds.append(run_node_red(args, servers, workdir, r))
+            except ServerUnavailable as exc:
+                say(f"comparator: Node-RED not measured: {exc}")
+                result["comparator_node_red"] = {"name": "Node-RED", "skipped": str(exc)}
+                red_skipped = True
+    if hub_rounds:
+        drain = _median_round(hub_rounds)
+        result["drain"] = drain
+        result["drain_rounds"] = hub_rounds
+        result.update(msgs_per_s=drain["msgs_per_s"], points_per_s=drain["points_per_s"])
+    if red_rounds:
+        result["comparator_node_red"] = _median_round(red_rounds)
+        result["node_red_rounds"] = [r["msgs_per_s"] for r in red_rounds]
+    if hub_rounds and red_rounds:
+        result["hub_over_node_red"] = round(result["msgs_per_s"] / result["comparator_node_red"]["msgs_per_s"], 2)
 
 
 def _fmt(value: Any) -> str:
@@ -566,10 +661,14 @@ def table_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             d["points_per_s"],
             d["points_per_s"] >= TARGET_DRAIN_POINTS_S if ten else None,
         )
+        rounds = result.get("drain_rounds", [d])
+        if len(rounds) > 1:
+            row(f"drain msgs/s of the {len(rounds)} rounds", "", " ".join(_fmt(r["msgs_per_s"]) for r in rounds), None)
         row("drain messages", "", d["messages"], None)
         row("drain stored points", "= published", d["stored_points"], d["stored_points"] == d["points"])
-        row("drain lost", "0", d["lost"], d["lost"] == 0)
+        row("drain lost (all rounds)", "0", sum(r["lost"] for r in rounds), all(r["lost"] == 0 for r in rounds))
         row("hub start-up (not timed)", "", d["startup_s"], None)
+        _cpu_row(row, "drain CPU-us per msg: hub / broker / store", d.get("cpu_us_per_msg"))
     if "store_ceiling" in result:
         c = result["store_ceiling"]
         row("store alone points/s (bare writer, no MQTT, no hub)", "", c["points_per_s"], None)
@@ -577,6 +676,39 @@ def table_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             row("store CPU-us per point", "", c["server_cpu_us_per_point"], None)
             row("store cores needed at 200,000 points/s", "", c["cores_for_200k_points_s"], None)
         row("store alone lost", "0", c["lost"], c["lost"] == 0)
+        if "drain" in result and c["points_per_s"]:
+            ratio = round(result["drain"]["points_per_s"] / c["points_per_s"], 2)
+            ten = result["batch"] == 10 and real
+            row(
+                "hub drain / store alone points/s",
+                ">= 0.8 (10 pt/msg)" if ten else "",
+                ratio,
+                ratio >= 0.8 if ten else None,
+            )
+    if "soak" in result:
+        k = result["soak"]
+        growth = k["soak_rss_growth_pct"]
+        row(
+            f"soak: hub RSS MiB at start / end ({k['seconds']:,.0f} s)",
+            "",
+            f"{k['rss_start_mib']} / {k['rss_end_mib']}",
+            None,
+        )
+        row(
+            f"soak: hub RSS growth % from minute {k['rss_baseline_minute']} to the end",
+            "< 10",
+            "-" if growth is None else growth,
+            None if growth is None else growth < 10.0,
+        )
+        row("soak: hub RSS MiB each minute", "", " ".join(f"{mib}" for _m, mib in k["rss_mib"]), None)
+        row("soak: hub CPU-us per message", "", k["hub_cpu_us_per_msg"], None)
+        row(
+            "soak lag p99 s",
+            "< 1",
+            k["lag_p99_s"],
+            None if k["lag_p99_s"] is None else k["lag_p99_s"] < TARGET_LAG_P99_S,
+        )
+        row("soak lost", "0", k["lost"], k["lost"] == 0)
     if "sustained" in result:
         s = result["sustained"]
         full = real and s["target_rate"] >= TARGET_SUSTAINED_MSGS_S and s["connections"] >= 500
@@ -606,7 +738,31 @@ def table_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         row(f"comparator drain msgs/s ({c['name']}, {c['messages']:,} msgs)", "", c["msgs_per_s"], None)
         row(f"comparator points/s ({c['name']})", "", c["points_per_s"], None)
         row(f"comparator lost ({c['name']})", "", c["lost"], None)
+        peer = "Node-RED" if key == "comparator_node_red" else c["name"]
+        _cpu_row(row, f"comparator CPU-us per msg: {peer} / broker / store", c.get("cpu_us_per_msg"))
+    if result.get("node_red_rounds"):
+        rounds = result["node_red_rounds"]
+        row(f"Node-RED msgs/s of the {len(rounds)} rounds", "", " ".join(_fmt(float(v)) for v in rounds), None)
+    if "hub_over_node_red" in result:
+        one = result["batch"] == 1 and real
+        ratio = result["hub_over_node_red"]
+        row(
+            "hub / Node-RED drain msgs/s (medians, same run)",
+            ">= 1.5 (1 pt/msg)" if one else "",
+            ratio,
+            ratio >= 1.5 if one else None,
+        )
     return rows
+
+
+def _cpu_row(row: Callable[[str, str, Any, bool | None], None], name: str, cpu: dict[str, Any] | None) -> None:
+    if cpu:
+        row(
+            name,
+            "",
+            " / ".join("-" if cpu.get(k) is None else f"{cpu[k]:.1f}" for k in ("pipeline", "broker", "store")),
+            None,
+        )
 
 
 def print_table(result: dict[str, Any]) -> None:

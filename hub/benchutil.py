@@ -104,6 +104,53 @@ def comparator_result(
     return result
 
 
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU of process ``pid`` so far (``/proc/PID/stat``), or None when it cannot be read."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+#: The server process behind each store the bench starts.
+STORE_SERVERS: Final = {"influxdb-v1": "influxd", "influxdb-v2": "victoria-metrics"}
+
+
+class ProcessCpu:
+    """CPU the processes of one run spend from now on: the pipeline (hub or peer), the broker and the store
+    (``store`` names its server when it is not the bench's store; ``/proc/PID/stat``; a process the bench
+    did not start is left out)."""
+
+    def __init__(self, servers: Any, *, pipeline_pid: int, store: str | None = None) -> None:
+        self.pids = {
+            "pipeline": pipeline_pid,
+            "broker": started_pid(servers, "mosquitto"),
+            "store": started_pid(servers, store or STORE_SERVERS.get(servers.store, "")),
+        }
+        self.start = {role: cpu_seconds(pid) for role, pid in self.pids.items()}
+
+    def per_message_us(self, messages: int) -> dict[str, float | None]:
+        """CPU-µs per message of each process since construction (None where it could not be read)."""
+        out: dict[str, float | None] = {}
+        for role, pid in self.pids.items():
+            now, then = cpu_seconds(pid), self.start[role]
+            out[role] = None if now is None or then is None else round((now - then) / max(1, messages) * 1e6, 1)
+        return out
+
+
+def started_pid(servers: Any, name: str) -> int | None:
+    """The pid of the server called ``name`` that the bench started, else None."""
+    for server in getattr(servers, "started", ()):
+        proc = getattr(server, "proc", None)
+        if getattr(server, "name", None) == name and proc is not None:
+            return int(proc.pid)
+    return None
+
+
 def start_hub_quietly(hub: Any) -> None:
     """``hub.start()`` without the once-only administrator banner: the bench's hub is thrown away with
     its data dir, so it gets its token the automation way (``$GRIDSENTINEL_ADMIN_TOKEN``, a fresh
@@ -393,17 +440,51 @@ def start_servers(args: argparse.Namespace, workdir: Path) -> Servers:
     return servers
 
 
-def vm_count(url: str, site: str, metric: str) -> int:
-    """Samples of ``metric`` with label ``site`` held by VictoriaMetrics (after a force flush)."""
+#: VictoriaMetrics 1.79 makes acknowledged samples searchable in steps about a second apart, up to ~2.5 s
+#: after the last 204 even with ``/internal/force_flush``; a count waits this long for them to settle.
+VM_SETTLE_S: Final = 5.0
+VM_SETTLE_TIMEOUT_S: Final = 60.0
+
+
+def vm_count_now(url: str, site: str, metric: str) -> int:
+    """Samples of ``metric`` with label ``site`` that VictoriaMetrics serves right now (after a force flush).
+
+    Exported per series (no ``reduce_mem_usage``): the server merges a series' blocks and applies its
+    dedup, as a query would; ``reduce_mem_usage=1`` sends one line per stored block, re-written
+    duplicates included, which counts a series split over two parts twice or keeps only one of them."""
     import httpx
 
     with httpx.Client(base_url=url, timeout=60) as client:
         client.get("/internal/force_flush").raise_for_status()
-        response = client.get(
-            "/api/v1/export", params={"match[]": f'{metric}{{site="{site}"}}', "start": "0", "reduce_mem_usage": "1"}
-        )
+        response = client.get("/api/v1/export", params={"match[]": f'{metric}{{site="{site}"}}', "start": "0"})
         response.raise_for_status()
         return sum(len(json.loads(line)["values"]) for line in response.text.splitlines() if line.strip())
+
+
+def vm_count(
+    url: str,
+    site: str,
+    metric: str,
+    *,
+    expected: int | None = None,
+    settle_s: float = VM_SETTLE_S,
+    timeout_s: float = VM_SETTLE_TIMEOUT_S,
+) -> int:
+    """Samples VictoriaMetrics holds once they are searchable: polled until the count reaches ``expected``
+    or has not changed for ``settle_s`` (at most ``timeout_s``).
+
+    A single count straight after the last acknowledged write misses what the server has taken but not
+    yet made searchable -- up to ~2.5 s of samples on 1.79 (docs/benchmarks.md, "lost on /api/v2/write")."""
+    deadline = time.monotonic() + timeout_s
+    last, since = vm_count_now(url, site, metric), time.monotonic()
+    while (expected is None or last < expected) and time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = vm_count_now(url, site, metric)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= settle_s:
+            break
+    return last
 
 
 def prime_session(mqtt_url: str, client_id: str, filters: Sequence[str], qos: int) -> None:

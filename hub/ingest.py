@@ -57,7 +57,7 @@ from hub.mqttlink import MqttLink
 from hub.ratelimit import DeviceRateLimiter
 from hub.registry import DeviceRecord, DeviceRegistry, StatusOutcome
 from hub.series.base import SeriesPoint
-from hub.series.lineproto import LineProtocolError, float_fields, series_prefix
+from hub.series.lineproto import LineProtocolError, float_fields, float_lines, series_prefix
 from hub.sinks import DeviceRef, MessageSink
 from hub.watermark import SeqWatermark, resume_with_journal
 
@@ -74,10 +74,15 @@ _TELEMETRY: Final = Channel.TELEMETRY  # an enum member read through its class c
 TOPIC_CACHE_SIZE = 65_536
 
 
-def telemetry_lines(key: tuple[str, Mapping[str, str]], prefix: str, msg: Telemetry) -> list[SeriesPoint | str]:
+def telemetry_lines(key: tuple[str, Mapping[str, str]], prefix: str, msg: Telemetry) -> Sequence[SeriesPoint | str]:
     """A message's points as lines (``prefix`` is ``series_prefix(*key)``) where every value is a finite
     float (what devices send), else as points for the writer to encode (ints, bools, strings follow its
     rules). Timestamps need no check: the wire contract keeps them far inside line protocol's 64-bit range."""
+    points = msg.points
+    if len(points) > 1:  # all at once when every value is a float (the usual batch); same text as below
+        lines = float_lines(prefix, [p.metrics for p in points], [p.ts for p in points])
+        if lines is not None:
+            return lines
     out: list[SeriesPoint | str] = []
     for p in msg.points:
         text = float_fields(p.metrics)
@@ -210,14 +215,13 @@ class Ingest:
 
     def _telemetry(self, rec: DeviceRecord, msg: Telemetry, received_ms: int) -> None:
         key = rec.series_key()
-        points: list[SeriesPoint | str]
+        points: Sequence[SeriesPoint | str]
         if self.encode_lines and (prefix := self._line_prefix(rec.id, key)) is not None:
             points = telemetry_lines(key, prefix, msg)
         else:
             measurement, tags = key
             points = [SeriesPoint(measurement, tags, p.metrics, p.ts) for p in msg.points]
-        for p in msg.points:
-            self.registry.update_latest(rec, p.ts, p.metrics)
+        self.registry.update_latest_points(rec, msg.points)
         if not msg.hist:
             self.stats.lag.observe(max(0.0, (received_ms - msg.ts) / 1000.0))
         if self._held is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -26,7 +26,7 @@ from typing import Any, Final
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from edge.wire import DeviceKind, DeviceState, MetricValue, Status
+from edge.wire import DeviceKind, DeviceState, MetricValue, Point, Status
 from hub.metrics import IngestStats
 from hub.registry_models import DeviceRow
 from hub.sinks import DeviceRef
@@ -277,6 +277,15 @@ class DeviceRegistry:
         if rec.latest_ts_ms is None or ts_ms >= rec.latest_ts_ms:
             rec.latest.update(metrics)
             rec.latest_ts_ms = ts_ms
+
+    def update_latest_points(self, rec: DeviceRecord, points: Iterable[Point]) -> None:
+        """:meth:`update_latest` for each point in order, in one call (a batch message's points)."""
+        latest, latest_ts = rec.latest, rec.latest_ts_ms
+        for p in points:
+            if latest_ts is None or p.ts >= latest_ts:
+                latest.update(p.metrics)
+                latest_ts = p.ts
+        rec.latest_ts_ms = latest_ts
 
     def _raw_health(self, rec: DeviceRecord, now_ms: int) -> str:
         if rec.status == DeviceState.OFFLINE:

@@ -137,8 +137,11 @@ class VictoriaMetricsServer(_ServerProcess):
             pass
 
     def export(self, match: str) -> list[dict[str, Any]]:
-        """Raw samples of the series matching ``match`` (JSON lines from ``/api/v1/export``)."""
+        """Samples of the series matching ``match``, one JSON line per series (``/api/v1/export``).
+
+        Not ``reduce_mem_usage=1``: that sends one line per stored block, so a series whose samples sit in
+        two parts comes as two lines with the same labels (and re-written duplicates undeduplicated)."""
         self.force_flush()
-        query = urllib.parse.urlencode({"match[]": match, "start": "0", "reduce_mem_usage": "1"})
+        query = urllib.parse.urlencode({"match[]": match, "start": "0"})
         with urllib.request.urlopen(f"{self.url}/api/v1/export?{query}", timeout=10) as response:
             return [json.loads(line) for line in response.read().splitlines() if line.strip()]

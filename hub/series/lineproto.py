@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Final, TypeAlias
 
@@ -184,6 +184,38 @@ def float_fields(fields: Mapping[str, FieldValue]) -> str | None:
         if _orjson_dumps is not None:  # (_field_key refused reserved names above)
             _note_plain(names)
     return template % tuple(map(_float_text, fields.values()))  # type: ignore[arg-type]
+
+
+#: Deleted from orjson's text of metric dicts to see what each value is: a finite float leaves ``.`` or
+#: ``e`` after its ``:`` (orjson always writes a ``.`` or an exponent), an integer nothing, anything else
+#: (``true``, ``null`` for NaN and inf, a string, a container) its first character.
+_NUMBER_CHARS: Final = b"0123456789-+"
+
+
+def float_lines(
+    prefix: str, fields_list: Sequence[Mapping[str, FieldValue]], stamps: Sequence[int]
+) -> list[str] | None:
+    """Lines ``{prefix} {fields} {ts}`` for several points at once, when every value of every point is a
+    finite float and every field name is one :func:`float_fields` already wrote as it is (else None: the
+    per-point path decides, and writes the same text).
+
+    One orjson call writes all the points' fields (``[{"m0":0.5},{"m0":0.75}]``), three byte counts
+    prove they are all floats (plain names hold no ``:``, so every ``:`` starts a value), and one
+    translate turns the text into the fields of every line -- instead of a type check per value and an
+    orjson call per point.
+    """
+    if _orjson_dumps is None or not fields_list:
+        return None
+    plain = _PLAIN_NAMES
+    for fields in fields_list:
+        if type(fields) is not dict or not fields or not fields.keys() <= plain:
+            return None
+    text = _orjson_dumps(fields_list)
+    shape = text.translate(None, _NUMBER_CHARS)
+    if shape.count(b":.") + shape.count(b":e") != shape.count(b":"):
+        return None
+    parts = text[2:-2].translate(_COLON_TO_EQUALS, b'"').decode().split("},{")
+    return [f"{prefix} {part} {ts}" for part, ts in zip(parts, stamps, strict=True)]
 
 
 def _note_plain(names: tuple[str, ...]) -> None:
