@@ -100,7 +100,8 @@ class DeviceBox:
 
 
 def populate(site: DistrictSite, box: DeviceBox) -> None:
-    """Birth every device and raise one smoke alarm in street 2; wait until the hub holds them."""
+    """Birth every device, raise one smoke alarm in street 2 (it becomes a case) and report a case in
+    street 1; wait until the hub holds them."""
     registry = site.hub.registry
     assert registry is not None
     entries = site.devices()
@@ -115,3 +116,6 @@ def populate(site: DistrictSite, box: DeviceBox) -> None:
             timeout=10,
             what="the street-2 alarm became a case",
         )
+        report = {"category": "facilities", "title": "Broken gate", "grid": f"{STREET_1}001001"}
+        created = client.post("/api/v1/cases", json=report)
+        assert created.status_code == 201, created.text

@@ -38,10 +38,6 @@ def site(make_hub: HubFactory, mosquitto: MosquittoServer, tmp_path: Path) -> It
     box = DeviceBox(mosquitto.port)
     try:
         populate(s, box)
-        with s.api("operator-01") as client:
-            grid = f"{STREET_1}001001"
-            r = client.post("/api/v1/cases", json={"category": "facilities", "title": "Broken gate", "grid": grid})
-            assert r.status_code == 201, r.text
         yield s
     finally:
         box.close()

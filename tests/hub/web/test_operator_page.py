@@ -15,7 +15,6 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,14 +29,12 @@ from hub.config import HubSettings
 from hub.service import Hub
 from simulators.community import generate_community
 from simulators.community_workflow import write_workflow
-from tests.servers import require_binary, wait_until
+from tests.hub.web.pages import REPO, VIEWPORT, Tab, open_page, shoot
+from tests.servers import wait_until
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[3]
-ARTIFACTS = REPO / "test-artifacts" / "operator-page"
 README_SHOT = REPO / "docs" / "img" / "operator-page.png"
-VIEWPORT = {"width": 1366, "height": 768}
 
 
 @dataclass
@@ -109,45 +106,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     people = ("operator-01", "sup-01", "gw-002")
     yield Site(hub, community.grid_codes(), {p: tokens.issue_token(p, "browser test") for p in people})
     hub.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    chromium = require_binary("chromium", "chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
-        yield b
-        b.close()
-
-
-@dataclass
-class Tab:
-    """A signed-in page and the console errors it logged."""
-
-    page: Any
-    errors: list[str]
-
-
-def open_page(browser: Any, site: Site, person: str, lang: str = "en") -> Tab:
-    context = browser.new_context(viewport=VIEWPORT, locale="en-US")
-    context.add_init_script(f"localStorage.setItem('gs.lang', '{lang}')")
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(f"{site.url}/?token={site.tokens[person]}")
-    page.locator(f'#who[data-person="{person}"]').wait_for(timeout=10_000)
-    page.locator("body[data-ready]").wait_for(state="attached", timeout=10_000)
-    return Tab(page, errors)
-
-
-def shoot(page: Any, name: str) -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path))
-    return path
 
 
 def test_map_feed_and_language(browser: Any, site: Site) -> None:
