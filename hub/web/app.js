@@ -82,9 +82,9 @@ async function signIn() {
   for (const v of MANAGER_VIEWS) $(`#nav [data-view=${v}]`).hidden = !isManager();
   $("#new-case").hidden = !isManager();
   showWho();
-  // a bookmarked view (#cameras, #levels) opens at once, without waiting for the overview's data
+  // a bookmarked view (#cameras, #levels) opens first, before the overview's heavier lists are asked for
   const first = window.location.hash.slice(1);
-  if (VIEWS.includes(first) && (isManager() || !MANAGER_VIEWS.includes(first))) showView(first);
+  if (VIEWS.includes(first) && (isManager() || !MANAGER_VIEWS.includes(first))) await showView(first);
   await loadAll();
   connectStream();
   document.body.dataset.ready = "true"; // for tests and wall-screen watchdogs: data loaded
@@ -480,9 +480,10 @@ function showView(view) {
   for (const b of document.querySelectorAll("#nav button")) b.classList.toggle("active", b.dataset.view === view);
   window.history.replaceState(null, "", `${window.location.pathname}${window.location.search}#${view}`);
   if (view === "devices") renderDevices();
-  if (view === "evaluation") runEvaluation();
-  if (view === "levels") showLevels(null).catch((err) => failed("#levels-error", "nav.levels", err));
-  if (view === "cameras") loadCameras(0);
+  if (view === "evaluation") return runEvaluation();
+  if (view === "levels") return showLevels(null).catch((err) => failed("#levels-error", "nav.levels", err));
+  if (view === "cameras") return loadCameras(0);
+  return Promise.resolve();
 }
 
 function failed(where, what, err) {
@@ -491,7 +492,7 @@ function failed(where, what, err) {
 
 function loadCameras(move) {
   $("#cam-error").textContent = "";
-  showCameras(gridName, move).catch((err) => failed("#cam-error", "nav.cameras", err));
+  return showCameras(gridName, move).catch((err) => failed("#cam-error", "nav.cameras", err));
 }
 
 function applyLang() {
