@@ -6,6 +6,7 @@ MQTT (paho, no agent): a retained birth per device, smoke alarms on demand.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge import wire
-from edge.wire import Channel, DeviceKind, DeviceState, Event, EventState, Severity, Status
+from edge.wire import Channel, DeviceKind, DeviceState, Event, EventState, Severity, SnapshotRef, Status
 from hub.auth import TokenStore
 from hub.service import Hub
 from simulators.community import Community, generate_district
@@ -89,10 +90,25 @@ class DeviceBox:
         )  # fmt: skip
         self.publish(device["site"], device["id"], Channel.STATUS, wire.encode(status), retain=True)
 
-    def alarm(self, site: str, device: str, kind: str = "smoke") -> None:
+    def alarm(self, site: str, device: str, kind: str = "smoke", snapshot: bytes | None = None) -> None:
+        """Raise an alarm; with ``snapshot`` (JPEG bytes) its redacted image follows on the snapshot channel."""
         seq = self.seq[device] = self.seq.get(device, 0) + 1
-        ev = Event(seq, int(time.time() * 1000), f"{kind}-{seq}", kind, EventState.ACTIVE, Severity.CRITICAL)
+        ref = None if snapshot is None else SnapshotRef(hashlib.sha256(snapshot).hexdigest(), len(snapshot), "sent")
+        event_id = f"{kind}-{seq}"
+        ev = Event(seq, int(time.time() * 1000), event_id, kind, EventState.ACTIVE, Severity.CRITICAL, snapshot=ref)
         self.publish(site, device, Channel.EVENT, wire.encode(ev))
+        if snapshot is not None:
+            topic = wire.topic(site, device, Channel.SNAPSHOT, event_id=event_id)
+            self.client.publish(topic, snapshot, qos=1).wait_for_publish(5)
+
+    def camera_reading(self, site: str, device: str) -> None:
+        """One poll of a healthy camera, shaped like the camera driver's telemetry."""
+        seq = self.seq[device] = self.seq.get(device, 0) + 1
+        now = int(time.time() * 1000)
+        metrics = {"fps": 9.8, "stream_ok": True, "frame_age_s": 0.1, "people": 3}
+        self.publish(
+            site, device, Channel.TELEMETRY, wire.encode(wire.Telemetry(seq, now, (wire.Point(now, metrics),)))
+        )
 
     def close(self) -> None:
         self.client.loop_stop()
@@ -107,6 +123,8 @@ def populate(site: DistrictSite, box: DeviceBox) -> None:
     entries = site.devices()
     for device in entries:
         box.birth(device)
+        if device["kind"] == "camera":
+            box.camera_reading(device["site"], device["id"])
     wait_until(lambda: len(registry.list_public()) == len(entries), timeout=10, what="district devices registered")
     smoke = next(d for d in entries if d["grid"].startswith(STREET_2) and d["kind"] == "sensor")
     box.alarm(smoke["site"], smoke["id"])

@@ -27,6 +27,7 @@ from tests.hub.levels.district import (
     populate,
     prepare,
 )
+from tests.hub.snapshots.test_store import jpeg
 from tests.hub.web.pages import REPO, Tab, open_page, shoot
 
 pytestmark = pytest.mark.integration
@@ -44,7 +45,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DistrictSite]:
     try:
         populate(s, box)
         camera = next(d for d in s.devices() if d["kind"] == "camera" and d["grid"].startswith(STREET_2))
-        box.alarm(camera["site"], camera["id"], "tamper_covered")
+        box.alarm(camera["site"], camera["id"], "tamper_covered", snapshot=jpeg(3))
         yield s
     finally:
         box.close()
@@ -112,7 +113,14 @@ def test_the_district_drills_down_both_streets(browser: Any, site: DistrictSite)
     [tampered] = texts(tab, "#cam-rows tr.camera", "camera")
     assert tampered.startswith("s2-cam-")
     assert "covered" in page.locator("#cam-rows tr.camera td.tamper").inner_text()
+    # the latest redacted snapshot as a thumbnail, fetched with the token (supervisors see their area's evidence)
+    page.locator('#cam-rows tr.camera td.thumb img[src^="blob:"]').wait_for(timeout=5000)
     page.select_option('#cam-filter [name="state"]', "")
     page.wait_for_function("document.querySelectorAll('#cam-rows tr.camera').length === 6", timeout=5000)
+    page.wait_for_function(
+        "[...document.querySelectorAll('#cam-rows td.thumb img')].some(i => i.complete && i.naturalWidth > 0)",
+        timeout=5000,
+    )
+    assert page.locator("#cam-rows td.stream.up").count() == 6  # each camera reported fps and stream_ok
     keep_for_docs(shoot(page, "cameras-district"), "camera-view.png")
     assert tab.errors == []
