@@ -6,17 +6,13 @@ Two streets of one district, a smoke sensor and a camera per grid, one smoke ala
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
 from hub.context import PLUGINS
-from tests.hub.conftest import HubFactory
+from tests.hub.conftest import FirstStreamEvent, HubFactory
 from tests.hub.levels.district import (
     DISTRICT,
     STREET_1,
@@ -104,24 +100,11 @@ def test_the_district_rolls_up_both_streets(site: DistrictSite) -> None:
 def test_the_live_stream_carries_only_the_street_supervisors_street(
     site: DistrictSite, mosquitto: MosquittoServer
 ) -> None:
-    received: list[dict[str, Any]] = []
-    opened = threading.Event()
-
-    def listen() -> None:
-        url = f"{site.url}/api/v1/stream?kinds=incident"
-        headers = {"Authorization": f"Bearer {site.tokens['s1-sup-street']}"}
-        with httpx.stream("GET", url, timeout=10, headers=headers) as resp:
-            opened.set()
-            for line in resp.iter_lines():
-                if line.startswith("data: "):
-                    received.append(json.loads(line[6:]))
-                    return
-
-    thread = threading.Thread(target=listen, daemon=True)
-    thread.start()
-    assert opened.wait(5)
-    assert site.hub.ctx is not None
-    wait_until(lambda: len(site.hub.ctx.bus._subs) >= 1, what="SSE subscribed")
+    url = f"{site.url}/api/v1/stream?kinds=incident"
+    stream = FirstStreamEvent(url, {"Authorization": f"Bearer {site.tokens['s1-sup-street']}"}).start()
+    ctx = site.hub.ctx
+    assert ctx is not None
+    wait_until(lambda: len(ctx.bus._subs) >= 1, what="SSE subscribed")
     sensors = [d for d in site.devices() if d["kind"] == "sensor"]
     street_2 = [d for d in sensors if d["grid"].startswith(STREET_2)][-1]  # not the one already alarmed
     street_1 = next(d for d in sensors if d["grid"].startswith(STREET_1))
@@ -131,7 +114,7 @@ def test_the_live_stream_carries_only_the_street_supervisors_street(
         with site.api("operator-01") as client:  # the street-2 incident is stored before street 1's is raised
             wait_until(lambda: len(client.get("/api/v1/incidents").json()) == 2, what="second street-2 incident")
         box.alarm(street_1["site"], street_1["id"])
-        thread.join(10)
+        first = stream.wait()
     finally:
         box.close()
-    assert received and received[0]["device_id"] == street_1["id"]  # street 2's change never reached them
+    assert first is not None and first["device_id"] == street_1["id"]  # street 2's change never reached them
