@@ -21,6 +21,7 @@ BENCHES: Final[dict[str, tuple[str, str]]] = {
     "series": ("hub.series.bench", "series writer throughput and spool replay into each store"),
     "hostile": ("hub.bench_hostile", "hub time per refused hostile message, per kind"),
     "fleet": ("simulators.bench", "how many simulated devices one process sustains"),
+    "cameras": ("simulators.camera_bench", "a street of 1,800 cameras and a tamper storm: hub lag, loss, camera view"),
 }
 
 

@@ -303,6 +303,8 @@ METRICS: Final[Mapping[str, MetricInfo]] = MappingProxyType(
         "transactions": MetricInfo("", "Transactions", "业务笔数"),
         # cameras
         "fps": MetricInfo("fps", "Frame rate", "帧率"),
+        "stream_ok": MetricInfo("", "Stream up (0/1)", "视频流在线"),
+        "frame_age_s": MetricInfo("s", "Last frame age", "最新帧时长"),
         "people": MetricInfo("", "People in view", "画面人数"),
         "motion_ratio": MetricInfo("", "Motion ratio", "运动比例"),
         "brightness": MetricInfo("", "Brightness", "亮度"),

@@ -39,6 +39,9 @@ ROLES: Final = (ADMIN, OPERATOR, SUPERVISOR, GRID_WORKER, FORCE_MEMBER, RESIDENT
 ALL_SEEING: Final = frozenset({ADMIN, OPERATOR})
 #: Read-only everywhere they reach: devices, series, incidents (integration also in production).
 FLEET_READERS: Final = frozenset({ADMIN, OPERATOR, SUPERVISOR, INTEGRATION, DEMO_VIEWER})
+#: Fleet readers whose reach is the whole hub; a supervisor's reach is the subtree of their areas
+#: (a street supervisor sees their street's devices and incidents, not the district's).
+HUB_WIDE_READERS: Final = frozenset({ADMIN, OPERATOR, INTEGRATION, DEMO_VIEWER})
 #: May see evidence (snapshot images and their metadata); supervisors only of their areas.
 EVIDENCE_ROLES: Final = frozenset({ADMIN, OPERATOR, SUPERVISOR})
 #: May act on incidents (acknowledge, note, close) they can see.
@@ -114,11 +117,16 @@ def may_list_devices(p: Principal) -> bool:
     return p.has(*FLEET_READERS, GRID_WORKER, FORCE_MEMBER)
 
 
+def reads_hub_wide(p: Principal) -> bool:
+    """True when the principal reads every device and incident (lists need no per-object filter)."""
+    return p.has(*HUB_WIDE_READERS)
+
+
 def may_read_device(p: Principal, device: Mapping[str, Any]) -> bool:
-    """Fleet readers see every device; grid workers and force members the devices of their areas."""
-    if p.has(*FLEET_READERS):
+    """Hub-wide readers see every device; supervisors, grid workers and force members those of their areas."""
+    if reads_hub_wide(p):
         return True
-    return p.has(GRID_WORKER, FORCE_MEMBER) and p.covers(device.get("grid"))
+    return p.has(SUPERVISOR, GRID_WORKER, FORCE_MEMBER) and p.covers(device.get("grid"))
 
 
 def may_command_devices(p: Principal) -> bool:
@@ -165,10 +173,10 @@ def may_list_incidents(p: Principal) -> bool:
 
 
 def may_read_incident(p: Principal, incident: Mapping[str, Any]) -> bool:
-    """Like cases: fleet readers all; grid workers their areas; force members their areas or routed categories."""
-    if p.has(*FLEET_READERS):
+    """Hub-wide readers all; supervisors and grid workers their areas; force members also their routed categories."""
+    if reads_hub_wide(p):
         return True
-    if p.has(GRID_WORKER) and p.covers(incident.get("grid")):
+    if p.has(SUPERVISOR, GRID_WORKER) and p.covers(incident.get("grid")):
         return True
     if p.has(FORCE_MEMBER):
         return p.covers(incident.get("grid")) or incident.get("category") in p.force_categories
@@ -236,6 +244,25 @@ def may_evaluate(p: Principal) -> bool:
 def may_read_areas(p: Principal) -> bool:
     """Grids and forces (no personal data): every signed-in person."""
     return not p.anonymous and bool(p.roles)
+
+
+def may_read_area(p: Principal, code: str) -> bool:
+    """An area's drill-down and roll-up: hub-wide readers any, others areas inside their own (their subtree)."""
+    return reads_hub_wide(p) or p.covers(code)
+
+
+def area_in_view(p: Principal, code: str) -> bool:
+    """Whether the area is on the principal's map: inside their areas or above them (for names and paths).
+
+    Principals without areas (hub-wide readers, force members who work by category, residents) see
+    the whole map: areas carry no personal data.
+    """
+    return not p.grids or reads_hub_wide(p) or p.covers(code) or any(g.startswith(code) for g in p.grids)
+
+
+def may_read_levels(p: Principal) -> bool:
+    """The level drill-down and the camera platform (counts of devices, alarms, cases per area): managers."""
+    return p.has(*MANAGERS)
 
 
 def may_read_people(p: Principal) -> bool:

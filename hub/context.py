@@ -32,7 +32,14 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
 #: Subsystem modules with ``install(ctx)``, in start-up order.
-PLUGINS: Final[tuple[str, ...]] = ("hub.incidents.plugin", "hub.cases.plugin", "hub.snapshots", "hub.commands.plugin")
+PLUGINS: Final[tuple[str, ...]] = (
+    "hub.incidents.plugin",
+    "hub.cases.plugin",
+    "hub.snapshots",
+    "hub.commands.plugin",
+    "hub.levels.plugin",
+    "hub.cameras.plugin",
+)
 
 Task = Callable[[threading.Event], None]
 

@@ -64,19 +64,15 @@ def publish_packet(topic: str, packet_id: int, payload: bytes) -> bytes:
     return b"\x32" + _varint(len(body)) + body
 
 
-class _Device(asyncio.Protocol):
-    """One device's connection: counts CONNACK and PUBACKs."""
+class RawMqttDevice(asyncio.Protocol):
+    """One device's raw MQTT 3.1.1 connection (client id = device id): CONNACK and PUBACKs counted."""
 
-    def __init__(self, device_id: str, seed: int) -> None:
+    def __init__(self, device_id: str) -> None:
         self.device_id = device_id
-        self.topic = wire.topic("fleet", device_id, wire.Channel.TELEMETRY)
         self.transport: asyncio.Transport | None = None
-        self.connected = asyncio.get_running_loop().create_future()
+        self.connected: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.buf = b""
         self.acked = 0
-        self.seq = 0
-        profile = PROFILES["smoke"]
-        self.signals = [(m.name, m.build(metric_seed(seed, m.name), time.time()), m.digits) for m in profile.metrics]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -110,6 +106,17 @@ class _Device(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.connected.done():
             self.connected.set_exception(FleetError(f"{self.device_id}: connection lost: {exc}"))
+
+
+class _Device(RawMqttDevice):
+    """A fleet device: smoke-sensor telemetry from the seeded signal models."""
+
+    def __init__(self, device_id: str, seed: int) -> None:
+        super().__init__(device_id)
+        self.topic = wire.topic("fleet", device_id, wire.Channel.TELEMETRY)
+        self.seq = 0
+        profile = PROFILES["smoke"]
+        self.signals = [(m.name, m.build(metric_seed(seed, m.name), time.time()), m.digits) for m in profile.metrics]
 
     def publish(self) -> None:
         """Send one telemetry message with the device's current readings."""

@@ -99,6 +99,9 @@ FORCES: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
     for key, kind in FORCE_KEYS.items()
 }
 ROLES: Final = ("grid_worker", "force_member", "supervisor", "operator")
+_KIND_PREFIX: Final = {"camera": "cam", "kiosk": "kiosk"}
+#: Names of the generated streets and their communities (street_seq 1, 2, ...), cycled beyond.
+STREET_NAMES: Final = (("Lingyin Street", "Sunrise Community"), ("Xixi Street", "Riverside Community"))
 _SURNAMES: Final = ("Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Zhao", "Huang", "Zhou", "Wu", "Xu", "Sun")
 _GIVEN: Final = ("Fang", "Wei", "Min", "Jing", "Lei", "Qiang", "Yan", "Jun", "Hui", "Tao", "Xia", "Ping", "Hao")
 
@@ -175,9 +178,10 @@ def _tile(count: int, bbox: tuple[float, float, float, float]) -> list[tuple[tup
     return cells
 
 
-def _device(kind: str, grid_seq: int, n: int, grid: str, *, site: str, seed: int, interval_s: float) -> dict[str, Any]:
-    prefix = {"camera": "cam", "kiosk": "kiosk"}.get(kind, kind)
-    device_id = f"{prefix}-{grid_seq:03d}-{n:02d}"
+def _device(
+    kind: str, grid_seq: int, n: int, grid: str, *, site: str, seed: int, interval_s: float, prefix: str = ""
+) -> dict[str, Any]:
+    device_id = f"{prefix}{_KIND_PREFIX.get(kind, kind)}-{grid_seq:03d}-{n:02d}"
     dseed = mix(seed, grid_seq, n, sum(map(ord, kind))) % (2**31)
     labels: dict[str, str] = {}
     if kind == "camera":
@@ -208,22 +212,26 @@ def _name(rng: random.Random) -> str:
     return f"{rng.choice(_SURNAMES)} {rng.choice(_GIVEN)}"
 
 
-def _people(rng: random.Random, codes: list[str], grids_per_member: int, levels: tuple[str, str]) -> list[Person]:
+def _people(
+    rng: random.Random, codes: list[str], grids_per_member: int, levels: tuple[str, str], prefix: str = ""
+) -> list[Person]:
+    """The community's people; ids carry ``prefix`` except the district's supervisor and the operator,
+    who are the same people whichever street of the district a community lies in."""
     people: list[Person] = []
 
     def add(pid: str, role: str, grids: list[str], force: str | None = None, cats: tuple[str, ...] = ()) -> None:
         people.append(Person(pid, _name(rng), role, f"138{len(people) + 1:08d}", tuple(grids), force, cats))
 
     for i, code in enumerate(codes, start=1):
-        add(f"gw-{i:03d}", "grid_worker", [code])
+        add(f"{prefix}gw-{i:03d}", "grid_worker", [code])
     chunks = [codes[i : i + grids_per_member] for i in range(0, len(codes), grids_per_member)]
     for key, (_, cats) in FORCES.items():
         for j, chunk in enumerate(chunks, start=1):
-            add(f"{key.replace('_', '-')}-{j:02d}", "force_member", chunk, key, cats)
+            add(f"{prefix}{key.replace('_', '-')}-{j:02d}", "force_member", chunk, key, cats)
     for j, chunk in enumerate([codes[i : i + 10] for i in range(0, len(codes), 10)], start=1):
-        add(f"sup-{j:02d}", "supervisor", chunk)
+        add(f"{prefix}sup-{j:02d}", "supervisor", chunk)
     street, district = levels
-    add("sup-street", "supervisor", [street])  # escalation goes community -> street -> district
+    add(f"{prefix}sup-street", "supervisor", [street])  # escalation goes community -> street -> district
     add("sup-district", "supervisor", [district])
     add("operator-01", "operator", [])
     return people
@@ -241,8 +249,13 @@ def generate_community(
     mix_per_grid: Mapping[str, float] | None = None,
     interval_s: float = 10.0,
     grids_per_member: int = 5,
+    prefix: str = "",
 ) -> Community:
-    """Generate ``grids`` unit grids with devices and people, deterministically for ``seed``."""
+    """Generate ``grids`` unit grids with devices and people, deterministically for ``seed``.
+
+    ``prefix`` starts every device id and every street-level person id, so several generated
+    communities can share one hub (see :func:`generate_district`).
+    """
     if not 1 <= grids <= 999:
         raise CommunityError("grids", f"{grids} is not between 1 and 999 (3-digit sequence)")
     if len(district_code) != 6 or not district_code.isdigit():
@@ -267,19 +280,56 @@ def generate_community(
         for kind, expected in mix_.items():
             count = int(expected) + (1 if rng.random() < expected - int(expected) else 0)
             devices.extend(
-                _device(kind, i, n, code, site=site, seed=seed, interval_s=interval_s) for n in range(1, count + 1)
+                _device(kind, i, n, code, site=site, seed=seed, interval_s=interval_s, prefix=prefix)
+                for n in range(1, count + 1)
             )
     forces = tuple(Force(key, name, cats) for key, (name, cats) in FORCES.items())
+    street_name, community_name = STREET_NAMES[(street_seq - 1) % len(STREET_NAMES)]
     community = {
         "code": community_code,
-        "name": "Sunrise Community",
+        "name": community_name,
         "city": {"code": f"{district_code[:4]}00", "name": "Demo City"},
         "district": {"code": district_code, "name": "West Lake District"},
-        "street": {"code": street, "name": "Lingyin Street"},
+        "street": {"code": street, "name": street_name},
         "bbox": list(bbox),
     }
-    people = _people(rng, [g.code for g in grid_list], grids_per_member, (street, district_code))
+    people = _people(rng, [g.code for g in grid_list], grids_per_member, (street, district_code), prefix)
     return Community(seed, site, community, tuple(grid_list), forces, tuple(people), tuple(devices))
+
+
+def generate_district(
+    streets: int = 2,
+    grids_per_street: int = 3,
+    *,
+    seed: int = 42,
+    site: str = "sunrise",
+    district_code: str = "330106",
+    mix_per_grid: Mapping[str, float] | None = None,
+    interval_s: float = 10.0,
+) -> tuple[Community, ...]:
+    """One district of ``streets`` streets, one community each, side by side on the map.
+
+    Street ``k`` (1-based) has code ``district + k``; its device ids and people ids start with
+    ``s{k}-`` (``s1-sup-street`` supervises street 1), while ``sup-district`` and ``operator-01``
+    are shared. :func:`simulators.community_workflow.to_district_workflow` makes the hub's cases YAML.
+    """
+    if not 1 <= streets <= 999:
+        raise CommunityError("streets", f"{streets} is not between 1 and 999 (3-digit sequence)")
+    width = 0.03
+    return tuple(
+        generate_community(
+            grids_per_street,
+            seed=seed + k,
+            site=site,
+            district_code=district_code,
+            street_seq=k,
+            bbox=(120.10 + (k - 1) * (width + 0.005), 30.25, 120.10 + (k - 1) * (width + 0.005) + width, 30.28),
+            mix_per_grid=mix_per_grid,
+            interval_s=interval_s,
+            prefix=f"s{k}-",
+        )
+        for k in range(1, streets + 1)
+    )
 
 
 def agent_config(device: Mapping[str, Any], mqtt_url: str, **sections: Any) -> dict[str, Any]:
@@ -428,6 +478,7 @@ __all__ = [
     "agent_config",
     "from_dict",
     "generate_community",
+    "generate_district",
     "load_community",
     "to_dict",
     "write_community",

@@ -13,6 +13,7 @@ resident who may report through the resident page.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -92,11 +93,39 @@ def to_workflow(community: Community) -> dict[str, Any]:
     }
 
 
-def write_workflow(path: str | Path, community: Community) -> Path:
-    """Write :func:`to_workflow` as YAML (the hub's cases config) and return the path."""
+def to_district_workflow(communities: Sequence[Community]) -> dict[str, Any]:
+    """The case workflow of several communities on one hub (e.g. :func:`~simulators.community.generate_district`).
+
+    Areas are merged by code; a person who appears in several communities (the district's
+    supervisor, the operator) answers for the union of their areas there.
+    """
+    if not communities:
+        raise ValueError("no communities to merge")
+    merged = to_workflow(communities[0])
+    areas = {a["code"]: a for a in merged["grids"]}
+    people = {p["id"]: p for p in merged["people"]}
+    for community in communities[1:]:
+        other = to_workflow(community)
+        for area in other["grids"]:
+            areas.setdefault(area["code"], area)
+        for person in other["people"]:
+            known = people.setdefault(person["id"], person)
+            # one person across streets gains the areas; residents (res-001 is grid 001's in either
+            # community) have none and keep the first community's entry
+            if known is not person and "responsibilities" in known and "responsibilities" in person:
+                grids = known["responsibilities"][0]["grids"]
+                grids += [g for g in person["responsibilities"][0]["grids"] if g not in grids]
+    merged["grids"] = sorted(areas.values(), key=lambda a: a["code"])
+    merged["people"] = list(people.values())
+    return merged
+
+
+def write_workflow(path: str | Path, community: Community | Sequence[Community]) -> Path:
+    """Write :func:`to_workflow` (or, for several communities, :func:`to_district_workflow`) as YAML."""
     import yaml
 
+    doc = to_workflow(community) if isinstance(community, Community) else to_district_workflow(community)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(yaml.safe_dump(to_workflow(community), sort_keys=False, allow_unicode=True, width=120))
+    target.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=120))
     return target

@@ -63,6 +63,7 @@ class CameraDriver:
         self._events: list[DriverEvent] = []
         self._stop = threading.Event()
         self._stream_ok = False
+        self._last_frame: float | None = None  # monotonic time of the last good frame
         self._thread = threading.Thread(target=self._run, name="camera-analytics", daemon=True)
         self._thread.start()
 
@@ -83,6 +84,8 @@ class CameraDriver:
             with self._lock:
                 self._window.add(result)
                 self._stream_ok = result.frame_ok
+                if result.frame_ok:
+                    self._last_frame = time.monotonic()
                 self._events.extend(result.events)
                 if len(self._events) > MAX_PENDING_EVENTS:
                     dropped = len(self._events) - MAX_PENDING_EVENTS
@@ -93,18 +96,23 @@ class CameraDriver:
                     self._on_event(event)
 
     def poll(self, now_ms: int) -> Sample:
-        """Aggregates since the last poll: fps, latency, people per zone, motion, brightness, sharpness, stream."""
+        """Aggregates since the last poll: fps, latency, people per zone, motion, light, sharpness, stream."""
         if not self._thread.is_alive() and not self._stop.is_set():
             raise DriverError("camera analytics thread has stopped", retryable=False)
         with self._lock:
             window, self._window = self._window, _Window()
             events, self._events = self._events, []
             stream_ok = self._stream_ok
-        elapsed = max(time.monotonic() - window.started, 1e-3)
+            last_frame = self._last_frame
+        now = time.monotonic()
+        elapsed = max(now - window.started, 1e-3)
         metrics: dict[str, MetricValue] = {
             "fps": round(window.frames / elapsed, 2),
             "stream_ok": stream_ok and window.frames > 0,
         }
+        if last_frame is not None:
+            # the operator's "last frame age": a frozen stream shows here before stream_lost fires
+            metrics["frame_age_s"] = round(now - last_frame, 2)
         health = self.source.health()
         metrics["stream_failures"] = health.failures
         metrics["stream_reconnects"] = health.reconnects

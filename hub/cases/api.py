@@ -127,9 +127,9 @@ def _case_response(response: Response, case: dict[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------ directory
 @router.get("/grids")
 def list_grids(svc: CasesDep, principal: PrincipalDep) -> list[dict[str, Any]]:
-    """Every area (district, street, community, unit grid)."""
+    """The areas (district, street, community, unit grid) in the caller's view: their subtree and its ancestors."""
     require(principal, authz.may_read_areas(principal), "read the grids")
-    return svc.directory.list_items("grids")
+    return [a for a in svc.directory.list_items("grids") if authz.area_in_view(principal, a["code"])]
 
 
 @router.get("/people")
@@ -334,13 +334,22 @@ def transition(  # noqa: PLR0917 - FastAPI passes path, body and headers as para
 
 
 @router.get("/evaluation")
-def evaluation(svc: CasesDep, actor: PrincipalDep, by: str = "grid", period: str | None = None) -> dict[str, Any]:
-    """Evaluation per grid, worker, force or 'all' for a period, over the cases the caller may see.
+def evaluation(
+    svc: CasesDep,
+    actor: PrincipalDep,
+    by: str = "grid",
+    period: str | None = None,
+    area: Annotated[str | None, Query(pattern=r"^[0-9]{6,15}$", description="grid-code prefix")] = None,
+) -> dict[str, Any]:
+    """Evaluation per grid, community, street, district, worker, force or 'all' for a period and area.
 
     Scoped like ``GET /cases``: operators and admins evaluate every case, supervisors the
     cases of their areas (and those they work on); ``scoped`` says whether it was filtered.
+    An area outside the caller's subtree answers 404 like an unknown one.
     """
     require(actor, authz.may_evaluate(actor), "read evaluations")
+    if area and not authz.may_read_area(actor, area):
+        raise HTTPException(status_code=404, detail={"reason": "area_not_found", "message": f"no area {area}"})
     if actor.has(*authz.ALL_SEEING):
-        return call(lambda: run_evaluation(svc, by, period))
-    return call(lambda: run_evaluation(svc, by, period, lambda case: authz.may_read_case(actor, case)))
+        return call(lambda: run_evaluation(svc, by, period, area=area))
+    return call(lambda: run_evaluation(svc, by, period, lambda case: authz.may_read_case(actor, case), area))

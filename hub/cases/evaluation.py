@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     from hub.cases.service import CaseService
 
 logger = logging.getLogger(__name__)
-GROUPINGS: Final = ("grid", "worker", "force", "all")
+GROUPINGS: Final = ("grid", "community", "street", "district", "worker", "force", "all")
+#: Groupings by a level of the grid-code hierarchy: the unit is the code's prefix of this length.
+LEVEL_LENGTHS: Final[dict[str, int]] = {"district": 6, "street": 9, "community": 12}
 DONE: Final = frozenset({"closed", "evaluated"})
 DROPPED: Final = frozenset({"cancelled", "merged"})
 #: An alarm that reached the hub this long after the device raised it counts as late.
@@ -93,12 +95,16 @@ def metrics(stats: Sequence[CaseStat]) -> dict[str, Any]:
 
 
 def evaluate(stats: Iterable[CaseStat], by: str) -> list[dict[str, Any]]:
-    """Metrics per grid, worker, force or overall ('all'), sorted by key."""
+    """Metrics per grid, community, street, district, worker, force or overall ('all'), sorted by key."""
     if by not in GROUPINGS:
         raise InvalidInputError("bad_grouping", f"by must be one of {', '.join(GROUPINGS)}")
     groups: dict[str, list[CaseStat]] = {}
+    length = LEVEL_LENGTHS.get(by)
     for stat in stats:
-        key = "all" if by == "all" else getattr(stat, by) or "(none)"
+        if length is not None:
+            key = stat.grid[:length] if stat.grid and len(stat.grid) >= length else "(none)"
+        else:
+            key = "all" if by == "all" else getattr(stat, by) or "(none)"
         groups.setdefault(key, []).append(stat)
     return [{"key": key, **metrics(items)} for key, items in sorted(groups.items())]
 
@@ -133,16 +139,19 @@ def run_evaluation(
     by: str,
     period: str | None = None,
     visible: Callable[[Mapping[str, Any]], bool] | None = None,
+    area: str | None = None,
 ) -> dict[str, Any]:
-    """Evaluate cases created in ``period`` (only those ``visible`` accepts, when given).
+    """Evaluate cases created in ``period`` (in ``area``, a grid-code prefix; only those ``visible`` accepts).
 
     Writes ``case_eval`` points if a series writer is set, for whole-hub evaluations only:
-    a scoped one is one person's view, not the hub's figure.
+    a scoped one is one person's (or one area's) view, not the hub's figure.
     """
     bounds = period_bounds(period, svc.calendar)
     stmt = select(CaseRow)
     if bounds is not None:
         stmt = stmt.where(CaseRow.created_ms >= bounds[0], CaseRow.created_ms < bounds[1])
+    if area:
+        stmt = stmt.where(CaseRow.grid_code.startswith(area, autoescape=True))
     with svc.sessions() as s:
         stats = [
             CaseStat(
@@ -165,9 +174,9 @@ def run_evaluation(
         ]
     rows = evaluate(stats, by)
     writer = getattr(svc, "series_writer", None)
-    if writer is not None and rows and visible is None:
+    if writer is not None and rows and visible is None and not area:
         _write_series(writer, rows, by, period or "all", svc.now_ms())
-    return {"by": by, "period": period, "scoped": visible is not None, "groups": rows}
+    return {"by": by, "period": period, "area": area, "scoped": visible is not None, "groups": rows}
 
 
 def _write_series(writer: Any, rows: list[dict[str, Any]], by: str, period: str, now_ms: int) -> None:

@@ -54,6 +54,19 @@ def case_stats_points(
     return points, {key for key, fields in totals.items() if fields["open"]}
 
 
+def open_case_counts(svc: CaseService, area: str | None = None) -> list[tuple[str | None, str, str, int]]:
+    """``(grid, state, sla_level, n)`` of the open cases (in ``area``, a grid-code prefix, when given)."""
+    stmt = (
+        select(CaseRow.grid_code, CaseRow.state, CaseRow.sla_level, func.count())
+        .where(CaseRow.state.in_([s.value for s in OPEN_STATES]))
+        .group_by(CaseRow.grid_code, CaseRow.state, CaseRow.sla_level)
+    )
+    if area:
+        stmt = stmt.where(CaseRow.grid_code.startswith(area, autoescape=True))
+    with svc.sessions() as s:
+        return [(grid, state, level, int(n)) for grid, state, level, n in s.execute(stmt)]
+
+
 class CaseStatsWriter:
     """Counts open cases in the state DB and submits them to the hub's series writer."""
 
@@ -65,15 +78,8 @@ class CaseStatsWriter:
 
     def write(self) -> int:
         """Write one snapshot now; returns the number of points submitted."""
-        stmt = (
-            select(CaseRow.grid_code, CaseRow.state, CaseRow.sla_level, func.count())
-            .where(CaseRow.state.in_([s.value for s in OPEN_STATES]))
-            .group_by(CaseRow.grid_code, CaseRow.state, CaseRow.sla_level)
-        )
         with self._lock:
-            with self.svc.sessions() as s:
-                rows = [(grid, state, level, int(n)) for grid, state, level, n in s.execute(stmt)]
-            points, self._written = case_stats_points(rows, self._written, self.svc.now_ms())
+            points, self._written = case_stats_points(open_case_counts(self.svc), self._written, self.svc.now_ms())
             if points:
                 self.submit(points)
         return len(points)

@@ -141,7 +141,7 @@ def list_incidents(
             offset=off,
         )
 
-    if principal.has(*authz.FLEET_READERS):
+    if authz.reads_hub_wide(principal):
         return fetch(limit, offset)
     return authz.visible_page(fetch, lambda i: authz.may_read_incident(principal, i), limit, offset)
 
@@ -237,7 +237,7 @@ def list_groups(
     """Correlation groups the caller may see, newest first."""
     require(principal, authz.may_list_incidents(principal), "read incidents")
     queries: IncidentQueries = _svc(ctx, "incident_queries")
-    if principal.has(*authz.FLEET_READERS):
+    if authz.reads_hub_wide(principal):
         return queries.list_groups(state=state, category=category, grid=grid, limit=limit)
     groups = queries.list_groups(state=state, category=category, grid=grid, limit=1000)
     return [g for g in groups if authz.may_read_incident(principal, g)][:limit]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub.incidents.models import IncidentGroupRow, IncidentNoteRow, IncidentRow
+from hub.incidents.models import OPEN, IncidentGroupRow, IncidentNoteRow, IncidentRow
 from hub.incidents.service import IncidentNotFoundError
 from hub.incidents.views import MEMBER_COLUMNS, group_public, incident_public, note_public
 
@@ -67,6 +67,14 @@ class IncidentQueries:
         stmt = stmt.limit(max(1, min(f.limit, MAX_LIMIT))).offset(max(0, f.offset))
         with self._sessions() as s:
             return [incident_public(r) for r in s.scalars(stmt)]
+
+    def open_by_grid(self, area: str | None = None) -> dict[str | None, int]:
+        """How many incidents are open per grid code (in ``area``, a grid-code prefix, when given)."""
+        stmt = select(IncidentRow.grid, func.count()).where(IncidentRow.state == OPEN).group_by(IncidentRow.grid)
+        if area:
+            stmt = stmt.where(IncidentRow.grid.startswith(area, autoescape=True))
+        with self._sessions() as s:
+            return {grid: int(n) for grid, n in s.execute(stmt)}
 
     def incident(self, incident_id: int) -> dict[str, Any]:
         """One incident with its notes."""

@@ -1,17 +1,22 @@
-// The operator page: sign-in, grid map, live feed, SLA warnings, case board, devices, evaluation.
+// The operator page: sign-in, grid map, live feed, SLA warnings, case board, devices, evaluation,
+// the level drill-down and the camera platform.
 // Plain ES modules, no build step. Data comes from the hub's REST API and its SSE stream.
 
 import { actionFields, actionsFor, columnOf, drawBoard, dueText, mayDoStep } from "./board.js";
 import { ApiError, adoptTokenFromUrl, api, clearToken, getToken, imageUrl, openStream, setToken } from "./api.js";
 import { lineChart } from "./charts.js";
+import { fillCameraAreas, showCameras } from "./cameras.js";
 import { showCommands } from "./commands.js";
 import { currentLang, setLang, t, translate } from "./i18n.js";
+import { showLevels } from "./levels.js";
 import { drawMap, unitGrids } from "./map.js";
 
 const $ = (sel) => document.querySelector(sel);
 const FEED_MAX = 60;
 const REFRESH_MS = 15_000;
 const MANAGERS = ["operator", "supervisor", "admin"];
+const VIEWS = ["overview", "cases", "devices", "evaluation", "levels", "cameras"];
+const MANAGER_VIEWS = ["evaluation", "levels", "cameras"];
 
 const state = {
   me: null,
@@ -74,9 +79,12 @@ async function signIn() {
   $("#app").hidden = false;
   $("#nav").hidden = false;
   $("#signout").hidden = false;
-  $("#nav [data-view=evaluation]").hidden = !isManager();
+  for (const v of MANAGER_VIEWS) $(`#nav [data-view=${v}]`).hidden = !isManager();
   $("#new-case").hidden = !isManager();
   showWho();
+  // a bookmarked view (#cameras, #levels) opens first, before the overview's heavier lists are asked for
+  const first = window.location.hash.slice(1);
+  if (VIEWS.includes(first) && (isManager() || !MANAGER_VIEWS.includes(first))) await showView(first);
   await loadAll();
   connectStream();
   document.body.dataset.ready = "true"; // for tests and wall-screen watchdogs: data loaded
@@ -136,6 +144,7 @@ function fillGridSelects() {
     board.append(Object.assign(h("option", null, `${g.name} (${g.code})`), { value: g.code }));
     form.append(Object.assign(h("option", null, `${g.name} (${g.code})`), { value: g.code }));
   }
+  fillCameraAreas(state.areas);
 }
 
 // ------------------------------------------------------------------ rendering
@@ -144,7 +153,7 @@ function render() {
   renderMap();
   renderWarnings();
   renderBoard();
-  renderDevices();
+  if (state.view === "devices") renderDevices(); // a street's 1,800 cameras: build the table only when shown
 }
 
 function gridStats() {
@@ -500,10 +509,23 @@ async function runEvaluation(ev) {
 
 function showView(view) {
   state.view = view;
-  for (const v of ["overview", "cases", "devices", "evaluation"]) $(`#view-${v}`).hidden = v !== view;
+  for (const v of VIEWS) $(`#view-${v}`).hidden = v !== view;
   for (const b of document.querySelectorAll("#nav button")) b.classList.toggle("active", b.dataset.view === view);
+  window.history.replaceState(null, "", `${window.location.pathname}${window.location.search}#${view}`);
   if (view === "devices") renderDevices();
-  if (view === "evaluation") runEvaluation();
+  if (view === "evaluation") return runEvaluation();
+  if (view === "levels") return showLevels(null).catch((err) => failed("#levels-error", "nav.levels", err));
+  if (view === "cameras") return loadCameras(0);
+  return Promise.resolve();
+}
+
+function failed(where, what, err) {
+  $(where).textContent = err.status === 403 ? t("levels.error") : t("error.load", { what: t(what), message: err.message });
+}
+
+function loadCameras(move) {
+  $("#cam-error").textContent = "";
+  return showCameras(gridName, move).catch((err) => failed("#cam-error", "nav.cameras", err));
 }
 
 function applyLang() {
@@ -545,6 +567,10 @@ function wire() {
     render();
   });
   $("#eval-form").addEventListener("submit", runEvaluation);
+  $("#cam-filter").addEventListener("change", () => loadCameras(0));
+  $("#cam-filter").addEventListener("submit", (ev) => ev.preventDefault());
+  $("#cam-prev").addEventListener("click", () => loadCameras(-1));
+  $("#cam-next").addEventListener("click", () => loadCameras(1));
 }
 
 adoptTokenFromUrl();

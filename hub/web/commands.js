@@ -2,19 +2,13 @@
 // device's recent commands with their state (queued → sent → acked | failed | expired | timed_out).
 
 import { api } from "./api.js";
+import { el } from "./dom.js";
 import { t } from "./i18n.js";
 
 const FINAL = new Set(["acked", "failed", "expired", "timed_out"]);
 const TTL_S = 30;
 const POLL_MS = 500;
 let opsCache = null;
-
-function el(tag, cls, text) {
-  const node = document.createElement(tag);
-  if (cls) node.className = cls;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 async function commandOps() {
   if (opsCache === null) opsCache = await api("/api/v1/command-ops");

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -93,3 +95,31 @@ def state_sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
     with pg.begin() as conn:
         conn.execute(text(f"TRUNCATE {', '.join(CORE_TABLES)} RESTART IDENTITY"))
     yield session_factory(pg)
+
+
+class FirstStreamEvent:
+    """Listens to the hub's SSE stream on a thread and keeps the first event's data (then stops)."""
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        self.received: list[dict[str, Any]] = []
+        self._opened = threading.Event()
+        self._thread = threading.Thread(target=self._listen, args=(url, headers), daemon=True)
+
+    def _listen(self, url: str, headers: dict[str, str]) -> None:
+        with httpx.stream("GET", url, timeout=10, headers=headers) as resp:
+            self._opened.set()
+            for line in resp.iter_lines():
+                if line.startswith("data: "):
+                    self.received.append(json.loads(line[6:]))
+                    return
+
+    def start(self) -> FirstStreamEvent:
+        """Connect; return once the response has started."""
+        self._thread.start()
+        assert self._opened.wait(5), "the stream did not open"
+        return self
+
+    def wait(self, timeout: float = 10.0) -> dict[str, Any] | None:
+        """The first event's data, or None when none came within ``timeout``."""
+        self._thread.join(timeout)
+        return self.received[0] if self.received else None

@@ -90,9 +90,11 @@ def test_cases_by_role() -> None:
 def test_devices_series_incidents_by_role() -> None:
     device_1 = {"grid": GRID_1}
     assert who(lambda p: authz.may_read_device(p, device_1)) == {"admin1", "op1", "sup1", "w1", "int1", "demo-viewer"}
-    assert who(lambda p: authz.may_read_device(p, {"grid": None})) == {
-        "admin1", "op1", "sup1", "int1", "demo-viewer",
-    }  # fmt: skip
+    assert who(lambda p: authz.may_read_device(p, {"grid": None})) == {"admin1", "op1", "int1", "demo-viewer"}
+    # a supervisor's reach is their subtree: another community's device and alarm are not theirs
+    elsewhere = "110106001001001"
+    assert who(lambda p: authz.may_read_device(p, {"grid": elsewhere})) == {"admin1", "op1", "int1", "demo-viewer"}
+    assert "sup1" not in who(lambda p: authz.may_read_incident(p, {"grid": elsewhere, "category": "fire_safety"}))
     assert "r1" not in who(authz.may_list_devices)
     fire_incident = {"grid": GRID_2, "category": "fire_safety"}
     assert who(lambda p: authz.may_read_incident(p, fire_incident)) == {
@@ -114,9 +116,23 @@ def test_operations_directory_evidence_by_role() -> None:
     assert who(lambda p: authz.may_see_evidence(p, None)) == {"admin1", "op1"}
 
 
+def test_levels_and_areas_by_role() -> None:
+    street_sup = person("sup-street", "supervisor", grids=("110105001",))
+    assert who(authz.may_read_levels) == {"admin1", "op1", "sup1"}
+    assert authz.may_read_area(street_sup, COMMUNITY) and authz.may_read_area(street_sup, "110105001")
+    assert not authz.may_read_area(street_sup, "110105") and not authz.may_read_area(street_sup, "110105002")
+    assert authz.may_read_area(OPERATOR, "110105")  # hub-wide
+    # the map shows the subtree and the areas above it (names, breadcrumb), nothing beside it
+    codes = ("110105", "110105001", COMMUNITY, "110105002", "110105002001")
+    assert [c for c in codes if authz.area_in_view(street_sup, c)] == ["110105", "110105001", COMMUNITY]
+    assert authz.area_in_view(FIRE, "110105002")  # no areas: a force works by category, the map is whole
+
+
 def test_stream_events_follow_the_objects() -> None:
     assert authz.may_see_event(WORKER_1, "device", {"grid": GRID_1})
     assert not authz.may_see_event(WORKER_1, "device", {"grid": GRID_2})
+    assert not authz.may_see_event(SUPERVISOR, "device", {"grid": "110106001001001"})
+    assert not authz.may_see_event(SUPERVISOR, "incident", {"grid": "110106001001001", "category": "fire_safety"})
     assert authz.may_see_event(WORKER_1, "case", {"event": "dispatch", "case": case(GRID_1, None)})
     assert not authz.may_see_event(RESIDENT, "case", {"event": "dispatch", "case": case(GRID_1, None)})
     assert not authz.may_see_event(WORKER_1, "data_loss", {}) and authz.may_see_event(OPERATOR, "data_loss", {})

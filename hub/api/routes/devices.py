@@ -1,7 +1,8 @@
 """``GET /api/v1/devices`` and ``GET /api/v1/devices/{id}``: the registry with health and latest values.
 
-Fleet readers (operators, supervisors, admins, integrations, the demo viewer) see every device;
-grid workers and force members the devices of their areas (others answer 404); residents none (403).
+Operators, admins, integrations and the demo viewer see every device; supervisors, grid workers
+and force members the devices of their areas, i.e. their subtree of the grid-code hierarchy
+(others answer 404 like unknown ones); residents none (403).
 """
 
 from __future__ import annotations
@@ -24,13 +25,15 @@ def list_devices(
     grid: str | None = None,
     state: str | None = None,
 ) -> list[DevicePublic]:
-    """Every device the caller may see (optionally filtered by site, grid or health state), sorted by id."""
+    """Every device the caller may see (optionally by site, grid code or prefix, health state), sorted by id."""
     require(principal, authz.may_list_devices(principal), "read devices")
     out = []
     for d in registry.list_public():
         if not authz.may_read_device(principal, d):
             continue
-        if (site and d["site"] != site) or (grid and d["grid"] != grid) or (state and d["state"] != state):
+        if (site and d["site"] != site) or (state and d["state"] != state):
+            continue
+        if grid and not (d["grid"] or "").startswith(grid):
             continue
         out.append(DevicePublic(**d))
     return out

@@ -32,7 +32,7 @@ def query_series(
     """Mean of ``metric`` per ``every`` seconds for ``device`` in [start, end) (readers of the device)."""
     require(principal, authz.may_list_devices(principal), "read series")
     registry = ctx.services.get("registry")
-    if not principal.has(*authz.FLEET_READERS):
+    if not authz.reads_hub_wide(principal):
         public = None if registry is None else registry.get_public(device)
         if public is None or not authz.may_read_device(principal, public):
             raise HTTPException(status_code=404, detail=f"device {device!r} is not known to this hub")

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from openapi_spec_validator import validate
@@ -15,7 +13,7 @@ from edge.wire import Channel
 from hub.api.app import create_app
 from hub.context import HubContext
 from hub.db import make_engine, session_factory, sqlite_url
-from tests.hub.conftest import ADMIN_HEADERS, HubFactory, api
+from tests.hub.conftest import ADMIN_HEADERS, FirstStreamEvent, HubFactory, api
 from tests.hub.device import FakeDevice, now_ms
 from tests.servers import MosquittoServer, wait_until
 
@@ -83,24 +81,10 @@ def test_requeue_purge_series_metrics_over_http(mosquitto: MosquittoServer, make
 @pytest.mark.integration
 def test_stream_sends_device_health_changes(mosquitto: MosquittoServer, make_hub: HubFactory) -> None:
     hub = make_hub()
-    received: list[dict[str, object]] = []
-    opened = threading.Event()
-
-    def listen() -> None:
-        url = f"http://127.0.0.1:{hub.http_port}/api/v1/stream?kinds=device"
-        with httpx.stream("GET", url, timeout=10, headers=ADMIN_HEADERS) as resp:
-            opened.set()
-            for line in resp.iter_lines():
-                if line.startswith("data: "):
-                    received.append(json.loads(line[6:]))
-                    return
-
-    thread = threading.Thread(target=listen, daemon=True)
-    thread.start()
-    assert opened.wait(5)
+    stream = FirstStreamEvent(f"http://127.0.0.1:{hub.http_port}/api/v1/stream?kinds=device", ADMIN_HEADERS).start()
     wait_until(lambda: hub.ctx is not None and len(hub.ctx.bus._subs) == 1, what="SSE subscribed")
     dev = FakeDevice(mosquitto.port, "kiosk-sse")
     dev.connect()
-    thread.join(10)
+    received = [e for e in [stream.wait()] if e is not None]
     assert received and received[0]["id"] == "kiosk-sse" and received[0]["state"] == "online"
     assert received[0]["old_state"] == "unknown"

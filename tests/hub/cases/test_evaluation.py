@@ -43,7 +43,22 @@ def test_rates_times_and_satisfaction_per_grid() -> None:
     assert [r["key"] for r in evaluate(stats, "worker")] == ["w1", "w2"]
     assert evaluate(stats, "all")[0]["cases"] == 4
     with pytest.raises(InvalidInputError):
-        evaluate(stats, "street")
+        evaluate(stats, "city")
+
+
+def test_per_level_groups_by_code_prefix() -> None:
+    s1, s2 = "330106001001001", "330106002001001"
+    stats = [
+        stat(s1, "closed", accepted=H, closed=2 * H),
+        stat(f"{s1[:12]}002", "handling", accepted=H, closed=None),
+        stat(s2, "closed", accepted=H, closed=2 * H),
+        stat("", "dispatched", accepted=None, closed=None),  # a report outside every grid
+    ]
+    assert [(g["key"], g["cases"], g["closure_rate"]) for g in evaluate(stats, "street")] == [
+        ("(none)", 1, 0.0), ("330106001", 2, 0.5), ("330106002", 1, 1.0),
+    ]  # fmt: skip
+    assert [(g["key"], g["cases"]) for g in evaluate(stats, "district")] == [("(none)", 1), ("330106", 4 - 1)]
+    assert [g["key"] for g in evaluate(stats, "community")] == ["(none)", "330106001001", "330106002001"]
 
 
 def test_percentile_and_periods() -> None:

@@ -14,8 +14,6 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -25,14 +23,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge import wire
 from edge.wire import Channel, DeviceKind, DeviceState, Event, EventState, Point, Severity, Status, Telemetry
 from tests.hub.web.conftest import Site, start_site
+from tests.hub.web.pages import REPO, VIEWPORT, Tab, open_page, shoot
 from tests.servers import wait_until
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[3]
-ARTIFACTS = REPO / "test-artifacts" / "operator-page"
 README_SHOT = REPO / "docs" / "img" / "operator-page.png"
-VIEWPORT = {"width": 1366, "height": 768}
 
 
 def _now_ms() -> int:
@@ -79,34 +75,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     site = start_site(tmp_path_factory.mktemp("web-hub"), ("operator-01", "sup-01", "gw-002"))
     yield site
     site.hub.stop()
-
-
-@dataclass
-class Tab:
-    """A signed-in page and the console errors it logged."""
-
-    page: Any
-    errors: list[str]
-
-
-def open_page(browser: Any, site: Site, person: str, lang: str = "en") -> Tab:
-    context = browser.new_context(viewport=VIEWPORT, locale="en-US")
-    context.add_init_script(f"localStorage.setItem('gs.lang', '{lang}')")
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(f"{site.url}/?token={site.tokens[person]}")
-    page.locator(f'#who[data-person="{person}"]').wait_for(timeout=10_000)
-    page.locator("body[data-ready]").wait_for(state="attached", timeout=10_000)
-    return Tab(page, errors)
-
-
-def shoot(page: Any, name: str) -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path))
-    return path
 
 
 def test_map_feed_and_language(browser: Any, site: Site) -> None:

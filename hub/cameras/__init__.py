@@ -1,0 +1,1 @@
+"""The camera platform: inventory, health, tamper state and latest snapshot of every camera, paged."""

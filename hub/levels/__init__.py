@@ -1,0 +1,1 @@
+"""Governance levels: drill-down and roll-up over the grid-code hierarchy (district → street → community → grid)."""
