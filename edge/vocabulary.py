@@ -10,7 +10,7 @@ this module needs nothing beyond the standard library.
 
 Adding a device alarm is adding an :class:`EventType` member and its
 :class:`EventTypeInfo`; the hub's rule set and the seam test
-(``tests/test_vocabulary_matrix.py``) then say what else is missing.
+(``tests/test_alarm_matrix.py``) then say what else is missing.
 """
 
 from __future__ import annotations

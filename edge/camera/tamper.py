@@ -134,7 +134,7 @@ class TamperMonitor:
         if ignore is not None and cv2.countNonZero(ignore) < 0.4 * ignore.size:
             # A change over most of the frame is what we look for, so it is never ignored.
             current = np.where(ignore > 0, self._reference, current).astype(np.float32)
-        (dx, dy), response = cv2.phaseCorrelate(self._reference, current, self._window)
+        (dx, dy), response = cv2.phaseCorrelate(_structure(self._reference), _structure(current), self._window)
         shift = float((dx * dx + dy * dy) ** 0.5)
         moved = self._steadily_moved(shift > cfg.moved_fraction * current.shape[1] and response > 0.02, dx, dy, current)
         defocused = stats.relative_sharpness < cfg.defocus_ratio * self._baseline
@@ -143,3 +143,14 @@ class TamperMonitor:
             self._baseline = 0.99 * self._baseline + 0.01 * stats.relative_sharpness
             self._reference = 0.98 * self._reference + 0.02 * current
         return TamperState(False, defocused, moved, shift, False)
+
+
+def _structure(image: FloatImage) -> FloatImage:
+    """The image's edges and texture without its lighting (each pixel minus its neighbourhood's mean,
+    scaled by the neighbourhood's contrast): a view whose light changed while a tamper kept the
+    reference from following it still lines up with it, where the raw grey levels, clipped in the
+    highlights, made phase correlation find a steady false shift."""
+    mean: FloatImage = cv2.GaussianBlur(image, (0, 0), 4.0)
+    spread: FloatImage = cv2.GaussianBlur((image - mean) ** 2, (0, 0), 4.0)
+    structure: FloatImage = ((image - mean) / np.sqrt(spread + 25.0)).astype(np.float32)
+    return structure

@@ -44,3 +44,14 @@ def test_a_trigger_raises_its_event_and_no_other(name: str) -> None:
 def test_the_community_cameras_own_scenes_raise_nothing(scene: str) -> None:
     events, _ = run_scene(SCENES[scene], COMMUNITY_CAMERA, fps=FPS)
     assert events == []
+
+
+def test_a_view_that_comes_back_after_a_long_defocus_is_not_a_moved_camera() -> None:
+    # A community camera (this seed) read as moved 11 s after a minute-long defocus ended: the light had
+    # changed meanwhile, the reference could not follow it, and raw grey levels clipped in the highlights
+    # gave phase correlation a steady false shift. Correlating the lighting-free structure does not.
+    spec = SCENES["static"].model_copy(
+        update={"duration_s": 120.0, "tamper": [TamperSpec(kind="defocus", start_s=30.0, end_s=90.0)]}
+    )
+    events, _ = run_scene(spec, COMMUNITY_CAMERA, seed=750198808, fps=FPS)
+    assert [(e.type, e.state.value) for _, e in events] == [("tamper_defocus", "active"), ("tamper_defocus", "cleared")]

@@ -5,7 +5,6 @@ The InfluxDB outage runs against a real influxd too (SIGKILLed mid-run, its data
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -238,7 +237,6 @@ def test_influxdb_outage_spools_and_loses_nothing(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.integration
-@pytest.mark.skipif(os.environ.get("GS_SOAK") != "1", reason="on-demand soak: set GS_SOAK=1 (about 7 minutes)")
 @pytest.mark.parametrize("name", SHIPPED)
 def test_every_shipped_scenario_holds(name: str, tmp_path: Path) -> None:
     """Every shipped scenario at its largest allowed speed; its assertions hold."""
