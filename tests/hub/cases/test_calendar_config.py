@@ -30,10 +30,12 @@ def test_example_runs_fire_and_critical_cases_around_the_clock_and_routine_on_of
     assert _calendars_of("fire_safety", "critical", text) == {"always"}
     assert _calendars_of("fire_safety", "minor", text) == {"always"}
     assert _calendars_of("public_security", "critical", text) == {"always"}
+    assert _calendars_of("public_security", "minor", text) == {"always"}
     assert _calendars_of("environment_sanitation", "minor", text) == {"office"}
     assert _calendars_of("kiosk", "major", text) == {"office"}
     # a day on the around-the-clock calendar is 24 h, on office hours 7.5 working hours
-    assert policy.limit("public_security", "critical", "handle") == timedelta(days=3)
+    assert policy.limit("facilities", "critical", "handle") == timedelta(days=3)
+    assert policy.limit("public_security", "minor", "handle") == timedelta(hours=8)
     assert policy.limit("environment_sanitation", "minor", "handle") == timedelta(hours=3 * 7.5)
 
 

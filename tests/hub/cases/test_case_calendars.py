@@ -77,16 +77,30 @@ def test_routine_case_waits_for_office_hours(env: CasesEnv, when: float, due: fl
 
 def test_any_critical_case_runs_around_the_clock_with_24_hour_days(env: CasesEnv) -> None:
     env.clock.now = FRIDAY_7PM
-    fight = {**smoke_group(43), "category": "public_security", "title": "fight in the courtyard"}
-    case_id = env.svc.on_incident_group(fight)
+    flood = {**smoke_group(43), "category": "facilities", "title": "water in the basement"}
+    case_id = env.svc.on_incident_group(flood)
     assert case_id is not None
     case = env.svc.get(case_id)
-    assert (case["calendar"], case["force"]) == ("always", "police")
+    assert (case["calendar"], case["force"]) == ("always", "property")
     assert case["sla"]["due_ms"] == (FRIDAY_7PM + 4 * HOUR) * 1000
     env.clock.advance(HOUR)
     env.svc.transition(case_id, "accept", "w1")
     case = env.svc.get(case_id)
     assert case["sla"]["due_ms"] == (FRIDAY_7PM + HOUR + 3 * 24 * HOUR) * 1000  # 3d = 72 wall-clock hours
+
+
+def test_public_security_runs_around_the_clock_whatever_its_severity(env: CasesEnv) -> None:
+    env.clock.now = FRIDAY_7PM
+    fight = {**smoke_group(43), "category": "public_security", "severity": "major", "title": "fight in the courtyard"}
+    case_id = env.svc.on_incident_group(fight)
+    assert case_id is not None
+    case = env.svc.get(case_id)
+    assert (case["calendar"], case["force"]) == ("always", "police")
+    assert case["sla"]["due_ms"] == (FRIDAY_7PM + HOUR) * 1000  # accept within 1 h, on a Friday night
+    env.clock.advance(HOUR / 2)
+    env.svc.transition(case_id, "accept", "p1")
+    case = env.svc.get(case_id)
+    assert case["sla"]["due_ms"] == (FRIDAY_7PM + HOUR / 2 + 8 * HOUR) * 1000
 
 
 def test_cases_from_before_calendars_run_on_the_default_calendar(env: CasesEnv) -> None:
