@@ -16,6 +16,10 @@ import os
 import socket
 import sys
 from pathlib import Path
+from typing import Final
+
+#: one line of ``gridsentinel --help``
+SUMMARY: Final = "run or check the edge agent on a device"
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
+
+#: one line of ``gridsentinel --help``
+SUMMARY: Final = "run the hub: MQTT ingest, storage, incidents, cases, REST API and operator page"
 
 #: CLI flag dest -> settings field (flags left unset fall through to the file and env).
 _FLAG_FIELDS = (
@@ -74,7 +77,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     check.add_argument("file", type=Path, help="TOML settings file")
     check.set_defaults(func=check_config)
     _configure_token(sub)
-    from hub.provision_cli import configure as configure_devices
+    from hub.devices.cli import configure as configure_devices
 
     configure_devices(
         sub.add_parser(
@@ -149,9 +152,9 @@ def check_config(args: argparse.Namespace) -> int:
 
 def token_command(args: argparse.Namespace) -> int:
     """``hub token issue|list|revoke`` against the hub's state DB."""
-    from hub.auth import TokenStore, person_name
     from hub.config import ConfigError, load_settings
     from hub.db import init_schema, make_engine, session_factory
+    from hub.security.auth import TokenStore, person_name
 
     try:
         settings = load_settings(args.config, {"data_dir": args.data_dir, "state_url": args.state_url})

@@ -21,13 +21,13 @@ class Base(DeclarativeBase):
 
 #: Modules that declare tables on :class:`Base`; imported before creating the schema.
 MODEL_MODULES: Final[tuple[str, ...]] = (
-    "hub.registry_models",
-    "hub.deadletter_models",
+    "hub.devices.models",
+    "hub.ingest.models",
     "hub.incidents.models",
     "hub.cases.models",
-    "hub.auth_models",
-    "hub.access_audit_models",
-    "hub.provision_models",
+    "hub.security.models",
+    "hub.evidence.models",
+    "hub.devices.credentials",
     "hub.commands.models",
 )
 

@@ -23,16 +23,16 @@ from typing import Any, Final
 from hub.config import HubSettings
 from hub.context import PLUGINS, HubContext
 from hub.db import init_schema, make_engine, session_factory
-from hub.deadletter import DeadLetterStore
-from hub.gaps import GapManager
-from hub.ingest import Ingest
+from hub.devices.registry import STATE_CODES, DeviceRegistry
+from hub.ingest.deadletter import DeadLetterStore
+from hub.ingest.gaps import GapManager
+from hub.ingest.outage import OutageLog
+from hub.ingest.pipeline import Ingest
+from hub.ingest.ratelimit import DeviceRateLimiter
+from hub.ingest.sinks import DeviceRef
+from hub.ingest.watermark import resume_with_journal
 from hub.metrics import HubCollector, HubMetrics, IngestStats
-from hub.outage import OutageLog
-from hub.ratelimit import DeviceRateLimiter
-from hub.registry import STATE_CODES, DeviceRegistry
 from hub.series.base import SeriesPoint, SeriesStore
-from hub.sinks import DeviceRef
-from hub.watermark import resume_with_journal
 
 logger = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ class Hub:
     @staticmethod
     def _admin_env() -> str | None:
         """``GRIDSENTINEL_ADMIN_TOKEN``, checked before anything starts."""
-        from hub import auth
+        from hub.security import auth
 
         value = os.environ.get(auth.ADMIN_TOKEN_ENV, "").strip() or None
         if value is not None and not auth.valid_token_shape(value):
@@ -226,7 +226,7 @@ class Hub:
 
     def _bootstrap_admin(self, admin_env: str | None) -> None:
         """No default passwords: the first start issues the administrator's token and prints it once."""
-        from hub import auth
+        from hub.security import auth
 
         assert self.ctx is not None
         token = auth.bootstrap_admin(self.ctx.services["tokens"], admin_env)
@@ -242,7 +242,7 @@ class Hub:
         if self._store_override is not None:
             self.store = self._store_override
         else:
-            from hub.series.registry import open_store
+            from hub.series.settings import open_store
 
             self.store = open_store(series, s.data_dir)
 
@@ -286,7 +286,7 @@ class Hub:
         hooks: dict[str, Any] = {}
         if s.broker_auth:
             from hub.broker.acl import CredentialAuthorizer
-            from hub.provision import CredentialStore
+            from hub.devices.provision import CredentialStore
 
             assert self.ctx is not None
             credentials = CredentialStore(self.ctx.sessions)

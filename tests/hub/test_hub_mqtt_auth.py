@@ -19,7 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge.agent import Agent
 from edge.config import parse_config
 from hub.config import HubSettings
-from hub.provision import CredentialStore, mosquitto_auth_conf, write_broker_files
+from hub.devices.provision import CredentialStore, mosquitto_auth_conf, write_broker_files
 from hub.service import Hub
 from tests.hub.conftest import ADMIN_TOKEN, api
 from tests.servers import MosquittoServer, wait_until

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from hub import authz
 from hub.api.deps import CtxDep
-from hub.auth import StreamPrincipalDep
 from hub.bus import BusEvent
+from hub.security import authz
+from hub.security.auth import StreamPrincipalDep
 
 router = APIRouter(prefix="/api/v1", tags=["stream"])
 
@@ -29,7 +29,7 @@ def stream(ctx: CtxDep, principal: StreamPrincipalDep, kinds: str | None = None)
     """Server-sent events: one per bus change (``device``, ``data_loss``, ``incident``...); ``kinds`` filters.
 
     The token comes as ``Authorization: Bearer`` or, for EventSource, ``?token=``; each change is sent
-    only to callers who may read the object it is about (:func:`hub.authz.may_see_event`).
+    only to callers who may read the object it is about (:func:`hub.security.authz.may_see_event`).
     """
     wanted = None if not kinds else set(kinds.split(","))
     stopping = ctx.services.get("stopping")

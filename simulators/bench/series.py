@@ -42,7 +42,7 @@ def bench_encode(points: list[SeriesPoint]) -> dict[str, float]:
 
 def bench_writer(points: list[SeriesPoint], args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Submit in ingest-sized chunks, flush, and report sustained points/s and write latency."""
-    from hub.series.registry import SeriesSettings, open_store
+    from hub.series.settings import SeriesSettings, open_store
     from hub.series.writer import SeriesWriter
 
     values: dict[str, Any] = {"backend": args.backend, "batch_points": args.batch}

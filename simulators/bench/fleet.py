@@ -237,7 +237,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run_bench(args: argparse.Namespace) -> int:
     """Ramp through the fleet sizes against a fresh mosquitto; print a table or JSON."""
-    from simulators.scenario_servers import MosquittoBroker, ServerError
+    from simulators.servers import MosquittoBroker, ServerError
 
     try:
         steps = sorted({int(s) for s in args.steps.split(",") if s.strip()})
@@ -297,7 +297,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m simulators.bench``."""
+    """``python -m simulators.bench.fleet``."""
     parser = argparse.ArgumentParser(prog="gridsentinel bench fleet", description=__doc__)
     configure(parser)
     args = parser.parse_args(argv)

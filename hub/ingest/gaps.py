@@ -1,4 +1,4 @@
-"""Gap handling around :mod:`hub.dedup`: resend requests, and data-loss records when a gap cannot be filled.
+"""Gap handling around :mod:`hub.ingest.dedup`: resend requests, and data-loss records when a gap cannot be filled.
 
 A gap older than ``grace`` gets one ``resend`` command to the device; a gap still
 open after ``timeout`` becomes a **data-loss record** (persisted, listed at
@@ -22,11 +22,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edge.wire import Command, CommandOp, GapNotice
 from hub.bus import EventBus
-from hub.dedup import ACCEPTED, Gap, SeqTracker, Verdict
+from hub.devices.models import DataLossRow, OpenGapRow
+from hub.devices.registry import DeviceRecord
+from hub.ingest.dedup import ACCEPTED, Gap, SeqTracker, Verdict
+from hub.ingest.sinks import DeviceRef
 from hub.metrics import IngestStats
-from hub.registry import DeviceRecord
-from hub.registry_models import DataLossRow, OpenGapRow
-from hub.sinks import DeviceRef
 
 logger = logging.getLogger(__name__)
 
@@ -250,12 +250,12 @@ class GapManager:
     ) -> int:
         """Resume waiting for the gaps saved by the last run; return how many.
 
-        ``journalled``: the safe gaps of the seq journal (hub.watermark), exact with respect to what
+        ``journalled``: the safe gaps of the seq journal (hub.ingest.watermark), exact with respect to what
         was acknowledged; when given they replace the open-gap table, which is saved about once a
         second from the live gaps (fills not yet durable already taken out, fills made durable since
         the save still in).
 
-        With ``safe_seqs`` (ingest acknowledges only durable points, hub.watermark) a device's
+        With ``safe_seqs`` (ingest acknowledges only durable points, hub.ingest.watermark) a device's
         ``last_seq`` is the highest seq it is safe to resume after, and the saved ``high`` -- the
         highest seq *processed* when the gaps were saved -- may be ahead of it: the messages in
         between were not acknowledged and will be delivered again, so they must not look like

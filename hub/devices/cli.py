@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from edge.wire import WireError
 
 if TYPE_CHECKING:
-    from hub.provision import CredentialStore
+    from hub.devices.provision import CredentialStore
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -72,7 +72,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def _store(args: argparse.Namespace) -> Iterator[tuple[CredentialStore, str]]:
     from hub.config import load_settings
     from hub.db import init_schema, make_engine, session_factory
-    from hub.provision import CredentialStore
+    from hub.devices.provision import CredentialStore
 
     settings = load_settings(args.config, {"data_dir": args.data_dir, "state_url": args.state_url})
     if settings.state_url is None:
@@ -88,7 +88,7 @@ def _store(args: argparse.Namespace) -> Iterator[tuple[CredentialStore, str]]:
 def devices_command(args: argparse.Namespace) -> int:
     """Run one ``devices`` subcommand; exit 0 on success, 1 when refused, 2 on bad input."""
     from hub.config import ConfigError
-    from hub.provision import ProvisionError, reload_mosquitto, write_broker_files
+    from hub.devices.provision import ProvisionError, reload_mosquitto, write_broker_files
 
     cmd = args.devices_command
     try:

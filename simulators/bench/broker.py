@@ -1,6 +1,6 @@
 """Broker throughput: one paho publisher, one paho subscriber, QoS 1, through a broker in its own process.
 
-``python -m hub.broker.bench [--target embedded|mosquitto|both] [--messages N] [--json]``.
+``python -m simulators.bench.broker [--target embedded|mosquitto|both] [--messages N] [--json]``.
 The figure is messages per second from the first publish to the last message received.
 """
 
@@ -262,8 +262,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m hub.broker.bench``."""
-    parser = argparse.ArgumentParser(prog="python -m hub.broker.bench", description=__doc__)
+    """``python -m simulators.bench.broker``."""
+    parser = argparse.ArgumentParser(prog="python -m simulators.bench.broker", description=__doc__)
     configure(parser)
     args = parser.parse_args(argv)
     return run(args)

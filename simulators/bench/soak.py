@@ -23,7 +23,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Final
 
-from hub.benchutil import Servers, cpu_seconds, say
+from simulators.bench.util import Servers, cpu_seconds, say
 
 #: Lag histogram: 1 ms buckets up to this many ms, then one overflow bucket.
 LAG_BUCKETS_MS: Final = 60_000
@@ -72,11 +72,11 @@ class LagHistogram:
 
 def _hub_main(settings_values: dict[str, Any], plugins_none: bool, conn: Connection) -> None:
     """The soak's hub process: start the hub on a lag-histogram probe, answer 'stats' until 'stop'."""
-    from hub.bench_ingest import AckTimingStore
-    from hub.benchutil import start_hub_quietly
     from hub.config import HubSettings
-    from hub.series.registry import open_store
+    from hub.series.settings import open_store
     from hub.service import Hub, tune_gc
+    from simulators.bench.ingest import AckTimingStore
+    from simulators.bench.util import start_hub_quietly
 
     settings = HubSettings.model_validate(settings_values)
     inner = open_store(settings.series_settings(), settings.data_dir)
@@ -158,10 +158,10 @@ def growth_pct(samples: Sequence[tuple[float, int]], baseline_minute: float = BA
 
 def run_soak(args: argparse.Namespace, servers: Servers, workdir: Path) -> dict[str, Any]:
     """Steady load (``--devices`` x 1 msg/s for ``--soak`` seconds) on a hub in its own process."""
-    from hub.bench_ingest import _hub_settings_values, _load_spec, stored_points, wait_acked_remote
-    from hub.benchutil import forget_session
     from hub.config import HubSettings
-    from hub.series.registry import open_store
+    from hub.series.settings import open_store
+    from simulators.bench.ingest import _hub_settings_values, _load_spec, stored_points, wait_acked_remote
+    from simulators.bench.util import forget_session
     from simulators.loadgen import run_load
 
     values = _hub_settings_values(args, servers, "soak", workdir)

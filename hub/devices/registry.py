@@ -27,9 +27,9 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge.wire import DeviceKind, DeviceState, MetricValue, Point, Status
+from hub.devices.models import DeviceRow
+from hub.ingest.sinks import DeviceRef
 from hub.metrics import IngestStats
-from hub.registry_models import DeviceRow
-from hub.sinks import DeviceRef
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class DeviceRecord:
     agent: str | None = None
     last_seen_ms: int | None = None
     last_seq: int | None = None
-    #: The highest seq made safe (its points durable, see hub.watermark); what the DB gets as last_seq
+    #: The highest seq made safe (its points durable, see hub.ingest.watermark); what the DB gets as last_seq
     #: when the registry's ``durable_seqs`` is on. ``seq_gen`` counts seq restarts (epoch resets).
     safe_seq: int | None = None
     seq_gen: int = 0
@@ -355,7 +355,7 @@ class DeviceRegistry:
             changed: list[dict[str, Any]] = []
             for rec in dirty:
                 row = rec.row()
-                if self.durable_seqs:  # never persist a seq whose points might still be lost (hub.watermark)
+                if self.durable_seqs:  # never persist a seq whose points might still be lost (hub.ingest.watermark)
                     row["last_seq"] = rec.safe_seq
                 (changed if rec.persisted else new).append(row)
                 rec.persisted = True

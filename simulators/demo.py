@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from hub.service import Hub
     from simulators.community import Community
 
+#: one line of ``gridsentinel --help``
+SUMMARY: Final = "run a whole simulated community: embedded broker and stores, hub, operator page"
+
 logger = logging.getLogger(__name__)
 
 #: Device kinds of the demo and their share of each grid's devices.
@@ -184,7 +187,7 @@ class Demo:
 
     def sign_in_links(self, url: str) -> list[tuple[str, str]]:
         """Issue demo tokens for the operator, a supervisor and a resident; their links ``url[page]?token=...``."""
-        from hub.auth import TokenStore
+        from hub.security.auth import TokenStore
 
         assert self.hub is not None and self.hub.ctx is not None
         tokens: TokenStore = self.hub.ctx.services["tokens"]
@@ -256,7 +259,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m hub.demo``."""
+    """``python -m simulators.demo``."""
     parser = argparse.ArgumentParser(prog="gridsentinel demo", description=__doc__)
     configure(parser)
     args = parser.parse_args(argv)

@@ -14,11 +14,11 @@ Loss is checked by counting what the store holds against what was published.
 Beside it, two widely used MQTT -> InfluxDB pipelines drain the same kind of
 backlog: the one people copy from the InfluxDB client docs (paho-mqtt +
 influxdb-client's batching ``WriteApi``, into a server speaking ``/api/v2/write``:
-hub.bench_compare) and Node-RED, tuned as its users tune it, into the same influxd
-(hub.bench_nodered); the hub's drain and Node-RED's alternate for ``--rounds`` rounds
+simulators.bench.compare) and Node-RED, tuned as its users tune it, into the same influxd
+(simulators.bench.nodered); the hub's drain and Node-RED's alternate for ``--rounds`` rounds
 and the medians are compared. Each drain reports the CPU per message of the pipeline,
 the broker and the store, from ``/proc``. ``--soak SECONDS`` replaces the phases with
-a long steady run of the hub in its own process (hub.bench_soak).
+a long steady run of the hub in its own process (simulators.bench.soak).
 Telegraf is not packaged here.
 """
 
@@ -40,7 +40,8 @@ from itertools import repeat
 from pathlib import Path
 from typing import Any, Final
 
-from hub.benchutil import (
+from hub.series.base import SeriesPoint, SeriesRow, SeriesStore
+from simulators.bench.util import (
     ProcessCpu,
     Servers,
     ServerUnavailable,
@@ -53,7 +54,6 @@ from hub.benchutil import (
     vm_count,
     wait_progress,
 )
-from hub.series.base import SeriesPoint, SeriesRow, SeriesStore
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ def stored_points(servers: Servers, store: SeriesStore, site: str, expected: int
 
 def _open_probe(settings: Any, *, track_lag: bool) -> AckTimingStore:
     """The phase's store, wrapped; an InfluxDB 1.x database is created up front so no write waits for it."""
-    from hub.series.registry import open_store
+    from hub.series.settings import open_store
 
     inner = open_store(settings.series_settings(), settings.data_dir)
     ensure = getattr(inner, "ensure_database", None)
@@ -251,7 +251,7 @@ def _plugins(args: argparse.Namespace) -> tuple[str, ...] | None:
 def run_drain(args: argparse.Namespace, servers: Servers, workdir: Path, round_no: int = 0) -> dict[str, Any]:
     """Queue N messages for the stopped hub, start it, time until the store acknowledged every point
     (``round_no`` gives each round its own site, database and session)."""
-    from hub.ingest import ingest_filters
+    from hub.ingest.pipeline import ingest_filters
     from hub.service import Hub, tune_gc
     from simulators.loadgen import run_load
 
@@ -317,8 +317,8 @@ def run_drain(args: argparse.Namespace, servers: Servers, workdir: Path, round_n
 
 
 def run_store_ceiling(args: argparse.Namespace, servers: Servers, workdir: Path) -> dict[str, Any]:
-    """The store alone, fed the lines the drain's hub wrote by a bare writer (hub.bench_ceiling)."""
-    from hub.bench_ceiling import run_ceiling
+    """The store alone, fed the lines the drain's hub wrote by a bare writer (simulators.bench.ceiling)."""
+    from simulators.bench.ceiling import run_ceiling
 
     settings = _hub_settings(args, servers, "ceiling", workdir)
     probe = _open_probe(settings, track_lag=False)
@@ -492,7 +492,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         choices=("drain", "ceiling", "sustained", "compare", "node-red"),
         default=[],
         help="leave a phase out (repeatable); ceiling: the store alone, fed the same lines by a bare writer "
-        "(hub.bench_ceiling); compare: the paho+influxdb-client comparator, node-red: the Node-RED one "
+        "(simulators.bench.ceiling); compare: the paho+influxdb-client comparator, node-red: the Node-RED one "
         "(installed with npm into ~/.cache/gridsentinel/node-red on first use)",
     )
     parser.add_argument(
@@ -509,7 +509,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="SECONDS",
         help="soak mode instead of the phases: the hub in its own process under --devices x 1 msg/s for SECONDS; "
-        "its RSS at the start, every minute and at the end, lost and lag (hub.bench_soak)",
+        "its RSS at the start, every minute and at the end, lost and lag (simulators.bench.soak)",
     )
     parser.set_defaults(func=run)
 
@@ -529,7 +529,7 @@ def _apply_quick(args: argparse.Namespace) -> None:
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Run the phases and return one flat result dict plus per-phase details."""
-    from hub.bench_compare import run_comparator
+    from simulators.bench.compare import run_comparator
 
     if args.store is None:
         args.store = default_store()
@@ -561,7 +561,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         result["store_server"] = servers.store_server
         try:
             if args.soak is not None:
-                from hub.bench_soak import run_soak
+                from simulators.bench.soak import run_soak
 
                 soak = run_soak(args, servers, workdir)
                 result["soak"] = soak
@@ -601,7 +601,7 @@ def run_rounds(args: argparse.Namespace, servers: Servers, workdir: Path, result
     """The hub's backlog drain and the tuned Node-RED flow's, alternating for ``--rounds`` rounds on the same
     broker and store; the median round of each goes in ``drain`` / ``comparator_node_red``, every round in
     ``drain_rounds`` / ``node_red_rounds``, and their ratio in ``hub_over_node_red``."""
-    from hub.bench_nodered import run_node_red
+    from simulators.bench.nodered import run_node_red
 
     hub_rounds: list[dict[str, Any]] = []
     red_rounds: list[dict[str, Any]] = []

@@ -5,12 +5,12 @@ the hub: oversize and deeply nested JSON, numbers that overflow, NaN/Infinity,
 invalid UTF-8, lone surrogates, duplicate keys, absurd timestamps, wrong types,
 unknown versions, empty and binary payloads, bad ids in topics, fake snapshots.
 Each case names the dead-letter reason the hub must give it. The benchmark feeds
-every case straight into a real :class:`~hub.ingest.Ingest` (no broker, so only
+every case straight into a real :class:`~hub.ingest.pipeline.Ingest` (no broker, so only
 hub time is measured: topic parse, decode, refusal, dead-letter enqueue) and
 prints median and p99 microseconds per case against the target (the median per
 case; p99 on a shared machine mostly measures the scheduler). Cost grows with
 payload size, as for good messages: the flood protection is the per-device rate
-limit (:mod:`hub.ratelimit`), which charges large payloads more.
+limit (:mod:`hub.ingest.ratelimit`), which charges large payloads more.
 """
 
 from __future__ import annotations
@@ -185,7 +185,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def _ingest(data_dir: Path) -> Any:
     from hub.db import init_schema, make_engine, session_factory, sqlite_url
-    from hub.ingest import standalone_ingest
+    from hub.ingest.pipeline import standalone_ingest
 
     engine = make_engine(sqlite_url(data_dir))
     init_schema(engine)
@@ -258,7 +258,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the benchmark; exit 0 when every case is refused for its reason within the target."""
     import logging
 
-    logging.getLogger("hub.ingest").setLevel(logging.CRITICAL)
+    logging.getLogger("hub.ingest.pipeline").setLevel(logging.CRITICAL)
     result = measure(args.repeat)
     if args.json:
         print(json.dumps(result))

@@ -11,17 +11,20 @@ import importlib
 import sys
 from typing import Final
 
+#: one line of ``gridsentinel --help``
+SUMMARY: Final = "measure speed and memory; prints a table, or JSON with --json"
+
 #: benchmark -> (module, one-line help)
 BENCHES: Final[dict[str, tuple[str, str]]] = {
-    "edge": ("edge.bench", "outbox enqueue/drain rates against a local broker and agent RSS"),
-    "camera": ("edge.camera.bench", "camera pipeline fps at 640x480 and CPU share at 10 fps"),
-    "ingest": ("hub.bench_ingest", "hub backlog drain and sustained ingest into a real store"),
-    "incident": ("hub.bench_incident", "event published -> incident stored latency under load"),
-    "broker": ("hub.broker.bench", "embedded MQTT broker throughput against mosquitto"),
-    "series": ("hub.series.bench", "series writer throughput and spool replay into each store"),
-    "hostile": ("hub.bench_hostile", "hub time per refused hostile message, per kind"),
-    "fleet": ("simulators.bench", "how many simulated devices one process sustains"),
-    "cameras": ("simulators.camera_bench", "a street of 1,800 cameras and a tamper storm: hub lag, loss, camera view"),
+    "edge": ("simulators.bench.edge", "outbox enqueue/drain rates against a local broker and agent RSS"),
+    "camera": ("simulators.bench.camera", "camera pipeline fps at 640x480 and CPU share at 10 fps"),
+    "ingest": ("simulators.bench.ingest", "hub backlog drain and sustained ingest into a real store"),
+    "incident": ("simulators.bench.incident", "event published -> incident stored latency under load"),
+    "broker": ("simulators.bench.broker", "embedded MQTT broker throughput against mosquitto"),
+    "series": ("simulators.bench.series", "series writer throughput and spool replay into each store"),
+    "hostile": ("simulators.bench.hostile", "hub time per refused hostile message, per kind"),
+    "fleet": ("simulators.bench.fleet", "how many simulated devices one process sustains"),
+    "cameras": ("simulators.bench.cameras", "a street of 1,800 cameras and a tamper storm: hub lag, loss, camera view"),
 }
 
 

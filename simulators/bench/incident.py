@@ -46,8 +46,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _start_mosquitto(workdir: Path) -> Any:
-    """A no-drop mosquitto (``hub.benchutil``), or None when it is not installed (the embedded broker is used)."""
-    from hub.benchutil import MosquittoProcess, ServerUnavailable
+    """A no-drop mosquitto (``simulators.bench.util``), or None when not installed (the embedded broker is used)."""
+    from simulators.bench.util import MosquittoProcess, ServerUnavailable
 
     try:
         server = MosquittoProcess(workdir / "mosquitto")
@@ -103,9 +103,9 @@ def _percentile(values: list[float], q: float) -> float:
 def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Run the benchmark and return its figures."""
     from edge import wire
-    from hub.benchutil import InfluxdProcess, Servers, start_hub_quietly
     from hub.config import HubSettings
     from hub.service import Hub, tune_gc
+    from simulators.bench.util import InfluxdProcess, Servers, start_hub_quietly
 
     servers = Servers(workdir, store=args.store)  # what we start, stopped in reverse order
     # gap timeout: QoS 0 background loss is not what this bench measures
@@ -206,7 +206,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Run and print a table or JSON."""
-    from hub.benchutil import ServerUnavailable, default_store
+    from simulators.bench.util import ServerUnavailable, default_store
 
     logging.basicConfig(level=logging.WARNING)
     if args.store is None:

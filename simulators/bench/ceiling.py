@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from hub.benchutil import STORE_SERVERS, Servers, cpu_seconds, say, started_pid
 from hub.series.base import SeriesStore
+from simulators.bench.util import STORE_SERVERS, Servers, cpu_seconds, say, started_pid
 
 #: Points the phase writes at most (the lines are built in memory before the clock starts).
 MAX_POINTS: Final = 1_000_000
@@ -26,10 +26,10 @@ TS0: Final = 1_700_000_000_000
 
 
 def ceiling_lines(measurement: str, site: str, *, messages: int, devices: int, points: int, metrics: int) -> list[str]:
-    """The lines the hub writes (``hub.ingest.telemetry_lines``) for ``messages`` loadgen messages of
+    """The lines the hub writes (``hub.ingest.pipeline.telemetry_lines``) for ``messages`` loadgen messages of
     ``points`` x ``metrics`` from ``devices`` devices (``site``-00000 ...), message ``n`` from device
     ``n % devices``."""
-    from hub.ingest import telemetry_lines
+    from hub.ingest.pipeline import telemetry_lines
     from hub.series.lineproto import series_prefix
     from simulators.loadgen import expected_telemetry
 

@@ -7,7 +7,7 @@
 - :class:`InfluxServer`: a real InfluxDB 1.x ``influxd`` on free loopback ports in a work
   dir, for scenarios with ``store: influxdb-v1``; ``kill`` + ``start`` is an outage that
   keeps its data (same ports, same data dir);
-- :class:`HubProcess`: ``python -m simulators.scenario_servers hub ...`` in a child
+- :class:`HubProcess`: ``python -m simulators.servers hub ...`` in a child
   process, so a scenario can SIGKILL it like a real crash and start a new one on the
   same data dir. The child can run the case SLA sweep more often than the hub's 30 s.
 """
@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from hub.benchutil import NO_DROP_MOSQUITTO_CONF, influxd_conf
+from simulators.bench.util import NO_DROP_MOSQUITTO_CONF, influxd_conf
 
 logger = logging.getLogger(__name__)
 
@@ -307,7 +307,7 @@ class HubProcess:
 
     def start(self, timeout: float = 60.0) -> None:
         """Start and wait until ``/healthz`` answers with the broker connected."""
-        cmd = [sys.executable, "-m", "simulators.scenario_servers", "hub", "--data-dir", str(self.data_dir)]
+        cmd = [sys.executable, "-m", "simulators.servers", "hub", "--data-dir", str(self.data_dir)]
         cmd += ["--mqtt-url", self.mqtt_url, "--http-port", str(self.http_port)]
         if self.sla_sweep_s:
             cmd += ["--sla-sweep", str(self.sla_sweep_s)]
@@ -384,8 +384,8 @@ def run_hub(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m simulators.scenario_servers hub --data-dir D --mqtt-url U --http-port P [--series ...]``."""
-    parser = argparse.ArgumentParser(prog="python -m simulators.scenario_servers")
+    """``python -m simulators.servers hub --data-dir D --mqtt-url U --http-port P [--series ...]``."""
+    parser = argparse.ArgumentParser(prog="python -m simulators.servers")
     sub = parser.add_subparsers(dest="what", required=True)
     hub = sub.add_parser("hub", help="run a hub for a scenario")
     hub.add_argument("--data-dir", type=Path, required=True)

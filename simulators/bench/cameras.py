@@ -29,7 +29,7 @@ from typing import Any, Final
 
 from edge.wire import Event, Status, Telemetry
 from hub.context import PLUGINS, HubContext
-from hub.sinks import DeviceRef
+from hub.ingest.sinks import DeviceRef
 from simulators.camera_fleet import CameraFleet, street_cameras
 
 logger = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def measure_camera_view(url: str, token: str, rows: int) -> float:
     """Seconds from opening the page on the camera view until its first page of rows is rendered."""
     from playwright.sync_api import sync_playwright
 
-    from hub.benchutil import ServerUnavailable, find_binary
+    from simulators.bench.util import ServerUnavailable, find_binary
 
     chromium = find_binary("chromium")
     if chromium is None:
@@ -120,10 +120,10 @@ def _time_api(url: str, token: str) -> float:
 
 def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Run the street and return the figures."""
-    from hub.benchutil import MosquittoProcess, start_hub_quietly
     from hub.config import HubSettings
     from hub.service import Hub, tune_gc
-    from simulators.bench import raise_fd_limit
+    from simulators.bench.fleet import raise_fd_limit
+    from simulators.bench.util import MosquittoProcess, start_hub_quietly
     from simulators.community import generate_district
     from simulators.community_workflow import write_workflow
 
@@ -228,7 +228,7 @@ def _run(args: argparse.Namespace, hub: Any, port: int, grids: list[str]) -> dic
 
 def run(args: argparse.Namespace) -> int:
     """Run and print a table or JSON."""
-    from hub.benchutil import ServerUnavailable
+    from simulators.bench.util import ServerUnavailable
 
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="gs-bench-cameras-") as tmp:

@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 from edge.wire import Channel, Event, Status, Telemetry, WireError, check_id, check_snapshot, topic
-from hub import authz
-from hub.access_audit import ALLOWED, DENIED, MISSING, AccessLog
-from hub.access_audit import DEFAULT_RETENTION_DAYS as DEFAULT_ACCESS_RETENTION_DAYS
-from hub.access_audit import router as access_router
-from hub.auth import PrincipalDep, refuse
-from hub.sinks import DeviceRef
+from hub.evidence.access_log import ALLOWED, DENIED, MISSING, AccessLog
+from hub.evidence.access_log import DEFAULT_RETENTION_DAYS as DEFAULT_ACCESS_RETENTION_DAYS
+from hub.evidence.access_log import router as access_router
+from hub.ingest.sinks import DeviceRef
+from hub.security import authz
+from hub.security.auth import PrincipalDep, refuse
 
 if TYPE_CHECKING:
     from hub.context import HubContext

@@ -21,10 +21,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub import authz
-from hub.access_audit_models import AccessAuditRow
-from hub.auth import PrincipalDep, require
-from hub.authz import Principal
+from hub.evidence.models import AccessAuditRow
+from hub.security import authz
+from hub.security.auth import PrincipalDep, require
+from hub.security.authz import Principal
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """MQTT ingest: subscribe with a persistent session, decode, dedup, update the registry, hand on.
 
-Runs on the I/O thread of :class:`~hub.mqttlink.MqttLink` (raw sockets; paho's per-packet
+Runs on the I/O thread of :class:`~hub.ingest.link.MqttLink` (raw sockets; paho's per-packet
 machinery cost more than everything below together), so per-message work is kept to a few
 microseconds: parse the topic, decode the payload, dedup by (device, seq),
 update the in-memory registry, hand points to the series writer (which batches)
@@ -50,16 +50,16 @@ from edge.wire import (
     topic,
 )
 from hub.bus import EventBus
-from hub.deadletter import DeadLetterStore
-from hub.gaps import GapManager
+from hub.devices.registry import DeviceRecord, DeviceRegistry, StatusOutcome
+from hub.ingest.deadletter import DeadLetterStore
+from hub.ingest.gaps import GapManager
+from hub.ingest.link import MqttLink
+from hub.ingest.ratelimit import DeviceRateLimiter
+from hub.ingest.sinks import DeviceRef, MessageSink
+from hub.ingest.watermark import SeqWatermark, resume_with_journal
 from hub.metrics import IngestStats
-from hub.mqttlink import MqttLink
-from hub.ratelimit import DeviceRateLimiter
-from hub.registry import DeviceRecord, DeviceRegistry, StatusOutcome
 from hub.series.base import SeriesPoint
 from hub.series.lineproto import LineProtocolError, float_fields, float_lines, series_prefix
-from hub.sinks import DeviceRef, MessageSink
-from hub.watermark import SeqWatermark, resume_with_journal
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ class Ingest:
         #: once its points are written or spooled (the ticket ``submit_points`` returned), so a kill -9
         #: of the hub loses nothing -- the broker delivers the unacknowledged messages again.
         self.durable_through = durable_through
-        #: With ``durable_through``: the seqs acknowledged, kept in step with the PUBACKs (hub.watermark).
+        #: With ``durable_through``: the seqs acknowledged, kept in step with the PUBACKs (hub.ingest.watermark).
         self.watermark = watermark
         self._prefixes: dict[str, tuple[object, str | None]] = {}  # device id -> (series key, line prefix)
         self.lock = registry.lock
@@ -463,7 +463,7 @@ def standalone_ingest(
     through :meth:`Ingest.handle` (no broker): for benchmarks and tests. The hub wires its own.
 
     With ``durable_through`` and ``journal``, wired as the hub does when it acknowledges durable
-    points only: the registry loaded, the seq watermark at ``journal`` resumed (hub.watermark)."""
+    points only: the registry loaded, the seq watermark at ``journal`` resumed (hub.ingest.watermark)."""
     stats = IngestStats()
     registry = DeviceRegistry(sessions, stats)
     bus = EventBus()

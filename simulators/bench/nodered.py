@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from edge import wire
-from hub.benchutil import ServerProcess, ServerUnavailable, host_port, say
 from hub.series.influx_v1 import InfluxV1Store
+from simulators.bench.util import ServerProcess, ServerUnavailable, host_port, say
 
 PACKAGES: Final = ("node-red@4.1.15", "node-red-contrib-influxdb@0.7.0")  # Node-RED 5 needs Node.js 22.9+
 CLIENT_ID: Final = "bench-node-red"
@@ -261,8 +261,8 @@ def influxd_points_written(url: str) -> int:
 def run_node_red(args: argparse.Namespace, servers: Any, workdir: Path, round_no: int = 0) -> dict[str, Any]:
     """Backlog drain through the tuned Node-RED flow into the hub's influxd; its throughput, loss and
     the CPU each process spent per message (``round_no`` keeps each round's site and database apart)."""
-    from hub.bench_ingest import MEASUREMENT, _load_spec
-    from hub.benchutil import ProcessCpu, comparator_result, forget_session, prime_session, wait_progress
+    from simulators.bench.ingest import MEASUREMENT, _load_spec
+    from simulators.bench.util import ProcessCpu, comparator_result, forget_session, prime_session, wait_progress
 
     if servers.store != "influxdb-v1" or not servers.store_url:
         raise ServerUnavailable("the Node-RED comparator writes to the bench's InfluxDB 1.x (--store influxdb-v1)")

@@ -7,8 +7,8 @@ is issued (``gridsentinel hub token issue PERSON_ID``, or the demo banner).
 
 Requests carry it as ``Authorization: Bearer <token>``. EventSource cannot set
 headers, so the live stream alone also takes ``?token=``. This module says who is
-asking (a :class:`hub.authz.Principal`); what they may see and do is decided by
-the pure policies of :mod:`hub.authz`, applied by each route.
+asking (a :class:`hub.security.authz.Principal`); what they may see and do is decided by
+the pure policies of :mod:`hub.security.authz`, applied by each route.
 
 No default passwords: on the first start the hub issues a token for the built-in
 administrator ``hub-admin`` and prints it once (:func:`bootstrap_admin`);
@@ -32,8 +32,8 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub.auth_models import ApiTokenRow
-from hub.authz import ADMIN, DEMO_PRINCIPAL, Principal, principal_of
+from hub.security.authz import ADMIN, DEMO_PRINCIPAL, Principal, principal_of
+from hub.security.models import ApiTokenRow
 
 logger = logging.getLogger(__name__)
 

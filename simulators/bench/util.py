@@ -157,7 +157,7 @@ def start_hub_quietly(hub: Any) -> None:
     one no one sees), and anything else it prints goes to stderr (stdout carries only ``--json``)."""
     import secrets
 
-    from hub import auth
+    from hub.security import auth
 
     saved = os.environ.get(auth.ADMIN_TOKEN_ENV)
     if saved is None:

@@ -96,7 +96,7 @@ class DocsPipeline:
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
 
-        from hub.benchutil import host_port
+        from simulators.bench.util import host_port
 
         host, port = host_port(self.mqtt_url)
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=CLIENT_ID, clean_session=False)
@@ -116,8 +116,16 @@ class DocsPipeline:
 
 def run_comparator(args: argparse.Namespace, servers: Any, workdir: Path) -> dict[str, Any]:
     """Backlog drain of the docs pipeline on the same N messages; its throughput and loss."""
-    from hub.bench_ingest import MEASUREMENT, _load_spec
-    from hub.benchutil import ProcessCpu, comparator_result, forget_session, prime_session, say, vm_count, wait_progress
+    from simulators.bench.ingest import MEASUREMENT, _load_spec
+    from simulators.bench.util import (
+        ProcessCpu,
+        comparator_result,
+        forget_session,
+        prime_session,
+        say,
+        vm_count,
+        wait_progress,
+    )
     from simulators.loadgen import run_load
 
     vm_url = servers.start_vm()

@@ -19,7 +19,7 @@ from typing import Any, Final
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub.deadletter_models import DeadLetterRow
+from hub.ingest.models import DeadLetterRow
 from hub.metrics import IngestStats
 
 logger = logging.getLogger(__name__)

@@ -34,7 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge.wire import DEFAULT_ROOT, Channel, check_id, subscription, topic
-from hub.provision_models import MqttCredentialRow
+from hub.devices.credentials import MqttCredentialRow
 
 logger = logging.getLogger(__name__)
 

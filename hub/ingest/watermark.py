@@ -40,17 +40,17 @@ from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from hub.dedup import Gap
-from hub.registry import DeviceRecord
+from hub.devices.registry import DeviceRecord
+from hub.ingest.dedup import Gap
 
 if TYPE_CHECKING:
-    from hub.gaps import GapManager
-    from hub.registry import DeviceRegistry
+    from hub.devices.registry import DeviceRegistry
+    from hub.ingest.gaps import GapManager
 
 logger = logging.getLogger(__name__)
 
 #: Version 2 added the safe gaps; a version 1 journal (seqs only) is still read, its gaps then come
-#: from the state DB's open-gap table (hub.gaps.GapManager.load_open).
+#: from the state DB's open-gap table (hub.ingest.gaps.GapManager.load_open).
 JOURNAL_VERSION: Final = 2
 _READABLE_VERSIONS: Final = (1, 2)
 
