@@ -64,10 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def configure_logging(level: int) -> None:
     """The log format of every command. Below DEBUG the HTTP clients' one INFO line per request (a
-    series write every 0.2 s, a webhook, a poll) is left out: it would drown what an operator reads."""
+    series write every 0.2 s, a webhook, a poll) and alembic's plugin and DDL chatter at start-up are
+    left out: they would drown what an operator reads."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     if level > logging.DEBUG:
-        for name in ("httpx", "httpcore"):
+        for name in ("httpx", "httpcore", "alembic"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
 

@@ -73,6 +73,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--duration", type=float, default=0.0, help="stop by itself after this many seconds (default: until Ctrl-C)"
     )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="log to the terminal too (default: the terminal shows the URLs, sign-in links and warnings; "
+        "the full log goes to DATA_DIR/demo.log)",
+    )
     series = parser.add_argument_group(
         "series store", "where the demo's time series go (default: the embedded SQLite store); e.g. for Grafana"
     )
@@ -208,6 +214,20 @@ class Demo:
             self.hub = None
 
 
+def log_to_file(path: Path, *, quiet_terminal: bool) -> Path:
+    """Send the whole log (INFO and up) to ``path``; with ``quiet_terminal`` the terminal keeps only
+    warnings, so the first screen is the demo's URLs and sign-in links rather than start-up logging."""
+    root = logging.getLogger()
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    if quiet_terminal:
+        for terminal in root.handlers:
+            terminal.setLevel(max(terminal.level, logging.WARNING))
+    root.addHandler(handler)
+    return path
+
+
 def run_demo(args: argparse.Namespace) -> int:
     """Run the demo until Ctrl-C / SIGTERM (or ``--duration``)."""
     from hub.service import HubStartError
@@ -215,6 +235,8 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.grids < 1 or args.devices < 1:
         print("gridsentinel demo: --grids and --devices must be at least 1", file=sys.stderr)
         return 2
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    log_file = log_to_file(args.data_dir / "demo.log", quiet_terminal=not args.verbose)
     demo = Demo(args)
     previous = {sig: signal.signal(sig, lambda *_: demo.stopping.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -240,6 +262,7 @@ def run_demo(args: argparse.Namespace) -> int:
                     f"  devices (JSON)  {url}api/v1/devices  (no token needed: demo mode reads anonymously)",
                     f"  MQTT broker     mqtt://127.0.0.1:{demo.hub.mqtt_port}",
                     f"  data            {demo.data_dir.resolve()}",
+                    f"  log             {log_file.resolve()}",
                     "  Press Ctrl-C to stop.",
                     "",
                 ]
