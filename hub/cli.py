@@ -117,6 +117,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_hub(args: argparse.Namespace) -> int:
     """Run the hub in the foreground."""
+    from edge.systemd import sd_notify, watchdog_seconds
     from hub.config import ConfigError, load_settings
     from hub.service import Hub, HubStartError
 
@@ -127,7 +128,7 @@ def run_hub(args: argparse.Namespace) -> int:
         print(f"gridsentinel hub: bad settings: {exc}", file=sys.stderr)
         return 2
     try:
-        return Hub(settings).run()
+        return Hub(settings).run(notify=sd_notify, watchdog_s=watchdog_seconds())
     except HubStartError as exc:
         print(f"gridsentinel hub: cannot start: {exc}", file=sys.stderr)
         return 1

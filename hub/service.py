@@ -12,12 +12,13 @@ from __future__ import annotations
 import gc
 import importlib
 import logging
+import math
 import os
 import signal
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from hub.config import HubSettings
@@ -425,19 +426,35 @@ class Hub:
             self.ctx.engine.dispose()
         logger.info("hub stopped")
 
-    def run(self) -> int:
-        """Start, serve until SIGINT/SIGTERM, stop cleanly; the process exit code."""
+    def alive(self) -> bool:
+        """Every thread the hub started is still running (a crashed task or server thread is not)."""
+        http = getattr(self, "_http_thread", None)
+        return all(t.is_alive() for t in self._threads) and (http is None or http.is_alive())
+
+    def run(self, notify: Callable[[str], bool] | None = None, watchdog_s: float | None = None) -> int:
+        """Start, serve until SIGINT/SIGTERM, stop cleanly; the process exit code.
+
+        ``notify`` gets systemd's notify lines: READY=1 once started, WATCHDOG=1 every half
+        ``watchdog_s`` while :meth:`alive`, STOPPING=1 on the way out. A hub whose threads died
+        stops feeding the watchdog, and systemd restarts it."""
         try:
             self.start()
         except Exception:
             self.stop()
             raise
         tune_gc()
+        say = notify or (lambda _line: False)
+        say("READY=1")
+        ping_s = watchdog_s / 2 if watchdog_s else math.inf
+        next_ping = time.monotonic()
         previous = {sig: signal.signal(sig, lambda *_: self.stopping.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            while not self.stopping.wait(0.5):
-                pass
+            while not self.stopping.wait(min(0.5, ping_s)):
+                if time.monotonic() >= next_ping and self.alive():
+                    say("WATCHDOG=1")
+                    next_ping = time.monotonic() + ping_s
         finally:
+            say("STOPPING=1")
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self.stop()
