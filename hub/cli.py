@@ -154,7 +154,8 @@ def check_config(args: argparse.Namespace) -> int:
 def token_command(args: argparse.Namespace) -> int:
     """``hub token issue|list|revoke`` against the hub's state DB."""
     from hub.config import ConfigError, load_settings
-    from hub.db import init_schema, make_engine, session_factory
+    from hub.db import make_engine, session_factory
+    from hub.schema import init_schema
     from hub.security.auth import TokenStore, person_name
 
     try:

@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from hub.config import HubSettings
 from hub.context import PLUGINS, HubContext
-from hub.db import init_schema, make_engine, session_factory
+from hub.db import make_engine, session_factory
 from hub.devices.registry import STATE_CODES, DeviceRegistry
 from hub.ingest.deadletter import DeadLetterStore
 from hub.ingest.gaps import GapManager
@@ -33,6 +33,7 @@ from hub.ingest.ratelimit import DeviceRateLimiter
 from hub.ingest.sinks import DeviceRef
 from hub.ingest.watermark import resume_with_journal
 from hub.metrics import HubCollector, HubMetrics, IngestStats
+from hub.schema import init_schema
 from hub.series.base import SeriesPoint, SeriesStore
 
 logger = logging.getLogger(__name__)

@@ -71,8 +71,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 @contextmanager
 def _store(args: argparse.Namespace) -> Iterator[tuple[CredentialStore, str]]:
     from hub.config import load_settings
-    from hub.db import init_schema, make_engine, session_factory
+    from hub.db import make_engine, session_factory
     from hub.devices.provision import CredentialStore
+    from hub.schema import init_schema
 
     settings = load_settings(args.config, {"data_dir": args.data_dir, "state_url": args.state_url})
     if settings.state_url is None:

@@ -184,8 +184,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _ingest(data_dir: Path) -> Any:
-    from hub.db import init_schema, make_engine, session_factory, sqlite_url
+    from hub.db import make_engine, session_factory, sqlite_url
     from hub.ingest.pipeline import standalone_ingest
+    from hub.schema import init_schema
 
     engine = make_engine(sqlite_url(data_dir))
     init_schema(engine)

@@ -14,7 +14,8 @@ from hub.api.app import create_app
 from hub.cases import api as cases_api
 from hub.cases.plugin import build, example_config
 from hub.context import HubContext
-from hub.db import init_schema, make_engine, session_factory, sqlite_url
+from hub.db import make_engine, session_factory, sqlite_url
+from hub.schema import init_schema
 from hub.security.auth import TokenStore, bearer_token
 from hub.security.models import ApiTokenRow
 

@@ -16,7 +16,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge import wire
 from edge.wire import Channel, DeviceKind, DeviceState, Status
-from hub.db import init_schema, make_engine, session_factory, sqlite_url
+from hub.db import make_engine, session_factory, sqlite_url
+from hub.schema import init_schema
 from hub.security import authz
 from hub.security.auth import ADMIN_TOKEN_ENV, BOOTSTRAP_ADMIN_ID, TokenStore, bootstrap_admin
 from hub.security.authz import DEMO_PRINCIPAL, Principal, principal_of

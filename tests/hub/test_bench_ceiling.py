@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from hub.db import init_schema, make_engine, session_factory, sqlite_url
+from hub.db import make_engine, session_factory, sqlite_url
 from hub.ingest.pipeline import standalone_ingest
+from hub.schema import init_schema
 from hub.series.base import SeriesPoint
 from simulators.bench.ceiling import TS0, ceiling_lines, write_timed
 from simulators.bench.ingest import ceiling_note

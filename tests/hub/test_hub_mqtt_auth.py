@@ -101,7 +101,8 @@ def test_hub_logs_in_to_a_mosquitto_that_refuses_anonymous_clients(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GRIDSENTINEL_ADMIN_TOKEN", ADMIN_TOKEN)
-    from hub.db import init_schema, make_engine, session_factory, sqlite_url
+    from hub.db import make_engine, session_factory, sqlite_url
+    from hub.schema import init_schema
 
     data = tmp_path / "hub"
     data.mkdir()

@@ -15,13 +15,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edge import wire
 from edge.wire import Channel, Point, Telemetry
-from hub.db import init_schema, make_engine, session_factory, sqlite_url
+from hub.db import make_engine, session_factory, sqlite_url
 from hub.devices.models import DeviceRow
 from hub.devices.registry import DeviceRecord, DeviceRegistry
 from hub.ingest.dedup import Gap
 from hub.ingest.pipeline import Ingest, standalone_ingest
 from hub.ingest.watermark import SeqWatermark
 from hub.metrics import IngestStats
+from hub.schema import init_schema
 from hub.series.base import SeriesPoint
 from tests.servers_pg import PostgresServer
 
