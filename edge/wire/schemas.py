@@ -1,4 +1,4 @@
-"""Typed msgspec schemas for the wire contract's telemetry fast path (:mod:`edge.wire` uses them when
+"""Typed msgspec schemas for the wire contract's telemetry fast path (:mod:`edge.wire.decoding` uses them when
 msgspec is installed; without it, or for anything they refuse, the reference path decides).
 
 One pass in C parses the JSON and checks the shapes and types: ``seq``/``ts``/``v`` integers (never
