@@ -159,6 +159,37 @@ def test_an_alarm_raised_and_cleared_inside_an_outage_is_recorded_closed_and_pag
     assert (row.state, row.flap_count) == ("open", 1) and row.group_id is not None
 
 
+def test_the_first_live_message_ends_the_replay_and_releases_what_it_held(
+    tmp_path: Path, engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    clock = FakeClock(T0 + 300_000)
+    sink = build(make_ctx(tmp_path, engine, sessions, clock))
+    sink.on_event(SENSOR, smoke(1, T0, hist=True), T0 + 300_000)
+    sink.on_telemetry(SENSOR, temp(2, T0 + 10_000, 21.0, hist=True), T0 + 300_001)  # still the replay
+    sink.drain()
+    assert incidents(sessions) == [] and sink.pending() == 1
+    sink.on_telemetry(SENSOR, temp(3, T0 + 300_002, 21.0), T0 + 300_002)  # live: the replay is over
+    sink.drain()
+    [row] = incidents(sessions)
+    assert (row.state, row.opened_ms) == ("open", T0) and row.group_id is not None
+    assert sink.pending() == 0
+
+
+def test_a_slow_replay_still_pairs_an_open_with_its_clear(
+    tmp_path: Path, engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    """A busy hub or a long backlog: the clear comes seconds after the open, but in the same replay."""
+    clock = FakeClock(T0 + 300_000)
+    sink = build(make_ctx(tmp_path, engine, sessions, clock))
+    sink.on_event(SENSOR, smoke(1, T0, hist=True), T0 + 300_000)
+    clock.ms += 20_000
+    assert sink.release_held() == 0
+    sink.on_event(SENSOR, smoke(2, T0 + 20_000, active=False, hist=True), T0 + 320_000)
+    sink.drain()
+    [row] = incidents(sessions)
+    assert (row.state, row.close_reason, row.group_id) == ("closed", "cleared_offline", None)
+
+
 def test_held_historical_alarms_are_stored_on_shutdown(
     tmp_path: Path, engine: Engine, sessions: sessionmaker[Session]
 ) -> None:
