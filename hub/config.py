@@ -25,6 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from edge.vocabulary import CATEGORY_NAMES, require_known
 from edge.wire import DEFAULT_ROOT, check_id
+from hub.db import sqlite_url
+from hub.series.settings import SeriesSettings
 
 ENV_PREFIX: Final = "GRIDSENTINEL_"
 DEFAULT_DATA_DIR: Final = Path("./gridsentinel-data")
@@ -250,14 +252,10 @@ class HubSettings(BaseModel):
 
     def resolved_state_url(self) -> str:
         """The state DB URL, defaulting to ``data_dir/state.db``."""
-        from hub.db import sqlite_url
-
         return self.state_url or sqlite_url(self.data_dir)
 
     def series_settings(self) -> Any:
         """The series package's ``SeriesSettings`` built from the ``series_*`` fields."""
-        from hub.series.settings import SeriesSettings
-
         values: dict[str, Any] = {"backend": self.series_backend}
         for name in SERIES_FIELDS:
             value = getattr(self, f"series_{name}")

@@ -21,9 +21,15 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
+import uvicorn
+
+from hub.api.app import create_app
+from hub.broker import ThreadedBroker
+from hub.broker.acl import CredentialAuthorizer
 from hub.config import HubSettings
 from hub.context import PLUGINS, HubContext
 from hub.db import make_engine, session_factory
+from hub.devices.provision import CredentialStore
 from hub.devices.registry import STATE_CODES, DeviceRegistry
 from hub.ingest.deadletter import DeadLetterStore
 from hub.ingest.gaps import GapManager
@@ -34,7 +40,10 @@ from hub.ingest.sinks import DeviceRef
 from hub.ingest.watermark import resume_with_journal
 from hub.metrics import HubCollector, HubMetrics, IngestStats
 from hub.schema import init_schema
+from hub.security import auth
 from hub.series.base import SeriesPoint, SeriesStore
+from hub.series.settings import open_store
+from hub.series.writer import SeriesWriter
 
 logger = logging.getLogger(__name__)
 
@@ -219,8 +228,6 @@ class Hub:
     @staticmethod
     def _admin_env() -> str | None:
         """``GRIDSENTINEL_ADMIN_TOKEN``, checked before anything starts."""
-        from hub.security import auth
-
         value = os.environ.get(auth.ADMIN_TOKEN_ENV, "").strip() or None
         if value is not None and not auth.valid_token_shape(value):
             raise HubStartError(f"${auth.ADMIN_TOKEN_ENV}: {auth.TOKEN_SHAPE_HELP}")
@@ -228,8 +235,6 @@ class Hub:
 
     def _bootstrap_admin(self, admin_env: str | None) -> None:
         """No default passwords: the first start issues the administrator's token and prints it once."""
-        from hub.security import auth
-
         assert self.ctx is not None
         token = auth.bootstrap_admin(self.ctx.services["tokens"], admin_env)
         if token is not None:
@@ -237,15 +242,11 @@ class Hub:
             logger.warning("administrator token for %r issued and printed on stdout (once)", auth.BOOTSTRAP_ADMIN_ID)
 
     def _start_series(self, deadletters: DeadLetterStore) -> None:
-        from hub.series.writer import SeriesWriter
-
         s = self.settings
         series = s.series_settings()
         if self._store_override is not None:
             self.store = self._store_override
         else:
-            from hub.series.settings import open_store
-
             self.store = open_store(series, s.data_dir)
 
         def bad_line(line: str, reason: str) -> None:
@@ -281,15 +282,8 @@ class Hub:
             secret = None if s.mqtt_password is None else s.mqtt_password.get_secret_value()
             self._mqtt_login = (s.mqtt_username, secret)
             return s.mqtt_address()
-        try:
-            from hub.broker import ThreadedBroker
-        except ImportError as exc:
-            raise HubStartError(f"no --mqtt-url given and the embedded broker is not available: {exc}") from exc
         hooks: dict[str, Any] = {}
         if s.broker_auth:
-            from hub.broker.acl import CredentialAuthorizer
-            from hub.devices.provision import CredentialStore
-
             assert self.ctx is not None
             credentials = CredentialStore(self.ctx.sessions)
             # The hub's own connection: a fresh password for its client id on every start, never shown.
@@ -307,9 +301,6 @@ class Hub:
         return self.mqtt_host, self.mqtt_port
 
     def _start_http(self) -> None:
-        import uvicorn
-
-        from hub.api.app import create_app
 
         assert self.ctx is not None
         s = self.settings

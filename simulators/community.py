@@ -50,6 +50,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+import yaml
+
 from edge.vocabulary import CATEGORIES, FORCE_NAMES, ForceKind
 from edge.wire import check_id, is_valid_grid
 from simulators.signals import mix
@@ -353,8 +355,6 @@ def to_dict(community: Community) -> dict[str, Any]:
 
 def write_community(path: str | Path, community: Community) -> Path:
     """Write ``community`` as YAML to ``path`` and return the path."""
-    import yaml
-
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(yaml.safe_dump(to_dict(community), sort_keys=False, allow_unicode=True, width=120))
@@ -436,8 +436,6 @@ def from_dict(doc: Mapping[str, Any]) -> Community:
 
 def load_community(path: str | Path) -> Community:
     """Read a community YAML file written by :func:`write_community` (or by hand, same schema)."""
-    import yaml
-
     doc = yaml.safe_load(Path(path).read_text())
     if not isinstance(doc, dict):
         raise CommunityError(str(path), "the document must be a mapping")

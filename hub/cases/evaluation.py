@@ -21,6 +21,7 @@ from sqlalchemy import select
 from hub.cases.errors import InvalidInputError
 from hub.cases.models import CaseRow
 from hub.cases.records import scope_of
+from hub.series.base import SeriesPoint
 
 if TYPE_CHECKING:
     from hub.cases.calendar import WorkingCalendar
@@ -180,8 +181,6 @@ def run_evaluation(
 
 
 def _write_series(writer: Any, rows: list[dict[str, Any]], by: str, period: str, now_ms: int) -> None:
-    from hub.series.base import SeriesPoint
-
     points = [
         SeriesPoint(
             "case_eval",

@@ -16,7 +16,7 @@ from typing import Final
 
 from sqlalchemy import select
 
-from hub.cases import api, open311
+from hub.cases import api, models, open311
 from hub.cases.directory import Directory
 from hub.cases.loader import WorkflowConfig, load_file, load_yaml, parse_config, plan_book, sla_policy
 from hub.cases.models import GridRow
@@ -51,8 +51,6 @@ def find_config(ctx: HubContext) -> WorkflowConfig:
 
 def build(ctx: HubContext, cfg: WorkflowConfig | None = None) -> CaseService:
     """Create tables, seed the grid model if empty, and build the service on ``ctx``."""
-    from hub.cases import models
-
     cfg = cfg or find_config(ctx)
     tables = [t for t in Base.metadata.sorted_tables if t.name in models.TABLE_NAMES]
     Base.metadata.create_all(ctx.engine, tables=tables)

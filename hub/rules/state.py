@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
+from edge.wire import DeviceKind
 from hub.ingest.sinks import DeviceRef
 from hub.rules.models import CompositeRule, Rule
 
@@ -108,8 +109,6 @@ def device_to_dict(device: DeviceRef) -> dict[str, Any]:
 
 def device_from_dict(raw: Mapping[str, Any]) -> DeviceRef:
     """Inverse of :func:`device_to_dict`."""
-    from edge.wire import DeviceKind
-
     kind = raw.get("kind")
     return DeviceRef(
         device_id=str(raw["device_id"]),

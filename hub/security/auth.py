@@ -32,6 +32,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from hub.cases.models import PersonRow
 from hub.security.authz import ADMIN, DEMO_PRINCIPAL, Principal, principal_of
 from hub.security.models import ApiTokenRow
 
@@ -353,8 +354,6 @@ def who_am_i(request: Request, principal: PrincipalDep) -> dict[str, Any]:
 
 def person_name(sessions: sessionmaker[Session], person_id: str) -> str | None:
     """The name of ``person_id`` in the cases directory of the state DB, or None when unknown."""
-    from hub.cases.models import PersonRow
-
     with sessions() as s:
         row = s.get(PersonRow, person_id)
         return None if row is None else row.name

@@ -10,6 +10,9 @@ from typing import Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hub.series.base import SeriesStore
+from hub.series.embedded import EmbeddedStore
+from hub.series.influx_v1 import InfluxV1Store
+from hub.series.influx_v2 import InfluxV2Store
 
 logger = logging.getLogger(__name__)
 
@@ -74,14 +77,10 @@ StoreFactory = Callable[[SeriesSettings, Path], SeriesStore]
 
 
 def _open_embedded(settings: SeriesSettings, data_dir: Path) -> SeriesStore:
-    from hub.series.embedded import EmbeddedStore
-
     return EmbeddedStore(settings.path or data_dir / EMBEDDED_FILE)
 
 
 def _open_v1(settings: SeriesSettings, data_dir: Path) -> SeriesStore:
-    from hub.series.influx_v1 import InfluxV1Store
-
     assert settings.url is not None and settings.db is not None  # checked by the validator
     return InfluxV1Store(
         settings.url,
@@ -94,8 +93,6 @@ def _open_v1(settings: SeriesSettings, data_dir: Path) -> SeriesStore:
 
 
 def _open_v2(settings: SeriesSettings, data_dir: Path) -> SeriesStore:
-    from hub.series.influx_v2 import InfluxV2Store
-
     assert settings.url is not None and settings.bucket is not None and settings.token is not None
     return InfluxV2Store(
         settings.url, settings.token, settings.org or "", settings.bucket, timeout_s=settings.timeout_s

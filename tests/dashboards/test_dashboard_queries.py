@@ -27,7 +27,15 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge.agent import Agent
 from edge.wire import Channel, DeviceKind, DeviceState, Status, encode, topic
+from hub.cases.evaluation import run_evaluation
+from hub.config import HubSettings
+from hub.service import Hub
+from simulators.community import generate_community, write_community
+from simulators.community_workflow import write_workflow
+from simulators.demo import agent_configs
+from simulators.drivers import find_sim
 from tests.servers import wait_until
 from tests.servers_influx import InfluxdServer
 
@@ -101,15 +109,6 @@ def expand(query: str, grid: str, interval: str = DEFAULT_INTERVAL) -> str:
 
 @pytest.fixture(scope="module")
 def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filled]:
-    from edge.agent import Agent
-    from hub.cases.evaluation import run_evaluation
-    from hub.config import HubSettings
-    from hub.service import Hub
-    from simulators.community import generate_community, write_community
-    from simulators.community_workflow import write_workflow
-    from simulators.demo import agent_configs
-    from simulators.drivers import find_sim
-
     work = tmp_path_factory.mktemp("dash")
     server = InfluxdServer(work / "influxd")
     server.start()

@@ -6,6 +6,9 @@ import configparser
 import subprocess
 from pathlib import Path
 
+from pydantic import BaseModel
+
+from edge.config import DeviceConfig, MqttConfig, OutboxConfig, RuleConfig, TlsConfig
 from tests.servers import require_binary
 
 UNIT = Path(__file__).resolve().parents[2] / "edge" / "deploy" / "gridsentinel-edge.service"
@@ -41,9 +44,6 @@ def test_unit_passes_systemd_analyze() -> None:
 
 
 def test_every_config_key_is_documented() -> None:
-    from pydantic import BaseModel
-
-    from edge.config import DeviceConfig, MqttConfig, OutboxConfig, RuleConfig, TlsConfig
 
     docs = (UNIT.parents[2] / "docs" / "edge.md").read_text()
     sections: list[tuple[type[BaseModel], str]] = [

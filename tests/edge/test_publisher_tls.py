@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 import subprocess
 from pathlib import Path
@@ -80,8 +81,6 @@ def make_certs(folder: Path) -> tuple[Path, Path, Path]:
 
 
 def test_backoff_is_jittered_exponential_and_bounded() -> None:
-    import random
-
     rng = random.Random(1)
     delays = [backoff_delay(n, 0.5, 8.0, rng) for n in range(10)]
     for n, delay in enumerate(delays):

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from edge.cli import main
 from hub.api.app import create_app
 from hub.cases import api as cases_api
 from hub.cases.plugin import build, example_config
@@ -120,8 +121,6 @@ def test_page_and_its_modules_are_served(ctx: HubContext) -> None:
 
 
 def test_cli_issues_lists_and_revokes_tokens(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from edge.cli import main
-
     data = tmp_path / "hub"
     assert main(["hub", "token", "issue", "op1", "--data-dir", str(data)]) == 2  # no state DB yet
     assert "run the hub once" in capsys.readouterr().err

@@ -12,6 +12,7 @@ import pytest
 import uvicorn
 
 from hub.api.app import create_app
+from hub.cases import api, open311
 from hub.cases.plugin import build, example_config
 from hub.cases.service import CaseService, WebhookTarget
 from hub.context import HubContext
@@ -112,8 +113,6 @@ def env(db_url: str, tmp_path: Path) -> Iterator[CasesEnv]:
 @pytest.fixture
 def live(db_url: str, tmp_path: Path) -> Iterator[CasesEnv]:
     """The real hub app (core + case routers) served by uvicorn on a free port, on each backend."""
-    from hub.cases import api, open311
-
     cases = make_env(db_url, tmp_path)
     cases.ctx.add_router(api.router)
     cases.ctx.add_router(open311.router)

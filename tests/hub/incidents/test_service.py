@@ -9,10 +9,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from edge.wire import DeviceKind, Event, EventState, Severity
 from hub.bus import EventBus
+from hub.context import HubContext
 from hub.db import make_engine, session_factory
 from hub.incidents.models import IncidentGroupRow, IncidentRow
+from hub.incidents.plugin import build
 from hub.incidents.service import IncidentService
+from hub.ingest.sinks import DeviceRef
 from hub.rules.state import Candidate
 
 T0 = 1_700_000_000_000
@@ -167,11 +171,6 @@ def test_manual_close_then_new_raise_opens_new(sessions: sessionmaker[Session]) 
 
 def test_two_hub_replicas_feeding_the_same_alarm(db_url: str, tmp_path: Path) -> None:
     """Two full replicas (own DB engine, rule engine and sink) get the same device's smoke events at once."""
-    from edge.wire import DeviceKind, Event, EventState, Severity
-    from hub.context import HubContext
-    from hub.incidents.plugin import build
-    from hub.ingest.sinks import DeviceRef
-
     engines = [make_engine(db_url) for _ in range(2)]
     sinks = [
         build(

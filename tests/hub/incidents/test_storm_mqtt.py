@@ -9,6 +9,7 @@ import pytest
 
 from hub.config import HubSettings
 from hub.incidents.check import run_check
+from hub.incidents.queries import IncidentFilter
 from hub.service import Hub
 from tests.hub.conftest import ADMIN_TOKEN
 from tests.servers import MosquittoServer
@@ -35,7 +36,6 @@ def test_storm_is_one_group_one_case_and_flapping_is_one_incident(hub: Hub, mosq
     assert result["seen"] == result["expected"]
     assert hub.ctx is not None
     incidents = hub.ctx.services["incident_queries"]
-    from hub.incidents.queries import IncidentFilter
 
     [group_id] = {i["group_id"] for i in incidents.list_incidents(IncidentFilter(rule="device_offline", limit=1000))}
     cases = [c for c in hub.ctx.services["cases"].list_cases(limit=1000) if str(c.get("group_id")) == str(group_id)]

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import sync_playwright
 
 from hub.config import HubSettings
 from hub.security.auth import TokenStore
@@ -56,7 +57,6 @@ def start_site(data_dir: Path, people: tuple[str, ...]) -> Site:
 def browser() -> Iterator[Any]:
     """Chromium for one test module, stopped after it."""
     chromium = require_binary("chromium", "chromium")
-    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
