@@ -14,6 +14,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from hub.cases.escalation import due_level, step
 from hub.cases.models import CaseRow
 from hub.cases.records import case_public, sla_state
+from hub.cases.texts import escalation_note, note_texts
 
 if TYPE_CHECKING:
     from hub.cases.service import CaseService
@@ -66,7 +67,8 @@ def _sweep_one(svc: CaseService, case_id: int, now: int) -> dict[str, Any] | Non
                 "due_ms": due_ms,
             }
             note = f"{row.stage} overdue: escalated to the {target.level_name} ({target.area_code})"
-            svc.append_event(s, row, "system", "escalate", row.state, note=note, data=result, now_ms=now)
+            data = result | note_texts(escalation_note(row.stage, target.level_name, target.area_code))
+            svc.append_event(s, row, "system", "escalate", row.state, note=note, data=data, now_ms=now)
         s.flush()
         view = case_public(row, svc.policy, now)
     if result is not None:

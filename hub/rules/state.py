@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
+from hub.rules import titles
 from hub.rules.models import CompositeRule, Rule
 from hub.sinks import DeviceRef
 
@@ -39,6 +40,8 @@ class Candidate:
     repeat: bool = False
     event_id: str | None = None
     detail: Mapping[str, Any] = field(default_factory=dict)
+    #: ``title`` as a message of :mod:`hub.texts`, rendered in the reader's language (None: English only).
+    title_msg: Mapping[str, Any] | None = None
 
     @property
     def hist(self) -> bool:
@@ -154,6 +157,7 @@ def device_candidate(
         category=rule.category,
         severity=rule.severity.value,
         title=f"{rule.display_title} on {device.device_id}",
+        title_msg=titles.on_device(rule, device.device_id),
         ts_ms=ts,
         value=value,
         flap=flap,
@@ -187,6 +191,7 @@ def grid_candidate(
         category=rule.category,
         severity=rule.severity.value,
         title=f"{rule.display_title} in grid {grid}",
+        title_msg=titles.in_grid(rule, grid),
         ts_ms=ts,
         value=float(n),
         flap=flap,
