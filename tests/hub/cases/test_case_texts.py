@@ -16,6 +16,7 @@ from hub.rules.loader import default_rules
 from hub.rules.titles import on_device
 from tests.hub.cases.conftest import CasesEnv
 from tests.hub.cases.test_api_flow import act, smoke_group
+from tests.hub.conftest import FirstStreamEvent
 
 ZH = {"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8"}
 EN = {"Accept-Language": "en-US,en;q=0.9"}
@@ -120,3 +121,12 @@ def test_open311_answers_in_the_residents_language(live: CasesEnv) -> None:
     fire = next(s for s in services if s["service_code"] == "fire_safety")
     assert (fire["service_name"], fire["service_name_zh"]) == ("消防安全", "消防安全")
     assert fire["description"].startswith("由")
+
+
+def test_the_live_stream_speaks_the_language_of_its_lang_parameter(live: CasesEnv) -> None:
+    url = f"{live.base_url}/api/v1/stream?kinds=case&lang=zh"
+    listener = FirstStreamEvent(url, {"X-Actor": "op1"}).start()
+    assert live.svc.on_incident_group(device_group()) is not None
+    first = listener.wait()
+    assert first is not None
+    assert first["case"]["title"] == "检测到烟雾（设备 smoke-3）"
