@@ -67,24 +67,6 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 CasesDep = Annotated[CaseService, Depends(get_cases)]
 CLOSED_STATES: Final = frozenset({"closed", "evaluated", "cancelled", "merged"})
-#: The standard sentence of each state, in English (the catalogue hub.texts has every language).
-STATUS_NOTES: Final[dict[str, str]] = {
-    state: tr(f"open311.status.{state}", "en")
-    for state in (
-        "reported",
-        "registered",
-        "dispatched",
-        "accepted",
-        "handling",
-        "returned",
-        "feedback",
-        "verified",
-        "closed",
-        "evaluated",
-        "cancelled",
-        "merged",
-    )
-}
 #: GeoReport v2 document formats (the path suffix).
 Format = Literal["json", "xml"]
 _BOTH: Final[dict[str, Any]] = {"content": {"application/json": {}, "application/xml": {}}}
