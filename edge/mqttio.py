@@ -1,4 +1,4 @@
-"""A faster paho client for the edge publisher's hot path (the hub has its own client, ``hub.mqttlink``).
+"""A faster paho client for the edge publisher's hot path (the hub has its own client, ``hub.ingest.link``).
 
 Stock paho 2.x makes three ``recv`` calls per incoming packet (command byte, length,
 body) and builds a ``Properties`` and a ``ReasonCode`` object for every PUBACK, even on

@@ -256,7 +256,7 @@ class HubSettings(BaseModel):
 
     def series_settings(self) -> Any:
         """The series package's ``SeriesSettings`` built from the ``series_*`` fields."""
-        from hub.series.registry import SeriesSettings
+        from hub.series.settings import SeriesSettings
 
         values: dict[str, Any] = {"backend": self.series_backend}
         for name in SERIES_FIELDS:

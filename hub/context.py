@@ -4,7 +4,7 @@ A subsystem (incidents, cases, snapshots, ...) is a module with
 ``install(ctx: HubContext) -> None`` listed in :data:`PLUGINS`. At start-up the
 hub builds one :class:`HubContext` and calls each ``install``, which may:
 
-- ``ctx.add_sink(sink)``: receive every accepted message (see :mod:`hub.sinks`);
+- ``ctx.add_sink(sink)``: receive every accepted message (see :mod:`hub.ingest.sinks`);
 - ``ctx.add_router(router)``: mount a FastAPI ``APIRouter``; routes reach the
   context through ``request.app.state.ctx``;
 - ``ctx.add_task(name, fn)``: run ``fn(stop_event)`` on its own thread until the
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from edge.wire import DEFAULT_ROOT, Command
 from hub.bus import EventBus
-from hub.sinks import DeviceRef, MessageSink
+from hub.ingest.sinks import DeviceRef, MessageSink
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 PLUGINS: Final[tuple[str, ...]] = (
     "hub.incidents.plugin",
     "hub.cases.plugin",
-    "hub.snapshots",
+    "hub.evidence.snapshots",
     "hub.commands.plugin",
     "hub.levels.plugin",
     "hub.cameras.plugin",

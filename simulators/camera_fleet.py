@@ -1,7 +1,7 @@
 """A street of simulated cameras on real MQTT: the camera driver's telemetry and events, no video decoded.
 
 One asyncio loop holds one raw MQTT 3.1.1 connection per camera (client id = device id, QoS 1;
-the framing of :mod:`simulators.bench`). Each camera sends a retained birth (kind camera, its
+the framing of :mod:`simulators.bench.fleet`). Each camera sends a retained birth (kind camera, its
 grid, location/model/analytics labels), then every ``interval_s`` the metrics
 :class:`edge.camera.driver.CameraDriver` reports (fps, stream, last frame age, latency, people,
 motion, brightness, sharpness; seeded values, not analytics), and on demand tamper events
@@ -24,7 +24,7 @@ from typing import Final
 from edge import wire
 from edge.vocabulary import EventType
 from edge.wire import Channel, DeviceKind, DeviceState, Event, EventState, MetricValue, Point, Severity, Status
-from simulators.bench import RawMqttDevice, publish_packet
+from simulators.bench.fleet import RawMqttDevice, publish_packet
 
 logger = logging.getLogger(__name__)
 

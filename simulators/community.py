@@ -444,31 +444,6 @@ def load_community(path: str | Path) -> Community:
     return from_dict(doc)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m simulators.community --grids N --seed S --out FILE``: write a generated community."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m simulators.community", description="Write a seeded community.")
-    parser.add_argument("--grids", type=int, default=10, help="unit grids (1..999)")
-    parser.add_argument("--seed", type=int, default=42, help="random seed")
-    parser.add_argument("--site", default="sunrise", help="MQTT site id of every device")
-    parser.add_argument("--interval", type=float, default=10.0, help="driver poll interval, seconds")
-    parser.add_argument("--out", default="community.yaml", help="YAML file to write")
-    parser.add_argument("--workflow-out", default=None, help="also write the hub's cases YAML (grids, people) here")
-    args = parser.parse_args(argv)
-    try:
-        community = generate_community(args.grids, seed=args.seed, site=args.site, interval_s=args.interval)
-    except CommunityError as exc:
-        parser.error(str(exc))
-    path = write_community(args.out, community)
-    if args.workflow_out:
-        from simulators.community_workflow import write_workflow
-
-        write_workflow(args.workflow_out, community)
-    print(f"{path}: {len(community.grids)} grids, {len(community.devices)} devices, {len(community.people)} people")
-    return 0
-
-
 __all__ = [
     "Community",
     "CommunityError",
@@ -483,7 +458,3 @@ __all__ = [
     "to_dict",
     "write_community",
 ]
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

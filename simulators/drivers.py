@@ -6,7 +6,7 @@ with. Scenarios reach a running instance through :func:`find_sim` by the
 inject faults at runtime: ``trigger(name)`` forces an alarm condition (smoke,
 paper_out...) and ``release(name)`` ends it; sensors also take ``stuck``,
 ``spike`` and ``drift`` faults on a metric. The kiosk lives in
-:mod:`simulators.sim_kiosk`; importing this module registers both.
+:mod:`simulators.sim_kiosk` (its own entry in the ``gridsentinel.drivers`` entry points).
 """
 
 from __future__ import annotations
@@ -238,6 +238,4 @@ class SimSensorDriver:
 
 register_driver("sim_sensor", SimSensorConfig, SimSensorDriver, "simulated sensor (env, smoke, water, manhole...)")
 
-from simulators import sim_kiosk  # noqa: E402  (registers sim_kiosk; it imports find/remember from here)
-
-__all__ = ["SimSensorConfig", "SimSensorDriver", "UnknownTriggerError", "find_sim", "sim_kiosk"]
+__all__ = ["SimSensorConfig", "SimSensorDriver", "UnknownTriggerError", "find_sim"]

@@ -229,7 +229,7 @@ class ScenarioRunner:
         (data_dir / "cases.yaml").write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
 
     def _start_broker(self, workdir: Path) -> None:
-        from simulators.scenario_servers import EmbeddedBrokerServer, MosquittoBroker, ServerError
+        from simulators.servers import EmbeddedBrokerServer, MosquittoBroker, ServerError
 
         choice = self.options.broker
         if choice in ("auto", "mosquitto"):
@@ -320,7 +320,7 @@ class ScenarioRunner:
         for the devices, :attr:`proxies` for their network, :attr:`api` for the hub).
         """
         from simulators.proxy import ProxyPool
-        from simulators.scenario_servers import HubProcess, InfluxServer
+        from simulators.servers import HubProcess, InfluxServer
 
         sc = self.scenario
         own_dir = self.options.workdir is None
@@ -533,7 +533,7 @@ class ScenarioRunner:
             time.sleep(1.0)
 
     def _check(self, e: Expectation, at: str) -> Check:
-        from simulators.scenario_servers import ServerError
+        from simulators.servers import ServerError
 
         try:
             return self._check_once(e, at)
@@ -688,7 +688,7 @@ class ScenarioRunner:
         return delivered, stored, missing
 
     def _count_series(self, report: RunReport) -> None:
-        from simulators.scenario_servers import ServerError
+        from simulators.servers import ServerError
 
         try:
             report.stored_points = sum(len(t) for t in self.store_server.point_times().values())

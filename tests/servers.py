@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.benchutil import NO_DROP_MOSQUITTO_CONF
+from simulators.bench.util import NO_DROP_MOSQUITTO_CONF
 
 
 def free_port() -> int:

@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from hub.benchutil import influxd_conf
+from simulators.bench.util import influxd_conf
 from tests.servers import ServerProcess, free_port, require_binary
 
 

@@ -164,7 +164,7 @@ class ModbusDriver:
         else:
             assert cfg.serial_port is not None
             if importlib.util.find_spec("serial") is None:
-                raise DriverError("Modbus RTU needs pyserial: pip install pyserial", retryable=False)
+                raise DriverError("Modbus RTU needs pyserial: pip install 'pymodbus[serial]'", retryable=False)
             client = ModbusSerialClient(
                 cfg.serial_port,
                 baudrate=cfg.baudrate,

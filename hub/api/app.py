@@ -13,9 +13,9 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import StatementError
 
 import hub.web
-from hub import auth
 from hub.api.routes import deadletters, devices, gaps, health, series, stream
 from hub.context import HubContext
+from hub.security import auth
 
 
 def page_shell(name: str = "index.html") -> str:

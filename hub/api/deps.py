@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request
 
 from hub.context import HubContext
-from hub.deadletter import DeadLetterStore
-from hub.gaps import GapManager
-from hub.registry import DeviceRegistry
+from hub.devices.registry import DeviceRegistry
+from hub.ingest.deadletter import DeadLetterStore
+from hub.ingest.gaps import GapManager
 
 
 def get_ctx(request: Request) -> HubContext:

@@ -39,8 +39,8 @@ from hub.broker.packets import (
     Will,
     encode,
 )
-from hub.broker.registry import SubscriptionRegistry
 from hub.broker.session import ClientOutput, Message, Session
+from hub.broker.subscriptions import SubscriptionRegistry
 from hub.broker.topics import (
     TopicValidationError,
     matches,

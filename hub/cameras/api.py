@@ -13,10 +13,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 
-from hub import authz
 from hub.api.deps import CtxDep, RegistryDep
-from hub.auth import PrincipalDep, require
 from hub.cameras.board import STATE_FILTERS, CameraBoard, camera_row, matches, summarize
+from hub.security import authz
+from hub.security.auth import PrincipalDep, require
 
 router = APIRouter(prefix="/api/v1", tags=["cameras"])
 DEFAULT_PAGE: int = 50

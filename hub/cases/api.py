@@ -1,9 +1,9 @@
 """REST API of the case workflow: grids, people, forces, cases, transitions, audit, evaluation.
 
 The acting person comes from the ``Authorization: Bearer`` API token (see
-:mod:`hub.auth`) in ONE dependency, :data:`hub.auth.PrincipalDep`; the ``X-Actor``
+:mod:`hub.security.auth`) in ONE dependency, :data:`hub.security.auth.PrincipalDep`; the ``X-Actor``
 header (a person id) is honoured only when the hub runs in demo mode. What each
-person sees is decided by :mod:`hub.authz`: lists are filtered, a case outside the
+person sees is decided by :mod:`hub.security.authz`: lists are filtered, a case outside the
 person's scope answers 404 like a missing one, a visible case they may not act on
 403 (the state machine then checks the role per action; the built-in administrator,
 who is no directory person, acts as an admin and the audit entry records its roles).
@@ -23,9 +23,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub import authz, localize
-from hub.auth import PrincipalDep, require
-from hub.authz import Principal
+from hub import localize
 from hub.cases.checklist import complete_step
 from hub.cases.errors import CaseServiceError
 from hub.cases.evaluation import run_evaluation
@@ -33,6 +31,9 @@ from hub.cases.loader import ConfigError, load_yaml
 from hub.cases.machine import TransitionError
 from hub.cases.service import CaseService
 from hub.localize import LangDep
+from hub.security import authz
+from hub.security.auth import PrincipalDep, require
+from hub.security.authz import Principal
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["cases"])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -16,6 +16,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from edge.vocabulary import CATEGORY_NAMES, UnknownNameError, require_known
 from hub.cases.audit import GENESIS
+from hub.cases.core import CaseCore
 from hub.cases.errors import CaseServiceError, InvalidInputError
 from hub.cases.machine import State, TransitionError
 from hub.cases.models import CaseRow
@@ -24,16 +25,13 @@ from hub.cases.records import case_public
 from hub.cases.stages import enter_stage
 from hub.cases.texts import group_texts
 
-if TYPE_CHECKING:
-    from hub.cases.service import CaseService
-
 logger = logging.getLogger(__name__)
 SYSTEM = "system"
 MAX_ATTEMPTS = 60
 
 
 def create_case(
-    svc: CaseService,
+    svc: CaseCore,
     *,
     source: str,
     category: str,
@@ -124,7 +122,7 @@ def create_case(
     return view
 
 
-def incident_group(svc: CaseService, data: Mapping[str, Any]) -> int | None:
+def incident_group(svc: CaseCore, data: Mapping[str, Any]) -> int | None:
     """One case per incident group, auto-dispatched by routing; later incidents attach to it."""
     group_id = str(data["group_id"])
     incident_ids = list(data.get("incident_ids") or [])
@@ -161,17 +159,17 @@ def _alarm_times(data: Mapping[str, Any]) -> tuple[int, int] | None:
     return None if raised is None or received is None else (int(raised), int(received))
 
 
-def _known_grid(svc: CaseService, data: Mapping[str, Any]) -> str | None:
+def _known_grid(svc: CaseCore, data: Mapping[str, Any]) -> str | None:
     grid = data.get("grid")
     return str(grid) if grid and str(grid) in svc.directory.model().areas else None
 
 
-def _case_for_group(svc: CaseService, group_id: str) -> int | None:
+def _case_for_group(svc: CaseCore, group_id: str) -> int | None:
     with svc.sessions() as s:
         return s.execute(select(CaseRow.id).where(CaseRow.group_id == group_id)).scalar_one_or_none()
 
 
-def _auto_dispatch(svc: CaseService, case_id: int) -> None:
+def _auto_dispatch(svc: CaseCore, case_id: int) -> None:
     for action in ("register", "dispatch"):
         try:
             svc.transition(case_id, action, SYSTEM, {})
@@ -181,11 +179,11 @@ def _auto_dispatch(svc: CaseService, case_id: int) -> None:
             return
 
 
-def _attach(svc: CaseService, case_id: int, incident_ids: Sequence[Any], group_state: str) -> None:
+def _attach(svc: CaseCore, case_id: int, incident_ids: Sequence[Any], group_state: str) -> None:
     for _ in range(MAX_ATTEMPTS):
         try:
             with svc.sessions() as s, s.begin():
-                row = svc._row(s, case_id, lock=True)
+                row = svc.row(s, case_id, lock=True)
                 new = [i for i in incident_ids if i not in (row.incident_ids or [])]
                 if not new:
                     return

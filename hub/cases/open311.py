@@ -41,9 +41,6 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from edge.vocabulary import CATEGORIES, Category
-from hub import authz
-from hub.auth import TOKEN_PREFIX, bearer_token, get_tokens, principal_for
-from hub.authz import Principal
 from hub.cases.api import get_cases
 from hub.cases.errors import CaseServiceError
 from hub.cases.media import PhotoRefusedError, PhotoStore, decode_upload
@@ -60,6 +57,9 @@ from hub.cases.open311_view import (
 from hub.cases.records import projected_done_ms, scope_of
 from hub.cases.service import PUBLIC_NOTE, CaseService
 from hub.localize import LangDep
+from hub.security import authz
+from hub.security.auth import TOKEN_PREFIX, bearer_token, get_tokens, principal_for
+from hub.security.authz import Principal
 from hub.texts import CATALOGUE, Lang, content_language
 from hub.texts import text as tr
 

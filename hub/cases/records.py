@@ -167,7 +167,7 @@ def case_public(row: CaseRow, policy: SlaPolicy, now_ms: int) -> dict[str, Any]:
 
 
 def scope_of(row: CaseRow) -> dict[str, Any]:
-    """The fields of a case that :mod:`hub.authz` decides visibility on (as in the case JSON)."""
+    """The fields of a case that :mod:`hub.security.authz` decides visibility on (as in the case JSON)."""
     return {
         "grid": row.grid_code,
         "assignees": list(row.assignees or ()),

@@ -1,7 +1,7 @@
 """REST API of device commands: send one, list a device's, read one; and the ops each device kind offers.
 
 ``POST /api/v1/devices/{id}/commands`` needs command rights on the device's grid
-(:func:`hub.authz.may_command_device`); reading commands needs command rights at all.
+(:func:`hub.security.authz.may_command_device`); reading commands needs command rights at all.
 A device outside the caller's view answers 404 like an unknown one. Every request,
 refused ones included, is recorded in the access audit.
 """
@@ -15,12 +15,12 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, R
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge import wire
-from hub import authz
-from hub.auth import PrincipalDep, require
-from hub.authz import Principal
 from hub.commands.service import DEFAULT_TTL_S, CommandService, IdempotencyConflictError, NewCommand
-from hub.registry import DeviceRegistry
-from hub.sinks import DeviceRef
+from hub.devices.registry import DeviceRegistry
+from hub.ingest.sinks import DeviceRef
+from hub.security import authz
+from hub.security.auth import PrincipalDep, require
+from hub.security.authz import Principal
 
 logger = logging.getLogger(__name__)
 

@@ -7,13 +7,13 @@ import threading
 from typing import Final
 
 from edge.wire import CommandAck, Event, Status, Telemetry
-from hub.access_audit import AccessLog
 from hub.commands.api import device_ref, router
 from hub.commands.service import DEFAULT_ACK_MARGIN_S, CommandService, Sender
 from hub.context import HubContext
+from hub.devices.registry import DeviceRegistry
+from hub.evidence.access_log import AccessLog
 from hub.incidents.service import IncidentService
-from hub.registry import DeviceRegistry
-from hub.sinks import DeviceRef
+from hub.ingest.sinks import DeviceRef
 
 logger = logging.getLogger(__name__)
 

@@ -31,8 +31,8 @@ from edge import wire
 from edge.vocabulary import Category
 from hub.bus import EventBus
 from hub.commands.models import CommandRow
+from hub.ingest.sinks import DeviceRef
 from hub.rules.state import Candidate
-from hub.sinks import DeviceRef
 from hub.texts import msg
 
 logger = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class IdempotencyConflictError(ValueError):
 
 
 class AuditLog(Protocol):
-    """Where commands and acks are recorded (the access audit, :class:`hub.access_audit.AccessLog`)."""
+    """Where commands and acks are recorded (the access audit, :class:`hub.evidence.access_log.AccessLog`)."""
 
     def record_event(
         self, person_id: str, roles: str, action: str, device_id: str, event_id: str, *, outcome: str

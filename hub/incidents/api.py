@@ -1,6 +1,6 @@
 """REST API of incidents, correlation groups and rules (``/api/v1/incidents``, ``-groups``, ``/rules``).
 
-Access (see :mod:`hub.authz`): fleet readers see every incident; grid workers those of their areas;
+Access (see :mod:`hub.security.authz`): fleet readers see every incident; grid workers those of their areas;
 force members those of their areas or of the categories routed to their force; an incident outside
 the caller's scope answers 404. Acknowledge/note/close record the signed-in person as the actor.
 """
@@ -13,9 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub import authz, localize
-from hub.auth import PrincipalDep, require
-from hub.authz import Principal
+from hub import localize
 from hub.context import HubContext
 from hub.incidents.queries import IncidentFilter, IncidentQueries
 from hub.incidents.rulestore import RuleExistsError, RuleStore
@@ -23,6 +21,9 @@ from hub.incidents.service import IncidentNotFoundError, IncidentService
 from hub.incidents.sink import IncidentSink
 from hub.localize import LangDep
 from hub.rules.loader import RuleConfigError, dump_rule, parse_rule
+from hub.security import authz
+from hub.security.auth import PrincipalDep, require
+from hub.security.authz import Principal
 from hub.series.base import StoreError
 
 logger = logging.getLogger(__name__)

@@ -10,12 +10,12 @@ from dataclasses import asdict
 from typing import Final
 
 from hub.context import HubContext, Task
-from hub.deadletter import DeadLetterStore
 from hub.incidents.api import router
 from hub.incidents.queries import MAX_LIMIT, IncidentFilter, IncidentQueries
 from hub.incidents.rulestore import EngineStateStore, RuleStore
 from hub.incidents.service import DEFAULT_GROUP_WINDOW_S, IncidentService
 from hub.incidents.sink import IncidentSink
+from hub.ingest.deadletter import DeadLetterStore
 from hub.rules.engine import RuleEngine
 from hub.rules.loader import default_rules
 from hub.rules.state import Candidate

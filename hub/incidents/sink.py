@@ -1,4 +1,4 @@
-"""The incidents :class:`~hub.sinks.MessageSink`: feeds the rule engine on the ingest thread.
+"""The incidents :class:`~hub.ingest.sinks.MessageSink`: feeds the rule engine on the ingest thread.
 
 Engine evaluation is pure and fast, so it runs inline under one lock; the DB work
 for the few candidates it yields goes to a worker thread (:meth:`IncidentSink.run`)
@@ -22,10 +22,10 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from edge.wire import Event, EventState, Status, Telemetry
 from hub.incidents.rulestore import EngineStateStore, RuleStore
 from hub.incidents.service import IncidentService
-from hub.outage import OutageLog, describe
+from hub.ingest.outage import OutageLog, describe
+from hub.ingest.sinks import DeviceRef
 from hub.rules.engine import RuleEngine
 from hub.rules.state import Candidate
-from hub.sinks import DeviceRef
 
 logger = logging.getLogger(__name__)
 

@@ -14,13 +14,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 
-from hub import authz
 from hub.api.deps import CtxDep
-from hub.auth import PrincipalDep, require
-from hub.authz import Principal
 from hub.cases.series import open_case_counts
 from hub.context import HubContext
 from hub.levels.rollup import DOWN_STATES, Fact, FactKind, ancestors_in, child_codes, level_of, rollup, top_codes
+from hub.security import authz
+from hub.security.auth import PrincipalDep, require
+from hub.security.authz import Principal
 
 router = APIRouter(prefix="/api/v1", tags=["levels"])
 AreaQuery = Annotated[str | None, Query(pattern=r"^[0-9]{6,15}$", description="area code (6/9/12/15 digits)")]

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
+from hub.ingest.sinks import DeviceRef
 from hub.rules import titles
 from hub.rules.models import CompositeRule, Rule
-from hub.sinks import DeviceRef
 
 #: ``record``: an alarm that was raised and cleared while its device was cut off, stored closed
 #: (made by the incident sink from a historical open and its clear; the engine never makes one).

@@ -104,10 +104,10 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filled]:
     from edge.agent import Agent
     from hub.cases.evaluation import run_evaluation
     from hub.config import HubSettings
-    from hub.demo import agent_configs
     from hub.service import Hub
     from simulators.community import generate_community, write_community
     from simulators.community_workflow import write_workflow
+    from simulators.demo import agent_configs
     from simulators.drivers import find_sim
 
     work = tmp_path_factory.mktemp("dash")

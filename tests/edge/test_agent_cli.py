@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import tests.edge.fake_driver  # noqa: F401  (registers test_counter for the status command)
-from edge.agent_cli import sd_notify, watchdog_seconds
 from edge.cli import main
+from edge.systemd import sd_notify, watchdog_seconds
 from tests.edge.agent_helpers import REPO, agent_raw, last_seq, terminate, write_toml
 from tests.servers import free_port, wait_until
 

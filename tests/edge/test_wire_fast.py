@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from edge import wire
 from edge.wire import Channel, PayloadError
-from hub.bench_hostile import HostileCase, hostile_corpus
+from simulators.bench.hostile import HostileCase, hostile_corpus
 
 GOLDEN = Path(__file__).parent / "golden"
 JSON_CHANNELS = [c for c in Channel if c is not Channel.SNAPSHOT]

@@ -14,7 +14,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.config import HubSettings
-from hub.db import init_schema, make_engine, session_factory, sqlite_url
+from hub.db import make_engine, session_factory, sqlite_url
+from hub.schema import init_schema
 from hub.service import Hub
 from tests.servers import MosquittoServer
 from tests.servers_pg import PostgresServer

@@ -11,12 +11,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from hub.api.app import create_app
-from hub.auth import TokenStore, bearer_token
-from hub.auth_models import ApiTokenRow
 from hub.cases import api as cases_api
 from hub.cases.plugin import build, example_config
 from hub.context import HubContext
-from hub.db import init_schema, make_engine, session_factory, sqlite_url
+from hub.db import make_engine, session_factory, sqlite_url
+from hub.schema import init_schema
+from hub.security.auth import TokenStore, bearer_token
+from hub.security.models import ApiTokenRow
 
 
 def make_ctx(tmp_path: Path, demo: bool) -> HubContext:

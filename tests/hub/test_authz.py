@@ -16,10 +16,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge import wire
 from edge.wire import Channel, DeviceKind, DeviceState, Status
-from hub import authz
-from hub.auth import ADMIN_TOKEN_ENV, BOOTSTRAP_ADMIN_ID, TokenStore, bootstrap_admin
-from hub.authz import DEMO_PRINCIPAL, Principal, principal_of
-from hub.db import init_schema, make_engine, session_factory, sqlite_url
+from hub.db import make_engine, session_factory, sqlite_url
+from hub.schema import init_schema
+from hub.security import authz
+from hub.security.auth import ADMIN_TOKEN_ENV, BOOTSTRAP_ADMIN_ID, TokenStore, bootstrap_admin
+from hub.security.authz import DEMO_PRINCIPAL, Principal, principal_of
 from hub.service import Hub, HubStartError
 from tests.hub.conftest import ADMIN_TOKEN, HubFactory, api
 from tests.hub.snapshots.test_store import event, jpeg
@@ -221,7 +222,7 @@ def role_hub(make_hub: HubFactory, tmp_path: Path, mosquitto: MosquittoServer) -
     (data_dir / "cases.yaml").write_text(
         (Path(__file__).parents[2] / "hub" / "cases" / "example.yaml").read_text(encoding="utf-8")
     )
-    hub = make_hub(data_dir=data_dir, plugins=("hub.incidents.plugin", "hub.cases.plugin", "hub.snapshots"))
+    hub = make_hub(data_dir=data_dir, plugins=("hub.incidents.plugin", "hub.cases.plugin", "hub.evidence.snapshots"))
     ctx = hub.ctx
     assert ctx is not None and "r1" in ctx.services["cases"].directory.model().people
     publish_births(mosquitto.port, {"cam-g1": GRID_1, "cam-g2": GRID_2})
@@ -344,7 +345,7 @@ def test_roles_probed_through_the_api(role_hub: Hub) -> None:
 
 @pytest.mark.integration
 def test_demo_mode_reads_anonymously_and_writes_need_a_token(make_hub: HubFactory) -> None:
-    hub = make_hub(demo=True, plugins=("hub.incidents.plugin", "hub.cases.plugin", "hub.snapshots"))
+    hub = make_hub(demo=True, plugins=("hub.incidents.plugin", "hub.cases.plugin", "hub.evidence.snapshots"))
     with api(hub, None) as anonymous:
         for url in ("/api/v1/devices", "/api/v1/deadletters", "/api/v1/gaps", "/api/v1/incidents", "/api/v1/rules"):
             assert status(anonymous, "GET", url) == 200, url

@@ -17,8 +17,8 @@ from sqlalchemy.orm import sessionmaker
 
 from edge.wire import Channel, topic
 from hub.db import make_engine
-from hub.provision import CredentialStore, Issued, mosquitto_auth_conf, write_broker_files
-from hub.provision_models import MqttCredentialRow
+from hub.devices.credentials import MqttCredentialRow
+from hub.devices.provision import CredentialStore, Issued, mosquitto_auth_conf, write_broker_files
 from tests.servers import MosquittoServer, free_port, port_open, require_binary, wait_until
 
 pytestmark = pytest.mark.integration

@@ -11,8 +11,8 @@ import pytest
 
 from edge import wire
 from edge.wire import Channel, DeviceState
+from hub.ingest.sinks import DeviceRef
 from hub.series.base import SeriesPoint
-from hub.sinks import DeviceRef
 from tests.hub.conftest import HubFactory, api
 from tests.hub.device import FakeDevice, now_ms
 from tests.servers import MosquittoServer, wait_until

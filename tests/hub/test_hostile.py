@@ -25,7 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge import wire
 from edge.wire import Channel, PayloadError, TopicError
-from hub.bench_hostile import TS, _ingest, broker_refused_topics, hostile_corpus
+from simulators.bench.hostile import TS, _ingest, broker_refused_topics, hostile_corpus
 from tests.hub.conftest import HubFactory, api
 from tests.hub.device import FakeDevice
 from tests.servers import MosquittoServer, wait_until

@@ -19,7 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge.agent import Agent
 from edge.config import parse_config
 from hub.config import HubSettings
-from hub.provision import CredentialStore, mosquitto_auth_conf, write_broker_files
+from hub.devices.provision import CredentialStore, mosquitto_auth_conf, write_broker_files
 from hub.service import Hub
 from tests.hub.conftest import ADMIN_TOKEN, api
 from tests.servers import MosquittoServer, wait_until
@@ -101,7 +101,8 @@ def test_hub_logs_in_to_a_mosquitto_that_refuses_anonymous_clients(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GRIDSENTINEL_ADMIN_TOKEN", ADMIN_TOKEN)
-    from hub.db import init_schema, make_engine, session_factory, sqlite_url
+    from hub.db import make_engine, session_factory, sqlite_url
+    from hub.schema import init_schema
 
     data = tmp_path / "hub"
     data.mkdir()

@@ -18,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from hub.broker import ThreadedBroker
 from hub.broker.decoding import decode_remaining_length
 from hub.broker.packets import encode_remaining_length
-from hub.mqttlink import MqttLink, connack_reason
+from hub.ingest.link import MqttLink, connack_reason
 from tests.servers import MosquittoServer, free_port, require_binary, wait_until
 
 pytestmark = pytest.mark.integration
@@ -175,7 +175,7 @@ def test_a_backlog_longer_than_the_handshake_timeout_does_not_drop_the_link(
     mosquitto: MosquittoServer, make_link: LinkFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Mosquitto answers SUBSCRIBE after the queued backlog: a long backlog must not count as "no SUBACK"."""
-    import hub.mqttlink
+    import hub.ingest.link
 
     link, rec = make_link(mosquitto.port, client_id="hub-long-backlog")
     wait_until(connected(link), 5, what="link connected")
@@ -183,7 +183,7 @@ def test_a_backlog_longer_than_the_handshake_timeout_does_not_drop_the_link(
     total = 1500
     # 1.5 MB: more than one read chunk and the socket buffers, so the SUBACK waits behind many reads
     publish_all(mosquitto.port, [(f"gs/v1/s/dev-{i % 3}/telemetry", b"x" * 1000, 1) for i in range(total)])
-    monkeypatch.setattr(hub.mqttlink, "CONNECT_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(hub.ingest.link, "CONNECT_TIMEOUT_S", 1.0)
     slow = Recorder()
 
     def handle(topic: bytes, payload: bytes, qos: int) -> None:
@@ -261,9 +261,9 @@ def test_messages_never_released_are_delivered_again_after_a_restart(
     mosquitto: MosquittoServer, make_link: LinkFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What a kill -9 of the hub looks like to the broker: delivered, never acknowledged -> delivered again."""
-    import hub.mqttlink
+    import hub.ingest.link
 
-    monkeypatch.setattr(hub.mqttlink, "RELEASE_WAIT_S", 0.2)
+    monkeypatch.setattr(hub.ingest.link, "RELEASE_WAIT_S", 0.2)
     stuck = Tickets()  # released() stays 0: nothing the handler got is ever safe
     link, rec = make_link(mosquitto.port, client_id="hub-unsafe", before_ack=stuck.before_ack, released=stuck.released)
     wait_until(connected(link), 5, what="link connected")
@@ -379,7 +379,7 @@ def test_a_failing_handler_does_not_stop_the_link(
     link, _ = make_link(mosquitto.port, rec, on_message=on_message, client_id="hub-handler")
     wait_until(connected(link), 5, what="link connected")
     topic = "gs/v1/s/d/telemetry"
-    with caplog.at_level(logging.ERROR, logger="hub.mqttlink"):
+    with caplog.at_level(logging.ERROR, logger="hub.ingest.link"):
         publish_all(mosquitto.port, [(topic, b"one", 1), (topic, b"bad", 1), (topic, b"two", 1)])
         wait_until(lambda: rec.count() >= 2, 5, what="messages after the failure")
     assert rec.payloads() == [b"one", b"two"]
@@ -528,7 +528,7 @@ def test_a_malformed_frame_drops_the_connection_with_a_reason(make_link: LinkFac
 def test_a_refused_filter_is_logged_and_the_others_kept(
     make_link: LinkFactory, scripted: ScriptedBroker, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.ERROR, logger="hub.mqttlink"):
+    with caplog.at_level(logging.ERROR, logger="hub.ingest.link"):
         link, _ = make_link(scripted.port, subscriptions=[(FILTER, 1), ("gs/v1/+/+/secret", 1)])
         scripted.accept(suback=b"\x01\x80")
         wait_until(connected(link), 5, what="link connected")

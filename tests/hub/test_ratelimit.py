@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hub.ratelimit import DeviceRateLimiter
+from hub.ingest.ratelimit import DeviceRateLimiter
 
 
 def test_burst_then_refusal_then_refill() -> None:

@@ -17,13 +17,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edge.wire import GapNotice
 from hub.bus import EventBus
-from hub.db import init_schema, make_engine, session_factory
-from hub.deadletter import DeadLetterStore
-from hub.deadletter_models import DeadLetterRow
-from hub.gaps import GapManager
+from hub.db import make_engine, session_factory
+from hub.devices.models import DataLossRow, DeviceRow
+from hub.devices.registry import DeviceRegistry
+from hub.ingest.deadletter import DeadLetterStore
+from hub.ingest.gaps import GapManager
+from hub.ingest.models import DeadLetterRow
 from hub.metrics import IngestStats
-from hub.registry import DeviceRegistry
-from hub.registry_models import DataLossRow, DeviceRow
+from hub.schema import init_schema
 from tests.servers_pg import PostgresServer
 
 pytestmark = pytest.mark.integration

@@ -77,7 +77,7 @@ def test_round_trip(tmp_path: Path) -> None:
 
 def test_device_entries_are_valid_agent_configs() -> None:
     pytest.importorskip("cv2")
-    import simulators.camera  # noqa: F401  (registers sim_camera until DRIVER_MODULES points there)
+    import simulators.camera  # noqa: F401  (registers sim_camera)
     from edge.config import parse_config
 
     community = generate_community(3, seed=2)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from simulators import bench
+from simulators.bench import fleet as bench
 from tests.servers import require_binary
 
 

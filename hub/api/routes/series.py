@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
-from hub import authz
 from hub.api.deps import CtxDep
 from hub.api.schemas import SeriesPublic, SeriesRowPublic
-from hub.auth import PrincipalDep, require
+from hub.security import authz
+from hub.security.auth import PrincipalDep, require
 from hub.series.base import StoreError
 
 router = APIRouter(prefix="/api/v1/series", tags=["series"])

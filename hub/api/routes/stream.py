@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from hub import authz
 from hub.api.deps import CtxDep
-from hub.auth import StreamPrincipalDep
 from hub.bus import BusEvent
 from hub.localize import LangDep, bus_data
+from hub.security import authz
+from hub.security.auth import StreamPrincipalDep
 from hub.texts import Lang
 
 router = APIRouter(prefix="/api/v1", tags=["stream"])
@@ -31,7 +31,7 @@ def stream(ctx: CtxDep, principal: StreamPrincipalDep, lang: LangDep, kinds: str
     """Server-sent events: one per bus change (``device``, ``data_loss``, ``incident``...); ``kinds`` filters.
 
     The token comes as ``Authorization: Bearer`` or, for EventSource, ``?token=``; each change is sent
-    only to callers who may read the object it is about (:func:`hub.authz.may_see_event`). Titles and
+    only to callers who may read the object it is about (:func:`hub.security.authz.may_see_event`). Titles and
     notes the hub wrote come in ``?lang=`` (EventSource cannot set Accept-Language either).
     """
     wanted = None if not kinds else set(kinds.split(","))

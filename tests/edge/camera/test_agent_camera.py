@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edge import wire
-from hub.snapshots import SnapshotStore
+from hub.evidence.snapshots import SnapshotStore
 from tests.edge.agent_helpers import REPO, terminate, write_toml
 from tests.edge.mqtt_probe import Probe
 from tests.servers import MosquittoServer, wait_until

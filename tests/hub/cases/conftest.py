@@ -15,7 +15,8 @@ from hub.api.app import create_app
 from hub.cases.plugin import build, example_config
 from hub.cases.service import CaseService, WebhookTarget
 from hub.context import HubContext
-from hub.db import init_schema, make_engine, session_factory
+from hub.db import make_engine, session_factory
+from hub.schema import init_schema
 from tests.servers import free_port, wait_until
 from tests.servers_pg import PostgresServer
 

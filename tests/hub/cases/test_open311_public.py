@@ -13,8 +13,8 @@ from xml.etree import ElementTree
 
 import httpx
 
-from hub.auth import BOOTSTRAP_ADMIN_ID, TokenStore
 from hub.cases.open311_view import FULL_FIELDS, PUBLIC_FIELDS, PublicPolicy
+from hub.security.auth import BOOTSTRAP_ADMIN_ID, TokenStore
 from tests.hub.cases.conftest import CasesEnv
 from tests.hub.cases.test_api_flow import act, smoke_group
 

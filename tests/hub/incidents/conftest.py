@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub.db import init_schema, make_engine, session_factory
+from hub.db import make_engine, session_factory
+from hub.schema import init_schema
 from tests.servers_pg import PostgresServer
 
 

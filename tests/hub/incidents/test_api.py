@@ -12,14 +12,14 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge.wire import DeviceKind, Event, EventState, Point, Severity, SnapshotRef, Telemetry
-from hub.auth import current_principal
-from hub.authz import Principal
 from hub.context import HubContext
 from hub.incidents.plugin import install
 from hub.incidents.sink import IncidentSink
+from hub.ingest.sinks import DeviceRef
+from hub.security.auth import current_principal
+from hub.security.authz import Principal
 from hub.series.base import SeriesPoint
 from hub.series.embedded import EmbeddedStore
-from hub.sinks import DeviceRef
 from tests.hub.incidents.conftest import sqlite_db
 
 T0 = 1_700_000_000_000

@@ -170,7 +170,7 @@ def test_two_hub_replicas_feeding_the_same_alarm(db_url: str, tmp_path: Path) ->
     from edge.wire import DeviceKind, Event, EventState, Severity
     from hub.context import HubContext
     from hub.incidents.plugin import build
-    from hub.sinks import DeviceRef
+    from hub.ingest.sinks import DeviceRef
 
     engines = [make_engine(db_url) for _ in range(2)]
     sinks = [

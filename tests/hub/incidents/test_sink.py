@@ -13,13 +13,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edge.wire import DeviceKind, Event, EventState, Point, Severity, Telemetry
 from hub.context import HubContext
-from hub.deadletter import DeadLetterStore
 from hub.incidents.models import IncidentGroupRow, IncidentRow
 from hub.incidents.plugin import build, data_loss_listener
 from hub.incidents.sink import HIST_SETTLE_S, SET_ASIDE_AFTER, CandidateFailed
+from hub.ingest.deadletter import DeadLetterStore
+from hub.ingest.sinks import DeviceRef
 from hub.metrics import IngestStats
 from hub.rules.state import Candidate
-from hub.sinks import DeviceRef
 from tests.hub.incidents.conftest import sqlite_db
 from tests.servers import wait_until
 

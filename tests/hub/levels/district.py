@@ -18,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge import wire
 from edge.wire import Channel, DeviceKind, DeviceState, Event, EventState, Severity, SnapshotRef, Status
-from hub.auth import TokenStore
+from hub.security.auth import TokenStore
 from hub.service import Hub
 from simulators.community import Community, generate_district
 from simulators.community_workflow import write_workflow

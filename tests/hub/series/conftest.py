@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hub.series.base import SeriesStore
-from hub.series.registry import SeriesSettings, open_store
+from hub.series.settings import SeriesSettings, open_store
 from tests.hub.series.proxy import FaultProxy
 from tests.servers_influx import InfluxdServer, VictoriaMetricsServer
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from hub.benchutil import vm_count, vm_count_now
 from hub.series.base import SeriesPoint
 from hub.series.influx_v2 import InfluxV2Store
 from hub.series.writer import SeriesWriter
+from simulators.bench.util import vm_count, vm_count_now
 from tests.servers_influx import VictoriaMetricsServer
 
 pytestmark = pytest.mark.integration

@@ -12,15 +12,16 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from hub.access_audit import ANONYMOUS, DENIED, UNAUTHENTICATED, AccessLog
 from hub.api.app import create_app
-from hub.auth import BOOTSTRAP_ADMIN_ID, TokenStore
-from hub.authz import Principal
 from hub.cases.plugin import build, example_config
 from hub.config import HubSettings, load_settings
 from hub.context import HubContext
-from hub.db import init_schema, make_engine, session_factory, sqlite_url
-from hub.snapshots import SnapshotStore, install
+from hub.db import make_engine, session_factory, sqlite_url
+from hub.evidence.access_log import ANONYMOUS, DENIED, UNAUTHENTICATED, AccessLog
+from hub.evidence.snapshots import SnapshotStore, install
+from hub.schema import init_schema
+from hub.security.auth import BOOTSTRAP_ADMIN_ID, TokenStore
+from hub.security.authz import Principal
 from tests.hub.snapshots.test_store import DAY_MS, NOW_MS, Clock, event, jpeg
 from tests.servers import wait_until
 

@@ -12,12 +12,12 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from edge.wire import Event, EventState, Severity, SnapshotRef
-from hub.auth import current_principal
-from hub.authz import Principal
 from hub.context import HubContext
 from hub.db import make_engine, session_factory
-from hub.sinks import DeviceRef
-from hub.snapshots import SnapshotSink, SnapshotStore, install
+from hub.evidence.snapshots import SnapshotSink, SnapshotStore, install
+from hub.ingest.sinks import DeviceRef
+from hub.security.auth import current_principal
+from hub.security.authz import Principal
 
 DAY_MS = 86_400_000
 NOW_MS = 1_700_000_000_000

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from hub.auth import TokenStore
 from hub.config import HubSettings
+from hub.security.auth import TokenStore
 from hub.service import Hub
 from simulators.community import generate_community
 from simulators.community_workflow import write_workflow
