@@ -128,14 +128,16 @@ def choose_lang(query: str | None = None, accept_language: str | None = None) ->
     if picked is not None:
         return picked
     ranked: list[tuple[float, int, Lang]] = []
-    for i, part in enumerate((accept_language or "").split(",")):
-        tag, _, rest = part.strip().partition(";")
+    for i, part in enumerate((accept_language or "")[:1000].split(",")):
+        tag, *options = part.split(";")
         q = 1.0
-        if rest.strip().startswith("q="):
-            try:
-                q = float(rest.strip()[2:])
-            except ValueError:
-                q = 0.0
+        for option in options:
+            name, _, value = option.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
         picked = _tag(tag)
         if picked is not None and q > 0:
             ranked.append((-q, i, picked))

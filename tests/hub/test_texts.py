@@ -45,6 +45,8 @@ def test_render_takes_literals_and_nested_messages_and_refuses_what_it_does_not_
         (None, "zh;q=0, en", "en"),
         (None, "de, fr", "en"),
         (None, "zh;q=bad, en;q=0.1", "en"),
+        (None, "zh-CN;x=1;q=0.9, en;q=0.5", "zh"),
+        (None, "en;q=nan, zh;q=0.2", "zh"),
         ("zh", "en", "zh"),
         ("en", "zh-CN", "en"),
         ("zh-Hans", None, "zh"),
