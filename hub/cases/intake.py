@@ -23,6 +23,7 @@ from hub.cases.models import CaseRow
 from hub.cases.plans import checklist
 from hub.cases.records import case_public
 from hub.cases.stages import enter_stage
+from hub.cases.texts import group_texts
 
 logger = logging.getLogger(__name__)
 SYSTEM = "system"
@@ -49,12 +50,14 @@ def create_case(
     event_types: Sequence[str] = (),
     media_sha256: str | None = None,
     alarm_times: tuple[int, int] | None = None,
+    texts: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Report a new case (optionally registered at once); raise IntegrityError on a duplicate group.
 
     The most specific emergency plan for its category, severity and event types is copied
     onto it; ``media_sha256`` names a resident's face-filtered photo (also the report's evidence);
-    ``alarm_times``: a device case's (raised on the device, received by the hub) times, in its trace.
+    ``alarm_times``: a device case's (raised on the device, received by the hub) times, in its trace;
+    ``texts``: messages (:mod:`hub.texts`) of the fields the hub wrote, rendered in the reader's language.
     """
     try:
         require_known("category", category, CATEGORY_NAMES)
@@ -98,6 +101,7 @@ def create_case(
             plan_id=plan.id if plan else None,
             plan_steps=checklist(plan, now) if plan else None,
             media_sha256=media_sha256,
+            texts=dict(texts) if texts else None,
         )
         report: dict[str, Any] = {"source": source}
         if alarm_times is not None:
@@ -137,6 +141,7 @@ def incident_group(svc: CaseCore, data: Mapping[str, Any]) -> int | None:
                 incident_ids=incident_ids,
                 alarm_times=_alarm_times(data),
                 event_types=[str(t) for t in data.get("event_types") or ()],
+                texts=group_texts(data),
             )
         except IntegrityError:
             case_id = _case_for_group(svc, group_id)  # another replica won the race

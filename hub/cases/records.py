@@ -162,6 +162,7 @@ def case_public(row: CaseRow, policy: SlaPolicy, now_ms: int) -> dict[str, Any]:
         "audit_count": row.audit_count,
         "plan": row.plan_id,
         "plan_steps": [dict(step) for step in row.plan_steps or ()],
+        "texts": dict(row.texts or {}),
     }
 
 

@@ -15,6 +15,7 @@ from hub.cases.core import CaseCore
 from hub.cases.escalation import due_level, step
 from hub.cases.models import CaseRow
 from hub.cases.records import case_public, sla_state
+from hub.cases.texts import escalation_note, note_texts
 
 logger = logging.getLogger(__name__)
 DEFAULT_SWEEP_S = 30.0
@@ -64,7 +65,8 @@ def _sweep_one(svc: CaseCore, case_id: int, now: int) -> dict[str, Any] | None:
                 "due_ms": due_ms,
             }
             note = f"{row.stage} overdue: escalated to the {target.level_name} ({target.area_code})"
-            svc.append_event(s, row, "system", "escalate", row.state, note=note, data=result, now_ms=now)
+            data = result | note_texts(escalation_note(row.stage, target.level_name, target.area_code))
+            svc.append_event(s, row, "system", "escalate", row.state, note=note, data=data, now_ms=now)
         s.flush()
         view = case_public(row, svc.policy, now)
     if result is not None:

@@ -13,11 +13,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub import localize
 from hub.context import HubContext
 from hub.incidents.queries import IncidentFilter, IncidentQueries
 from hub.incidents.rulestore import RuleExistsError, RuleStore
 from hub.incidents.service import IncidentNotFoundError, IncidentService
 from hub.incidents.sink import IncidentSink
+from hub.localize import LangDep
 from hub.rules.loader import RuleConfigError, dump_rule, parse_rule
 from hub.security import authz
 from hub.security.auth import PrincipalDep, require
@@ -117,13 +119,14 @@ def list_incidents(
     until: Annotated[int | None, Query(description="opened before (ms)")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
+    lang: LangDep,
 ) -> list[dict[str, Any]]:
-    """Incidents the caller may see, newest first, filtered."""
+    """Incidents the caller may see, newest first, filtered; titles in the caller's language."""
     require(principal, authz.may_list_incidents(principal), "read incidents")
     queries: IncidentQueries = _svc(ctx, "incident_queries")
 
     def fetch(lim: int, off: int) -> list[dict[str, Any]]:
-        return queries.list_incidents(_filter(lim, off))
+        return localize.incidents(queries.list_incidents(_filter(lim, off)), lang)
 
     def _filter(lim: int, off: int) -> IncidentFilter:
         return IncidentFilter(
@@ -147,9 +150,9 @@ def list_incidents(
 
 
 @router.get("/incidents/{incident_id}")
-def get_incident(ctx: CtxDep, principal: PrincipalDep, incident_id: int) -> dict[str, Any]:
+def get_incident(ctx: CtxDep, principal: PrincipalDep, incident_id: int, lang: LangDep) -> dict[str, Any]:
     """One incident with notes, readings context and snapshot links (links only for who may see evidence)."""
-    incident = _visible(ctx, principal, incident_id)
+    incident = localize.incident_view(_visible(ctx, principal, incident_id), lang)
     incident["readings"] = _readings(ctx, incident)
     incident["snapshots"] = _snapshot_links(incident) if authz.may_see_evidence(principal, incident) else []
     return incident
@@ -187,23 +190,23 @@ def _readings(ctx: HubContext, incident: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.post("/incidents/{incident_id}/ack")
-def acknowledge(ctx: CtxDep, principal: PrincipalDep, incident_id: int, body: AckBody) -> dict[str, Any]:
+def acknowledge(ctx: CtxDep, principal: PrincipalDep, incident_id: int, body: AckBody, lang: LangDep) -> dict[str, Any]:
     """Acknowledge an incident."""
     by = _actor(principal, _visible(ctx, principal, incident_id), body.by)
     service: IncidentService = _svc(ctx, "incidents")
     try:
-        return service.acknowledge(incident_id, by)
+        return localize.incident_view(service.acknowledge(incident_id, by), lang)
     except IncidentNotFoundError as exc:
         raise _not_found(exc) from exc
 
 
 @router.post("/incidents/{incident_id}/close")
-def close(ctx: CtxDep, principal: PrincipalDep, incident_id: int, body: CloseBody) -> dict[str, Any]:
+def close(ctx: CtxDep, principal: PrincipalDep, incident_id: int, body: CloseBody, lang: LangDep) -> dict[str, Any]:
     """Close an incident by hand."""
     by = _actor(principal, _visible(ctx, principal, incident_id), body.by)
     service: IncidentService = _svc(ctx, "incidents")
     try:
-        return service.close(incident_id, by, body.reason)
+        return localize.incident_view(service.close(incident_id, by, body.reason), lang)
     except IncidentNotFoundError as exc:
         raise _not_found(exc) from exc
 
@@ -233,18 +236,21 @@ def list_groups(
     category: str | None = None,
     grid: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    lang: LangDep,
 ) -> list[dict[str, Any]]:
     """Correlation groups the caller may see, newest first."""
     require(principal, authz.may_list_incidents(principal), "read incidents")
     queries: IncidentQueries = _svc(ctx, "incident_queries")
     if authz.reads_hub_wide(principal):
-        return queries.list_groups(state=state, category=category, grid=grid, limit=limit)
-    groups = queries.list_groups(state=state, category=category, grid=grid, limit=1000)
-    return [g for g in groups if authz.may_read_incident(principal, g)][:limit]
+        groups = queries.list_groups(state=state, category=category, grid=grid, limit=limit)
+    else:
+        groups = queries.list_groups(state=state, category=category, grid=grid, limit=1000)
+        groups = [g for g in groups if authz.may_read_incident(principal, g)][:limit]
+    return [localize.group_view(g, lang) for g in groups]
 
 
 @router.get("/incident-groups/{group_id}")
-def get_group(ctx: CtxDep, principal: PrincipalDep, group_id: int) -> dict[str, Any]:
+def get_group(ctx: CtxDep, principal: PrincipalDep, group_id: int, lang: LangDep) -> dict[str, Any]:
     """One group with its incidents."""
     require(principal, authz.may_list_incidents(principal), "read incidents")
     queries: IncidentQueries = _svc(ctx, "incident_queries")
@@ -255,8 +261,8 @@ def get_group(ctx: CtxDep, principal: PrincipalDep, group_id: int) -> dict[str, 
     if not authz.may_read_incident(principal, group):
         raise _not_found(IncidentNotFoundError("group", group_id))
     members = queries.list_incidents(IncidentFilter(group_id=group_id, limit=1000))
-    group["incidents"] = [i for i in members if authz.may_read_incident(principal, i)]
-    return group
+    group["incidents"] = localize.incidents((i for i in members if authz.may_read_incident(principal, i)), lang)
+    return localize.group_view(group, lang)
 
 
 # ---------------------------------------------------------------------- rules

@@ -27,6 +27,7 @@ from hub.incidents.views import MEMBER_COLUMNS, group_public, incident_public
 from hub.rules.models import SEVERITY_RANK
 from hub.rules.state import Candidate
 from hub.series.base import SeriesPoint
+from hub.texts import TEXTS
 
 logger = logging.getLogger(__name__)
 
@@ -215,7 +216,7 @@ class IncidentService:
             severity=c.severity,
             state=OPEN,
             title=c.title,
-            detail=dict(c.detail),
+            detail=dict(c.detail) | ({TEXTS: {"title": dict(c.title_msg)}} if c.title_msg else {}),
             last_value=c.value,
             repeats=0,
             flap_count=0,

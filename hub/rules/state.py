@@ -8,6 +8,7 @@ from typing import Any, Literal, TypeAlias
 
 from edge.wire import DeviceKind
 from hub.ingest.sinks import DeviceRef
+from hub.rules import titles
 from hub.rules.models import CompositeRule, Rule
 
 #: ``record``: an alarm that was raised and cleared while its device was cut off, stored closed
@@ -40,6 +41,8 @@ class Candidate:
     repeat: bool = False
     event_id: str | None = None
     detail: Mapping[str, Any] = field(default_factory=dict)
+    #: ``title`` as a message of :mod:`hub.texts`, rendered in the reader's language (None: English only).
+    title_msg: Mapping[str, Any] | None = None
 
     @property
     def hist(self) -> bool:
@@ -153,6 +156,7 @@ def device_candidate(
         category=rule.category,
         severity=rule.severity.value,
         title=f"{rule.display_title} on {device.device_id}",
+        title_msg=titles.on_device(rule, device.device_id),
         ts_ms=ts,
         value=value,
         flap=flap,
@@ -186,6 +190,7 @@ def grid_candidate(
         category=rule.category,
         severity=rule.severity.value,
         title=f"{rule.display_title} in grid {grid}",
+        title_msg=titles.in_grid(rule, grid),
         ts_ms=ts,
         value=float(n),
         flap=flap,
