@@ -23,17 +23,17 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub import localize
 from hub.cases.checklist import complete_step
 from hub.cases.errors import CaseServiceError
 from hub.cases.evaluation import run_evaluation
 from hub.cases.loader import ConfigError, load_yaml
 from hub.cases.machine import TransitionError
 from hub.cases.service import CaseService
-from hub.localize import LangDep
 from hub.security import authz
 from hub.security.auth import PrincipalDep, require
 from hub.security.authz import Principal
+from hub.texts import language as localize
+from hub.texts.language import LangDep
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["cases"])

@@ -57,7 +57,7 @@ def create_case(
     The most specific emergency plan for its category, severity and event types is copied
     onto it; ``media_sha256`` names a resident's face-filtered photo (also the report's evidence);
     ``alarm_times``: a device case's (raised on the device, received by the hub) times, in its trace;
-    ``texts``: messages (:mod:`hub.texts`) of the fields the hub wrote, rendered in the reader's language.
+    ``texts``: messages (:mod:`hub.texts.catalogue`) of the fields the hub wrote, rendered in the reader's language.
     """
     try:
         require_known("category", category, CATEGORY_NAMES)

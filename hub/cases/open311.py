@@ -56,12 +56,12 @@ from hub.cases.open311_view import (
 )
 from hub.cases.records import projected_done_ms, scope_of
 from hub.cases.service import PUBLIC_NOTE, CaseService
-from hub.localize import LangDep
 from hub.security import authz
 from hub.security.auth import TOKEN_PREFIX, bearer_token, get_tokens, principal_for
 from hub.security.authz import Principal
-from hub.texts import CATALOGUE, Lang, content_language
-from hub.texts import text as tr
+from hub.texts.catalogue import CATALOGUE, Lang, content_language
+from hub.texts.catalogue import text as tr
+from hub.texts.language import LangDep
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/open311/v2", tags=["open311"])

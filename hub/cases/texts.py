@@ -1,4 +1,4 @@
-"""Messages (:mod:`hub.texts`) of the texts the case workflow writes: device case titles and
+"""Messages (:mod:`hub.texts.catalogue`) of the texts the case workflow writes: device case titles and
 descriptions, escalation notes; stored beside the English so readers get their language."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hub.texts import CATALOGUE, TEXTS, msg
+from hub.texts.catalogue import CATALOGUE, TEXTS, msg
 
 
 def group_texts(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from hub.bus import EventBus
 from hub.commands.models import CommandRow
 from hub.ingest.sinks import DeviceRef
 from hub.rules.state import Candidate
-from hub.texts import msg
+from hub.texts.catalogue import msg
 
 logger = logging.getLogger(__name__)
 

@@ -13,18 +13,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub import localize
 from hub.context import HubContext
 from hub.incidents.queries import IncidentFilter, IncidentQueries
 from hub.incidents.rulestore import RuleExistsError, RuleStore
 from hub.incidents.service import IncidentNotFoundError, IncidentService
 from hub.incidents.sink import IncidentSink
-from hub.localize import LangDep
 from hub.rules.loader import RuleConfigError, dump_rule, parse_rule
 from hub.security import authz
 from hub.security.auth import PrincipalDep, require
 from hub.security.authz import Principal
 from hub.series.base import StoreError
+from hub.texts import language as localize
+from hub.texts.language import LangDep
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from hub.incidents.views import MEMBER_COLUMNS, group_public, incident_public
 from hub.rules.models import SEVERITY_RANK
 from hub.rules.state import Candidate
 from hub.series.base import SeriesPoint
-from hub.texts import TEXTS
+from hub.texts.catalogue import TEXTS
 
 logger = logging.getLogger(__name__)
 

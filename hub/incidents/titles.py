@@ -1,4 +1,4 @@
-"""An incident group's title as a message of :mod:`hub.texts`, derived from what the group stores.
+"""An incident group's title as a message of :mod:`hub.texts.catalogue`, derived from what the group stores.
 
 A group is titled after its first incident until a second joins, then
 "N incidents: category in scope" (:meth:`hub.incidents.service.IncidentService._join_group`);
@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from edge.vocabulary import CATEGORIES, Category
-from hub.texts import TEXTS, both, msg
+from hub.texts.catalogue import TEXTS, both, msg
 
 _MANY: Final = re.compile(r"^(\d+) incidents: .* in (.+)$")
 

@@ -7,7 +7,7 @@ from typing import Any, Final
 
 from hub.incidents.models import OPEN, IncidentGroupRow, IncidentNoteRow, IncidentRow
 from hub.incidents.titles import group_title_msg
-from hub.texts import TEXTS
+from hub.texts.catalogue import TEXTS
 
 
 def incident_public(row: IncidentRow) -> dict[str, Any]:

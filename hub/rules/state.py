@@ -41,7 +41,7 @@ class Candidate:
     repeat: bool = False
     event_id: str | None = None
     detail: Mapping[str, Any] = field(default_factory=dict)
-    #: ``title`` as a message of :mod:`hub.texts`, rendered in the reader's language (None: English only).
+    #: ``title`` as a message of :mod:`hub.texts.catalogue`, rendered in the reader's language (None: English only).
     title_msg: Mapping[str, Any] | None = None
 
     @property

@@ -1,4 +1,4 @@
-"""A rule's title in both languages, and the incident title messages built from it (:mod:`hub.texts`).
+"""A rule's title in both languages, and the incident title messages built from it (:mod:`hub.texts.catalogue`).
 
 A rule's ``title_zh`` gives its Chinese title. A hub whose rules were seeded before the
 default rules had Chinese titles keeps its stored rules; a stored default rule whose
@@ -10,15 +10,14 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from hub.rules.loader import default_rules
 from hub.rules.models import RuleBase
-from hub.texts import both, msg
+from hub.texts.catalogue import both, msg
 
 
 @cache
 def _shipped() -> dict[str, tuple[str, str]]:
     """Rule id → (title, title_zh) of the shipped default rules."""
-    from hub.rules.loader import default_rules
-
     return {r.id: (r.title, r.title_zh) for r in default_rules()}
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from hub.rules.loader import default_rules
 from hub.rules.titles import rule_title
-from hub.texts import CATALOGUE, LANGS, both, choose_lang, fields, msg, render, text
+from hub.texts.catalogue import CATALOGUE, LANGS, both, choose_lang, fields, msg, render, text
 
 
 @pytest.mark.parametrize("key", sorted(CATALOGUE))

@@ -10,10 +10,10 @@ from fastapi.responses import StreamingResponse
 
 from hub.api.deps import CtxDep
 from hub.bus import BusEvent
-from hub.localize import LangDep, bus_data
 from hub.security import authz
 from hub.security.auth import StreamPrincipalDep
-from hub.texts import Lang
+from hub.texts.catalogue import Lang
+from hub.texts.language import LangDep, bus_data
 
 router = APIRouter(prefix="/api/v1", tags=["stream"])
 

@@ -2,7 +2,7 @@
 JSON views (cases, audit entries, incidents, groups, live-stream events) rendered in it.
 
 The language is ``?lang=zh|en`` when given, else the ``Accept-Language`` header (highest q
-of ``zh*`` / ``en*``), else English. Views carry their texts' messages (:mod:`hub.texts`):
+of ``zh*`` / ``en*``), else English. Views carry their texts' messages (:mod:`hub.texts.catalogue`):
 a case and a group in ``texts``, an incident in ``detail.texts``, an audit entry in
 ``data.texts``; each field with a message is replaced by its rendering. A field without
 one (a row from before messages, a text a person wrote) reads as stored.
@@ -17,7 +17,7 @@ from fastapi import Depends, Query, Request
 
 from hub.cases.texts import event_note_msg
 from hub.incidents.titles import title_msg_of
-from hub.texts import TEXTS, Lang, choose_lang, render
+from hub.texts.catalogue import TEXTS, Lang, choose_lang, render
 
 
 def request_lang(

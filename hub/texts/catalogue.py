@@ -3,7 +3,7 @@
 What the hub stores is language-neutral: a *message* ``{"key": ..., "params": {...}}``
 naming an entry of :data:`CATALOGUE`, next to the English text it renders to (kept for
 old readers, logs and rows written before messages existed). The API renders the
-message in the reader's language when it answers (:mod:`hub.localize`).
+message in the reader's language when it answers (:mod:`hub.texts.language`).
 
 A parameter is plain (a device id, a count), a *localized literal* ``{"en": ..., "zh": ...}``
 (a rule's title, a category name) or a nested message (a stage or level word). Templates
@@ -75,7 +75,7 @@ CATALOGUE: Final[Mapping[str, Mapping[Lang, str]]] = {
 def msg(key: str, **params: Any) -> dict[str, Any]:
     """A stored message; ``key`` must be in the catalogue."""
     if key not in CATALOGUE:
-        raise KeyError(f"no text {key!r} in hub.texts.CATALOGUE")
+        raise KeyError(f"no text {key!r} in hub.texts.catalogue.CATALOGUE")
     return {"key": key, "params": params}
 
 
