@@ -27,7 +27,7 @@ from hub.api.app import create_app
 from hub.broker import ThreadedBroker
 from hub.broker.acl import CredentialAuthorizer
 from hub.config import HubSettings
-from hub.context import PLUGINS, HubContext
+from hub.context import PLUGINS, HubContext, need
 from hub.db import make_engine, session_factory
 from hub.devices.provision import CredentialStore
 from hub.devices.registry import STATE_CODES, DeviceRegistry
@@ -173,21 +173,11 @@ class Hub:
         registry.add_listener(self._on_health)
         writer = self.writer
         collector = HubCollector(self.stats, registry.health_counts, lambda: writer.stats, lambda: ingest.connected)
-        ctx.services.update(
-            registry=registry,
-            deadletters=deadletters,
-            gaps=gaps,
-            store=self.store,
-            writer=self.writer,
-            series_store=self.store,
-            series_writer=self.writer,
-            ingest=ingest,
-            metrics=HubMetrics(collector),
-            stats=self.stats,
-            stopping=self.stopping,
-            settings=s,
-            state_db=self.state_db,
-        )
+        services = ctx.services
+        services.registry, services.deadletters, services.gaps, services.ingest = registry, deadletters, gaps, ingest
+        services.store, services.writer = self.store, self.writer
+        services.metrics, services.stats = HubMetrics(collector), self.stats
+        services.stopping, services.settings, services.state_db = self.stopping, s, self.state_db
         for name in self.plugins:
             importlib.import_module(name).install(ctx)
         host, port = self._start_broker()
@@ -236,7 +226,7 @@ class Hub:
     def _bootstrap_admin(self, admin_env: str | None) -> None:
         """No default passwords: the first start issues the administrator's token and prints it once."""
         assert self.ctx is not None
-        token = auth.bootstrap_admin(self.ctx.services["tokens"], admin_env)
+        token = auth.bootstrap_admin(need(self.ctx.services.tokens, "tokens"), admin_env)
         if token is not None:
             print(auth.admin_banner(token, f"http://{self.settings.http_host}:{self.http_port}/"), flush=True)
             logger.warning("administrator token for %r issued and printed on stdout (once)", auth.BOOTSTRAP_ADMIN_ID)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from edge.cli import configure_logging
+from hub.context import need
 
 if TYPE_CHECKING:
     from edge.agent import Agent
@@ -196,8 +197,8 @@ class Demo:
         from hub.security.auth import TokenStore
 
         assert self.hub is not None and self.hub.ctx is not None
-        tokens: TokenStore = self.hub.ctx.services["tokens"]
-        people = self.hub.ctx.services["cases"].directory.model().people
+        tokens: TokenStore = need(self.hub.ctx.services.tokens, "tokens")
+        people = need(self.hub.ctx.services.cases, "cases").directory.model().people
         return [
             (pid, f"{url}{page}?token={tokens.issue_token(pid, 'demo sign-in link')}")
             for pid, page in DEMO_SIGN_IN.items()

@@ -372,7 +372,7 @@ def run_hub(args: argparse.Namespace) -> int:
 
         def sweep() -> None:
             while not hub.stopping.wait(args.sla_sweep):
-                cases = hub.ctx.services.get("cases") if hub.ctx is not None else None
+                cases = hub.ctx.services.cases if hub.ctx is not None else None
                 if cases is not None:
                     try:
                         cases.sweep()

@@ -38,7 +38,7 @@ def list_cameras(
     require(principal, authz.may_read_levels(principal), "read the camera view")
     if area and not authz.may_read_area(principal, area):
         raise HTTPException(status_code=404, detail={"reason": "area_not_found", "message": f"no area {area}"})
-    board: CameraBoard | None = ctx.services.get("camera_board")
+    board: CameraBoard | None = ctx.services.camera_board
     states = board.states() if board is not None else {}
     now_ms = ctx.now_ms()
     rows = [

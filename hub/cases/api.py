@@ -43,7 +43,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 def get_cases(request: Request) -> CaseService:
     """The case service on the hub context."""
-    service = request.app.state.ctx.services.get("cases")
+    service = request.app.state.ctx.services.cases
     if service is None:
         raise HTTPException(status_code=503, detail="the case service is not running")
     svc: CaseService = service

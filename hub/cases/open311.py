@@ -56,6 +56,7 @@ from hub.cases.open311_view import (
 )
 from hub.cases.records import projected_done_ms, scope_of
 from hub.cases.service import PUBLIC_NOTE, CaseService
+from hub.context import Services
 from hub.security import authz
 from hub.security.auth import TOKEN_PREFIX, bearer_token, get_tokens, principal_for
 from hub.security.authz import Principal
@@ -170,12 +171,11 @@ def _service_name(category: str, lang: Lang) -> str:
 
 
 def _policy(request: Request) -> PublicPolicy:
-    """The hub's Open311 policy (``ctx.services["open311"]``), built from the settings on first use."""
-    services = request.app.state.ctx.services
-    policy = services.get("open311")
-    if not isinstance(policy, PublicPolicy):
-        policy = services["open311"] = policy_from(services.get("settings"))
-    return policy
+    """The hub's Open311 policy (``ctx.services.open311``), built from the settings on first use."""
+    services: Services = request.app.state.ctx.services
+    if services.open311 is None:
+        services.open311 = policy_from(services.settings)
+    return services.open311
 
 
 def policy_from(settings: Any) -> PublicPolicy:
@@ -188,11 +188,11 @@ def policy_from(settings: Any) -> PublicPolicy:
 
 
 def _photos(request: Request) -> PhotoStore:
-    """The hub's resident photo store (``ctx.services["resident_photos"]``), made on first use."""
+    """The hub's resident photo store (``need(ctx.services.resident_photos, "resident_photos")``), made on first use."""
     ctx = request.app.state.ctx
-    store = ctx.services.get("resident_photos")
+    store = ctx.services.resident_photos
     if not isinstance(store, PhotoStore):
-        store = ctx.services["resident_photos"] = PhotoStore(ctx.data_dir)
+        store = ctx.services.resident_photos = PhotoStore(ctx.data_dir)
     return store
 
 

@@ -45,6 +45,7 @@ from hub.cases.routing import RoutingError, route
 from hub.cases.sla import SlaPolicy
 from hub.cases.stages import follow_action
 from hub.cases.sweeper import sweep
+from hub.context import Services
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class CaseService:
         bus: EventBus | None = None,
         clock: Callable[[], float] = time.time,
         targets: Sequence[WebhookTarget] = (),
-        services: Mapping[str, Any] | None = None,
+        services: Services | None = None,
         plans: PlanBook | None = None,
     ) -> None:
         self.sessions = sessions
@@ -100,7 +101,7 @@ class CaseService:
         self.bus = bus
         self.clock = clock
         self.targets = list(targets)
-        self.services = services if services is not None else {}
+        self.services = services if services is not None else Services()
 
     @property
     def calendar(self) -> WorkingCalendar:
@@ -109,11 +110,6 @@ class CaseService:
         Stage clocks run on each case's own calendar (:func:`hub.cases.records.case_calendar`).
         """
         return self.policy.named(None)[1]
-
-    @property
-    def series_writer(self) -> Any:
-        """``ctx.services["series_writer"]`` when present: evaluation also goes to the series store."""
-        return self.services.get("series_writer")
 
     def now_ms(self) -> int:
         """The service clock in ms."""

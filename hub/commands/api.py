@@ -46,7 +46,7 @@ class CommandCreate(BaseModel):
 
 def get_commands(request: Request) -> CommandService:
     """The command service on the hub context."""
-    service = request.app.state.ctx.services.get("commands")
+    service = request.app.state.ctx.services.commands
     if not isinstance(service, CommandService):
         raise HTTPException(status_code=503, detail="the command service is not running")
     return service
@@ -54,7 +54,7 @@ def get_commands(request: Request) -> CommandService:
 
 def get_registry(request: Request) -> DeviceRegistry:
     """The device registry."""
-    registry = request.app.state.ctx.services.get("registry")
+    registry = request.app.state.ctx.services.registry
     if not isinstance(registry, DeviceRegistry):
         raise HTTPException(status_code=503, detail="the device registry is not running")
     return registry
@@ -83,7 +83,7 @@ def _refuse_command(request: Request, principal: Principal, device: dict[str, An
     """403 (recorded) unless the principal may command this device."""
     if authz.may_command_device(principal, device):
         return
-    audit = request.app.state.ctx.services.get("access_log")
+    audit = request.app.state.ctx.services.access_log
     if audit is not None:
         roles = ",".join(sorted(principal.roles))
         audit.record_event(principal.id, roles, f"command:{op}"[:32], device["id"], "-", outcome="denied")

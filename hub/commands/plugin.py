@@ -46,32 +46,33 @@ class CommandAckSink:
 
 def install(ctx: HubContext) -> None:
     """Plug device commands into the hub."""
-    settings = ctx.services.get("settings")
+    settings = ctx.services.settings
     margin = float(getattr(settings, "command_ack_margin_s", DEFAULT_ACK_MARGIN_S))
-    ctx.services.setdefault("access_log", AccessLog(ctx.engine, ctx.sessions, ctx.clock))
+    if ctx.services.access_log is None:
+        ctx.services.access_log = AccessLog(ctx.engine, ctx.sessions, ctx.clock)
 
     def sender() -> Sender:
         return ctx.send_command
 
     def incidents() -> IncidentService | None:
-        service = ctx.services.get("incidents")
+        service = ctx.services.incidents
         return service if isinstance(service, IncidentService) else None
 
     service = CommandService(
         ctx.sessions,
         sender,
         bus=ctx.bus,
-        audit=lambda: ctx.services.get("access_log"),
+        audit=lambda: ctx.services.access_log,
         incidents=lambda: None if (s := incidents()) is None else s.apply,
         clock=ctx.clock,
         ack_margin_s=margin,
     )
-    ctx.services["commands"] = service
+    ctx.services.commands = service
     ctx.add_sink(CommandAckSink(service))
     ctx.add_router(router)
 
     def lookup(device_id: str) -> DeviceRef | None:
-        registry = ctx.services.get("registry")
+        registry = ctx.services.registry
         device = registry.get_public(device_id) if isinstance(registry, DeviceRegistry) else None
         return None if device is None else device_ref(device)
 

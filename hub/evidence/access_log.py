@@ -148,7 +148,7 @@ class AccessLog:
 
 def get_access_log(request: Request) -> AccessLog:
     """The access log on the hub context (installed with the snapshot store)."""
-    log = request.app.state.ctx.services.get("access_log")
+    log = request.app.state.ctx.services.access_log
     if not isinstance(log, AccessLog):
         raise HTTPException(status_code=503, detail="the evidence access log is not running")
     return log

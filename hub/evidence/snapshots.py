@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 from edge.wire import Channel, Event, Status, Telemetry, WireError, check_id, check_snapshot, topic
+from hub.context import Services
 from hub.evidence.access_log import ALLOWED, DENIED, MISSING, AccessLog
 from hub.evidence.access_log import DEFAULT_RETENTION_DAYS as DEFAULT_ACCESS_RETENTION_DAYS
 from hub.evidence.access_log import router as access_router
@@ -197,9 +198,9 @@ class SnapshotStore:
 class SnapshotSink:
     """Hub sink: events announce hashes, snapshot payloads are verified and stored."""
 
-    def __init__(self, store: SnapshotStore, services: dict[str, Any] | None = None, root: str = "gs") -> None:
+    def __init__(self, store: SnapshotStore, services: Services | None = None, root: str = "gs") -> None:
         self.store = store
-        self.services = services if services is not None else {}
+        self.services = services if services is not None else Services()
         self.root = root
 
     def on_status(self, device: DeviceRef, status: Status, received_ms: int) -> None:
@@ -220,7 +221,7 @@ class SnapshotSink:
     def on_snapshot(self, device: DeviceRef, event_id: str, payload: bytes, sha256: str, received_ms: int) -> None:
         """Verify and store a snapshot payload; a refused one goes to the dead letter with its reason."""
         reason = self.store.store_snapshot(device.device_id, event_id, payload, received_ms)
-        deadletters = self.services.get("deadletters")
+        deadletters = self.services.deadletters
         if reason is not None and deadletters is not None:
             name = topic(device.site, device.device_id, Channel.SNAPSHOT, event_id=event_id, root=self.root)
             detail = f"snapshot refused ({reason}); sha256 {sha256}"
@@ -228,7 +229,7 @@ class SnapshotSink:
 
 
 def _get_store(request: Request) -> SnapshotStore:
-    store = request.app.state.ctx.services.get("snapshots")
+    store = request.app.state.ctx.services.snapshots
     if not isinstance(store, SnapshotStore):
         raise HTTPException(status_code=503, detail="snapshot store is not running")
     return store
@@ -239,7 +240,7 @@ def _audit_unauthenticated(request: Request, device_id: str, event_id: str) -> I
     try:
         yield
     except HTTPException as exc:
-        log = request.app.state.ctx.services.get("access_log")
+        log = request.app.state.ctx.services.access_log
         if exc.status_code == 401 and isinstance(log, AccessLog) and not getattr(request.state, "audited", False):
             reason = exc.detail.get("reason", "") if isinstance(exc.detail, dict) else str(exc.detail)
             action = "meta" if request.url.path.endswith("/meta") else "image"
@@ -266,10 +267,10 @@ def _evidence(request: Request, principal: authz.Principal, device_id: str, even
     _checked(device_id, event_id)
     request.state.audited = True  # recorded below, with the principal: not again as unauthenticated
     ctx = request.app.state.ctx
-    registry = ctx.services.get("registry")
+    registry = ctx.services.registry
     device = None if registry is None else registry.get_public(device_id)
     allowed = authz.may_see_evidence(principal, device)
-    log: AccessLog | None = ctx.services.get("access_log")
+    log: AccessLog | None = ctx.services.access_log
     if log is not None:
         client = request.client.host if request.client is not None else ""
         log.record(principal, action, device_id, event_id, outcome=ALLOWED if allowed else DENIED, client=client)
@@ -280,7 +281,7 @@ def _evidence(request: Request, principal: authz.Principal, device_id: str, even
 
 
 def _missing(request: Request, principal: authz.Principal, device_id: str, event_id: str, action: str) -> None:
-    log: AccessLog | None = request.app.state.ctx.services.get("access_log")
+    log: AccessLog | None = request.app.state.ctx.services.access_log
     if log is not None:
         log.record(principal, action, device_id, event_id, outcome=MISSING)
 
@@ -318,13 +319,13 @@ def purge_expired(store: SnapshotStore, log: AccessLog, now_ms: int | None = Non
 
 def install(ctx: HubContext) -> None:
     """Plug the snapshot store into the hub: sink, API route, retention sweep (snapshots and the access log)."""
-    settings = ctx.services.get("settings")
+    settings = ctx.services.settings
     snapshot_days = getattr(settings, "snapshot_retention_days", DEFAULT_RETENTION_DAYS)
     access_days = getattr(settings, "access_log_retention_days", DEFAULT_ACCESS_RETENTION_DAYS)
     store = SnapshotStore(ctx.data_dir, snapshot_days, ctx.clock)
     log = AccessLog(ctx.engine, ctx.sessions, ctx.clock, access_days)
-    ctx.services["snapshots"] = store
-    ctx.services["access_log"] = log
+    ctx.services.snapshots = store
+    ctx.services.access_log = log
     ctx.add_sink(SnapshotSink(store, ctx.services, ctx.root))
     ctx.add_router(router)
     ctx.add_router(access_router)

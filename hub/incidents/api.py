@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub.api.deps import running
 from hub.context import HubContext
 from hub.incidents.queries import IncidentFilter, IncidentQueries
 from hub.incidents.rulestore import RuleExistsError, RuleStore
@@ -66,13 +67,6 @@ def get_ctx(request: Request) -> HubContext:
 CtxDep = Annotated[HubContext, Depends(get_ctx)]
 
 
-def _svc(ctx: HubContext, name: str) -> Any:
-    obj = ctx.services.get(name)
-    if obj is None:
-        raise HTTPException(status_code=503, detail=f"hub service {name!r} is not running")
-    return obj
-
-
 def _not_found(exc: IncidentNotFoundError) -> HTTPException:
     return HTTPException(status_code=404, detail=str(exc))
 
@@ -80,7 +74,7 @@ def _not_found(exc: IncidentNotFoundError) -> HTTPException:
 def _visible(ctx: HubContext, principal: Principal, incident_id: int) -> dict[str, Any]:
     """The incident if the principal may see it; 404 otherwise (as for a missing one)."""
     require(principal, authz.may_list_incidents(principal), "read incidents")
-    queries: IncidentQueries = _svc(ctx, "incident_queries")
+    queries: IncidentQueries = running(ctx.services.incident_queries, "incident_queries")
     try:
         incident = queries.incident(incident_id)
     except IncidentNotFoundError as exc:
@@ -123,7 +117,7 @@ def list_incidents(
 ) -> list[dict[str, Any]]:
     """Incidents the caller may see, newest first, filtered; titles in the caller's language."""
     require(principal, authz.may_list_incidents(principal), "read incidents")
-    queries: IncidentQueries = _svc(ctx, "incident_queries")
+    queries: IncidentQueries = running(ctx.services.incident_queries, "incident_queries")
 
     def fetch(lim: int, off: int) -> list[dict[str, Any]]:
         return localize.incidents(queries.list_incidents(_filter(lim, off)), lang)
@@ -169,8 +163,8 @@ def _snapshot_links(incident: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _readings(ctx: HubContext, incident: dict[str, Any]) -> dict[str, Any]:
-    store = ctx.services.get("series_store") or ctx.services.get("store")
-    rules: RuleStore | None = ctx.services.get("rules")
+    store = ctx.services.store or ctx.services.store
+    rules: RuleStore | None = ctx.services.rules
     device = incident.get("device_id")
     if store is None or rules is None or not device:
         return {}
@@ -193,7 +187,7 @@ def _readings(ctx: HubContext, incident: dict[str, Any]) -> dict[str, Any]:
 def acknowledge(ctx: CtxDep, principal: PrincipalDep, incident_id: int, body: AckBody, lang: LangDep) -> dict[str, Any]:
     """Acknowledge an incident."""
     by = _actor(principal, _visible(ctx, principal, incident_id), body.by)
-    service: IncidentService = _svc(ctx, "incidents")
+    service: IncidentService = running(ctx.services.incidents, "incidents")
     try:
         return localize.incident_view(service.acknowledge(incident_id, by), lang)
     except IncidentNotFoundError as exc:
@@ -204,7 +198,7 @@ def acknowledge(ctx: CtxDep, principal: PrincipalDep, incident_id: int, body: Ac
 def close(ctx: CtxDep, principal: PrincipalDep, incident_id: int, body: CloseBody, lang: LangDep) -> dict[str, Any]:
     """Close an incident by hand."""
     by = _actor(principal, _visible(ctx, principal, incident_id), body.by)
-    service: IncidentService = _svc(ctx, "incidents")
+    service: IncidentService = running(ctx.services.incidents, "incidents")
     try:
         return localize.incident_view(service.close(incident_id, by, body.reason), lang)
     except IncidentNotFoundError as exc:
@@ -215,7 +209,7 @@ def close(ctx: CtxDep, principal: PrincipalDep, incident_id: int, body: CloseBod
 def add_note(ctx: CtxDep, principal: PrincipalDep, incident_id: int, body: NoteBody) -> dict[str, Any]:
     """Add a note (by the signed-in person)."""
     author = _actor(principal, _visible(ctx, principal, incident_id), body.author)
-    queries: IncidentQueries = _svc(ctx, "incident_queries")
+    queries: IncidentQueries = running(ctx.services.incident_queries, "incident_queries")
     try:
         note = queries.add_note(incident_id, author, body.text, ctx.now_ms())
     except IncidentNotFoundError as exc:
@@ -240,7 +234,7 @@ def list_groups(
 ) -> list[dict[str, Any]]:
     """Correlation groups the caller may see, newest first."""
     require(principal, authz.may_list_incidents(principal), "read incidents")
-    queries: IncidentQueries = _svc(ctx, "incident_queries")
+    queries: IncidentQueries = running(ctx.services.incident_queries, "incident_queries")
     if authz.reads_hub_wide(principal):
         groups = queries.list_groups(state=state, category=category, grid=grid, limit=limit)
     else:
@@ -253,7 +247,7 @@ def list_groups(
 def get_group(ctx: CtxDep, principal: PrincipalDep, group_id: int, lang: LangDep) -> dict[str, Any]:
     """One group with its incidents."""
     require(principal, authz.may_list_incidents(principal), "read incidents")
-    queries: IncidentQueries = _svc(ctx, "incident_queries")
+    queries: IncidentQueries = running(ctx.services.incident_queries, "incident_queries")
     try:
         group = queries.group(group_id)
     except IncidentNotFoundError as exc:
@@ -276,7 +270,7 @@ def _parse(body: dict[str, Any]) -> Any:
 
 
 def _reload(ctx: HubContext) -> None:
-    sink: IncidentSink | None = ctx.services.get("incident_sink")
+    sink: IncidentSink | None = ctx.services.incident_sink
     if sink is not None:
         sink.reload_rules(force=True)
 
@@ -285,7 +279,7 @@ def _reload(ctx: HubContext) -> None:
 def list_rules(ctx: CtxDep, principal: PrincipalDep) -> list[dict[str, Any]]:
     """Every rule."""
     require(principal, authz.may_read_rules(principal), "read rules")
-    rules: RuleStore = _svc(ctx, "rules")
+    rules: RuleStore = running(ctx.services.rules, "rules")
     return [dump_rule(r) for r in rules.all()]
 
 
@@ -293,7 +287,7 @@ def list_rules(ctx: CtxDep, principal: PrincipalDep) -> list[dict[str, Any]]:
 def get_rule(ctx: CtxDep, principal: PrincipalDep, rule_id: str) -> dict[str, Any]:
     """One rule."""
     require(principal, authz.may_read_rules(principal), "read rules")
-    rules: RuleStore = _svc(ctx, "rules")
+    rules: RuleStore = running(ctx.services.rules, "rules")
     rule = rules.get(rule_id)
     if rule is None:
         raise HTTPException(status_code=404, detail=f"rule {rule_id!r} not found")
@@ -304,7 +298,7 @@ def get_rule(ctx: CtxDep, principal: PrincipalDep, rule_id: str) -> dict[str, An
 def create_rule(ctx: CtxDep, principal: PrincipalDep, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
     """Add a rule (validated; errors name the bad key)."""
     require(principal, authz.may_change_operations(principal), "change rules")
-    rules: RuleStore = _svc(ctx, "rules")
+    rules: RuleStore = running(ctx.services.rules, "rules")
     try:
         rule = rules.create(_parse(body), ctx.now_ms())
     except RuleExistsError as exc:
@@ -319,7 +313,7 @@ def replace_rule(
 ) -> dict[str, Any]:
     """Replace a rule."""
     require(principal, authz.may_change_operations(principal), "change rules")
-    rules: RuleStore = _svc(ctx, "rules")
+    rules: RuleStore = running(ctx.services.rules, "rules")
     rule = _parse({**body, "id": rule_id})
     try:
         rules.replace(rule, ctx.now_ms())
@@ -333,7 +327,7 @@ def replace_rule(
 def delete_rule(ctx: CtxDep, principal: PrincipalDep, rule_id: str) -> Response:
     """Remove a rule."""
     require(principal, authz.may_change_operations(principal), "change rules")
-    rules: RuleStore = _svc(ctx, "rules")
+    rules: RuleStore = running(ctx.services.rules, "rules")
     try:
         rules.delete(rule_id)
     except RuleExistsError as exc:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
 from hub.bus import EventBus
+from hub.context import Services
 from hub.incidents.models import CLOSED, OPEN, STATE_CODES, IncidentGroupRow, IncidentRow
 from hub.incidents.views import MEMBER_COLUMNS, group_public, incident_public
 from hub.rules.models import SEVERITY_RANK
@@ -83,13 +84,13 @@ class IncidentService:
         sessions: sessionmaker[Session],
         *,
         bus: EventBus | None = None,
-        services: Mapping[str, Any] | None = None,
+        services: Services | None = None,
         clock: Callable[[], float] = time.time,
         group_window_s: float = DEFAULT_GROUP_WINDOW_S,
     ) -> None:
         self._sessions = sessions
         self._bus = bus
-        self._services: Mapping[str, Any] = services if services is not None else {}
+        self._services = services if services is not None else Services()
         self._clock = clock
         self.group_window_ms = int(group_window_s * 1000)
         #: Called with (rule_id, subject) when an operator closes an incident by hand.
@@ -362,14 +363,14 @@ class IncidentService:
                 self._bus.publish("incident", {"change": change.kind, **change.incident})
                 if change.group is not None and change.group_changed:
                     self._bus.publish("incident_group", change.group)
-            cases = self._services.get("cases")
+            cases = self._services.cases
             if cases is not None and change.group is not None and change.group_changed:
                 times = {
                     "alarm_raised_ms": change.incident["raised_ms"],
                     "alarm_received_ms": change.incident["received_ms"],
                 }
                 cases.on_incident_group(change.group | times)
-            writer = self._services.get("series_writer") or self._services.get("writer")
+            writer = self._services.writer or self._services.writer
             if writer is not None and change.kind != "acknowledged":
                 writer.submit([incident_point(change.incident)])
         except Exception:

@@ -33,6 +33,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.cases.models import PersonRow
+from hub.context import Services
 from hub.security.authz import ADMIN, DEMO_PRINCIPAL, Principal, principal_of
 from hub.security.models import ApiTokenRow
 
@@ -206,9 +207,9 @@ def admin_banner(token: str, url: str) -> str:
     )
 
 
-def principal_for(services: dict[str, Any], person_id: str) -> Principal | None:
+def principal_for(services: Services, person_id: str) -> Principal | None:
     """The principal of a directory person (or of the built-in administrator); None for an unknown id."""
-    cases = services.get("cases")
+    cases = services.cases
     model = None if cases is None else cases.directory.model()
     person = None if model is None else model.people.get(person_id)
     if model is None or person is None:
@@ -237,7 +238,7 @@ def _unauthorized(reason: str, message: str) -> HTTPException:
 
 def get_tokens(request: Request) -> TokenStore:
     """The token store on the hub context (installed by the app factory)."""
-    store = request.app.state.ctx.services.get("tokens")
+    store = request.app.state.ctx.services.tokens
     if not isinstance(store, TokenStore):
         raise HTTPException(status_code=503, detail="the token store is not running")
     return store
@@ -346,7 +347,7 @@ def who_am_i(request: Request, principal: PrincipalDep) -> dict[str, Any]:
     """The signed-in person: id, name, roles, areas, force, and whether they may see evidence."""
     if principal.anonymous:
         raise _unauthorized("no_credentials", "Authorization: Bearer <token> required")
-    cases = request.app.state.ctx.services.get("cases")
+    cases = request.app.state.ctx.services.cases
     person = None if cases is None else cases.directory.model().people.get(principal.id)
     name = person.name if person is not None else "Hub administrator"
     return principal.public() | {"name": name}

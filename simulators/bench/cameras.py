@@ -28,14 +28,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from edge.wire import Event, Status, Telemetry
-from hub.context import PLUGINS, HubContext
+from hub.context import PLUGINS, HubContext, need
 from hub.ingest.sinks import DeviceRef
 from simulators.camera_fleet import CameraFleet, street_cameras
 
 logger = logging.getLogger(__name__)
 TARGET_LAG_P99_S: Final = 1.0
 TARGET_VIEW_S: Final = 2.0
-SERVICE: Final = "camera_bench_probe"
 
 
 class ArrivalProbe:
@@ -62,7 +61,6 @@ class ArrivalProbe:
 def install(ctx: HubContext) -> None:
     """The bench's plug-in: the arrival probe as a sink (installed last, so it sees what the others saw)."""
     probe = ArrivalProbe()
-    ctx.services[SERVICE] = probe
     ctx.add_sink(probe)
 
 
@@ -149,8 +147,8 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 def _run(args: argparse.Namespace, hub: Any, port: int, grids: list[str]) -> dict[str, Any]:
     """Connect the street, run it with its storm, open the camera view meanwhile, then count."""
     assert hub.ctx is not None and hub.registry is not None
-    probe: ArrivalProbe = hub.ctx.services[SERVICE]
-    token = hub.ctx.services["tokens"].issue_token("operator-01", "bench cameras")
+    probe = next(sink for sink in hub.ctx.sinks if isinstance(sink, ArrivalProbe))
+    token = need(hub.ctx.services.tokens, "tokens").issue_token("operator-01", "bench cameras")
     opened: dict[str, int] = {}
     sub = hub.ctx.bus.subscribe(maxlen=100_000)
     stop = threading.Event()

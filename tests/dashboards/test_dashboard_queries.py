@@ -31,6 +31,7 @@ from edge.agent import Agent
 from edge.wire import Channel, DeviceKind, DeviceState, Status, encode, topic
 from hub.cases.evaluation import run_evaluation
 from hub.config import HubSettings
+from hub.context import need
 from hub.service import Hub
 from simulators.community import generate_community, write_community
 from simulators.community_workflow import write_workflow
@@ -156,7 +157,7 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filled]:
         wait_until(lambda: all(state(d) == "online" for d in ids), 20, 0.1, "every device online")
         for device, trigger in TRIGGERS:
             find_sim(device).trigger(trigger)
-        cases = services["cases"]
+        cases = need(services.cases, "cases")
         wait_until(lambda: len(cases.list_cases()) >= len(TRIGGERS), 20, 0.1, "a case per forced alarm")
         for device, trigger in RELEASED:
             find_sim(device).release(trigger)
@@ -168,7 +169,7 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filled]:
         closed = 'SELECT count("repeats") FROM "incident" WHERE "state_code" = 0'
         wait_until(lambda: count(server, closed) >= len(RELEASED), 20, 0.2, "closed incidents in influxd")
         # What the hub's case tasks do every 30 s and on GET /api/v1/evaluation, done now.
-        assert services["case_stats"].write() > 0
+        assert need(services.case_stats, "case_stats").write() > 0
         run_evaluation(cases, "grid")
         assert hub.writer.flush(15), "series writer did not flush"
         yield Filled(server, grids)

@@ -14,7 +14,7 @@ from edge.cli import main
 from hub.api.app import create_app
 from hub.cases import api as cases_api
 from hub.cases.plugin import build, example_config
-from hub.context import HubContext
+from hub.context import HubContext, need
 from hub.db import make_engine, session_factory, sqlite_url
 from hub.schema import init_schema
 from hub.security.auth import TokenStore, bearer_token
@@ -71,7 +71,7 @@ def test_bearer_header_parsing() -> None:
 
 def test_case_api_signs_in_with_bearer_tokens(ctx: HubContext) -> None:
     client = TestClient(create_app(ctx))
-    tokens: TokenStore = ctx.services["tokens"]
+    tokens: TokenStore = need(ctx.services.tokens, "tokens")
     op = {"Authorization": f"Bearer {tokens.issue_token('op1')}"}
     worker = {"Authorization": f"Bearer {tokens.issue_token('w1')}"}
     assert client.get("/api/v1/cases", headers=op).status_code == 200

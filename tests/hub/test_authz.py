@@ -16,6 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge import wire
 from edge.wire import Channel, DeviceKind, DeviceState, Status
+from hub.context import need
 from hub.db import make_engine, session_factory, sqlite_url
 from hub.schema import init_schema
 from hub.security import authz
@@ -224,9 +225,9 @@ def role_hub(make_hub: HubFactory, tmp_path: Path, mosquitto: MosquittoServer) -
     )
     hub = make_hub(data_dir=data_dir, plugins=("hub.incidents.plugin", "hub.cases.plugin", "hub.evidence.snapshots"))
     ctx = hub.ctx
-    assert ctx is not None and "r1" in ctx.services["cases"].directory.model().people
+    assert ctx is not None and "r1" in need(ctx.services.cases, "cases").directory.model().people
     publish_births(mosquitto.port, {"cam-g1": GRID_1, "cam-g2": GRID_2})
-    wait_until(lambda: len(ctx.services["registry"].list_public()) == 2, what="2 devices")
+    wait_until(lambda: len(need(ctx.services.registry, "registry").list_public()) == 2, what="2 devices")
     return hub
 
 
@@ -238,7 +239,7 @@ def status(client: httpx.Client, method: str, url: str, **kw: Any) -> int:
 def test_roles_probed_through_the_api(role_hub: Hub) -> None:
     hub = role_hub
     assert hub.ctx is not None
-    tokens: TokenStore = hub.ctx.services["tokens"]
+    tokens: TokenStore = need(hub.ctx.services.tokens, "tokens")
     with api(hub) as admin:
         assert admin.put("/api/v1/people/int1", json={"name": "City platform", "roles": ["integration"]}).is_success
     clients = {pid: api(hub, tokens.issue_token(pid, "authz test")) for pid in
@@ -304,7 +305,7 @@ def test_roles_probed_through_the_api(role_hub: Hub) -> None:
     assert status(integ, "POST", f"/api/v1/cases/{a}/close") == 403
 
     # evidence: operators/admins, supervisors of the device's area; refused for others; every access logged
-    store = hub.ctx.services["snapshots"]
+    store = need(hub.ctx.services.snapshots, "snapshots")
     data = jpeg(3)
     for device_id in ("cam-g1", "cam-g2"):
         store.announce(device_id, event("ev-1", data), 1)

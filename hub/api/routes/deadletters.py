@@ -89,7 +89,7 @@ def requeue_deadletter(
 ) -> RequeueResult:
     """Re-inject the stored (or a corrected) payload through ingest; 422 with the reason if still refused."""
     require(principal, authz.may_change_operations(principal), "requeue dead letters")
-    ingest = ctx.services.get("ingest")
+    ingest = ctx.services.ingest
     if ingest is None:
         raise HTTPException(status_code=503, detail="ingest is not running")
     payload = None if body is None or body.payload is None else body.payload.encode("utf-8")

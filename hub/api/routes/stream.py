@@ -35,7 +35,7 @@ def stream(ctx: CtxDep, principal: StreamPrincipalDep, lang: LangDep, kinds: str
     notes the hub wrote come in ``?lang=`` (EventSource cannot set Accept-Language either).
     """
     wanted = None if not kinds else set(kinds.split(","))
-    stopping = ctx.services.get("stopping")
+    stopping = ctx.services.stopping
 
     def frames() -> Iterator[str]:
         sub = ctx.bus.subscribe()

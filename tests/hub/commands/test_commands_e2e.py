@@ -23,6 +23,7 @@ import httpx
 import pytest
 import yaml
 
+from hub.context import need
 from hub.service import Hub
 from simulators.community import generate_community
 from simulators.community_workflow import to_workflow
@@ -70,7 +71,7 @@ def site(tmp_path: Path, make_hub: HubFactory) -> Site:
         command_ack_margin_s=MARGIN_S,
     )
     assert hub.ctx is not None
-    tokens = hub.ctx.services["tokens"]
+    tokens = need(hub.ctx.services.tokens, "tokens")
     people = ("operator-01", "operator-far", "sup-01")
     return Site(hub, grids, {p: tokens.issue_token(p, "command test") for p in people})
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge.wire import DeviceKind, Event, EventState, Severity
 from hub.bus import EventBus
-from hub.context import HubContext
+from hub.cases.service import CaseService
+from hub.context import HubContext, Services
 from hub.db import make_engine, session_factory
 from hub.incidents.models import IncidentGroupRow, IncidentRow
 from hub.incidents.plugin import build
@@ -58,7 +59,7 @@ class CasesSpy:
 def test_open_repeat_clear_and_publish(sessions: sessionmaker[Session]) -> None:
     bus, cases = EventBus(), CasesSpy()
     sub = bus.subscribe()
-    svc = IncidentService(sessions, bus=bus, services={"cases": cases})
+    svc = IncidentService(sessions, bus=bus, services=Services(cases=cast(CaseService, cases)))
     svc.apply([cand(event_id="e1"), cand("update", ts=T0 + 1000, repeat=True, event_id="e2")])
     [row] = rows(sessions)
     assert (row.state, row.repeats, row.event_ids) == ("open", 1, ["e1", "e2"])
@@ -129,7 +130,7 @@ def test_flap_reopens_same_incident(sessions: sessionmaker[Session]) -> None:
 
 def test_storm_of_offline_devices_is_one_group(sessions: sessionmaker[Session]) -> None:
     cases = CasesSpy()
-    svc = IncidentService(sessions, services={"cases": cases})
+    svc = IncidentService(sessions, services=Services(cases=cast(CaseService, cases)))
     for i in range(200):
         svc.apply(
             [

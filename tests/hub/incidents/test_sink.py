@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge.wire import DeviceKind, Event, EventState, Point, Severity, Telemetry
+from hub.cases.service import CaseService
 from hub.context import HubContext
 from hub.incidents.models import IncidentGroupRow, IncidentRow
 from hub.incidents.plugin import build, data_loss_listener
@@ -241,7 +242,7 @@ def test_storm_of_200_cameras_offline_is_one_group(
         def on_incident_group(self, data: dict[str, object]) -> None:
             calls.append(data)
 
-    ctx.services["cases"] = Cases()
+    ctx.services.cases = cast(CaseService, Cases())  # a spy with the one method incidents call
     sink = build(ctx)
     for i in range(200):
         cam = DeviceRef(f"cam{i:03d}", "site-a", DeviceKind.CAMERA, f"1101010010010{i % 20:02d}")
@@ -300,7 +301,7 @@ def test_a_candidate_the_store_keeps_refusing_is_set_aside_into_the_dead_letter(
     candidates behind it are stored instead of waiting forever."""
     ctx = make_ctx(tmp_path, engine, sessions, FakeClock(T0))
     deadletters = DeadLetterStore(sessions, IngestStats())
-    ctx.services["deadletters"] = deadletters
+    ctx.services.deadletters = deadletters
     sink = build(ctx, instance="hub-1")
 
     def cand(device: str, detail: dict[str, Any] | None = None) -> Candidate:
@@ -339,7 +340,7 @@ def test_the_worker_logs_a_failing_candidate_as_itself_not_as_an_outage(
     """The worker loop: a candidate the store refuses is logged as that candidate's failure (a
     warning per try, then the set-aside error), never as "incident store unavailable"."""
     ctx = make_ctx(tmp_path, engine, sessions, FakeClock(T0))
-    ctx.services["deadletters"] = DeadLetterStore(sessions, IngestStats())
+    ctx.services.deadletters = DeadLetterStore(sessions, IngestStats())
     sink = build(ctx, instance="hub-1")
     bad = Candidate(
         "open", "smoke", "event", "d9", "d9", "site-a", GRID, "fire_safety", "critical", "smoke on d9", T0,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from hub.config import HubSettings
+from hub.context import need
 from hub.incidents.check import run_check
 from hub.incidents.queries import IncidentFilter
 from hub.service import Hub
@@ -35,9 +36,13 @@ def test_storm_is_one_group_one_case_and_flapping_is_one_incident(hub: Hub, mosq
     )
     assert result["seen"] == result["expected"]
     assert hub.ctx is not None
-    incidents = hub.ctx.services["incident_queries"]
+    incidents = need(hub.ctx.services.incident_queries, "incident_queries")
 
     [group_id] = {i["group_id"] for i in incidents.list_incidents(IncidentFilter(rule="device_offline", limit=1000))}
-    cases = [c for c in hub.ctx.services["cases"].list_cases(limit=1000) if str(c.get("group_id")) == str(group_id)]
+    cases = [
+        c
+        for c in need(hub.ctx.services.cases, "cases").list_cases(limit=1000)
+        if str(c.get("group_id")) == str(group_id)
+    ]
     assert len(cases) == 1
     assert len(cases[0]["incident_ids"]) == 200

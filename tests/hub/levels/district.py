@@ -18,6 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge import wire
 from edge.wire import Channel, DeviceKind, DeviceState, Event, EventState, Severity, SnapshotRef, Status
+from hub.context import need
 from hub.security.auth import TokenStore
 from hub.service import Hub
 from simulators.community import Community, generate_district
@@ -63,7 +64,7 @@ class DistrictSite:
 
 def issue_tokens(hub: Hub) -> dict[str, str]:
     assert hub.ctx is not None
-    tokens: TokenStore = hub.ctx.services["tokens"]
+    tokens: TokenStore = need(hub.ctx.services.tokens, "tokens")
     return {p: tokens.issue_token(p, "levels test") for p in PEOPLE}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
@@ -12,9 +13,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from edge.wire import Event, EventState, Severity, SnapshotRef
-from hub.context import HubContext
+from hub.context import HubContext, need
 from hub.db import make_engine, session_factory
 from hub.evidence.snapshots import SnapshotSink, SnapshotStore, install
+from hub.ingest.deadletter import DeadLetterStore
 from hub.ingest.sinks import DeviceRef
 from hub.security.auth import current_principal
 from hub.security.authz import Principal
@@ -112,9 +114,9 @@ def test_sink_and_api_route(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'state.db'}")  # a file: the access log writes from API threads
     ctx = HubContext(data_dir=tmp_path, engine=engine, sessions=session_factory(engine), clock=Clock())
     dead = DeadLetters()
-    ctx.services["deadletters"] = dead
+    ctx.services.deadletters = cast(DeadLetterStore, dead)  # records what the sink refuses
     install(ctx)
-    store = ctx.services["snapshots"]
+    store = need(ctx.services.snapshots, "snapshots")
     assert isinstance(store, SnapshotStore)
     (sink,) = [s for s in ctx.sinks if isinstance(s, SnapshotSink)]
     assert [name for name, _ in ctx.tasks] == ["snapshot-retention"]

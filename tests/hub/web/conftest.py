@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from hub.config import HubSettings
+from hub.context import need
 from hub.security.auth import TokenStore
 from hub.service import Hub
 from simulators.community import generate_community
@@ -49,7 +50,7 @@ def start_site(data_dir: Path, people: tuple[str, ...]) -> Site:
     hub = Hub(settings)
     hub.start()
     assert hub.ctx is not None
-    tokens: TokenStore = hub.ctx.services["tokens"]
+    tokens: TokenStore = need(hub.ctx.services.tokens, "tokens")
     return Site(hub, community.grid_codes(), {p: tokens.issue_token(p, "browser test") for p in people})
 
 
