@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 PLUGINS: Final[tuple[str, ...]] = (
     "hub.incidents.plugin",
     "hub.cases.plugin",
-    "hub.evidence.snapshots",
+    "hub.evidence.plugin",
     "hub.commands.plugin",
     "hub.levels.plugin",
     "hub.cameras.plugin",

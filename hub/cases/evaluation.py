@@ -174,7 +174,7 @@ def run_evaluation(
             if visible is None or visible(scope_of(r))
         ]
     rows = evaluate(stats, by)
-    writer = svc.services.writer  # evaluation also goes to the series store, when the hub has one
+    writer = None if svc.services is None else svc.services.writer  # figures also go to the series store
     if writer is not None and rows and visible is None and not area:
         _write_series(writer, rows, by, period or "all", svc.now_ms())
     return {"by": by, "period": period, "area": area, "scoped": visible is not None, "groups": rows}

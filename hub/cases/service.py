@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -45,7 +45,7 @@ from hub.cases.routing import RoutingError, route
 from hub.cases.sla import SlaPolicy
 from hub.cases.stages import follow_action
 from hub.cases.sweeper import sweep
-from hub.context import Services
+from hub.series.base import PointWriter
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +79,14 @@ class _Retry(Exception):
     """Internal: the transaction lost a race; read again."""
 
 
+class CasePeers(Protocol):
+    """What the case service takes from the other parts (the hub's ``ctx.services``): the series
+    writer, where evaluation figures also go."""
+
+    @property
+    def writer(self) -> PointWriter | None: ...
+
+
 class CaseService:
     """Creates cases and moves them through the machine; the API, Open311 and incidents call this."""
 
@@ -91,7 +99,7 @@ class CaseService:
         bus: EventBus | None = None,
         clock: Callable[[], float] = time.time,
         targets: Sequence[WebhookTarget] = (),
-        services: Services | None = None,
+        services: CasePeers | None = None,
         plans: PlanBook | None = None,
     ) -> None:
         self.sessions = sessions
@@ -101,7 +109,7 @@ class CaseService:
         self.bus = bus
         self.clock = clock
         self.targets = list(targets)
-        self.services = services if services is not None else Services()
+        self.services = services
 
     @property
     def calendar(self) -> WorkingCalendar:

@@ -10,31 +10,20 @@ whose hash does not match is refused with a reason and never stored.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Final
-
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from typing import Final, Protocol
 
 from edge.wire import Channel, Event, Status, Telemetry, WireError, check_id, check_snapshot, topic
-from hub.context import Services
-from hub.evidence.access_log import ALLOWED, DENIED, MISSING, AccessLog
-from hub.evidence.access_log import DEFAULT_RETENTION_DAYS as DEFAULT_ACCESS_RETENTION_DAYS
-from hub.evidence.access_log import router as access_router
+from hub.ingest.deadletter import DeadLetterStore
 from hub.ingest.sinks import DeviceRef
-from hub.security import authz
-from hub.security.auth import PrincipalDep, refuse
-
-if TYPE_CHECKING:
-    from hub.context import HubContext
 
 logger = logging.getLogger(__name__)
 
@@ -195,12 +184,19 @@ class SnapshotStore:
         return removed
 
 
+class SnapshotPeers(Protocol):
+    """What the snapshot sink takes from the other parts (the hub's ``ctx.services``)."""
+
+    @property
+    def deadletters(self) -> DeadLetterStore | None: ...
+
+
 class SnapshotSink:
     """Hub sink: events announce hashes, snapshot payloads are verified and stored."""
 
-    def __init__(self, store: SnapshotStore, services: Services | None = None, root: str = "gs") -> None:
+    def __init__(self, store: SnapshotStore, services: SnapshotPeers | None = None, root: str = "gs") -> None:
         self.store = store
-        self.services = services if services is not None else Services()
+        self.services = services
         self.root = root
 
     def on_status(self, device: DeviceRef, status: Status, received_ms: int) -> None:
@@ -221,123 +217,8 @@ class SnapshotSink:
     def on_snapshot(self, device: DeviceRef, event_id: str, payload: bytes, sha256: str, received_ms: int) -> None:
         """Verify and store a snapshot payload; a refused one goes to the dead letter with its reason."""
         reason = self.store.store_snapshot(device.device_id, event_id, payload, received_ms)
-        deadletters = self.services.deadletters
+        deadletters = None if self.services is None else self.services.deadletters
         if reason is not None and deadletters is not None:
             name = topic(device.site, device.device_id, Channel.SNAPSHOT, event_id=event_id, root=self.root)
             detail = f"snapshot refused ({reason}); sha256 {sha256}"
             deadletters.add(name, payload, reason, detail, received_ms, device_id=device.device_id)
-
-
-def _get_store(request: Request) -> SnapshotStore:
-    store = request.app.state.ctx.services.snapshots
-    if not isinstance(store, SnapshotStore):
-        raise HTTPException(status_code=503, detail="snapshot store is not running")
-    return store
-
-
-def _audit_unauthenticated(request: Request, device_id: str, event_id: str) -> Iterator[None]:
-    """Record evidence requests refused before anyone is known (no, bad or revoked token: 401) in the access log."""
-    try:
-        yield
-    except HTTPException as exc:
-        log = request.app.state.ctx.services.access_log
-        if exc.status_code == 401 and isinstance(log, AccessLog) and not getattr(request.state, "audited", False):
-            reason = exc.detail.get("reason", "") if isinstance(exc.detail, dict) else str(exc.detail)
-            action = "meta" if request.url.path.endswith("/meta") else "image"
-            client = request.client.host if request.client is not None else ""
-            log.record_unauthenticated(action, device_id, event_id, reason=reason, client=client)
-        raise
-
-
-StoreDep = Annotated[SnapshotStore, Depends(_get_store)]
-#: Every route of the router first arms the access log for refusals that happen before the principal is known.
-router = APIRouter(prefix="/api/v1/snapshots", tags=["snapshots"], dependencies=[Depends(_audit_unauthenticated)])
-
-
-def _checked(device_id: str, event_id: str) -> None:
-    try:
-        check_id(device_id, "device_id")
-        check_id(event_id, "event_id")
-    except WireError as exc:
-        raise HTTPException(status_code=400, detail=exc.detail) from exc
-
-
-def _evidence(request: Request, principal: authz.Principal, device_id: str, event_id: str, action: str) -> None:
-    """Allow or refuse access to one snapshot, and record it either way; 404 when refused (no existence leak)."""
-    _checked(device_id, event_id)
-    request.state.audited = True  # recorded below, with the principal: not again as unauthenticated
-    ctx = request.app.state.ctx
-    registry = ctx.services.registry
-    device = None if registry is None else registry.get_public(device_id)
-    allowed = authz.may_see_evidence(principal, device)
-    log: AccessLog | None = ctx.services.access_log
-    if log is not None:
-        client = request.client.host if request.client is not None else ""
-        log.record(principal, action, device_id, event_id, outcome=ALLOWED if allowed else DENIED, client=client)
-    if not allowed:
-        if principal.anonymous or not principal.has(*authz.EVIDENCE_ROLES):
-            raise refuse(principal, "see evidence")
-        raise HTTPException(status_code=404, detail=f"no stored snapshot for {device_id}/{event_id}")
-
-
-def _missing(request: Request, principal: authz.Principal, device_id: str, event_id: str, action: str) -> None:
-    log: AccessLog | None = request.app.state.ctx.services.access_log
-    if log is not None:
-        log.record(principal, action, device_id, event_id, outcome=MISSING)
-
-
-@router.get("/{device_id}/{event_id}", response_class=Response)
-def get_snapshot(request: Request, device_id: str, event_id: str, store: StoreDep, principal: PrincipalDep) -> Response:
-    """The verified, privacy-filtered JPEG of an event (operators, admins, supervisors of its area; audited)."""
-    _evidence(request, principal, device_id, event_id, "image")
-    data = store.read(device_id, event_id)
-    if data is None:
-        _missing(request, principal, device_id, event_id, "image")
-        raise HTTPException(status_code=404, detail=f"no stored snapshot for {device_id}/{event_id}")
-    sha = hashlib.sha256(data).hexdigest()
-    headers = {"ETag": f'"{sha}"', "X-Snapshot-SHA256": sha, "Cache-Control": "private, no-store"}
-    return Response(content=data, media_type="image/jpeg", headers=headers)
-
-
-@router.get("/{device_id}/{event_id}/meta")
-def get_snapshot_meta(
-    request: Request, device_id: str, event_id: str, store: StoreDep, principal: PrincipalDep
-) -> dict[str, Any]:
-    """What the event announced about its snapshot, and whether the verified image is stored (as the image)."""
-    _evidence(request, principal, device_id, event_id, "meta")
-    meta = store.meta(device_id, event_id)
-    if meta is None:
-        _missing(request, principal, device_id, event_id, "meta")
-        raise HTTPException(status_code=404, detail=f"no snapshot announced for {device_id}/{event_id}")
-    return asdict(meta)
-
-
-def purge_expired(store: SnapshotStore, log: AccessLog, now_ms: int | None = None) -> tuple[int, int]:
-    """The retention sweep: (snapshots, access records) removed."""
-    return store.purge(now_ms), log.purge(now_ms)
-
-
-def install(ctx: HubContext) -> None:
-    """Plug the snapshot store into the hub: sink, API route, retention sweep (snapshots and the access log)."""
-    settings = ctx.services.settings
-    snapshot_days = getattr(settings, "snapshot_retention_days", DEFAULT_RETENTION_DAYS)
-    access_days = getattr(settings, "access_log_retention_days", DEFAULT_ACCESS_RETENTION_DAYS)
-    store = SnapshotStore(ctx.data_dir, snapshot_days, ctx.clock)
-    log = AccessLog(ctx.engine, ctx.sessions, ctx.clock, access_days)
-    ctx.services.snapshots = store
-    ctx.services.access_log = log
-    ctx.add_sink(SnapshotSink(store, ctx.services, ctx.root))
-    ctx.add_router(router)
-    ctx.add_router(access_router)
-    logger.info("retention: snapshots %.1f days, evidence access log %.1f days", snapshot_days, access_days)
-
-    def retention_task(stop: threading.Event) -> None:
-        while True:
-            try:
-                purge_expired(store, log)
-            except Exception:  # loop boundary: retry at the next interval
-                logger.exception("retention sweep failed")
-            if stop.wait(PURGE_INTERVAL_S):
-                return
-
-    ctx.add_task("snapshot-retention", retention_task)

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias
 
 from sqlalchemy import and_, func, literal_column, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -22,12 +22,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
 from hub.bus import EventBus
-from hub.context import Services
 from hub.incidents.models import CLOSED, OPEN, STATE_CODES, IncidentGroupRow, IncidentRow
 from hub.incidents.views import MEMBER_COLUMNS, group_public, incident_public
 from hub.rules.models import SEVERITY_RANK
 from hub.rules.state import Candidate
-from hub.series.base import SeriesPoint
+from hub.series.base import PointWriter, SeriesPoint
 from hub.texts.catalogue import TEXTS
 
 logger = logging.getLogger(__name__)
@@ -76,6 +75,23 @@ def scope_key(rule_kind: str, site: str, grid: str | None) -> str:
     return f"grid:{grid}"
 
 
+class CaseIntake(Protocol):
+    """Who turns incident groups into cases (the case service)."""
+
+    def on_incident_group(self, data: Mapping[str, Any]) -> object: ...
+
+
+class IncidentPeers(Protocol):
+    """What the incident service takes from the other parts (the hub's ``ctx.services``), late-bound:
+    the case service is installed after this one."""
+
+    @property
+    def cases(self) -> CaseIntake | None: ...
+
+    @property
+    def writer(self) -> PointWriter | None: ...
+
+
 class IncidentService:
     """Applies engine candidates and operator actions to the state DB, then publishes them."""
 
@@ -84,13 +100,13 @@ class IncidentService:
         sessions: sessionmaker[Session],
         *,
         bus: EventBus | None = None,
-        services: Services | None = None,
+        services: IncidentPeers | None = None,
         clock: Callable[[], float] = time.time,
         group_window_s: float = DEFAULT_GROUP_WINDOW_S,
     ) -> None:
         self._sessions = sessions
         self._bus = bus
-        self._services = services if services is not None else Services()
+        self._services = services
         self._clock = clock
         self.group_window_ms = int(group_window_s * 1000)
         #: Called with (rule_id, subject) when an operator closes an incident by hand.
@@ -363,14 +379,14 @@ class IncidentService:
                 self._bus.publish("incident", {"change": change.kind, **change.incident})
                 if change.group is not None and change.group_changed:
                     self._bus.publish("incident_group", change.group)
-            cases = self._services.cases
+            cases = None if self._services is None else self._services.cases
             if cases is not None and change.group is not None and change.group_changed:
                 times = {
                     "alarm_raised_ms": change.incident["raised_ms"],
                     "alarm_received_ms": change.incident["received_ms"],
                 }
                 cases.on_incident_group(change.group | times)
-            writer = self._services.writer or self._services.writer
+            writer = None if self._services is None else self._services.writer
             if writer is not None and change.kind != "acknowledged":
                 writer.submit([incident_point(change.incident)])
         except Exception:

@@ -26,14 +26,14 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Protocol
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from hub.cases.directory import Directory
 from hub.cases.models import PersonRow
-from hub.context import Services
 from hub.security.authz import ADMIN, DEMO_PRINCIPAL, Principal, principal_of
 from hub.security.models import ApiTokenRow
 
@@ -207,7 +207,19 @@ def admin_banner(token: str, url: str) -> str:
     )
 
 
-def principal_for(services: Services, person_id: str) -> Principal | None:
+class _HasDirectory(Protocol):
+    @property
+    def directory(self) -> Directory: ...
+
+
+class DirectoryPeers(Protocol):
+    """Where sign-in finds the directory of people: the case service, when the hub runs one."""
+
+    @property
+    def cases(self) -> _HasDirectory | None: ...
+
+
+def principal_for(services: DirectoryPeers, person_id: str) -> Principal | None:
     """The principal of a directory person (or of the built-in administrator); None for an unknown id."""
     cases = services.cases
     model = None if cases is None else cases.directory.model()

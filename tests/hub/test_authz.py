@@ -223,7 +223,7 @@ def role_hub(make_hub: HubFactory, tmp_path: Path, mosquitto: MosquittoServer) -
     (data_dir / "cases.yaml").write_text(
         (Path(__file__).parents[2] / "hub" / "cases" / "example.yaml").read_text(encoding="utf-8")
     )
-    hub = make_hub(data_dir=data_dir, plugins=("hub.incidents.plugin", "hub.cases.plugin", "hub.evidence.snapshots"))
+    hub = make_hub(data_dir=data_dir, plugins=("hub.incidents.plugin", "hub.cases.plugin", "hub.evidence.plugin"))
     ctx = hub.ctx
     assert ctx is not None and "r1" in need(ctx.services.cases, "cases").directory.model().people
     publish_births(mosquitto.port, {"cam-g1": GRID_1, "cam-g2": GRID_2})
@@ -346,7 +346,7 @@ def test_roles_probed_through_the_api(role_hub: Hub) -> None:
 
 @pytest.mark.integration
 def test_demo_mode_reads_anonymously_and_writes_need_a_token(make_hub: HubFactory) -> None:
-    hub = make_hub(demo=True, plugins=("hub.incidents.plugin", "hub.cases.plugin", "hub.evidence.snapshots"))
+    hub = make_hub(demo=True, plugins=("hub.incidents.plugin", "hub.cases.plugin", "hub.evidence.plugin"))
     with api(hub, None) as anonymous:
         for url in ("/api/v1/devices", "/api/v1/deadletters", "/api/v1/gaps", "/api/v1/incidents", "/api/v1/rules"):
             assert status(anonymous, "GET", url) == 200, url

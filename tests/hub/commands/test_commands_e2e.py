@@ -67,7 +67,7 @@ def site(tmp_path: Path, make_hub: HubFactory) -> Site:
     (data_dir / "cases.yaml").write_text(yaml.safe_dump(workflow, allow_unicode=True))
     hub = make_hub(
         data_dir=data_dir,
-        plugins=("hub.incidents.plugin", "hub.cases.plugin", "hub.evidence.snapshots", "hub.commands.plugin"),
+        plugins=("hub.incidents.plugin", "hub.cases.plugin", "hub.evidence.plugin", "hub.commands.plugin"),
         command_ack_margin_s=MARGIN_S,
     )
     assert hub.ctx is not None

@@ -18,7 +18,8 @@ from hub.config import HubSettings, load_settings
 from hub.context import HubContext, need
 from hub.db import make_engine, session_factory, sqlite_url
 from hub.evidence.access_log import ANONYMOUS, DENIED, UNAUTHENTICATED, AccessLog
-from hub.evidence.snapshots import SnapshotStore, install
+from hub.evidence.plugin import install
+from hub.evidence.snapshots import SnapshotStore
 from hub.schema import init_schema
 from hub.security.auth import BOOTSTRAP_ADMIN_ID, TokenStore
 from hub.security.authz import Principal

@@ -15,7 +15,8 @@ from fastapi.testclient import TestClient
 from edge.wire import Event, EventState, Severity, SnapshotRef
 from hub.context import HubContext, need
 from hub.db import make_engine, session_factory
-from hub.evidence.snapshots import SnapshotSink, SnapshotStore, install
+from hub.evidence.plugin import install
+from hub.evidence.snapshots import SnapshotSink, SnapshotStore
 from hub.ingest.deadletter import DeadLetterStore
 from hub.ingest.sinks import DeviceRef
 from hub.security.auth import current_principal
