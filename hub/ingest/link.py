@@ -3,8 +3,10 @@
 paho builds an ``MQTTMessage``, takes locks and runs several callbacks per received
 packet; at tens of thousands of QoS 1 messages a second that machinery is the
 bottleneck. :class:`MqttLink` reads up to :data:`RECV_CHUNK` bytes per ``recv``,
-parses every whole PUBLISH in place (topic length, topic, packet id, payload slice)
-and writes the PUBACKs of a chunk in one ``send``.
+parses every whole PUBLISH in place with the codec's zero-copy framing
+(:func:`~hub.mqtt.codec.next_frame`, :func:`~hub.mqtt.codec.publish_layout`: topic,
+packet id, payload slice, no packet objects) and writes the PUBACKs of a chunk in one
+``send``; when they may go out is :mod:`hub.ingest.link_acks`' business.
 
 Threading: one thread owns the socket and does all I/O (a TLS socket must never be
 read and written from two threads). :meth:`MqttLink.publish` from any other thread
@@ -19,8 +21,9 @@ again.
 
 Sockets stay in blocking mode with a timeout once connected: the selector says when
 to read, and a write that cannot complete within :data:`SEND_TIMEOUT_S` counts as a
-lost connection. Connecting (TCP and TLS handshake) is non-blocking and watches the
-wake-up socket, so :meth:`MqttLink.stop` is quick even when the broker does not answer.
+lost connection. Connecting (TCP and TLS handshake, :mod:`hub.ingest.link_socket`) is
+non-blocking and watches the wake-up socket, so :meth:`MqttLink.stop` is quick even when
+the broker does not answer.
 """
 
 from __future__ import annotations
