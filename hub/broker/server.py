@@ -61,7 +61,7 @@ DEFAULT_MAX_INFLIGHT = 20_000
 DEFAULT_WRITE_HIGH_WATER = 16 * 1024 * 1024
 #: Seconds a new connection has to send CONNECT.
 CONNECT_TIMEOUT = 10.0
-#: Bytes asked of the stream reader at a time (it holds at most 128 KiB before pausing the socket).
+#: Bytes taken from a connection's stream reader at a time; the frames they complete are handled before the next read.
 READ_CHUNK = 256 * 1024
 
 #: ``authenticate(client_id, username, password) -> allowed``
