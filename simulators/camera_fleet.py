@@ -24,7 +24,9 @@ from typing import Final
 from edge import wire
 from edge.vocabulary import EventType
 from edge.wire import Channel, DeviceKind, DeviceState, Event, EventState, MetricValue, Point, Severity, Status
-from simulators.bench.fleet import RawMqttDevice, publish_packet
+from hub.mqtt.codec import encode
+from hub.mqtt.packets import Disconnect
+from simulators.bench.fleet import RawMqttDevice
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +38,6 @@ MODELS: Final = ("DS-2CD2347", "IPC-HFW3441", "sim-640")
 ANALYTICS: Final = ("people,tamper", "people,crowd,tamper", "intrusion,loitering,tamper")
 #: CONNECTs in flight at once (mosquitto accepts them faster one burst at a time).
 CONNECT_BURST: Final = 200
-_RETAIN: Final = 0x01
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +91,8 @@ class _Camera(RawMqttDevice):
         self.packet_id = 0
 
     def _send(self, channel: Channel, payload: bytes, *, retain: bool = False) -> None:
-        assert self.transport is not None
         self.packet_id = self.packet_id % 65535 + 1
-        packet = publish_packet(wire.topic(self.spec.site, self.spec.device_id, channel), self.packet_id, payload)
-        self.transport.write(bytes([packet[0] | _RETAIN]) + packet[1:] if retain else packet)
+        self.send(wire.topic(self.spec.site, self.spec.device_id, channel), self.packet_id, payload, retain=retain)
 
     def birth(self) -> None:
         """The retained online status: kind, grid, heartbeat interval and the inventory labels."""
@@ -198,6 +197,6 @@ class CameraFleet:
         """DISCONNECT every camera (cleanly: no LWT, the births stay retained)."""
         for cam in self.cameras:
             if cam.transport is not None:
-                cam.transport.write(b"\xe0\x00")
+                cam.transport.write(encode(Disconnect()))
                 cam.transport.close()
         await asyncio.sleep(0.2)

@@ -3,8 +3,10 @@
 paho builds an ``MQTTMessage``, takes locks and runs several callbacks per received
 packet; at tens of thousands of QoS 1 messages a second that machinery is the
 bottleneck. :class:`MqttLink` reads up to :data:`RECV_CHUNK` bytes per ``recv``,
-parses every whole PUBLISH in place (topic length, topic, packet id, payload slice)
-and writes the PUBACKs of a chunk in one ``send``.
+parses every whole PUBLISH in place with the codec's zero-copy framing
+(:func:`~hub.mqtt.codec.next_frame`, :func:`~hub.mqtt.codec.publish_layout`: topic,
+packet id, payload slice, no packet objects) and writes the PUBACKs of a chunk in one
+``send``; when they may go out is :mod:`hub.ingest.link_acks`' business.
 
 Threading: one thread owns the socket and does all I/O (a TLS socket must never be
 read and written from two threads). :meth:`MqttLink.publish` from any other thread
@@ -19,16 +21,15 @@ again.
 
 Sockets stay in blocking mode with a timeout once connected: the selector says when
 to read, and a write that cannot complete within :data:`SEND_TIMEOUT_S` counts as a
-lost connection. Connecting (TCP and TLS handshake) is non-blocking and watches the
-wake-up socket, so :meth:`MqttLink.stop` is quick even when the broker does not answer.
+lost connection. Connecting (TCP and TLS handshake, :mod:`hub.ingest.link_socket`) is
+non-blocking and watches the wake-up socket, so :meth:`MqttLink.stop` is quick even when
+the broker does not answer.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
-import os
 import random
 import selectors
 import socket
@@ -40,20 +41,32 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from hub.broker.packets import (
-    CONNACK_BAD_CREDENTIALS,
-    CONNACK_BAD_PROTOCOL,
-    CONNACK_IDENTIFIER_REJECTED,
-    CONNACK_NOT_AUTHORIZED,
-    CONNACK_SERVER_UNAVAILABLE,
+from hub.ingest.link_acks import RELEASE_POLL_S, AckQueue
+from hub.ingest.link_socket import LinkDown, Stopping, await_close, open_socket, recv_chunk
+from hub.mqtt.codec import (
+    PUBACK_HEAD,
+    PUBREC_HEAD,
+    FrameBuffer,
+    decode_body,
+    encode,
+    next_frame,
+    publish_header,
+    publish_layout,
+)
+from hub.mqtt.packets import (
     SUBACK_FAILURE,
-    U16,
+    Connack,
     Connect,
     Disconnect,
+    MalformedPacketError,
     Pingreq,
+    Pingresp,
+    Puback,
+    Pubcomp,
+    Pubrel,
+    Suback,
     Subscribe,
-    encode,
-    publish_header,
+    connack_reason,
 )
 
 logger = logging.getLogger(__name__)
@@ -70,27 +83,12 @@ CONNECT_TIMEOUT_S: Final = 10.0
 SEND_TIMEOUT_S: Final = 10.0
 #: Seconds stop() waits for the broker to close the connection after DISCONNECT.
 CLOSE_WAIT_S: Final = 0.5
-#: How often held acknowledgements are re-checked without a wake-up, and how long stop() waits for them.
-RELEASE_POLL_S: Final = 0.05
+#: How long stop() waits for held acknowledgements (they are re-checked every RELEASE_POLL_S without a wake-up).
 RELEASE_WAIT_S: Final = 3.0
 #: Seconds between two logged ``on_message`` failures (the others are counted in the next log line).
 HANDLER_ERROR_LOG_S: Final = 1.0
 
-#: MQTT 3.1.1 CONNACK return codes (section 3.2.2.3).
-CONNACK_MEANINGS: Final = {
-    CONNACK_BAD_PROTOCOL: "unacceptable protocol version",
-    CONNACK_IDENTIFIER_REJECTED: "identifier rejected",
-    CONNACK_SERVER_UNAVAILABLE: "server unavailable",
-    CONNACK_BAD_CREDENTIALS: "bad user name or password",
-    CONNACK_NOT_AUTHORIZED: "not authorized",
-}
-
 MessageHandler = Callable[[bytes, bytes, int], None]
-
-
-def connack_reason(code: int) -> str:
-    """The reason text for a refused CONNACK, e.g. ``connection refused: not authorized (5)``."""
-    return f"connection refused: {CONNACK_MEANINGS.get(code, 'unknown return code')} ({code})"
 
 
 @dataclass(slots=True)
@@ -109,14 +107,6 @@ class LinkStats:
     connects: int = 0
     #: Successful connections after the first.
     reconnects: int = 0
-
-
-class LinkDown(Exception):
-    """The connection ended or could not be made; the text is the reason given to ``on_disconnect``."""
-
-
-class _Stopping(Exception):
-    """stop() was called while the I/O thread waited."""
 
 
 class MqttLink:
@@ -181,15 +171,7 @@ class MqttLink:
         self._on_message = on_message
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
-        self._before_ack = before_ack
-        self._released = released
-        #: PUBACK bytes waiting for their ticket to be released: (ticket, packets, frames), in order.
-        self._held_acks: deque[tuple[int, int, bytes]] = deque()
-        #: released() is asked again only after wake() or RELEASE_POLL_S: asking per 64 packets took the
-        #: writer's lock 400 times a second at 25k msgs/s, for answers that change once per batch.
-        self._release_due = True
-        self._released_at = 0.0
-        self._delivered = 0  # messages handed to on_message since before_ack last ran
+        self._acks = AckQueue(name, before_ack, released)
         self._reconnect = (reconnect_min_s, reconnect_max_s)
         pw = password.encode("utf-8") if password is not None else None
         self._connect_frame = encode(Connect(client_id, clean_session, keepalive, None, username, pw))
@@ -207,11 +189,7 @@ class MqttLink:
         self._inflight: dict[int, bytes] = {}  # outbound QoS 1: packet id -> frame
         self._qos2_ids: set[int] = set()  # inbound QoS 2 delivered, PUBREL not yet seen
         self._next_id = 0
-        self._acks: list[bytes] = []
-        self._tail = b""
-        self._pieces: list[bytes] = []
-        self._have = 0
-        self._need = 0
+        self._frames = FrameBuffer()
         self._last_send = self._last_recv = self._last_ping = 0.0
         self._error_logged_at = 0.0
         self._errors_unlogged = 0
@@ -269,13 +247,13 @@ class MqttLink:
 
     def wake(self) -> None:
         """Make the I/O thread look again at held acknowledgements (thread-safe, cheap)."""
-        self._release_due = True
+        self._acks.release_due = True
         self._wake()
 
     @property
     def held_acks(self) -> int:
         """PUBACKs waiting for ``released`` (a snapshot, for tests and metrics)."""
-        return sum(count for _, count, _ in tuple(self._held_acks))
+        return self._acks.held_count
 
     # ------------------------------------------------------------------ thread
 
@@ -293,7 +271,7 @@ class MqttLink:
             reason: str | None = None
             try:
                 self._session()
-            except _Stopping:
+            except Stopping:
                 pass
             except LinkDown as exc:
                 reason = str(exc)
@@ -326,9 +304,8 @@ class MqttLink:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
-        self._acks.clear()
-        self._held_acks.clear()  # never sent: the broker delivers those messages again
-        self._tail, self._pieces, self._have, self._need = b"", [], 0, 0
+        self._acks.clear()  # never sent: the broker delivers those messages again
+        self._frames.clear()
 
     def _call(self, what: str, callback: Callable[..., None] | None, *args: object) -> None:
         if callback is None:
@@ -368,66 +345,26 @@ class MqttLink:
 
     def _open(self) -> socket.socket:
         """TCP connect (and TLS handshake) without blocking stop()."""
-        deadline = time.monotonic() + CONNECT_TIMEOUT_S
-        try:
-            infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            raise LinkDown(f"cannot resolve {self.host}: {exc}") from exc
-        error: OSError | LinkDown = LinkDown("no address")
-        for family, kind, proto, _, addr in infos:
-            sock = socket.socket(family, kind, proto)
-            try:
-                sock.setblocking(False)
-                code = sock.connect_ex(addr)
-                if code in (errno.EINPROGRESS, errno.EWOULDBLOCK):
-                    self._wait(sock, selectors.EVENT_WRITE, deadline, "TCP connect")
-                    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                if code:
-                    raise OSError(code, os.strerror(code))
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                if self._ssl is not None:
-                    sock = self._handshake(sock, deadline)
-                sock.settimeout(SEND_TIMEOUT_S)
-                return sock
-            except (OSError, LinkDown, _Stopping) as exc:
-                sock.close()
-                if isinstance(exc, _Stopping | ssl.SSLError):
-                    raise
-                error = exc
-        raise LinkDown(f"cannot connect to {self.host}:{self.port}: {error}")
-
-    def _handshake(self, raw: socket.socket, deadline: float) -> ssl.SSLSocket:
-        assert self._ssl is not None
-        sock = self._ssl.wrap_socket(raw, server_hostname=self.host, do_handshake_on_connect=False)
-        while True:
-            try:
-                sock.do_handshake()
-                return sock
-            except ssl.SSLWantReadError:
-                self._wait(sock, selectors.EVENT_READ, deadline, "TLS handshake")
-            except ssl.SSLWantWriteError:
-                self._wait(sock, selectors.EVENT_WRITE, deadline, "TLS handshake")
-
-    def _wait(self, sock: socket.socket, events: int, deadline: float, what: str) -> None:
         assert self._wake_r is not None
-        with selectors.DefaultSelector() as sel:
-            sel.register(sock, events)
-            sel.register(self._wake_r, selectors.EVENT_READ)
-            sel.select(max(0.0, deadline - time.monotonic()))
-        if self._stopping.is_set():
-            raise _Stopping
-        if time.monotonic() >= deadline:
-            raise LinkDown(f"{what} to {self.host}:{self.port} timed out after {CONNECT_TIMEOUT_S:g} s")
+        return open_socket(
+            self.host,
+            self.port,
+            tls=self._ssl,
+            wake=self._wake_r,
+            stopping=self._stopping,
+            connect_timeout_s=CONNECT_TIMEOUT_S,
+            send_timeout_s=SEND_TIMEOUT_S,
+        )
 
     def _goodbye(self) -> None:
         """Flush what is queued, then DISCONNECT: the broker keeps the session and sends no will."""
         try:
             self._flush_acks()
             deadline = time.monotonic() + RELEASE_WAIT_S
-            while self._held_acks and time.monotonic() < deadline:
+            while self._acks.held and time.monotonic() < deadline:
                 time.sleep(0.01)  # the writer makes them durable within its flush interval
-                self._release_acks()
-            if self._held_acks:
+                self._send_acks(*self._acks.release())
+            if self._acks.held:
                 logger.warning(
                     "%s: stopping with %d messages not yet safe, so not acknowledged; the broker delivers them again",
                     self.name,
@@ -436,29 +373,14 @@ class MqttLink:
             if self._session_up and self._outbox:
                 self._send_outbox()
             self._send(encode(Disconnect()))
-            self._await_close()
+            assert self._sock is not None
+            await_close(self._sock, CLOSE_WAIT_S, RECV_CHUNK)
         except (OSError, LinkDown) as exc:
             logger.debug("%s: DISCONNECT not sent: %s", self.name, exc)
         if self._inflight:
             logger.warning("%s: stopped with %d QoS 1 messages unacknowledged", self.name, len(self._inflight))
             self.stats.publishes_failed += len(self._inflight)
             self._inflight.clear()
-
-    def _await_close(self) -> None:
-        """Wait (briefly) for the broker to close after DISCONNECT, discarding what it still sends.
-
-        Closing a socket with unread bytes makes the kernel send RST, and a broker that gets RST
-        drops the PUBACKs it has not read yet -- it would then deliver those messages again.
-        """
-        sock = self._sock
-        assert sock is not None
-        deadline = time.monotonic() + CLOSE_WAIT_S
-        with contextlib.suppress(OSError):
-            sock.settimeout(CLOSE_WAIT_S)
-            while time.monotonic() < deadline:
-                sock.settimeout(max(0.001, deadline - time.monotonic()))
-                if not sock.recv(RECV_CHUNK):
-                    return
 
     # ------------------------------------------------------------------ timing
 
@@ -470,7 +392,7 @@ class MqttLink:
             due = min(due, self._last_send + k, self._last_recv + 1.5 * k)
             if self._last_ping <= self._last_recv:
                 due = min(due, self._last_recv + k)
-        if self._held_acks:  # released() is normally signalled through wake(); poll as well, cheaply
+        if self._acks.held:  # released() is normally signalled through wake(); poll as well, cheaply
             due = min(due, now + RELEASE_POLL_S)
         return max(0.0, due - now)
 
@@ -508,56 +430,12 @@ class MqttLink:
         self._last_send = time.monotonic()
 
     def _flush_acks(self) -> None:
-        ticket = None
-        if self._delivered and self._before_ack is not None:
-            # The handler may batch its work per chunk: it makes what it was given safe before we acknowledge.
-            self._delivered = 0
-            try:
-                ticket = self._before_ack()
-            except Exception as exc:
-                # Not safe, so not acknowledged: drop the connection and the broker delivers them again.
-                logger.exception("%s: before_ack failed; not acknowledging", self.name)
-                self._acks.clear()
-                raise LinkDown(f"handler could not keep what it received: {exc!r}") from exc
-        acks = self._acks
-        held = self._held_acks
-        if acks:
-            if self._released is not None:
-                # PUBACKs go out in the order the PUBLISHes came (MQTT 3.1.1 section 4.6): behind held ones.
-                # Without a ticket they wait for nothing else (released() still sees them, e.g. to journal).
-                wait_for = 0 if ticket is None else ticket
-                if held and wait_for < held[-1][0]:
-                    wait_for = held[-1][0]
-                held.append((wait_for, len(acks), b"".join(acks)))
-                acks.clear()
-            else:
-                data = b"".join(acks)
-                self.stats.pubacks_sent += len(acks)
-                acks.clear()
-                self._send(data)
-        if held and (self._release_due or time.monotonic() - self._released_at >= RELEASE_POLL_S):
-            self._release_acks()
+        self._send_acks(*self._acks.flush())
 
-    def _release_acks(self) -> None:
-        """Send the held PUBACKs whose ticket ``released()`` has reached."""
-        assert self._released is not None
-        held = self._held_acks
-        self._release_due = False  # before asking: a wake() from now on asks again
-        self._released_at = time.monotonic()
-        try:
-            through = self._released()
-        except Exception as exc:
-            logger.exception("%s: released() failed; not acknowledging", self.name)
-            raise LinkDown(f"cannot tell what is safe: {exc!r}") from exc
-        frames: list[bytes] = []
-        count = 0
-        while held and held[0][0] <= through:
-            _, packets, data = held.popleft()
-            frames.append(data)
-            count += packets
-        if frames:
+    def _send_acks(self, data: bytes, count: int) -> None:
+        if count:
             self.stats.pubacks_sent += count
-            self._send(b"".join(frames))
+            self._send(data)
 
     def _new_id(self) -> int:
         for _ in range(0xFFFF):
@@ -591,19 +469,9 @@ class MqttLink:
 
     # ------------------------------------------------------------------ reading
 
-    def _recv(self, sock: socket.socket) -> bytes:
-        data = sock.recv(RECV_CHUNK)
-        if data and isinstance(sock, ssl.SSLSocket) and sock.pending():
-            # Decrypted bytes buffered inside the TLS layer are invisible to select().
-            parts = [data]
-            while sock.pending():
-                parts.append(sock.recv(sock.pending()))
-            data = b"".join(parts)
-        return data
-
     def _read(self, sock: socket.socket) -> None:
         try:
-            data = self._recv(sock)
+            data = recv_chunk(sock, RECV_CHUNK)
         except ssl.SSLWantReadError:
             return  # only part of a TLS record so far
         except TimeoutError:
@@ -612,31 +480,19 @@ class MqttLink:
             raise LinkDown("connection closed by broker")
         self._last_recv = time.monotonic()
         self.stats.bytes_received += len(data)
-        if self._need:
-            # A large frame is being collected: join once it is whole, never re-copy per chunk.
-            self._pieces.append(data)
-            self._have += len(data)
-            if self._have < self._need:
-                return
-            buf = b"".join(self._pieces)
-            self._pieces, self._have, self._need = [], 0, 0
-        elif self._tail:
-            buf = self._tail + data
-        else:
-            buf = data
+        buf = self._frames.feed(data)
+        if not buf:
+            return  # a large frame is being collected
         pos, need = self._parse(buf)
         # The broker's silence counts from when we could read again: time spent in our handler is ours.
         self._last_recv = time.monotonic()
-        tail = buf[pos:] if pos < len(buf) else b""
-        if need > len(tail):
-            self._pieces, self._have, self._need, self._tail = [tail], len(tail), need, b""
-        else:
-            self._tail = tail
+        self._frames.keep(buf, pos, need)
 
     def _parse(self, buf: bytes) -> tuple[int, int]:
         """Handle every whole frame in ``buf``; return (bytes used, size of the incomplete frame or 0)."""
         on_message = self._on_message
-        acks = self._acks
+        ack_queue = self._acks
+        acks = ack_queue.pending
         stopping = self._stopping
         monotonic = time.monotonic
         qos2_ids = self._qos2_ids
@@ -645,44 +501,23 @@ class MqttLink:
         count = 0
         flushed = monotonic()
         try:
-            while pos + 2 <= n:
-                header = buf[pos]
-                length = buf[pos + 1]
-                i = pos + 2
-                if length & 0x80:
-                    length &= 0x7F
-                    shift = 7
-                    while True:
-                        if i >= n:
-                            return pos, 0
-                        byte = buf[i]
-                        i += 1
-                        length |= (byte & 0x7F) << shift
-                        if not byte & 0x80:
-                            break
-                        shift += 7
-                        if shift > 21:
-                            raise LinkDown("protocol error: remaining length longer than 4 bytes")
-                end = i + length
+            while pos < n:
+                start, end = next_frame(buf, pos)
                 if end > n:
                     return pos, end - pos
+                header = buf[pos]
+                pos = end
                 if header & 0xF0 != 0x30:
-                    self._control(header, buf[i:end])
-                    pos = end
+                    self._control(header, buf[start:end])
                     continue
                 qos = (header >> 1) & 0x03
-                j = i + 2 + ((buf[i] << 8) | buf[i + 1]) if length >= 2 else end + 1
-                topic = buf[i + 2 : j]
-                if qos:
-                    pid = buf[j : j + 2]
-                    j += 2
-                if j > end or qos == 3:
-                    raise LinkDown("protocol error: malformed PUBLISH")
-                pos = end
+                if qos == 3:
+                    raise LinkDown("protocol error: PUBLISH with QoS 3")
+                topic, j = publish_layout(buf, start, end, qos)
                 count += 1
                 # QoS 2: a DUP re-send before PUBREL is acknowledged again but not delivered twice.
-                if qos != 2 or (packet_id := (pid[0] << 8) | pid[1]) not in qos2_ids:
-                    self._delivered += 1
+                if qos != 2 or (packet_id := (buf[j - 2] << 8) | buf[j - 1]) not in qos2_ids:
+                    ack_queue.delivered += 1
                     try:
                         on_message(topic, buf[j:end], qos)
                     except Exception:  # acknowledged anyway: the caller dead-letters bad input itself
@@ -690,9 +525,9 @@ class MqttLink:
                     if qos == 2:
                         qos2_ids.add(packet_id)
                 if qos == 1:
-                    acks.append(b"\x40\x02" + pid)
+                    acks.append(PUBACK_HEAD + buf[j - 2 : j])
                 elif qos == 2:
-                    acks.append(b"\x50\x02" + pid)
+                    acks.append(PUBREC_HEAD + buf[j - 2 : j])
                 if len(acks) >= ACK_FLUSH_PACKETS or (not count & 7 and monotonic() - flushed >= ACK_FLUSH_S):
                     self._flush_acks()
                     flushed = monotonic()
@@ -700,6 +535,8 @@ class MqttLink:
                         # The rest is not acknowledged: the broker delivers it again to the persistent session.
                         return n, 0
             return pos, 0
+        except MalformedPacketError as exc:
+            raise LinkDown(f"protocol error: {exc}") from exc
         finally:
             self.stats.messages_received += count
 
@@ -720,20 +557,23 @@ class MqttLink:
 
     def _control(self, header: int, body: bytes) -> None:
         """Every packet but PUBLISH."""
-        kind = header >> 4
-        if kind == 4 and len(body) == 2:  # PUBACK
-            self._inflight.pop(U16.unpack(body)[0], None)
-        elif kind == 13 and not body:  # PINGRESP
-            pass
-        elif kind == 6 and len(body) == 2:  # PUBREL: QoS 2 step 2
-            self._qos2_ids.discard(U16.unpack(body)[0])
-            self._acks.append(b"\x70\x02" + body)
-        elif kind == 2 and len(body) == 2 and not self._session_up:  # CONNACK
-            self._connack(body[1], bool(body[0] & 0x01))
-        elif kind == 9 and len(body) >= 3 and U16.unpack(body[:2])[0] == self._sub_id:  # SUBACK
-            self._suback(body[2:])
-        else:
-            raise LinkDown(f"protocol error: unexpected packet type {kind} (header {header:#04x}, {len(body)} bytes)")
+        match decode_body(header, body):
+            case Puback(packet_id=packet_id):
+                self._inflight.pop(packet_id, None)
+            case Pingresp():
+                pass
+            case Pubrel(packet_id=packet_id):  # QoS 2 step 2
+                self._qos2_ids.discard(packet_id)
+                self._acks.pending.append(encode(Pubcomp(packet_id)))
+            case Connack(return_code=code, session_present=present) if not self._session_up:
+                self._connack(code, present)
+            case Suback(packet_id=packet_id, return_codes=codes) if packet_id == self._sub_id:
+                self._suback(codes)
+            case _:
+                kind = header >> 4
+                raise LinkDown(
+                    f"protocol error: unexpected packet type {kind} (header {header:#04x}, {len(body)} bytes)"
+                )
 
     def _connack(self, code: int, session_present: bool) -> None:
         if code:
@@ -758,7 +598,7 @@ class MqttLink:
         else:
             self._up()
 
-    def _suback(self, codes: bytes) -> None:
+    def _suback(self, codes: tuple[int, ...]) -> None:
         if len(codes) != len(self.subscriptions):
             raise LinkDown(f"protocol error: SUBACK has {len(codes)} codes for {len(self.subscriptions)} filters")
         for (topic_filter, _), code in zip(self.subscriptions, codes, strict=True):

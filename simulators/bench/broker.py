@@ -74,47 +74,45 @@ def _subscriber(port: int, qos: int, count: int, ready: Any, results: Any) -> No
 def _raw_connect(port: int, client_id: str) -> Any:
     import socket
 
-    from hub.broker.packets import Connect, encode
+    from hub.mqtt.codec import encode
+    from hub.mqtt.packets import Connack, Connect
 
     sock = socket.create_connection(("127.0.0.1", port))
     sock.sendall(encode(Connect(client_id)))
-    if sock.recv(4) != b"\x20\x02\x00\x00":
+    if sock.recv(4) != encode(Connack()):
         raise RuntimeError("CONNECT refused")
     return sock
 
 
 def _raw_subscriber(port: int, qos: int, count: int, ready: Any, results: Any) -> None:
     """A minimal socket subscriber: parses PUBLISH frames and batches PUBACKs (measures the broker, not paho)."""
-    from hub.broker.decoding import decode_remaining_length
-    from hub.broker.packets import MalformedPacketError, Subscribe, encode
+    from hub.mqtt.codec import PUBACK_HEAD, FrameBuffer, encode, next_frame, publish_layout
+    from hub.mqtt.packets import Subscribe
 
     sock = _raw_connect(port, "bench-sub")
     sock.sendall(encode(Subscribe(1, ((TOPIC, qos),))))
     buf = sock.recv(5)  # SUBACK
     ready.set()
-    buf = b""
+    stream = FrameBuffer()
     received, first, last = 0, 0.0, 0.0
     while received < count:
         chunk = sock.recv(1 << 20)
         if not chunk:
             break
-        buf += chunk
+        buf = stream.feed(chunk)
         acks = []
-        pos = 0
-        while len(buf) - pos >= 2:
-            try:
-                length, start = decode_remaining_length(buf, pos + 1)
-            except MalformedPacketError:  # varint not complete yet
-                break
-            if start + length > len(buf):
+        pos, n, need = 0, len(buf), 0
+        while pos < n:
+            start, end = next_frame(buf, pos)
+            if end > n:
+                need = end - pos
                 break
             if buf[pos] & 0x06:
-                topic_len = (buf[start] << 8) | buf[start + 1]
-                pid = buf[start + 2 + topic_len : start + 4 + topic_len]
-                acks.append(b"\x40\x02" + pid)
-            pos = start + length
+                _topic, payload_start = publish_layout(buf, start, end, 1)
+                acks.append(PUBACK_HEAD + buf[payload_start - 2 : payload_start])
+            pos = end
             received += 1
-        buf = buf[pos:]
+        stream.keep(buf, pos, need)
         if received and not first:
             first = time.time()
         last = time.time()
@@ -126,7 +124,7 @@ def _raw_subscriber(port: int, qos: int, count: int, ready: Any, results: Any) -
 
 def _raw_publish(port: int, qos: int, count: int, payload_size: int) -> float:
     """Publish ``count`` messages from a pipelined socket client (window 1000); return the start time."""
-    from hub.broker.packets import publish_header
+    from hub.mqtt.codec import publish_header
 
     sock = _raw_connect(port, "bench-pub")
     payload = b"x" * payload_size

@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edge import wire
+from hub.mqtt.codec import FrameBuffer, decode_body, encode, publish_header
+from hub.mqtt.packets import Connack, Connect, Disconnect, MalformedPacketError, Puback
 from simulators.profiles import PROFILES, metric_seed
 
 logger = logging.getLogger(__name__)
@@ -38,30 +40,7 @@ class FleetError(RuntimeError):
     """The fleet could not connect."""
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n % 128, n // 128
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _str(s: str) -> bytes:
-    data = s.encode()
-    return len(data).to_bytes(2, "big") + data
-
-
-def connect_packet(client_id: str) -> bytes:
-    """MQTT 3.1.1 CONNECT, clean session, keepalive off."""
-    body = _str("MQTT") + bytes([4, 0x02]) + (0).to_bytes(2, "big") + _str(client_id)
-    return b"\x10" + _varint(len(body)) + body
-
-
-def publish_packet(topic: str, packet_id: int, payload: bytes) -> bytes:
-    """MQTT PUBLISH with QoS 1."""
-    body = _str(topic) + packet_id.to_bytes(2, "big") + payload
-    return b"\x32" + _varint(len(body)) + body
+_DISCONNECT = encode(Disconnect())
 
 
 class RawMqttDevice(asyncio.Protocol):
@@ -71,37 +50,32 @@ class RawMqttDevice(asyncio.Protocol):
         self.device_id = device_id
         self.transport: asyncio.Transport | None = None
         self.connected: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self.buf = b""
+        self.frames = FrameBuffer()
         self.acked = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        transport.write(connect_packet(self.device_id))
+        transport.write(encode(Connect(self.device_id, keepalive=0)))  # clean session, keepalive off
 
     def data_received(self, data: bytes) -> None:
-        self.buf += data
-        while len(self.buf) >= 2:
-            kind = self.buf[0] >> 4
-            length, shift, i = 0, 0, 1
-            while True:
-                if i >= len(self.buf):
-                    return
-                byte = self.buf[i]
-                length += (byte & 0x7F) << shift
-                shift, i = shift + 7, i + 1
-                if not byte & 0x80:
-                    break
-            if len(self.buf) < i + length:
-                return
-            packet, self.buf = self.buf[i : i + length], self.buf[i + length :]
-            if kind == 2 and not self.connected.done():
-                if packet[1:2] == b"\x00":
+        try:
+            packets = [decode_body(header, body) for header, body in self.frames.frames(data)]
+        except MalformedPacketError as exc:
+            raise FleetError(f"{self.device_id}: malformed packet from the broker: {exc}") from exc
+        for packet in packets:
+            if isinstance(packet, Connack) and not self.connected.done():
+                if packet.return_code == 0:
                     self.connected.set_result(True)
                 else:
-                    self.connected.set_exception(FleetError(f"{self.device_id}: CONNACK {packet[1:2].hex()}"))
-            elif kind == 4:
+                    self.connected.set_exception(FleetError(f"{self.device_id}: CONNACK {packet.return_code:02x}"))
+            elif isinstance(packet, Puback):
                 self.acked += 1
+
+    def send(self, topic: str, packet_id: int, payload: bytes, *, retain: bool = False) -> None:
+        """PUBLISH ``payload`` to ``topic`` at QoS 1."""
+        assert self.transport is not None
+        self.transport.write(publish_header(topic.encode(), 1, packet_id, len(payload), retain=retain) + payload)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.connected.done():
@@ -124,8 +98,7 @@ class _Device(RawMqttDevice):
         self.seq += 1
         metrics = {name: round(sig.at(now_ms / 1000.0), digits) for name, sig, digits in self.signals}
         payload = wire.encode(wire.Telemetry(self.seq, now_ms, (wire.Point(now_ms, metrics),)))
-        assert self.transport is not None
-        self.transport.write(publish_packet(self.topic, self.seq % 65535 + 1, payload))
+        self.send(self.topic, self.seq % 65535 + 1, payload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +171,7 @@ async def run_step(port: int, devices: int, interval_s: float, seconds: float) -
     await probe
     for d in fleet:
         if d.transport is not None:
-            d.transport.write(b"\xe0\x00")
+            d.transport.write(_DISCONNECT)
             d.transport.close()
     await asyncio.sleep(0.2)
     lags.sort()

@@ -15,10 +15,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+import hub.ingest.link
 from hub.broker import ThreadedBroker
-from hub.broker.decoding import decode_remaining_length
-from hub.broker.packets import encode_remaining_length
-from hub.ingest.link import MqttLink, connack_reason
+from hub.ingest.link import MqttLink
+from hub.mqtt.codec import decode_remaining_length, encode_remaining_length
+from tests.edge.test_publisher_tls import make_certs
 from tests.servers import MosquittoServer, free_port, require_binary, wait_until
 
 pytestmark = pytest.mark.integration
@@ -175,8 +176,6 @@ def test_a_backlog_longer_than_the_handshake_timeout_does_not_drop_the_link(
     mosquitto: MosquittoServer, make_link: LinkFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Mosquitto answers SUBSCRIBE after the queued backlog: a long backlog must not count as "no SUBACK"."""
-    import hub.ingest.link
-
     link, rec = make_link(mosquitto.port, client_id="hub-long-backlog")
     wait_until(connected(link), 5, what="link connected")
     link.stop()
@@ -261,8 +260,6 @@ def test_messages_never_released_are_delivered_again_after_a_restart(
     mosquitto: MosquittoServer, make_link: LinkFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What a kill -9 of the hub looks like to the broker: delivered, never acknowledged -> delivered again."""
-    import hub.ingest.link
-
     monkeypatch.setattr(hub.ingest.link, "RELEASE_WAIT_S", 0.2)
     stuck = Tickets()  # released() stays 0: nothing the handler got is ever safe
     link, rec = make_link(mosquitto.port, client_id="hub-unsafe", before_ack=stuck.before_ack, released=stuck.released)
@@ -555,12 +552,6 @@ def test_outbound_qos1_in_flight_is_resent_with_dup_after_a_reconnect(
     assert rec.disconnects
 
 
-def test_connack_reasons_name_the_mqtt_meaning() -> None:
-    assert connack_reason(5) == "connection refused: not authorized (5)"
-    assert connack_reason(4) == "connection refused: bad user name or password (4)"
-    assert "unknown" in connack_reason(42)
-
-
 def test_bad_options_are_refused() -> None:
     def noop(_t: bytes, _p: bytes, _q: int) -> None:
         return None
@@ -574,8 +565,6 @@ def test_bad_options_are_refused() -> None:
 
 
 def test_tls_receives_large_and_small_messages_and_publishes(tmp_path: Path, make_link: LinkFactory) -> None:
-    from tests.edge.test_publisher_tls import make_certs
-
     ca, cert, key = make_certs(tmp_path)
     tls_port = free_port()
     server = MosquittoServer(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hub.broker import ThreadedBroker
-from hub.broker.packets import (
+from hub.mqtt.packets import (
     CONNACK_IDENTIFIER_REJECTED,
     CONNACK_NOT_AUTHORIZED,
     SUBACK_FAILURE,

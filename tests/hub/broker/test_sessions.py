@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from hub.broker import ThreadedBroker
-from hub.broker.packets import Connack, Connect, Pingresp, Puback, Publish, Suback, Subscribe, Will
+from hub.mqtt.packets import Connack, Connect, Pingresp, Puback, Publish, Suback, Subscribe, Will
 from tests.hub.broker.conftest import PahoClient, RawClient
 from tests.servers import wait_until
 

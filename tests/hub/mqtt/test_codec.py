@@ -1,4 +1,5 @@
-"""The MQTT 3.1.1 codec: round trips, exact bytes, and malformed input raising typed errors."""
+"""The MQTT 3.1.1 codec: round trips, exact bytes, framing a stream however it is cut, and malformed input
+raising typed errors."""
 
 from __future__ import annotations
 
@@ -6,15 +7,26 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hub.broker.decoding import decode, decode_remaining_length
-from hub.broker.packets import (
+from hub.mqtt.codec import (
+    FrameBuffer,
+    decode,
+    decode_body,
+    decode_remaining_length,
+    encode,
+    encode_remaining_length,
+    next_frame,
+    publish_layout,
+)
+from hub.mqtt.packets import (
     MAX_REMAINING_LENGTH,
     Connack,
     Connect,
     Disconnect,
     MalformedPacketError,
     Packet,
+    PacketTooLargeError,
     Pingreq,
+    Pingresp,
     Puback,
     Pubcomp,
     Publish,
@@ -25,8 +37,7 @@ from hub.broker.packets import (
     Unsuback,
     Unsubscribe,
     Will,
-    encode,
-    encode_remaining_length,
+    connack_reason,
 )
 
 texts = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=40)
@@ -155,3 +166,73 @@ def test_connect_reserved_flag_is_malformed() -> None:
     with pytest.raises(MalformedPacketError) as err:
         decode(bytes(raw))
     assert err.value.reason == "reserved_flag"
+
+
+# --------------------------------------------------------------------------- framing a stream
+
+
+def _stream() -> bytes:
+    return (
+        encode(Connack())
+        + b"".join(encode(Puback(pid)) for pid in (1, 2, 65535))
+        + encode(Pingresp())
+        + encode(Publish("a/b", b"p" * 200, qos=1, packet_id=7))
+        + encode(Publish("c", b"q" * 70_000))  # a 3-byte remaining length
+    )
+
+
+def test_frame_buffer_reassembles_any_split() -> None:
+    stream = _stream()
+    want = [decode(stream[i:])[0] for i in (0, 4, 8, 12, 16)]
+    for cut in range(0, len(stream) + 1, 7):
+        frames = FrameBuffer()
+        got = frames.frames(stream[:cut]) + frames.frames(stream[cut:])
+        packets = [decode_body(header, body) for header, body in got]
+        assert packets[:5] == want and len(packets) == 7
+        assert packets[5] == Publish("a/b", b"p" * 200, qos=1, packet_id=7)
+        assert packets[6] == Publish("c", b"q" * 70_000)
+        assert frames.frames(b"") == []
+
+
+@given(st.lists(st.integers(1, 500), max_size=30))
+def test_frame_buffer_any_chunking_gives_the_same_frames(sizes: list[int]) -> None:
+    stream = _stream()
+    frames = FrameBuffer()
+    got: list[tuple[int, bytes]] = []
+    pos = 0
+    for size in [*sizes, len(stream)]:
+        got += frames.frames(stream[pos : pos + size])
+        pos += size
+    assert got == FrameBuffer().frames(stream)
+
+
+def test_next_frame_locates_without_copying_and_reports_what_is_missing() -> None:
+    frame = encode(Publish("a/b", b"x" * 300, qos=1, packet_id=9))
+    assert next_frame(frame, 0) == (3, len(frame))  # 2-byte remaining length
+    assert next_frame(frame[:100], 0) == (3, len(frame))  # body cut: needs len(frame) bytes
+    assert next_frame(frame[:2], 0) == (3, 3)  # remaining length cut: one more byte than there is
+    assert next_frame(b"\x00" + frame, 1) == (4, len(frame) + 1)
+    topic, payload_start = publish_layout(frame, 3, len(frame), 1)
+    assert topic == b"a/b" and frame[payload_start - 2 : payload_start] == b"\x00\x09"
+    assert frame[payload_start:] == b"x" * 300
+
+
+def test_frame_over_the_cap_or_with_a_long_length_is_refused() -> None:
+    with pytest.raises(PacketTooLargeError) as info:
+        FrameBuffer(max_length=100).frames(encode(Publish("t", b"x" * 101)))
+    assert info.value.reason == "packet_too_large"
+    with pytest.raises(MalformedPacketError, match="bad_remaining_length"):
+        FrameBuffer().frames(b"\x40\xff\xff\xff\xff\x01")
+
+
+def test_publish_layout_refuses_fields_past_the_body() -> None:
+    with pytest.raises(MalformedPacketError, match="PUBLISH topic"):
+        publish_layout(b"\x00\x05ab", 0, 4, 0)
+    with pytest.raises(MalformedPacketError, match="PUBLISH packet id"):
+        publish_layout(b"\x00\x01a\x00", 0, 4, 1)
+
+
+def test_connack_reasons_name_the_mqtt_meaning() -> None:
+    assert connack_reason(5) == "connection refused: not authorized (5)"
+    assert connack_reason(4) == "connection refused: bad user name or password (4)"
+    assert "unknown" in connack_reason(42)
