@@ -229,18 +229,18 @@ class ScenarioRunner:
         (data_dir / "cases.yaml").write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
 
     def _start_broker(self, workdir: Path) -> None:
-        from simulators.servers import EmbeddedBrokerServer, MosquittoBroker, ServerError
+        from simulators.servers import EmbeddedBroker, Mosquitto, ServerError
 
         choice = self.options.broker
         if choice in ("auto", "mosquitto"):
             try:
-                self.broker = MosquittoBroker(workdir / "broker")
+                self.broker = Mosquitto(workdir / "broker")
             except ServerError:
                 if choice == "mosquitto":
                     raise
                 logger.warning("mosquitto is not installed: using the embedded broker")
         if self.broker is None:
-            self.broker = EmbeddedBrokerServer()
+            self.broker = EmbeddedBroker()
         self.broker.start()
 
     def _start_agents(self, workdir: Path) -> None:
@@ -320,7 +320,7 @@ class ScenarioRunner:
         for the devices, :attr:`proxies` for their network, :attr:`api` for the hub).
         """
         from simulators.proxy import ProxyPool
-        from simulators.servers import HubProcess, InfluxServer
+        from simulators.servers import HubProcess, Influxd
 
         sc = self.scenario
         own_dir = self.options.workdir is None
@@ -335,7 +335,7 @@ class ScenarioRunner:
             self._start_broker(workdir)
             influx = None
             if sc.store == "influxdb-v1":
-                self.store_server = InfluxServer(workdir / "influxd", db=INFLUX_DB)
+                self.store_server = Influxd(workdir / "influxd", db=INFLUX_DB)
                 self.store_server.start()
                 influx = (self.store_server.url, INFLUX_DB)
             if report is not None:
@@ -452,7 +452,7 @@ class ScenarioRunner:
             self.clocks[c.device].offset_s = c.seconds
             return f"clock of {c.device} skewed by {c.seconds:+g}s"
         if step.broker_restart is not None:
-            self.broker.stop()
+            self.broker.kill()  # a crash: sessions survive up to mosquitto's last autosave
             time.sleep(step.broker_restart.down / self.speed)
             self.broker.start()
             return "broker restarted"
@@ -708,7 +708,7 @@ class ScenarioRunner:
         for stop in (
             self.hub.stop if self.hub else None,
             self.proxies.close if self.proxies else None,
-            self.broker.stop if self.broker else None,
+            self.broker.kill if self.broker else None,
             self.store_server.stop if self.store_server else None,
         ):
             if stop is not None:

@@ -12,11 +12,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge import wire
 from simulators.community import agent_config, generate_community
 from simulators.drivers import find_sim
-from tests.servers import MosquittoServer, wait_until
+from simulators.servers import Mosquitto, wait_until
 
 
 @pytest.mark.integration
-def test_community_sensors_and_kiosk_through_the_real_agent(mosquitto: MosquittoServer) -> None:
+def test_community_sensors_and_kiosk_through_the_real_agent(mosquitto: Mosquitto) -> None:
     from edge.agent import Agent
     from edge.config import parse_config
 

@@ -14,7 +14,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from hub.broker import ThreadedBroker
 from hub.broker.decoding import decode, decode_remaining_length
 from hub.broker.packets import Packet, encode
-from tests.servers import wait_until
+from simulators.servers import wait_until
 
 
 @pytest.fixture
