@@ -87,11 +87,13 @@ class Influxd(ServerProcess):
         if self.db:
             self.create_db(self.db)
 
-    def query(self, q: str, db: str | None = None) -> dict[str, Any]:
-        """Run InfluxQL (POST, so CREATE and DROP work too) in ``db``; :class:`ServerError` on an error answer."""
+    def query(self, q: str, db: str | None = None, *, with_db: bool = True) -> dict[str, Any]:
+        """Run InfluxQL (POST, so CREATE and DROP work too) in ``db`` (default :attr:`db`; none without
+        ``with_db``); :class:`ServerError` on an error answer."""
         params = {"q": q, "epoch": "ms"}
-        if db:
-            params["db"] = db
+        target = db or self.db
+        if with_db and target:
+            params["db"] = target
         try:
             r = httpx.post(f"{self.url}/query", data=params, timeout=10.0)
         except httpx.HTTPError as exc:
@@ -107,7 +109,7 @@ class Influxd(ServerProcess):
 
     def create_db(self, db: str) -> None:
         """``CREATE DATABASE`` (a no-op when it exists)."""
-        self.query(f'CREATE DATABASE "{db}"')
+        self.query(f'CREATE DATABASE "{db}"', with_db=False)
 
     def count(self, db: str, measurement: str, field: str) -> int:
         """``SELECT count(field)`` over all time (0 when nothing is stored)."""
@@ -123,7 +125,7 @@ class Influxd(ServerProcess):
         """
         source = f'"{measurement}"' if measurement else "/.*/"
         where = f' WHERE "device" = {_influxql_string(device)}' if device else ""
-        body = self.query(f'SELECT * FROM {source}{where} GROUP BY "device"', self.db)
+        body = self.query(f'SELECT * FROM {source}{where} GROUP BY "device"')
         times: dict[str, set[int]] = {}
         for result in body.get("results", []):
             for series in result.get("series", []):
