@@ -29,10 +29,9 @@ class Postgres(ServerProcess):
 
     def __init__(self, workdir: Path | None = None) -> None:
         super().__init__(workdir or Path(tempfile.mkdtemp(prefix="gs-pg-")))
-        self.dir = self.workdir
         self._as_user: list[str] = []
         if os.geteuid() == 0:
-            shutil.chown(self.dir, "postgres", "postgres")
+            shutil.chown(self.workdir, "postgres", "postgres")
             # setpriv execs in place, so signals reach postgres itself (runuser would sit in between)
             self._as_user = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"]
         self._counter = 0
@@ -45,7 +44,7 @@ class Postgres(ServerProcess):
 
     def start(self, timeout: float | None = None) -> None:
         """initdb (once) and start the server; wait until it accepts connections."""
-        data = self.dir / "data"
+        data = self.workdir / "data"
         if not data.exists():
             subprocess.run(
                 [*self._as_user, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
@@ -57,8 +56,8 @@ class Postgres(ServerProcess):
     def command(self) -> list[str]:
         """``postgres`` on loopback, socket in the work dir, durability off."""
         return [
-            *self._as_user, self.binary, "-D", str(self.dir / "data"), "-p", str(self.port), "-h", "127.0.0.1",
-            "-k", str(self.dir), "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+            *self._as_user, self.binary, "-D", str(self.workdir / "data"), "-p", str(self.port), "-h", "127.0.0.1",
+            "-k", str(self.workdir), "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
             "-c", "max_connections=100",
         ]  # fmt: skip
 
@@ -95,7 +94,7 @@ class Postgres(ServerProcess):
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
-        shutil.rmtree(self.dir, ignore_errors=True)
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def dsn(self, database: str) -> str:
         """libpq connection string for ``database``."""
