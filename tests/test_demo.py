@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from tests.servers import free_port, require_binary, wait_until
+from simulators.servers import free_port, wait_until
+from tests.servers import require_binary
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -9,39 +9,16 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from simulators.servers import UNLIMITED_MOSQUITTO_CONF, EmbeddedBrokerProcess, Mosquitto, ServerProcess
+
 DEFAULT_MESSAGES = 50_000
 DEFAULT_PAYLOAD = 100
 TOPIC = "bench/broker/x"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_port(port: int, timeout: float = 10.0) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port} after {timeout}s")
 
 
 def _subscriber(port: int, qos: int, count: int, ready: Any, results: Any) -> None:
@@ -204,24 +181,17 @@ def _row(count: int, received: int, qos: int, payload_size: int, elapsed: float)
 
 
 def _run_target(target: str, qos: int, count: int, payload_size: int, client: str) -> dict[str, Any]:
-    port = _free_port()
     with tempfile.TemporaryDirectory() as tmp:
+        broker: ServerProcess
         if target == "embedded":
-            cmd = [sys.executable, "-m", "hub.broker", "--port", str(port), "--log-level", "warning"]
+            broker = EmbeddedBrokerProcess(Path(tmp))
         else:
-            binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-            conf = Path(tmp) / "mosquitto.conf"
-            conf.write_text(
-                f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_inflight_messages 0\nmax_queued_messages 0\n"
-            )
-            cmd = [binary, "-c", str(conf)]
-        broker = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            broker = Mosquitto(Path(tmp), persistence=False, limits=UNLIMITED_MOSQUITTO_CONF)
+        broker.start(timeout=10)
         try:
-            _wait_port(port)
-            row = _measure(port, qos, count, payload_size, client)
+            row = _measure(broker.port, qos, count, payload_size, client)
         finally:
-            broker.terminate()
-            broker.wait(10)
+            broker.stop()
     return {"target": target, "client": client, **row}
 
 

@@ -87,11 +87,11 @@ def measure_camera_view(url: str, token: str, rows: int) -> float:
     """Seconds from opening the page on the camera view until its first page of rows is rendered."""
     from playwright.sync_api import sync_playwright
 
-    from simulators.bench.util import ServerUnavailable, find_binary
+    from simulators.servers import ServerError, find_binary
 
     chromium = find_binary("chromium")
     if chromium is None:
-        raise ServerUnavailable("chromium is not installed (Debian package chromium)")
+        raise ServerError("chromium is not installed (Debian package chromium)")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
         try:
@@ -121,15 +121,16 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     from hub.config import HubSettings
     from hub.service import Hub, tune_gc
     from simulators.bench.fleet import raise_fd_limit
-    from simulators.bench.util import MosquittoProcess, start_hub_quietly
+    from simulators.bench.util import start_hub_quietly
     from simulators.community import generate_district
     from simulators.community_workflow import write_workflow
+    from simulators.servers import Mosquitto
 
     raise_fd_limit(args.cameras * 2 + 1024)
     (street,) = generate_district(1, args.grids, mix_per_grid={})
     (workdir / "hub").mkdir(parents=True)
     write_workflow(workdir / "hub" / "cases.yaml", street)
-    broker = MosquittoProcess(workdir / "mosquitto")
+    broker = Mosquitto(workdir / "mosquitto", persistence=False)
     broker.start()
     hub = Hub(
         HubSettings(mqtt_url=broker.url, http_port=0, data_dir=workdir / "hub", client_id="bench-cameras"),
@@ -226,13 +227,13 @@ def _run(args: argparse.Namespace, hub: Any, port: int, grids: list[str]) -> dic
 
 def run(args: argparse.Namespace) -> int:
     """Run and print a table or JSON."""
-    from simulators.bench.util import ServerUnavailable
+    from simulators.servers import ServerError
 
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="gs-bench-cameras-") as tmp:
         try:
             result = measure(args, Path(tmp))
-        except ServerUnavailable as exc:
+        except ServerError as exc:
             print(f"gridsentinel bench cameras: {exc}", file=sys.stderr)
             return 2
     if args.json:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,6 +18,8 @@ import textwrap
 import time
 from pathlib import Path
 from typing import Any
+
+from simulators.servers import UNLIMITED_MOSQUITTO_CONF, MissingBinary, Mosquitto
 
 TARGET_DRAIN = 10_000.0
 TARGET_RSS_MB = 60.0
@@ -64,32 +64,6 @@ _RSS_SCRIPT = textwrap.dedent(
     print(json.dumps({"rss_mb": round(rss, 1), "sent": stats.sent, "pending": stats.pending}))
     """
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _start_mosquitto(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    port = _free_port()
-    conf = workdir / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 0\n"
-    )
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, f"mqtt://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("mosquitto did not start")
 
 
 def _telemetry(seq: int) -> Any:
@@ -161,18 +135,20 @@ def run(args: argparse.Namespace) -> int:
         broker = None
         url = args.mqtt_url
         if url is None:
-            if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
+            try:
+                broker = Mosquitto(workdir / "mosquitto", persistence=False, limits=UNLIMITED_MOSQUITTO_CONF)
+                broker.start(timeout=10)
+            except MissingBinary:
                 print("no mosquitto binary: install it or pass --mqtt-url", file=sys.stderr)
                 return 2
-            broker, url = _start_mosquitto(workdir)
+            url = broker.url
         try:
             enqueue, enqueue_cpu = bench_enqueue(workdir, args.enqueue_count)
             drain, drain_cpu, left = bench_drain(workdir, url, args.drain_count, args.max_inflight)
             rss = bench_rss(workdir, url, args.rss_seconds)
         finally:
             if broker is not None:
-                broker.terminate()
-                broker.wait(10)
+                broker.stop()
     result = {
         "enqueue_msgs_per_s": round(enqueue),
         "enqueue_msgs_per_cpu_s": round(enqueue_cpu),

@@ -210,7 +210,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run_bench(args: argparse.Namespace) -> int:
     """Ramp through the fleet sizes against a fresh mosquitto; print a table or JSON."""
-    from simulators.servers import MosquittoBroker, ServerError
+    from simulators.servers import Mosquitto, ServerError
 
     try:
         steps = sorted({int(s) for s in args.steps.split(",") if s.strip()})
@@ -227,7 +227,7 @@ def run_bench(args: argparse.Namespace) -> int:
     results: list[StepResult] = []
     with tempfile.TemporaryDirectory(prefix="gs-fleet-") as tmp:
         try:
-            broker = MosquittoBroker(Path(tmp))
+            broker = Mosquitto(Path(tmp))
             broker.start()
         except ServerError as exc:
             print(f"gridsentinel bench fleet: {exc}", file=sys.stderr)
@@ -246,7 +246,7 @@ def run_bench(args: argparse.Namespace) -> int:
             print(f"gridsentinel bench fleet: {exc}", file=sys.stderr)
             return 1
         finally:
-            broker.stop()
+            broker.kill()  # a throwaway broker: no need to save its sessions
     best = max((r for r in results if r.ok), key=lambda r: r.devices, default=None)
     summary = {
         "devices": best.devices if best else 0,

@@ -46,13 +46,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _start_mosquitto(workdir: Path) -> Any:
-    """A no-drop mosquitto (``simulators.bench.util``), or None when not installed (the embedded broker is used)."""
-    from simulators.bench.util import MosquittoProcess, ServerUnavailable
+    """A no-drop mosquitto (``simulators.servers``), or None when not installed (the embedded broker is used)."""
+    from simulators.servers import Mosquitto, ServerError
 
     try:
-        server = MosquittoProcess(workdir / "mosquitto")
+        server = Mosquitto(workdir / "mosquitto", persistence=False)
         server.start()
-    except ServerUnavailable as exc:
+    except ServerError as exc:
         logger.warning("%s; using the hub's embedded broker", exc)
         return None
     return server
@@ -105,7 +105,8 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     from edge import wire
     from hub.config import HubSettings
     from hub.service import Hub, tune_gc
-    from simulators.bench.util import InfluxdProcess, Servers, start_hub_quietly
+    from simulators.bench.util import Servers, start_hub_quietly
+    from simulators.servers import Influxd
 
     servers = Servers(workdir, store=args.store)  # what we start, stopped in reverse order
     # gap timeout: QoS 0 background loss is not what this bench measures
@@ -122,7 +123,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         url = args.mqtt_url or (broker.url if broker is not None else None)
         settings |= {"mqtt_url": url} if url else {"broker_port": 0}
         if args.store == "influxdb-v1":
-            influxd = InfluxdProcess(workdir / "influxd")
+            influxd = Influxd(workdir / "influxd")
             influxd.start()
             servers.started.append(influxd)
             settings |= {"series_backend": "influxdb-v1", "series_url": influxd.url, "series_db": "bench_incident"}
@@ -206,7 +207,8 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Run and print a table or JSON."""
-    from simulators.bench.util import ServerUnavailable, default_store
+    from simulators.bench.util import default_store
+    from simulators.servers import ServerError
 
     logging.basicConfig(level=logging.WARNING)
     if args.store is None:
@@ -214,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="gs-bench-incident-") as tmp:
         try:
             result = measure(args, Path(tmp))
-        except ServerUnavailable as exc:
+        except ServerError as exc:
             print(f"gridsentinel bench incident: {exc}", file=sys.stderr)
             return 2
     if args.json:

@@ -44,7 +44,6 @@ from hub.series.base import SeriesPoint, SeriesRow, SeriesStore
 from simulators.bench.util import (
     ProcessCpu,
     Servers,
-    ServerUnavailable,
     default_store,
     forget_session,
     prime_session,
@@ -54,6 +53,7 @@ from simulators.bench.util import (
     vm_count,
     wait_progress,
 )
+from simulators.servers import ServerError
 
 logger = logging.getLogger(__name__)
 
@@ -614,7 +614,7 @@ def run_rounds(args: argparse.Namespace, servers: Servers, workdir: Path, result
         if not red_skipped:
             try:
                 red_rounds.append(run_node_red(args, servers, workdir, r))
-            except ServerUnavailable as exc:
+            except ServerError as exc:
                 say(f"comparator: Node-RED not measured: {exc}")
                 result["comparator_node_red"] = {"name": "Node-RED", "skipped": str(exc)}
                 red_skipped = True
@@ -822,7 +822,7 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         result = measure(args)
-    except (BenchError, ServerUnavailable) as exc:
+    except (BenchError, ServerError) as exc:
         print(f"gridsentinel bench ingest: {exc}", file=sys.stderr)
         return 2
     finally:

@@ -36,7 +36,8 @@ from typing import Any, Final
 
 from edge import wire
 from hub.series.influx_v1 import InfluxV1Store
-from simulators.bench.util import ServerProcess, ServerUnavailable, host_port, say
+from simulators.bench.util import host_port, say
+from simulators.servers import ServerError, ServerProcess
 
 PACKAGES: Final = ("node-red@4.1.15", "node-red-contrib-influxdb@0.7.0")  # Node-RED 5 needs Node.js 22.9+
 CLIENT_ID: Final = "bench-node-red"
@@ -85,7 +86,7 @@ def ensure_installed() -> Path:
         return red
     npm = shutil.which("npm")
     if npm is None:
-        raise ServerUnavailable("npm not found: install the Debian packages 'nodejs' and 'npm' for this comparator")
+        raise ServerError("npm not found: install the Debian packages 'nodejs' and 'npm' for this comparator")
     root.mkdir(parents=True, exist_ok=True)
     say(f"comparator: installing {' and '.join(PACKAGES)} with npm into {root} (once)")
     done = subprocess.run(
@@ -96,7 +97,7 @@ def ensure_installed() -> Path:
         check=False,
     )
     if done.returncode != 0 or not red.exists():
-        raise ServerUnavailable(f"npm install of Node-RED failed ({done.returncode}): {done.stderr[-1000:]}")
+        raise ServerError(f"npm install of Node-RED failed ({done.returncode}): {done.stderr[-1000:]}")
     return red
 
 
@@ -265,7 +266,7 @@ def run_node_red(args: argparse.Namespace, servers: Any, workdir: Path, round_no
     from simulators.bench.util import ProcessCpu, comparator_result, forget_session, prime_session, wait_progress
 
     if servers.store != "influxdb-v1" or not servers.store_url:
-        raise ServerUnavailable("the Node-RED comparator writes to the bench's InfluxDB 1.x (--store influxdb-v1)")
+        raise ServerError("the Node-RED comparator writes to the bench's InfluxDB 1.x (--store influxdb-v1)")
     from simulators.loadgen import run_load
 
     red = ensure_installed()

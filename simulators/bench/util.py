@@ -1,80 +1,26 @@
-"""Real servers for benchmarks: mosquitto, influxd (1.x) and VictoriaMetrics on free loopback ports.
-
-Product code (``gridsentinel bench``) must not import the test helpers, so this
-is the benchmarks' own small launcher: each server runs in a caller-owned temp
-dir, on a free port, and is ready once it accepts connections (``/ping`` for
-the HTTP servers). A missing binary raises :class:`ServerUnavailable` naming the
-Debian package to install.
+"""What the benchmarks share besides the servers (those come from :mod:`simulators.servers`): progress lines,
+comparator rows, CPU accounting, the :class:`Servers` a bench started, VictoriaMetrics counts and MQTT
+session priming.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
-import shutil
-import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from simulators.servers import Influxd, Mosquitto, ServerError, VictoriaMetrics, find_binary, vm_export
+
 logger = logging.getLogger(__name__)
-
-#: Mosquitto settings that never drop QoS 1 messages in bursts or while a persistent session is away
-#: (the defaults -- max_queued_messages 1000, max_inflight_messages 20 -- do; see docs/mosquitto.conf).
-NO_DROP_MOSQUITTO_CONF: Final = (
-    "max_queued_messages 0",
-    "max_queued_bytes 0",
-    "max_inflight_messages 20000",  # as docs/mosquitto.conf: the hub holds PUBACKs until points are durable
-    "max_keepalive 3600",
-    "queue_qos0_messages false",
-    "persistent_client_expiration 1d",
-)
-
-
-def influxd_conf(workdir: Path, http_port: int, rpc_port: int) -> str:
-    """influxd.conf for a throwaway server: loopback only, data under ``workdir``, reporting and logs off."""
-    w = workdir
-    return f"""reporting-disabled = true
-bind-address = "127.0.0.1:{rpc_port}"
-[meta]
-  dir = "{w}/meta"
-  logging-enabled = false
-[data]
-  dir = "{w}/data"
-  wal-dir = "{w}/wal"
-  query-log-enabled = false
-  trace-logging-enabled = false
-[coordinator]
-  log-queries-after = "0s"
-[retention]
-  enabled = false
-[monitor]
-  store-enabled = false
-[http]
-  enabled = true
-  bind-address = "127.0.0.1:{http_port}"
-  auth-enabled = false
-  log-enabled = false
-  write-tracing = false
-  max-body-size = 0
-  max-row-limit = 0
-[continuous_queries]
-  enabled = false
-[subscriber]
-  enabled = false
-"""
 
 
 def say(message: str) -> None:
@@ -199,180 +145,6 @@ def wait_progress(
     return True
 
 
-class ServerUnavailable(RuntimeError):
-    """A server binary is missing or the server did not come up; the message says which and why."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def find_binary(name: str) -> str | None:
-    """Path of ``name`` on PATH or in /usr/sbin (Debian puts mosquitto there), else None."""
-    found = shutil.which(name)
-    if found:
-        return found
-    sbin = Path("/usr/sbin") / name
-    return str(sbin) if sbin.exists() else None
-
-
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=0.5) as response:
-            return 200 <= int(response.status) < 300
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-class ServerProcess:
-    """One server subprocess in ``workdir``; subclasses say how to start it and when it is ready."""
-
-    name = "server"
-    package = "?"
-
-    def __init__(self, workdir: Path) -> None:
-        binary = find_binary(self.name)
-        if binary is None:
-            raise ServerUnavailable(f"{self.name} not found: install the Debian package '{self.package}'")
-        self.binary = binary
-        self.workdir = workdir
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.log_path = workdir / f"{self.name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def command(self) -> list[str]:
-        """The argv that starts the server."""
-        raise NotImplementedError
-
-    def ready(self) -> bool:
-        """True once the server serves requests."""
-        return _port_open(self.port)
-
-    def start(self, timeout: float = 30.0) -> None:
-        """Start and wait until :meth:`ready`; raise :class:`ServerUnavailable` with the log tail otherwise."""
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.workdir
-            )
-        deadline = time.monotonic() + timeout
-        while not self.ready():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                code = self.proc.poll()
-                self.stop()
-                tail = self.log_path.read_text(errors="replace")[-1500:]
-                state = f"exited with {code}" if code is not None else f"not ready within {timeout}s"
-                raise ServerUnavailable(f"{self.name} on port {self.port} {state}: {tail}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 15 s."""
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-class MosquittoProcess(ServerProcess):
-    """A real mosquitto configured never to drop QoS 1 messages (queued or in flight)."""
-
-    name = "mosquitto"
-    package = "mosquitto"
-
-    @property
-    def url(self) -> str:
-        """``mqtt://127.0.0.1:PORT``."""
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    def command(self) -> list[str]:
-        """Write mosquitto.conf and return ``mosquitto -c``."""
-        conf = self.workdir / "mosquitto.conf"
-        lines = [
-            f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
-            "user root",  # started as root, mosquitto would switch to user mosquitto and lose its log file
-            "max_connections -1",
-            "persistence false",  # queues live in memory; the bench does not restart the broker
-            *NO_DROP_MOSQUITTO_CONF,
-            f"log_dest file {self.log_path}",
-            "log_type error",
-            "log_type warning",
-        ]
-        conf.write_text("\n".join(lines) + "\n")
-        return [self.binary, "-c", str(conf)]
-
-
-class InfluxdProcess(ServerProcess):
-    """A real InfluxDB 1.x ``influxd`` (Debian package ``influxdb``); the v1 write/query API."""
-
-    name = "influxd"
-    package = "influxdb"
-
-    def __init__(self, workdir: Path) -> None:
-        super().__init__(workdir)
-        self.rpc_port = free_port()
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT``."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def ready(self) -> bool:
-        """``/ping`` answers."""
-        return _http_ok(f"{self.url}/ping")
-
-    def command(self) -> list[str]:
-        """Write influxd.conf (loopback, reporting and logging off) and return ``influxd -config``."""
-        conf = self.workdir / "influxd.conf"
-        conf.write_text(influxd_conf(self.workdir, self.port, self.rpc_port))
-        return [self.binary, "-config", str(conf)]
-
-
-class VictoriaMetricsProcess(ServerProcess):
-    """A real single-node VictoriaMetrics: line protocol on ``/api/v2/write`` (the InfluxDB v2 write API)."""
-
-    name = "victoria-metrics"
-    package = "victoria-metrics"
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT``."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def ready(self) -> bool:
-        """``/health`` answers."""
-        return _http_ok(f"{self.url}/health")
-
-    def command(self) -> list[str]:
-        """Loopback only, long retention, 1 ms dedup so a re-written point stays one sample."""
-        return [
-            self.binary,
-            f"-storageDataPath={self.workdir}/data",
-            f"-httpListenAddr=127.0.0.1:{self.port}",
-            "-retentionPeriod=100y",
-            "-dedup.minScrapeInterval=1ms",
-            "-search.latencyOffset=0s",
-            "-loggerLevel=ERROR",
-            "-memory.allowedBytes=256MB",
-        ]
-
-
 @dataclass
 class Servers:
     """What the bench started (stopped in reverse order) and where the store lives."""
@@ -397,7 +169,7 @@ class Servers:
     def start_vm(self) -> str:
         """Start (once) a VictoriaMetrics and return its url."""
         if self.vm_url is None:
-            vm = VictoriaMetricsProcess(self.workdir / "victoria-metrics")
+            vm = VictoriaMetrics(self.workdir / "victoria-metrics")
             vm.start()
             self.started.append(vm)
             self.vm_url = vm.url
@@ -414,7 +186,7 @@ def start_servers(args: argparse.Namespace, workdir: Path) -> Servers:
     """Start mosquitto and, unless ``--influx-url`` is given, the store's server."""
     servers = Servers(workdir, store=args.store)
     try:
-        broker = MosquittoProcess(workdir / "mosquitto")
+        broker = Mosquitto(workdir / "mosquitto", persistence=False)  # the bench does not restart the broker
         broker.start()
         servers.started.append(broker)
         servers.mqtt_url = broker.url
@@ -423,7 +195,7 @@ def start_servers(args: argparse.Namespace, workdir: Path) -> Servers:
             if args.influx_url:
                 servers.store_url, servers.store_server = args.influx_url, f"InfluxDB 1.x at {args.influx_url}"
             else:
-                influxd = InfluxdProcess(workdir / "influxd")
+                influxd = Influxd(workdir / "influxd")
                 influxd.start()
                 servers.started.append(influxd)
                 servers.store_url, servers.store_server = influxd.url, "influxd 1.x (Debian)"
@@ -447,18 +219,9 @@ VM_SETTLE_TIMEOUT_S: Final = 60.0
 
 
 def vm_count_now(url: str, site: str, metric: str) -> int:
-    """Samples of ``metric`` with label ``site`` that VictoriaMetrics serves right now (after a force flush).
-
-    Exported per series (no ``reduce_mem_usage``): the server merges a series' blocks and applies its
-    dedup, as a query would; ``reduce_mem_usage=1`` sends one line per stored block, re-written
-    duplicates included, which counts a series split over two parts twice or keeps only one of them."""
-    import httpx
-
-    with httpx.Client(base_url=url, timeout=60) as client:
-        client.get("/internal/force_flush").raise_for_status()
-        response = client.get("/api/v1/export", params={"match[]": f'{metric}{{site="{site}"}}', "start": "0"})
-        response.raise_for_status()
-        return sum(len(json.loads(line)["values"]) for line in response.text.splitlines() if line.strip())
+    """Samples of ``metric`` with label ``site`` that VictoriaMetrics serves right now (after a force flush;
+    exported per series, see :func:`simulators.servers.vm_export`)."""
+    return sum(len(series["values"]) for series in vm_export(url, f'{metric}{{site="{site}"}}'))
 
 
 def vm_count(
@@ -501,7 +264,7 @@ def prime_session(mqtt_url: str, client_id: str, filters: Sequence[str], qos: in
     try:
         client.subscribe([(f, max(qos, 1)) for f in filters])
         if not subscribed.wait(10):
-            raise ServerUnavailable(f"{mqtt_url}: no SUBACK for {client_id} within 10 s")
+            raise ServerError(f"{mqtt_url}: no SUBACK for {client_id} within 10 s")
     finally:
         client.disconnect()
         client.loop_stop()

@@ -37,8 +37,7 @@ from simulators.community import generate_community, write_community
 from simulators.community_workflow import write_workflow
 from simulators.demo import agent_configs
 from simulators.drivers import find_sim
-from tests.servers import wait_until
-from tests.servers_influx import InfluxdServer
+from simulators.servers import Influxd, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -84,11 +83,11 @@ def targets() -> list[Target]:
 class Filled:
     """The filled influxd and the grids the community has."""
 
-    influxd: InfluxdServer
+    influxd: Influxd
     grids: list[str]
 
 
-def influxql(server: InfluxdServer, query: str) -> dict[str, Any]:
+def influxql(server: Influxd, query: str) -> dict[str, Any]:
     """GET /query as Grafana's proxy sends it; the one statement's result (raises on an error)."""
     params = urllib.parse.urlencode({"db": DB, "q": query, "epoch": "ms"})
     with urllib.request.urlopen(f"{server.url}/query?{params}", timeout=10) as response:
@@ -98,7 +97,7 @@ def influxql(server: InfluxdServer, query: str) -> dict[str, Any]:
     return result
 
 
-def count(server: InfluxdServer, query: str) -> int:
+def count(server: Influxd, query: str) -> int:
     series = influxql(server, query).get("series") or []
     return int(series[0]["values"][0][1]) if series else 0
 
@@ -111,7 +110,7 @@ def expand(query: str, grid: str, interval: str = DEFAULT_INTERVAL) -> str:
 @pytest.fixture(scope="module")
 def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filled]:
     work = tmp_path_factory.mktemp("dash")
-    server = InfluxdServer(work / "influxd")
+    server = Influxd(work / "influxd")
     server.start()
     server.create_db(DB)
     mix = dict.fromkeys(("camera", "kiosk", *SENSOR_PROFILES), 1.0)

@@ -23,9 +23,9 @@ from hub.security import authz
 from hub.security.auth import ADMIN_TOKEN_ENV, BOOTSTRAP_ADMIN_ID, TokenStore, bootstrap_admin
 from hub.security.authz import DEMO_PRINCIPAL, Principal, principal_of
 from hub.service import Hub, HubStartError
+from simulators.servers import Mosquitto, wait_until
 from tests.hub.conftest import ADMIN_TOKEN, HubFactory, api
 from tests.hub.snapshots.test_store import event, jpeg
-from tests.servers import MosquittoServer, wait_until
 
 GRID_1, GRID_2 = "110105001001001", "110105001001002"
 COMMUNITY = "110105001001"
@@ -217,7 +217,7 @@ def publish_births(port: int, devices: dict[str, str]) -> None:
 
 
 @pytest.fixture
-def role_hub(make_hub: HubFactory, tmp_path: Path, mosquitto: MosquittoServer) -> Hub:
+def role_hub(make_hub: HubFactory, tmp_path: Path, mosquitto: Mosquitto) -> Hub:
     data_dir = tmp_path / "roles"
     data_dir.mkdir()
     (data_dir / "cases.yaml").write_text(

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import free_port, require_binary
+from simulators.servers import free_port
+from tests.servers import require_binary
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "hub" / "deploy" / "gridsentinel-hub.service"

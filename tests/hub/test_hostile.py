@@ -28,9 +28,9 @@ from edge.wire import Channel, PayloadError, TopicError
 from hub.mqtt.codec import encode, publish_header
 from hub.mqtt.packets import Connack, Connect
 from simulators.bench.hostile import TS, _ingest, broker_refused_topics, hostile_corpus
+from simulators.servers import Mosquitto, wait_until
 from tests.hub.conftest import HubFactory, api
 from tests.hub.device import FakeDevice
-from tests.servers import MosquittoServer, wait_until
 
 GOOD_SEQS = 150
 
@@ -58,9 +58,7 @@ def _hostile_client(port: int) -> mqtt.Client:
 
 
 @pytest.mark.integration
-def test_hostile_corpus_is_dead_lettered_and_good_device_unaffected(
-    mosquitto: MosquittoServer, make_hub: HubFactory
-) -> None:
+def test_hostile_corpus_is_dead_lettered_and_good_device_unaffected(mosquitto: Mosquitto, make_hub: HubFactory) -> None:
     hub = make_hub(demo=True)
     wait_until(lambda: hub.ingest is not None and hub.ingest.connected, what="hub connected")
     good = FakeDevice(mosquitto.port, device_id="kiosk-good", site="site-a")

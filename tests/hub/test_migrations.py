@@ -15,13 +15,13 @@ from sqlalchemy import Engine, inspect
 
 from hub.db import make_engine, sqlite_url
 from hub.schema import alembic_config, init_schema, metadata
-from tests.servers_pg import PostgresServer
+from simulators.servers import Postgres
 
 
 @pytest.fixture(scope="module")
-def pg_server() -> Iterator[PostgresServer]:
+def pg_server() -> Iterator[Postgres]:
     """One real PostgreSQL for this module; each test gets its own database."""
-    server = PostgresServer()
+    server = Postgres()
     server.start()
     yield server
     server.stop()
@@ -33,7 +33,7 @@ def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Eng
     if request.param == "sqlite":
         engine = make_engine(sqlite_url(tmp_path))
     else:
-        server: PostgresServer = request.getfixturevalue("pg_server")
+        server: Postgres = request.getfixturevalue("pg_server")
         engine = make_engine(server.create_database(name=f"gs_mig_{next(_names)}"))
     yield engine
     engine.dispose()

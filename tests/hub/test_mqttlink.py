@@ -19,8 +19,9 @@ import hub.ingest.link
 from hub.broker import ThreadedBroker
 from hub.ingest.link import MqttLink
 from hub.mqtt.codec import decode_remaining_length, encode_remaining_length
+from simulators.servers import Mosquitto, free_port, wait_until
 from tests.edge.test_publisher_tls import make_certs
-from tests.servers import MosquittoServer, free_port, require_binary, wait_until
+from tests.servers import require_binary
 
 pytestmark = pytest.mark.integration
 
@@ -89,7 +90,7 @@ def make_link() -> Iterator[LinkFactory]:
 def broker_port(request: pytest.FixtureRequest) -> Iterator[int]:
     """The port of a real mosquitto, then of the hub's embedded broker."""
     if request.param == "mosquitto":
-        server: MosquittoServer = request.getfixturevalue("mosquitto")
+        server: Mosquitto = request.getfixturevalue("mosquitto")
         yield server.port
         return
     broker = ThreadedBroker("127.0.0.1", 0)
@@ -173,7 +174,7 @@ def test_persistent_session_delivers_a_backlog_exactly_once(broker_port: int, ma
 
 
 def test_a_backlog_longer_than_the_handshake_timeout_does_not_drop_the_link(
-    mosquitto: MosquittoServer, make_link: LinkFactory, monkeypatch: pytest.MonkeyPatch
+    mosquitto: Mosquitto, make_link: LinkFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Mosquitto answers SUBSCRIBE after the queued backlog: a long backlog must not count as "no SUBACK"."""
     link, rec = make_link(mosquitto.port, client_id="hub-long-backlog")
@@ -196,7 +197,7 @@ def test_a_backlog_longer_than_the_handshake_timeout_does_not_drop_the_link(
     assert rec.count() == total
 
 
-def test_nothing_is_acknowledged_when_before_ack_fails(mosquitto: MosquittoServer, make_link: LinkFactory) -> None:
+def test_nothing_is_acknowledged_when_before_ack_fails(mosquitto: Mosquitto, make_link: LinkFactory) -> None:
     """A handler that cannot keep what it batched gets it again: no PUBACK, connection dropped, redelivered."""
     calls: list[int] = []
 
@@ -233,7 +234,7 @@ class Tickets:
 
 
 def test_acknowledgements_wait_for_released_and_go_out_when_it_advances(
-    mosquitto: MosquittoServer, make_link: LinkFactory
+    mosquitto: Mosquitto, make_link: LinkFactory
 ) -> None:
     tickets = Tickets()
     link, rec = make_link(
@@ -257,7 +258,7 @@ def test_acknowledgements_wait_for_released_and_go_out_when_it_advances(
 
 
 def test_messages_never_released_are_delivered_again_after_a_restart(
-    mosquitto: MosquittoServer, make_link: LinkFactory, monkeypatch: pytest.MonkeyPatch
+    mosquitto: Mosquitto, make_link: LinkFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What a kill -9 of the hub looks like to the broker: delivered, never acknowledged -> delivered again."""
     monkeypatch.setattr(hub.ingest.link, "RELEASE_WAIT_S", 0.2)
@@ -302,7 +303,7 @@ def test_a_two_megabyte_payload_arrives_whole(broker_port: int, make_link: LinkF
     assert rec.payloads() == [b"before", big, b"after-1", b"after-2"]
 
 
-def test_reconnects_after_a_broker_restart(mosquitto: MosquittoServer, make_link: LinkFactory) -> None:
+def test_reconnects_after_a_broker_restart(mosquitto: Mosquitto, make_link: LinkFactory) -> None:
     link, rec = make_link(mosquitto.port, client_id="hub-restart")
     wait_until(connected(link), 5, what="link connected")
     mosquitto.restart()
@@ -364,7 +365,7 @@ def test_stop_is_quick_while_backing_off(make_link: LinkFactory) -> None:
 
 
 def test_a_failing_handler_does_not_stop_the_link(
-    mosquitto: MosquittoServer, make_link: LinkFactory, caplog: pytest.LogCaptureFixture
+    mosquitto: Mosquitto, make_link: LinkFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     rec = Recorder()
 
@@ -391,7 +392,7 @@ def test_username_and_password(tmp_path: Path, make_link: LinkFactory) -> None:
     password_file = tmp_path / "passwd"
     subprocess.run([passwd, "-b", "-c", str(password_file), "hub", "s3cret-pw"], check=True, capture_output=True)
     password_file.chmod(0o600)
-    server = MosquittoServer(tmp_path / "mosq", extra_conf=f"password_file {password_file}", anonymous=False)
+    server = Mosquitto(tmp_path / "mosq", extra_conf=f"password_file {password_file}", anonymous=False, log_notice=True)
     server.start()
     try:
         refused, bad = make_link(server.port, username="hub", password="wrong", client_id="hub-bad")
@@ -567,8 +568,10 @@ def test_bad_options_are_refused() -> None:
 def test_tls_receives_large_and_small_messages_and_publishes(tmp_path: Path, make_link: LinkFactory) -> None:
     ca, cert, key = make_certs(tmp_path)
     tls_port = free_port()
-    server = MosquittoServer(
-        tmp_path / "mosq", extra_conf=f"listener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n"
+    server = Mosquitto(
+        tmp_path / "mosq",
+        extra_conf=f"listener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n",
+        log_notice=True,
     )
     server.start()
     try:

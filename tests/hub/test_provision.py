@@ -29,7 +29,8 @@ from hub.devices.provision import (
     verify_password,
     write_broker_files,
 )
-from tests.servers import require_binary, wait_until
+from simulators.servers import wait_until
+from tests.servers import require_binary
 
 
 @pytest.fixture

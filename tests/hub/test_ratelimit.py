@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from hub.config import HubSettings
 from hub.ingest.ratelimit import DeviceRateLimiter
 from hub.service import Hub
+from simulators.servers import wait_until
 from tests.hub.conftest import api
 from tests.hub.device import FakeDevice
-from tests.servers import wait_until
 
 
 def test_burst_then_refusal_then_refill() -> None:

@@ -25,14 +25,14 @@ from hub.ingest.gaps import GapManager
 from hub.ingest.models import DeadLetterRow
 from hub.metrics import IngestStats
 from hub.schema import init_schema
-from tests.servers_pg import PostgresServer
+from simulators.servers import Postgres
 
 pytestmark = pytest.mark.integration
 
 T0 = 1_800_000_000_000
 
 
-def test_a_state_db_outage_keeps_dead_letters_devices_and_loss_records_queued(own_pg: PostgresServer) -> None:
+def test_a_state_db_outage_keeps_dead_letters_devices_and_loss_records_queued(own_pg: Postgres) -> None:
     engine = make_engine(own_pg.create_database())
     init_schema(engine)
     sessions: sessionmaker[Session] = session_factory(engine)

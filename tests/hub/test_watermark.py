@@ -24,7 +24,7 @@ from hub.ingest.watermark import SeqWatermark
 from hub.metrics import IngestStats
 from hub.schema import init_schema
 from hub.series.base import SeriesPoint
-from tests.servers_pg import PostgresServer
+from simulators.servers import Postgres
 
 
 def rec(device_id: str, seq: int | None = None) -> DeviceRecord:
@@ -274,7 +274,7 @@ def test_safe_gaps_journal_round_trip_and_damage(tmp_path: Path, caplog: pytest.
 
 @pytest.mark.integration
 def test_gaps_expired_while_the_state_db_is_away_stay_in_the_journal_until_their_records_are_written(
-    own_pg: PostgresServer, tmp_path: Path
+    own_pg: Postgres, tmp_path: Path
 ) -> None:
     """The journal may forget an expired gap only once its data-loss record is in the state DB: a
     kill before that must find the gap again after the restart, not lose the record."""

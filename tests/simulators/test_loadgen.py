@@ -27,7 +27,7 @@ from simulators.loadgen import (
     expected_telemetry,
     run_load,
 )
-from tests.servers import MosquittoServer, free_port, wait_until
+from simulators.servers import Mosquitto, free_port, wait_until
 
 
 class Collector:
@@ -72,7 +72,7 @@ class Collector:
 
 @pytest.mark.integration
 @pytest.mark.parametrize(("qos", "processes"), [(1, 2), (0, 1)])
-def test_every_device_seq_arrives_once(mosquitto: MosquittoServer, qos: int, processes: int) -> None:
+def test_every_device_seq_arrives_once(mosquitto: Mosquitto, qos: int, processes: int) -> None:
     site = f"load{qos}"
     collector = Collector(mosquitto.port, site)
     try:
@@ -93,7 +93,7 @@ def test_every_device_seq_arrives_once(mosquitto: MosquittoServer, qos: int, pro
 
 
 @pytest.mark.integration
-def test_target_rate_is_respected(mosquitto: MosquittoServer) -> None:
+def test_target_rate_is_respected(mosquitto: Mosquitto) -> None:
     result = run_load(LoadSpec(url=mosquitto.url, devices=5, messages=100, rate=200.0, site="paced"))
     assert 0.4 <= result.elapsed_s <= 3.0  # flat out would take ~0.02 s
     assert result.msgs_per_s < 250
@@ -210,7 +210,7 @@ def test_bad_specs_name_the_problem() -> None:
 
 
 @pytest.mark.integration
-def test_qos1_exact_counts_max_seq_and_values(mosquitto: MosquittoServer) -> None:
+def test_qos1_exact_counts_max_seq_and_values(mosquitto: Mosquitto) -> None:
     site = "exact"
     collector = Collector(mosquitto.port, site)
     spec = LoadSpec(url=mosquitto.url, devices=7, messages=100, qos=1, points=2, processes=2, site=site, seq_start=5)
@@ -234,7 +234,7 @@ def test_qos1_exact_counts_max_seq_and_values(mosquitto: MosquittoServer) -> Non
 
 
 @pytest.mark.integration
-def test_rate_pacing_is_roughly_honoured(mosquitto: MosquittoServer) -> None:
+def test_rate_pacing_is_roughly_honoured(mosquitto: Mosquitto) -> None:
     result = run_load(LoadSpec(url=mosquitto.url, devices=20, messages=2000, rate=1000.0, site="paced2"))
     assert result.acked == 2000
     assert result.elapsed_s >= 1.5  # flat out this takes well under 0.2 s
@@ -242,7 +242,7 @@ def test_rate_pacing_is_roughly_honoured(mosquitto: MosquittoServer) -> None:
 
 @pytest.mark.integration
 def test_refused_connection_names_device_and_return_code(tmp_path: Path) -> None:
-    server = MosquittoServer(tmp_path / "mosquitto", anonymous=False)
+    server = Mosquitto(tmp_path / "mosquitto", anonymous=False, log_notice=True)
     server.start()
     try:
         with pytest.raises(LoadError, match=r"load-\d{5}: connection refused: not authorized \(5\)"):

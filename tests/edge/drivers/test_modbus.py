@@ -17,7 +17,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from edge.drivers import DriverError, get_driver_spec
 from edge.drivers.modbus import ModbusConfig, ModbusDriver, RegisterSpec, decode_registers
-from tests.servers import free_port, port_open, wait_until
+from simulators.servers import free_port, port_open, wait_until
 
 PI_BIG = [0x4049, 0x0FDB]  # float32 pi, Modbus big-endian
 

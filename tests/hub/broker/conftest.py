@@ -14,7 +14,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from hub.broker import ThreadedBroker
 from hub.mqtt.codec import decode, decode_remaining_length, encode
 from hub.mqtt.packets import Packet
-from tests.servers import wait_until
+from simulators.servers import wait_until
 
 
 @pytest.fixture

@@ -21,8 +21,9 @@ from hub.mqtt.packets import (
     Suback,
     Subscribe,
 )
+from simulators.servers import wait_until
 from tests.hub.broker.conftest import PahoClient, RawClient
-from tests.servers import require_binary, wait_until
+from tests.servers import require_binary
 
 pytestmark = pytest.mark.integration
 

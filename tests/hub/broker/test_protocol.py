@@ -23,8 +23,8 @@ from hub.mqtt.packets import (
     Suback,
     Subscribe,
 )
+from simulators.servers import wait_until
 from tests.hub.broker.conftest import PahoClient, RawClient
-from tests.servers import wait_until
 
 pytestmark = pytest.mark.integration
 

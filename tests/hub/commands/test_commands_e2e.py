@@ -27,8 +27,8 @@ from hub.context import need
 from hub.service import Hub
 from simulators.community import generate_community
 from simulators.community_workflow import to_workflow
+from simulators.servers import Mosquitto, wait_until
 from tests.hub.conftest import HubFactory, api
-from tests.servers import MosquittoServer, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +77,7 @@ def site(tmp_path: Path, make_hub: HubFactory) -> Site:
 
 
 @pytest.fixture
-def kiosk(tmp_path: Path, site: Site, mosquitto: MosquittoServer) -> Iterator[subprocess.Popen[bytes]]:
+def kiosk(tmp_path: Path, site: Site, mosquitto: Mosquitto) -> Iterator[subprocess.Popen[bytes]]:
     config = tmp_path / "kiosk.toml"
     config.write_text(
         f"""

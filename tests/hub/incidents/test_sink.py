@@ -21,8 +21,8 @@ from hub.ingest.deadletter import DeadLetterStore
 from hub.ingest.sinks import DeviceRef
 from hub.metrics import IngestStats
 from hub.rules.state import Candidate
+from simulators.servers import wait_until
 from tests.hub.incidents.conftest import sqlite_db
-from tests.servers import wait_until
 
 T0 = 1_700_000_000_000
 

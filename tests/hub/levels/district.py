@@ -23,7 +23,7 @@ from hub.security.auth import TokenStore
 from hub.service import Hub
 from simulators.community import Community, generate_district
 from simulators.community_workflow import write_workflow
-from tests.servers import wait_until
+from simulators.servers import wait_until
 
 DISTRICT, STREET_1, STREET_2 = "330106", "330106001", "330106002"
 PEOPLE = ("operator-01", "sup-district", "s1-sup-street", "s2-sup-street", "s1-gw-001")

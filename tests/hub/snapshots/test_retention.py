@@ -23,8 +23,8 @@ from hub.evidence.snapshots import SnapshotStore
 from hub.schema import init_schema
 from hub.security.auth import BOOTSTRAP_ADMIN_ID, TokenStore
 from hub.security.authz import Principal
+from simulators.servers import wait_until
 from tests.hub.snapshots.test_store import DAY_MS, NOW_MS, Clock, event, jpeg
-from tests.servers import wait_until
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])

@@ -22,9 +22,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge import wire
 from edge.wire import Channel, DeviceKind, DeviceState, Event, EventState, Point, Severity, Status, Telemetry
+from simulators.servers import wait_until
 from tests.hub.web.conftest import Site, start_site
 from tests.hub.web.pages import REPO, VIEWPORT, Tab, open_page, shoot
-from tests.servers import wait_until
 
 pytestmark = pytest.mark.integration
 
