@@ -92,8 +92,8 @@ def test_resident_files_a_report_with_a_photo_and_follows_it(
         DOCS_SHOT.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shot, DOCS_SHOT)
 
-    page.click("#lang")
-    assert item.locator(".status").inner_text() == "办理中"
+    page.click("#lang")  # the labels switch at once; the list is fetched again in the new language
+    wait_until(lambda: item.locator(".status").inner_text() == "办理中", timeout=5, what="status in Chinese")
     assert page.locator("h1").inner_text() == "随手拍·问题上报"
 
     # the case: filed as the resident, located in the tapped grid, photo named in its trail
