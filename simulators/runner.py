@@ -23,22 +23,18 @@ from __future__ import annotations
 
 import logging
 import shutil
-import sqlite3
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
-from edge import wire
 from edge.agent import Agent
 from edge.config import parse_config
 from simulators.camera import TRIGGER_SCENES
@@ -48,14 +44,14 @@ from simulators.drivers import find_sim
 from simulators.profiles import PROFILES
 from simulators.proxy import ProxyPool
 from simulators.scenario import CaseAction, Expectation, Scenario, ScenarioError, Step
+from simulators.scenario_checks import Expectations
+from simulators.scenario_report import Check, ProgressFn, RunReport
 from simulators.servers import EmbeddedBroker, HubProcess, Influxd, Mosquitto, ServerError
 from simulators.sim_kiosk import TRIGGERS
 
 logger = logging.getLogger(__name__)
 TERMINAL_CASE_STATES = frozenset({"evaluated", "cancelled", "merged"})
 STARTUP_TIMEOUT_S = 60.0
-#: ``series_missing`` ignores telemetry acknowledged by the broker less than this long ago (still in flight).
-IN_FLIGHT_GRACE_MS = 3000
 #: The runner asks the hub's ``/healthz`` this often while the timeline plays (``hub_up``).
 PROBE_EVERY_S = 1.0
 INFLUX_DB = "gridsentinel"
@@ -84,51 +80,6 @@ class Probes:
     store_not_ok: int = 0
     last_error: str = ""
     next_at: float = 0.0
-
-
-@dataclass(slots=True)
-class Check:
-    """One assertion's outcome."""
-
-    at: str
-    what: str
-    ok: bool
-    detail: str
-
-
-@dataclass(slots=True)
-class RunReport:
-    """What a run produced."""
-
-    scenario: str
-    seed: int
-    speed: float
-    devices: int
-    elapsed_s: float = 0.0
-    messages: int = 0
-    incidents: list[dict[str, Any]] = field(default_factory=list)
-    cases: list[dict[str, Any]] = field(default_factory=list)
-    checks: list[Check] = field(default_factory=list)
-    steps: list[str] = field(default_factory=list)
-    losses: list[dict[str, Any]] = field(default_factory=list)
-    store: str = "embedded"
-    #: influxdb-v1: distinct points stored at the end, and delivered points not stored (None: not counted)
-    stored_points: int | None = None
-    missing_points: int | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Every assertion held."""
-        return all(c.ok for c in self.checks)
-
-    def canonical(self) -> dict[str, Any]:
-        """What must be equal for the same seed: incident rules per device, cases per grid/category/state."""
-        incidents = Counter(f"{i['rule_id']}@{i['device_id'] or i['grid']}" for i in self.incidents)
-        cases = Counter(f"{c['grid']}/{c['category']}/{c['state']}" for c in self.cases)
-        return {"incidents": dict(sorted(incidents.items())), "cases": dict(sorted(cases.items()))}
-
-
-Progress = Callable[[float, str], None]
 
 
 class SkewClock:
@@ -165,6 +116,7 @@ class ScenarioRunner:
         self._outbox_dir: Path | None = None
         self._planned_hub_starts = 1
         self.probes = Probes()
+        self.expect: Expectations | None = None
 
     # ------------------------------------------------------------------ setup
 
@@ -284,14 +236,12 @@ class ScenarioRunner:
     # ------------------------------------------------------------------- HTTP
 
     def _get(self, path: str, **params: Any) -> Any:
-        assert self.api is not None
-        r = self.api.get(path, params=params)
-        r.raise_for_status()
-        return r.json()
+        assert self.expect is not None
+        return self.expect.get(path, **params)
 
     # ------------------------------------------------------------------- run
 
-    def run(self, progress: Progress | None = None) -> RunReport:
+    def run(self, progress: ProgressFn | None = None) -> RunReport:
         """Set up, play the timeline, check, tear down; never raises for a failed assertion."""
         sc = self.scenario
         report = RunReport(sc.name, sc.seed, self.speed, 0)
@@ -304,8 +254,8 @@ class ScenarioRunner:
                 report.cases = self._get("/api/v1/cases", limit=1000)
                 report.losses = self._get("/api/v1/gaps", limit=1000)["items"]
                 report.messages = sum(int(d["last_seq"] or 0) for d in self._get("/api/v1/devices"))
-                if self.store_server is not None:
-                    self._count_series(report)
+                if self.store_server is not None and self.expect is not None:
+                    self.expect.count_series(report)
         finally:
             report.elapsed_s = time.monotonic() - started
         return report
@@ -340,6 +290,14 @@ class ScenarioRunner:
             self.api = httpx.Client(base_url=self.hub.base_url, timeout=10.0, headers={"X-Actor": "operator-01"})
             self.proxies = ProxyPool("127.0.0.1", self.broker.port)
             self._start_agents(workdir)
+            self.expect = Expectations(
+                self.api,
+                self.community,
+                self._grid_code,
+                store=self.store_server,
+                outboxes=self._outbox_dir,
+                clocks=self.clocks,
+            )
             self._wait_online(STARTUP_TIMEOUT_S)
             yield self
         finally:
@@ -347,7 +305,7 @@ class ScenarioRunner:
             if own_dir and not self.options.keep:
                 shutil.rmtree(workdir, ignore_errors=True)
 
-    def _play(self, report: RunReport, progress: Progress | None) -> None:
+    def _play(self, report: RunReport, progress: ProgressFn | None) -> None:
         end = self.scenario.duration / self.speed
         self._t0 = time.monotonic()
         for step in self.scenario.steps():
@@ -367,7 +325,7 @@ class ScenarioRunner:
     def _now(self) -> float:
         return time.monotonic() - self._t0
 
-    def _sleep_until(self, t: float, progress: Progress | None, label: str) -> None:
+    def _sleep_until(self, t: float, progress: ProgressFn | None, label: str) -> None:
         end = self.scenario.duration / self.speed
         while True:
             self._restore_due()
@@ -526,89 +484,10 @@ class ScenarioRunner:
             time.sleep(1.0)
 
     def _check(self, e: Expectation, at: str) -> Check:
-        try:
-            return self._check_once(e, at)
-        except httpx.HTTPError as exc:
-            return Check(at, e.kind, False, f"hub API: {exc}")
-        except ServerError as exc:
-            return Check(at, e.kind, False, f"series store: {exc}")
-
-    def _check_once(self, e: Expectation, at: str) -> Check:
-        if e.incidents is not None:
-            q = e.incidents
-            params = {"rule": q.rule, "device": q.device, "category": q.category, "state": q.state}
-            if q.grid:
-                params["grid"] = self._grid_code(q.grid)
-            found = self._get("/api/v1/incidents", limit=1000, **{k: v for k, v in params.items() if v})
-            label = "incidents " + " ".join(f"{k}={v}" for k, v in params.items() if v)
-            return Check(at, f"{label} {q.text()}", q.holds(len(found)), f"{len(found)} found")
-        if e.cases is not None:
-            c = e.cases
-            cases = self._get("/api/v1/cases", limit=1000)
-            grid = self._grid_code(c.grid) if c.grid else None
-            match = [
-                x
-                for x in cases
-                if (c.category is None or x["category"] == c.category)
-                and (grid is None or x["grid"] == grid)
-                and (c.state is None or x["state"] == c.state)
-                and (c.escalated is None or (x["escalation_level"] > 0) == c.escalated)
-                and (c.min_rework is None or x["rework_count"] >= c.min_rework)
-            ]
-            label = "cases " + " ".join(
-                f"{k}={v}" for k, v in c.model_dump(exclude={"count", "min", "max"}).items() if v is not None
-            )
-            states = Counter(x["state"] for x in match)
-            return Check(at, f"{label} {c.text()}", c.holds(len(match)), f"{len(match)} found {dict(states)}")
-        if e.devices is not None:
-            d = e.devices
-            devices = self._get("/api/v1/devices")
-            grid = self._grid_code(d.grid) if d.grid else None
-            match = [
-                x
-                for x in devices
-                if x["state"] == d.state
-                and (d.device is None or x["id"] == d.device)
-                and (grid is None or x["grid"] == grid)
-            ]
-            where = d.device or (f"grid {d.grid}" if d.grid else "all")
-            return Check(at, f"devices {where} {d.state} {d.text()}", d.holds(len(match)), f"{len(match)} found")
-        if e.deadletters is not None:
-            total = int(self._get("/api/v1/deadletters", limit=1)["total"])
-            return Check(at, f"dead letters {e.deadletters.text()}", e.deadletters.holds(total), f"{total} stored")
-        if e.data_loss is not None:
-            loss = e.data_loss
-            page = self._get("/api/v1/gaps", limit=1000)
-            lost = sum(int(item["count"]) for item in page["items"] if loss.device in (None, item["device_id"]))
-            # a gap still open may yet be filled or become a loss: the count is only final once none is open
-            still_open = sum(1 for g in page["open"] if loss.device in (None, g["device_id"]))
-            where = f" of {loss.device}" if loss.device else ""
-            ok = loss.holds(lost) and still_open == 0
-            return Check(at, f"data loss{where} {loss.text()}", ok, f"{lost} seqs lost, {still_open} gaps open")
-        if e.series_points is not None:
-            sp = e.series_points
-            times = self.store_server.point_times(sp.device, sp.measurement)
-            n = sum(len(t) for t in times.values())
-            where = " ".join(f"{k}={v}" for k, v in (("device", sp.device), ("measurement", sp.measurement)) if v)
-            return Check(at, f"series points {where} {sp.text()}".replace("  ", " "), sp.holds(n), f"{n} stored")
-        if e.series_missing is not None:
-            m = e.series_missing
-            delivered, stored, missing = self._series_missing(m.device)
-            where = f" of {m.device}" if m.device else ""
-            detail = f"{delivered} delivered, {stored} of them stored, {len(missing)} missing"
-            if missing:
-                detail += " (first: " + ", ".join(f"{d} seq {seq}" for d, seq in missing[:3]) + ")"
-            return Check(at, f"series missing{where} {m.text()}", m.holds(len(missing)), detail)
-        if e.alerts is not None:
-            a = e.alerts
-            n = self._alerts().get(a.kind, 0)
-            return Check(at, f"hub alerts {a.kind} {a.text()}", a.holds(n), f"{n} since the hub started")
         if e.hub_up is not None:
             return self._hub_up(at)
-        devices = self._get("/api/v1/devices")
-        online = sum(1 for x in devices if x["state"] == "online")
-        want = len(self.community.devices)
-        return Check(at, "all devices online", online == want, f"{online}/{want} online")
+        assert self.expect is not None
+        return self.expect.check(e, at)
 
     def _hub_up(self, at: str) -> Check:
         p = self.probes
@@ -624,62 +503,6 @@ class ScenarioRunner:
         if p.unanswered:
             detail += f"; last error {p.last_error}"
         return Check(at, "hub up throughout", ok, detail)
-
-    def _alerts(self) -> dict[str, int]:
-        """``gs_alerts_total`` by kind from the hub's ``/metrics``."""
-        assert self.api is not None
-        r = self.api.get("/metrics")
-        r.raise_for_status()
-        counts: dict[str, int] = {}
-        for family in text_string_to_metric_families(r.text):
-            for sample in family.samples:
-                if sample.name == "gs_alerts_total":
-                    counts[sample.labels["kind"]] = int(sample.value)
-        return counts
-
-    def _delivered(self, device: str) -> dict[int, int]:
-        """Point timestamp (ms) -> seq of every telemetry point ``device`` delivered at least
-        IN_FLIGHT_GRACE_MS ago: the broker-acknowledged items its SQLite outbox keeps for replay."""
-        assert self._outbox_dir is not None
-        path = self._outbox_dir / f"{device}.db"
-        cutoff = int(self.clocks[device]() * 1000) - IN_FLIGHT_GRACE_MS
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
-        try:
-            rows = db.execute(
-                "SELECT seq, payload FROM items WHERE channel = ? AND sent_ms IS NOT NULL AND sent_ms <= ?",
-                (wire.Channel.TELEMETRY.value, cutoff),
-            ).fetchall()
-        finally:
-            db.close()
-        points: dict[int, int] = {}
-        for seq, payload in rows:
-            msg = wire.decode(wire.Channel.TELEMETRY, bytes(payload))
-            assert isinstance(msg, wire.Telemetry)
-            for point in msg.points:
-                points[point.ts] = int(seq)
-        return points
-
-    def _series_missing(self, device: str | None) -> tuple[int, int, list[tuple[str, int]]]:
-        """(points delivered, of them stored, [(device, seq) of each missing one]) over one or every device."""
-        ids = [device] if device else [d["device"]["id"] for d in self.community.devices]
-        stored_times = self.store_server.point_times(device)
-        delivered = stored = 0
-        missing: list[tuple[str, int]] = []
-        for device_id in ids:
-            sent = self._delivered(device_id)
-            have = stored_times.get(device_id, set())
-            lost = missing_points(sent, have)
-            delivered += len(sent)
-            stored += len(sent) - len(lost)
-            missing += [(device_id, seq) for seq in lost]
-        return delivered, stored, missing
-
-    def _count_series(self, report: RunReport) -> None:
-        try:
-            report.stored_points = sum(len(t) for t in self.store_server.point_times().values())
-            report.missing_points = len(self._series_missing(None)[2])
-        except (ServerError, sqlite3.Error) as exc:
-            logger.warning("scenario %s: could not count the stored series: %s", self.scenario.name, exc)
 
     # --------------------------------------------------------------- teardown
 
@@ -701,8 +524,3 @@ class ScenarioRunner:
                     stop()
                 except Exception:  # teardown boundary: stop the rest
                     logger.exception("scenario teardown step failed")
-
-
-def missing_points(delivered: dict[int, int], stored: set[int]) -> list[int]:
-    """The seq of each delivered point (timestamp -> seq) whose timestamp is not stored, in order."""
-    return sorted(seq for ts, seq in delivered.items() if ts not in stored)

@@ -1,20 +1,65 @@
-"""Live progress (rich, on stderr) and the end-of-run summary of a scenario run."""
+"""What a scenario run produced (:class:`RunReport`, one :class:`Check` per assertion), its live progress
+(rich, on stderr) and its end-of-run summary."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from simulators.runner import Progress as ProgressFn
-from simulators.runner import RunReport
 from simulators.scenario import Scenario
+
+#: progress callback: (fraction done, what is happening)
+ProgressFn = Callable[[float, str], None]
+
+
+@dataclass(slots=True)
+class Check:
+    """One assertion's outcome."""
+
+    at: str
+    what: str
+    ok: bool
+    detail: str
+
+
+@dataclass(slots=True)
+class RunReport:
+    """What a run produced."""
+
+    scenario: str
+    seed: int
+    speed: float
+    devices: int
+    elapsed_s: float = 0.0
+    messages: int = 0
+    incidents: list[dict[str, Any]] = field(default_factory=list)
+    cases: list[dict[str, Any]] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)
+    losses: list[dict[str, Any]] = field(default_factory=list)
+    store: str = "embedded"
+    #: influxdb-v1: distinct points stored at the end, and delivered points not stored (None: not counted)
+    stored_points: int | None = None
+    missing_points: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Every assertion held."""
+        return all(c.ok for c in self.checks)
+
+    def canonical(self) -> dict[str, Any]:
+        """What must be equal for the same seed: incident rules per device, cases per grid/category/state."""
+        incidents = Counter(f"{i['rule_id']}@{i['device_id'] or i['grid']}" for i in self.incidents)
+        cases = Counter(f"{c['grid']}/{c['category']}/{c['state']}" for c in self.cases)
+        return {"incidents": dict(sorted(incidents.items())), "cases": dict(sorted(cases.items()))}
 
 
 @contextmanager

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from simulators import cli
-from simulators.runner import RunOptions, ScenarioRunner, missing_points
+from simulators.runner import RunOptions, ScenarioRunner
 from simulators.scenario import Expectation, ScenarioError, load_scenario, parse_scenario, parse_seconds, shipped
+from simulators.scenario_checks import missing_points
 from tests.servers import require_binary
 
 SHIPPED = (
@@ -222,8 +223,9 @@ def test_influxdb_outage_spools_and_loses_nothing(tmp_path: Path) -> None:
 
     # The check is not vacuous: bring the same influxd data back and delete one device's older points.
     runner.store_server.start()
+    assert runner.expect is not None
     try:
-        cutoff_ms = min(runner._delivered("smoke-001-01")) + 5000
+        cutoff_ms = min(runner.expect.delivered("smoke-001-01")) + 5000
         runner.store_server.query(f'DELETE FROM "sensor" WHERE "device" = \'smoke-001-01\' AND time < {cutoff_ms}ms')
         check = runner._check(Expectation.model_validate({"series_missing": {"count": 0}}), "after")
         other = runner._check(
