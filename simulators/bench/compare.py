@@ -116,7 +116,7 @@ class DocsPipeline:
 
 def run_comparator(args: argparse.Namespace, servers: Any, workdir: Path) -> dict[str, Any]:
     """Backlog drain of the docs pipeline on the same N messages; its throughput and loss."""
-    from simulators.bench.ingest import MEASUREMENT, _load_spec
+    from simulators.bench.ingest_setup import MEASUREMENT, load_spec
     from simulators.bench.util import (
         ProcessCpu,
         comparator_result,
@@ -131,7 +131,7 @@ def run_comparator(args: argparse.Namespace, servers: Any, workdir: Path) -> dic
     vm_url = servers.start_vm()
     prime_session(servers.mqtt_url, CLIENT_ID, [wire.subscription(wire.Channel.TELEMETRY)], args.qos)
     messages = args.compare_messages or args.messages
-    spec = _load_spec(args, servers.mqtt_url, site=SITE, messages=messages, rate=0.0, devices=args.devices)
+    spec = load_spec(args, servers.mqtt_url, site=SITE, messages=messages, rate=0.0, devices=args.devices)
     say(f"comparator: queueing {spec.messages:,} messages for the docs pipeline")
     load = run_load(spec)
     expected = load.messages * spec.points

@@ -35,12 +35,21 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
-from itertools import repeat
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
-from hub.series.base import SeriesPoint, SeriesRow, SeriesStore
+from simulators.bench.ingest_setup import (
+    MEASUREMENT,
+    STORES,
+    BenchError,
+    hub_settings,
+    load_spec,
+    open_probe,
+    plugins_of,
+    stored_points,
+    wait_acked,
+)
+from simulators.bench.ingest_table import print_table
 from simulators.bench.util import (
     ProcessCpu,
     Servers,
@@ -50,202 +59,10 @@ from simulators.bench.util import (
     say,
     start_hub_quietly,
     start_servers,
-    vm_count,
-    wait_progress,
 )
 from simulators.servers import ServerError
 
 logger = logging.getLogger(__name__)
-
-#: Targets from the issue (2-core machine, QoS 1, a real InfluxDB-API server).
-TARGET_DRAIN_MSGS_S: Final = 25_000.0  # single-point messages
-TARGET_DRAIN_POINTS_S: Final = 200_000.0  # 10-point messages
-TARGET_SUSTAINED_MSGS_S: Final = 10_000.0
-TARGET_LAG_P99_S: Final = 1.0
-#: The measurement loadgen devices land in (they send no birth with a kind).
-MEASUREMENT: Final = "unknown"
-STORES: Final = ("embedded", "influxdb-v1", "influxdb-v2")
-V2_TOKEN: Final = "bench-token"
-V2_ORG: Final = "bench"
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not run (a server missing, the hub stuck); the message says why."""
-
-
-# ------------------------------------------------------------------ store probe
-
-
-class AckTimingStore:
-    """Wraps a store: counts points of :data:`MEASUREMENT` the store acknowledged, when, and (optionally) lag."""
-
-    def __init__(
-        self, inner: SeriesStore, *, track_lag: bool, lag_sink: Callable[[Sequence[float]], None] | None = None
-    ) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.prefers_lines = inner.prefers_lines
-        self.track_lag = track_lag
-        self.acked = 0
-        self.first_ack = 0.0
-        self.last_ack = 0.0
-        self.lags_ms: list[float] = []
-        #: Where lags go (default: kept in ``lags_ms``; the soak hands a fixed-size histogram instead).
-        self._lag_sink = lag_sink or self.lags_ms.extend
-        self.first_ts_ms: int | None = None  # earliest device timestamp acknowledged (lag tracking only)
-        self._prefix = MEASUREMENT + ","
-
-    def _acked(self, count: int, stamps: Sequence[int]) -> None:
-        now = time.time()
-        if count:
-            self.acked += count
-            self.last_ack = now
-            self.first_ack = self.first_ack or now
-        if stamps:
-            now_ms = now * 1000.0
-            low = min(stamps)
-            if self.first_ts_ms is None or low < self.first_ts_ms:
-                self.first_ts_ms = low
-            self._lag_sink([now_ms - ts for ts in stamps])
-
-    def write(self, points: Sequence[SeriesPoint]) -> None:
-        """Write through; count our points once the store returned."""
-        self.inner.write(points)
-        ours = [p for p in points if p.measurement == MEASUREMENT]
-        self._acked(len(ours), [p.ts_ms for p in ours] if self.track_lag else ())
-
-    def write_lines(self, lines: Sequence[str]) -> None:
-        """Write through; count our lines once the store returned."""
-        self.inner.write_lines(lines)
-        prefix = self._prefix
-        if self.track_lag:
-            stamps = [int(line[line.rindex(" ") + 1 :]) for line in lines if line.startswith(prefix)]
-            self._acked(len(stamps), stamps)
-        else:
-            self._acked(sum(map(str.startswith, lines, repeat(prefix))), ())  # C loop: the probe costs ~nothing
-
-    def query(
-        self, *, device: str, metric: str, start_ms: int, end_ms: int, every_s: int, measurement: str | None = None
-    ) -> list[SeriesRow]:
-        """Delegate."""
-        return self.inner.query(
-            device=device, metric=metric, start_ms=start_ms, end_ms=end_ms, every_s=every_s, measurement=measurement
-        )
-
-    def count(self, measurement: str, *, device: str | None = None, site: str | None = None) -> int:
-        """Delegate."""
-        return self.inner.count(measurement, device=device, site=site)
-
-    def close(self) -> None:
-        """Delegate."""
-        self.inner.close()
-
-
-# ------------------------------------------------------------------ phases
-
-
-def stored_points(servers: Servers, store: SeriesStore, site: str, expected: int | None = None) -> int:
-    """Points of this phase in the store: its own site (each phase also has its own db / bucket / data
-    dir, unless ``--bucket`` names one bucket for all of them)."""
-    if servers.store == "influxdb-v2" and servers.vm_url is not None and servers.store_url == servers.vm_url:
-        # VictoriaMetrics answers no InfluxQL, and serves acknowledged samples only a few seconds later
-        return vm_count(servers.vm_url, site, f"{MEASUREMENT}_m0", expected=expected)
-    return store.count(MEASUREMENT, site=site)
-
-
-def _open_probe(settings: Any, *, track_lag: bool) -> AckTimingStore:
-    """The phase's store, wrapped; an InfluxDB 1.x database is created up front so no write waits for it."""
-    from hub.series.settings import open_store
-
-    inner = open_store(settings.series_settings(), settings.data_dir)
-    ensure = getattr(inner, "ensure_database", None)
-    if callable(ensure):
-        ensure()
-    return AckTimingStore(inner, track_lag=track_lag)
-
-
-def _hub_settings(args: argparse.Namespace, servers: Servers, phase: str, workdir: Path) -> Any:
-    from hub.config import HubSettings
-
-    return HubSettings.model_validate(_hub_settings_values(args, servers, phase, workdir))
-
-
-def _hub_settings_values(args: argparse.Namespace, servers: Servers, phase: str, workdir: Path) -> dict[str, Any]:
-    """The phase's hub settings as plain values (the soak hands them to its hub process)."""
-    values: dict[str, Any] = {
-        "mqtt_url": servers.mqtt_url,
-        "data_dir": workdir / phase,
-        "http_port": 0,
-        "client_id": f"bench-hub-{phase}",
-        "series_backend": servers.store,
-        "gap_timeout_s": 3600.0,  # a slow drain must not turn late seqs into loss records
-    }
-    if args.batch_points:
-        values["series_batch_points"] = args.batch_points
-    if servers.store == "influxdb-v1":
-        values |= {"series_url": servers.store_url, "series_db": f"bench_{phase}"}
-    elif servers.store == "influxdb-v2":
-        values |= {
-            "series_url": servers.store_url,
-            "series_bucket": args.bucket or f"bench_{phase}",
-            "series_token": args.token or V2_TOKEN,
-            "series_org": args.org or V2_ORG,
-        }
-    return values
-
-
-def _load_spec(args: argparse.Namespace, url: str, *, site: str, messages: int, rate: float, devices: int) -> Any:
-    from simulators.loadgen import LoadSpec
-
-    processes = max(1, min(args.processes, devices))
-    return LoadSpec(
-        url=url,
-        devices=devices,
-        messages=messages,
-        rate=rate,
-        qos=args.qos,
-        points=args.batch,
-        metrics=args.metrics,
-        processes=processes,
-        site=site,
-        device_prefix=site,
-        connect_timeout_s=60.0,
-        drain_timeout_s=120.0,
-        isolate=True,  # the hub runs in this process: the generator must not share its GIL
-    )
-
-
-def _wait_acked(
-    probe: AckTimingStore, expected: int, timeout_s: float, received: Callable[[], int], label: str
-) -> None:
-    wait_progress(
-        lambda: probe.acked >= expected,
-        lambda: probe.acked,
-        lambda: f"{received():,} messages received, {probe.acked:,}/{expected:,} points stored",
-        label,
-        timeout_s,
-    )
-
-
-def wait_acked_remote(hub: Any, expected: int, timeout_s: float) -> None:
-    """:func:`_wait_acked` for a hub in another process (the soak's), asking it for its counts."""
-    last: dict[str, Any] = {"acked": 0, "received": 0}
-
-    def poll() -> int:
-        last.update(hub.stats())
-        return int(last["acked"])
-
-    wait_progress(
-        lambda: poll() >= expected,
-        lambda: int(last["acked"]),
-        lambda: f"{last['received']:,} messages received, {last['acked']:,}/{expected:,} points stored",
-        "soak",
-        timeout_s,
-    )
-
-
-def _plugins(args: argparse.Namespace) -> tuple[str, ...] | None:
-    return () if args.plugins == "none" else None
 
 
 def run_drain(args: argparse.Namespace, servers: Servers, workdir: Path, round_no: int = 0) -> dict[str, Any]:
@@ -256,15 +73,15 @@ def run_drain(args: argparse.Namespace, servers: Servers, workdir: Path, round_n
     from simulators.loadgen import run_load
 
     phase = f"drain{round_no or ''}"
-    settings = _hub_settings(args, servers, phase, workdir)
+    settings = hub_settings(args, servers, phase, workdir)
     prime_session(servers.mqtt_url, settings.client_id, ingest_filters(settings.root, None), args.qos)
-    spec = _load_spec(args, servers.mqtt_url, site=phase, messages=args.messages, rate=0.0, devices=args.devices)
+    spec = load_spec(args, servers.mqtt_url, site=phase, messages=args.messages, rate=0.0, devices=args.devices)
     say(f"drain: queueing {spec.messages:,} messages x {spec.points} points from {spec.devices} devices")
     load = run_load(spec)
     expected = load.messages * spec.points
     say(f"drain: {load.messages:,} queued at the broker ({load.msgs_per_s:,.0f} msgs/s); starting the hub")
-    probe = _open_probe(settings, track_lag=False)
-    hub = Hub(settings, store=probe, plugins=_plugins(args))
+    probe = open_probe(settings, track_lag=False)
+    hub = Hub(settings, store=probe, plugins=plugins_of(args))
     first: list[float] = []
     cpu: list[ProcessCpu] = []
     stop_watch = threading.Event()
@@ -284,7 +101,7 @@ def run_drain(args: argparse.Namespace, servers: Servers, workdir: Path, round_n
     try:
         start_hub_quietly(hub)
         tune_gc()  # as `gridsentinel hub run` does
-        _wait_acked(probe, expected, args.timeout, received, "drain")
+        wait_acked(probe, expected, args.timeout, received, "drain")
         cpu_us = cpu[0].per_message_us(load.messages) if cpu else None
         stop_watch.set()
         watcher.join(1)
@@ -320,8 +137,8 @@ def run_store_ceiling(args: argparse.Namespace, servers: Servers, workdir: Path)
     """The store alone, fed the lines the drain's hub wrote by a bare writer (simulators.bench.ceiling)."""
     from simulators.bench.ceiling import run_ceiling
 
-    settings = _hub_settings(args, servers, "ceiling", workdir)
-    probe = _open_probe(settings, track_lag=False)
+    settings = hub_settings(args, servers, "ceiling", workdir)
+    probe = open_probe(settings, track_lag=False)
     try:
         return run_ceiling(
             servers,
@@ -350,11 +167,11 @@ def run_sustained(args: argparse.Namespace, servers: Servers, workdir: Path) -> 
     from hub.service import Hub, tune_gc
     from simulators.loadgen import run_load
 
-    settings = _hub_settings(args, servers, "live", workdir)
-    probe = _open_probe(settings, track_lag=True)
-    hub = Hub(settings, store=probe, plugins=_plugins(args))
+    settings = hub_settings(args, servers, "live", workdir)
+    probe = open_probe(settings, track_lag=True)
+    hub = Hub(settings, store=probe, plugins=plugins_of(args))
     messages = int(args.rate * args.seconds)
-    spec = _load_spec(
+    spec = load_spec(
         args, servers.mqtt_url, site="live", messages=messages, rate=float(args.rate), devices=args.connections
     )
     try:
@@ -376,7 +193,7 @@ def run_sustained(args: argparse.Namespace, servers: Servers, workdir: Path) -> 
         def received() -> int:
             return int(hub.stats.messages.get("telemetry", 0))
 
-        _wait_acked(probe, expected, args.timeout, received, "sustained")
+        wait_acked(probe, expected, args.timeout, received, "sustained")
         stored = stored_points(servers, probe, "live", expected)
         duplicates = hub.stats.duplicates
         got = received()
@@ -628,186 +445,6 @@ def run_rounds(args: argparse.Namespace, servers: Servers, workdir: Path, result
         result["node_red_rounds"] = [r["msgs_per_s"] for r in red_rounds]
     if hub_rounds and red_rounds:
         result["hub_over_node_red"] = round(result["msgs_per_s"] / result["comparator_node_red"]["msgs_per_s"], 2)
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return "-" if math.isnan(value) else (f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3f}")
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
-
-
-def table_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    """(what, target, measured, met) rows for the table."""
-    rows: list[tuple[str, str, str, str]] = []
-    real = result["store"] != "embedded" and result["qos"] == 1
-
-    def row(name: str, target: str, value: Any, ok: bool | None) -> None:
-        rows.append((name, target, _fmt(value), "-" if ok is None else ("yes" if ok else "NO")))
-
-    if "drain" in result:
-        d = result["drain"]
-        one, ten = result["batch"] == 1 and real, result["batch"] == 10 and real
-        row(
-            "drain msgs/s",
-            ">= 25,000 (1 pt/msg)" if one else "",
-            d["msgs_per_s"],
-            d["msgs_per_s"] >= TARGET_DRAIN_MSGS_S if one else None,
-        )
-        row(
-            "drain points/s",
-            ">= 200,000 (10 pt/msg)" if ten else "",
-            d["points_per_s"],
-            d["points_per_s"] >= TARGET_DRAIN_POINTS_S if ten else None,
-        )
-        rounds = result.get("drain_rounds", [d])
-        if len(rounds) > 1:
-            row(f"drain msgs/s of the {len(rounds)} rounds", "", " ".join(_fmt(r["msgs_per_s"]) for r in rounds), None)
-        row("drain messages", "", d["messages"], None)
-        row("drain stored points", "= published", d["stored_points"], d["stored_points"] == d["points"])
-        row("drain lost (all rounds)", "0", sum(r["lost"] for r in rounds), all(r["lost"] == 0 for r in rounds))
-        row("hub start-up (not timed)", "", d["startup_s"], None)
-        _cpu_row(row, "drain CPU-us per msg: hub / broker / store", d.get("cpu_us_per_msg"))
-    if "store_ceiling" in result:
-        c = result["store_ceiling"]
-        row("store alone points/s (bare writer, no MQTT, no hub)", "", c["points_per_s"], None)
-        if c.get("server_cpu_us_per_point") is not None:
-            row("store CPU-us per point", "", c["server_cpu_us_per_point"], None)
-            row("store cores needed at 200,000 points/s", "", c["cores_for_200k_points_s"], None)
-        row("store alone lost", "0", c["lost"], c["lost"] == 0)
-        if "drain" in result and c["points_per_s"]:
-            ratio = round(result["drain"]["points_per_s"] / c["points_per_s"], 2)
-            ten = result["batch"] == 10 and real
-            row(
-                "hub drain / store alone points/s",
-                ">= 0.8 (10 pt/msg)" if ten else "",
-                ratio,
-                ratio >= 0.8 if ten else None,
-            )
-    if "soak" in result:
-        k = result["soak"]
-        growth = k["soak_rss_growth_pct"]
-        row(
-            f"soak: hub RSS MiB at start / end ({k['seconds']:,.0f} s)",
-            "",
-            f"{k['rss_start_mib']} / {k['rss_end_mib']}",
-            None,
-        )
-        row(
-            f"soak: hub RSS growth % from minute {k['rss_baseline_minute']} to the end",
-            "< 10",
-            "-" if growth is None else growth,
-            None if growth is None else growth < 10.0,
-        )
-        row("soak: hub RSS MiB each minute", "", " ".join(f"{mib}" for _m, mib in k["rss_mib"]), None)
-        row("soak: hub CPU-us per message", "", k["hub_cpu_us_per_msg"], None)
-        row(
-            "soak lag p99 s",
-            "< 1",
-            k["lag_p99_s"],
-            None if k["lag_p99_s"] is None else k["lag_p99_s"] < TARGET_LAG_P99_S,
-        )
-        row("soak lost", "0", k["lost"], k["lost"] == 0)
-    if "sustained" in result:
-        s = result["sustained"]
-        full = real and s["target_rate"] >= TARGET_SUSTAINED_MSGS_S and s["connections"] >= 500
-        row(
-            "sustained msgs/s published",
-            f">= {s['target_rate']:,}",
-            s["sustained_msgs_per_s"],
-            s["sustained_msgs_per_s"] >= 0.97 * s["target_rate"],
-        )
-        row("sustained msgs/s stored (end to end)", "", s["stored_msgs_per_s"], None)
-        row(
-            "sustained connections",
-            ">= 500" if full else "",
-            s["connections"],
-            s["connections"] >= 500 if full else None,
-        )
-        row("lag p50 s", "", s["lag_p50_s"], None)
-        row("lag p99 s", "< 1", s["lag_p99_s"], s["lag_p99_s"] < TARGET_LAG_P99_S)
-        row("sustained lost", "0", s["lost"], s["lost"] == 0)
-    for key in ("comparator", "comparator_node_red"):
-        c = result.get(key)
-        if c is None:
-            continue
-        if "skipped" in c:
-            row(f"comparator ({c['name']})", "", "not measured", None)
-            continue
-        row(f"comparator drain msgs/s ({c['name']}, {c['messages']:,} msgs)", "", c["msgs_per_s"], None)
-        row(f"comparator points/s ({c['name']})", "", c["points_per_s"], None)
-        row(f"comparator lost ({c['name']})", "", c["lost"], None)
-        peer = "Node-RED" if key == "comparator_node_red" else c["name"]
-        _cpu_row(row, f"comparator CPU-us per msg: {peer} / broker / store", c.get("cpu_us_per_msg"))
-    if result.get("node_red_rounds"):
-        rounds = result["node_red_rounds"]
-        row(f"Node-RED msgs/s of the {len(rounds)} rounds", "", " ".join(_fmt(float(v)) for v in rounds), None)
-    if "hub_over_node_red" in result:
-        one = result["batch"] == 1 and real
-        ratio = result["hub_over_node_red"]
-        row(
-            "hub / Node-RED drain msgs/s (medians, same run)",
-            ">= 1.5 (1 pt/msg)" if one else "",
-            ratio,
-            ratio >= 1.5 if one else None,
-        )
-    return rows
-
-
-def _cpu_row(row: Callable[[str, str, Any, bool | None], None], name: str, cpu: dict[str, Any] | None) -> None:
-    if cpu:
-        row(
-            name,
-            "",
-            " / ".join("-" if cpu.get(k) is None else f"{cpu[k]:.1f}" for k in ("pipeline", "broker", "store")),
-            None,
-        )
-
-
-def print_table(result: dict[str, Any]) -> None:
-    """The human-readable summary."""
-    print(
-        f"gridsentinel bench ingest: store {result['store']} ({result['store_server']}), QoS {result['qos']}, "
-        f"{result['batch']} point(s)/message of {result['metrics']} metric(s), plug-ins {result['plugins']}"
-    )
-    rows = [("measure", "target", "measured", "met"), *table_rows(result)]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    for i, r in enumerate(rows):
-        print(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}")
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
-    for key in ("comparator", "comparator_node_red"):
-        c = result.get(key)
-        if c is not None:
-            print(f"comparator {c['name']}: {c.get('description') or c.get('skipped')}")
-            if c.get("first_error"):
-                print(f"comparator {c['name']}: {c['errors_logged']:,} errors logged; the first: {c['first_error']}")
-    note = ceiling_note(result)
-    if note:
-        print(note)
-
-
-def ceiling_note(result: dict[str, Any]) -> str | None:
-    """What the store's own CPU per point leaves of this machine at the points target (None when the
-    store's CPU was not measured, or the run is not the 10-point one the target is for)."""
-    c = result.get("store_ceiling")
-    if not c or c.get("cores_for_200k_points_s") is None or result["batch"] != 10:
-        return None
-    cores = os.cpu_count() or 1
-    need = c["cores_for_200k_points_s"]
-    head = (
-        f"store alone: {c['server_cpu_us_per_point']} CPU-us per point of {c['fields_per_point']} fields: "
-        f"{TARGET_DRAIN_POINTS_S:,.0f} points/s take {need} of this machine's {cores} cores in the store alone"
-    )
-    left = cores - need
-    if left <= 0:
-        return head + ", more than there are"
-    msgs = TARGET_DRAIN_POINTS_S / result["batch"]
-    return (
-        f"{head}, leaving {left:.2f} cores -- {left / msgs * 1e6:.0f} CPU-us per {result['batch']}-point message at "
-        f"{msgs:,.0f} msgs/s -- for the broker and the whole hub"
-    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -262,7 +262,7 @@ def influxd_points_written(url: str) -> int:
 def run_node_red(args: argparse.Namespace, servers: Any, workdir: Path, round_no: int = 0) -> dict[str, Any]:
     """Backlog drain through the tuned Node-RED flow into the hub's influxd; its throughput, loss and
     the CPU each process spent per message (``round_no`` keeps each round's site and database apart)."""
-    from simulators.bench.ingest import MEASUREMENT, _load_spec
+    from simulators.bench.ingest_setup import MEASUREMENT, load_spec
     from simulators.bench.util import ProcessCpu, comparator_result, forget_session, prime_session, wait_progress
 
     if servers.store != "influxdb-v1" or not servers.store_url:
@@ -276,7 +276,7 @@ def run_node_red(args: argparse.Namespace, servers: Any, workdir: Path, round_no
     store.ensure_database()
     prime_session(servers.mqtt_url, CLIENT_ID, [wire.subscription(wire.Channel.TELEMETRY, site=site)], args.qos)
     messages = args.compare_messages or args.messages
-    spec = _load_spec(args, servers.mqtt_url, site=site, messages=messages, rate=0.0, devices=args.devices)
+    spec = load_spec(args, servers.mqtt_url, site=site, messages=messages, rate=0.0, devices=args.devices)
     say(f"comparator: queueing {spec.messages:,} messages for Node-RED")
     load = run_load(spec)
     expected = load.messages * spec.points

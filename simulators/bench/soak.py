@@ -75,7 +75,7 @@ def _hub_main(settings_values: dict[str, Any], plugins_none: bool, conn: Connect
     from hub.config import HubSettings
     from hub.series.settings import open_store
     from hub.service import Hub, tune_gc
-    from simulators.bench.ingest import AckTimingStore
+    from simulators.bench.ingest_setup import AckTimingStore
     from simulators.bench.util import start_hub_quietly
 
     settings = HubSettings.model_validate(settings_values)
@@ -160,15 +160,15 @@ def run_soak(args: argparse.Namespace, servers: Servers, workdir: Path) -> dict[
     """Steady load (``--devices`` x 1 msg/s for ``--soak`` seconds) on a hub in its own process."""
     from hub.config import HubSettings
     from hub.series.settings import open_store
-    from simulators.bench.ingest import _hub_settings_values, _load_spec, stored_points, wait_acked_remote
+    from simulators.bench.ingest_setup import hub_settings_values, load_spec, stored_points, wait_acked_remote
     from simulators.bench.util import forget_session
     from simulators.loadgen import run_load
 
-    values = _hub_settings_values(args, servers, "soak", workdir)
+    values = hub_settings_values(args, servers, "soak", workdir)
     hub = SoakHub(values, args.plugins == "none")
     pid = hub.start()
     messages = int(args.devices * args.soak)
-    spec = _load_spec(
+    spec = load_spec(
         args, servers.mqtt_url, site="soak", messages=messages, rate=float(args.devices), devices=args.devices
     )
     say(f"soak: hub pid {pid}; {spec.devices} devices x 1 msg/s for {args.soak:,.0f} s ({messages:,} messages)")

@@ -19,7 +19,7 @@ from hub.ingest.pipeline import standalone_ingest
 from hub.schema import init_schema
 from hub.series.base import SeriesPoint
 from simulators.bench.ceiling import TS0, ceiling_lines, write_timed
-from simulators.bench.ingest import ceiling_note
+from simulators.bench.ingest_table import ceiling_note
 from simulators.loadgen import TelemetryTemplate
 
 

@@ -13,7 +13,8 @@ import pytest
 
 from hub.series.base import SeriesPoint, SeriesRow
 from simulators.bench import ingest as bench_ingest
-from simulators.bench.ingest import MEASUREMENT, AckTimingStore, print_table, table_rows
+from simulators.bench.ingest_setup import MEASUREMENT, AckTimingStore
+from simulators.bench.ingest_table import print_table, table_rows
 from simulators.bench.nodered import logged_errors
 from tests.servers import require_binary
 
