@@ -22,11 +22,10 @@ from simulators.loadgen import (
     LoadError,
     LoadSpec,
     TelemetryTemplate,
-    _Connection,
-    _Worker,
     expected_telemetry,
     run_load,
 )
+from simulators.loadgen_worker import Connection, Worker
 from simulators.servers import Mosquitto, free_port, wait_until
 
 
@@ -134,7 +133,7 @@ def test_template_payload_is_what_wire_encode_gives(points: int, metrics: int) -
 @pytest.mark.parametrize("qos", [1, 0])
 def test_published_frames_decode_with_the_codec(qos: int) -> None:
     spec = LoadSpec(devices=1, qos=qos, points=3, seq_start=5)
-    worker = _Worker(spec, ["load-00001"])
+    worker = Worker(spec, ["load-00001"])
     try:
         conn = worker.conns[0]
         for _ in range(3):
@@ -153,7 +152,7 @@ def test_published_frames_decode_with_the_codec(qos: int) -> None:
 def test_broker_answers_are_read_however_the_stream_is_cut() -> None:
     stream = encode(Connack()) + b"".join(encode(Puback(pid)) for pid in (1, 2, 3)) + encode(Pingresp())
     for cut in range(len(stream) + 1):
-        worker = _Worker(LoadSpec(devices=1), ["load-00001"])
+        worker = Worker(LoadSpec(devices=1), ["load-00001"])
         conn = worker.conns[0]
         ours, theirs = socket.socketpair()
         try:
@@ -169,7 +168,7 @@ def test_broker_answers_are_read_however_the_stream_is_cut() -> None:
             ours.close()
             theirs.close()
             worker.sel.close()
-    worker = _Worker(LoadSpec(devices=1), ["load-00001"])
+    worker = Worker(LoadSpec(devices=1), ["load-00001"])
     conn = worker.conns[0]
     ours, theirs = socket.socketpair()
     try:
@@ -187,7 +186,7 @@ def test_broker_answers_are_read_however_the_stream_is_cut() -> None:
 
 
 def test_packet_ids_wrap_and_skip_ids_in_flight() -> None:
-    conn = _Connection("load-00000", "gs/v1/load/load-00000/telemetry")
+    conn = Connection("load-00000", "gs/v1/load/load-00000/telemetry")
     assert [conn.next_packet_id() for _ in range(3)] == [1, 2, 3]
     conn.inflight.discard(3)
     conn.next_pid = 65534
