@@ -76,6 +76,8 @@ FETCH_WAIT_S: Final = 0.5
 LEASE_POLL_S: Final = 0.5
 #: Seconds a commit waits for the series writer, the state DB and the incident store before giving up (no ack).
 COMMIT_TIMEOUT_S: Final = 60.0
+#: Seconds a replica keeps trying to create or find the stream and the lease bucket at start.
+JOIN_TIMEOUT_S: Final = 40.0
 #: Seconds the stream keeps messages (a replay window for replicas that were all down).
 STREAM_MAX_AGE_S: Final = 7 * 24 * 3600.0
 
@@ -158,7 +160,7 @@ class ClusterReplica:
 
     # ------------------------------------------------------------ lifecycle
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = JOIN_TIMEOUT_S + 10) -> None:
         """Connect, make sure the stream and the lease bucket exist, start owning partitions."""
         self._thread = threading.Thread(target=self._run_loop, name="hub-cluster", daemon=True)
         self._thread.start()
@@ -190,12 +192,21 @@ class ClusterReplica:
             reconnected_cb=self._on_reconnect,
         )
         self.js = self.nc.jetstream(timeout=5)
-        await self._ensure_stream()
-        kv = await self.js.create_key_value(
-            KeyValueConfig(bucket=LEASE_BUCKET, history=1, ttl=o.lease_ttl_s, replicas=o.stream_replicas)
-        )
-        self.leases = LeaseTable(kv, o.replica_id, o.lease_ttl_s)
-        if not await self.leases.claim(self._member_key):
+        kv_config = KeyValueConfig(bucket=LEASE_BUCKET, history=1, ttl=o.lease_ttl_s, replicas=o.stream_replicas)
+        deadline = time.monotonic() + JOIN_TIMEOUT_S
+        while True:  # replicas starting together, or a cluster still electing its leaders: try again
+            try:
+                await self._ensure_stream()
+                kv = await self.js.create_key_value(kv_config)
+                self.leases = LeaseTable(kv, o.replica_id, o.lease_ttl_s)
+                joined = await self.leases.claim(self._member_key)
+                break
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    raise
+                logger.info("stream or lease bucket not ready yet (%s); retrying", exc)
+                await asyncio.sleep(0.5)
+        if not joined:
             raise ClusterError(f"replica id {o.replica_id!r} is already live in the cluster")
         self.ingest._connected.set()
         self._ready.set_result(None)
@@ -379,7 +390,7 @@ class ClusterReplica:
                     sub = await self._consumer(work.number)
                 try:
                     msgs = await sub.fetch(FETCH_BATCH, timeout=FETCH_WAIT_S)
-                except NatsTimeoutError:
+                except (NatsTimeoutError, TimeoutError):
                     continue
                 if not msgs:
                     continue
