@@ -54,7 +54,7 @@ from hub.cluster.natsconf import (
     partition_subject,
     topic_of_subject,
 )
-from hub.cluster.plan import plan
+from hub.cluster.plan import fair_share, plan
 from hub.metrics import IngestStats
 from hub.registry import DeviceRecord, DeviceRegistry
 from hub.sinks import DeviceRef
@@ -198,7 +198,7 @@ class ClusterReplica:
             try:
                 await self._ensure_stream()
                 kv = await self.js.create_key_value(kv_config)
-                self.leases = LeaseTable(kv, o.replica_id, o.lease_ttl_s)
+                self.leases = LeaseTable(self.js, kv, o.replica_id, o.lease_ttl_s)
                 joined = await self.leases.claim(self._member_key)
                 break
             except Exception as exc:
@@ -282,15 +282,8 @@ class ClusterReplica:
         assert leases is not None
         o = self.options
         now = time.monotonic()
-        for key, lease in list(leases.held.items()):
-            if now - lease.renewed < o.lease_ttl_s / 4:
-                continue
-            try:
-                await leases.renew(key)
-            except LeaseLost as exc:
-                logger.warning("replica %s lost lease %s", o.replica_id, exc)
-            except Exception as exc:  # the engine may be away for a moment; the TTL decides
-                logger.warning("lease %s not renewed: %s", key, exc)
+        due = [key for key, lease in leases.held.items() if now - lease.renewed >= o.lease_ttl_s / 4]
+        await asyncio.gather(*(self._renew(key) for key in due))
         for key in leases.expired():
             leases.held.pop(key, None)
             logger.warning("lease %s not renewed within its TTL: given up", key)
@@ -298,25 +291,41 @@ class ClusterReplica:
             if f"part.{p}" not in leases.held:
                 self._spawn_drop(work, release=False)
         live = await leases.live_keys()
-        if self._member_key not in leases.held and self._member_key not in live:
+        if self._member_key not in leases.held:
             await leases.claim(self._member_key)
         for key, held in self._jobs.items():
             if key in leases.held:
                 held.set()
                 continue
             held.clear()
-            if key not in live and await leases.claim(key):
+            if (key not in live or await leases.is_free(key)) and await leases.claim(key):
                 held.set()
                 logger.info("replica %s runs singleton %s", o.replica_id, key)
         members = max(1, sum(1 for k in live if k.startswith("member.")))
         busy = set(self.owned) | self._dropping
-        free = {p for p in range(o.partitions) if p not in busy and f"part.{p}" not in live}
+        candidates = [p for p in range(o.partitions) if p not in busy]
+        free: set[int] = set()
+        if len(self.owned) < fair_share(o.partitions, members):
+            # A key written lately may be a released lease (its delete marker): ask those few.
+            recent = [p for p in candidates if f"part.{p}" in live]
+            checks = await asyncio.gather(*(leases.is_free(f"part.{p}") for p in recent))
+            free = {p for p in candidates if f"part.{p}" not in live}
+            free |= {p for p, ok in zip(recent, checks, strict=True) if ok}
         step = plan(o.replica_id, o.partitions, set(self.owned), free, members)
         for p in step.release:
             self._spawn_drop(self.owned[p], release=True)
         for p in step.claim:
             if await leases.claim(f"part.{p}"):
                 await self._adopt(p)
+
+    async def _renew(self, key: str) -> None:
+        assert self.leases is not None
+        try:
+            await self.leases.renew(key)
+        except LeaseLost as exc:
+            logger.warning("replica %s lost lease %s", self.options.replica_id, exc)
+        except Exception as exc:  # the engine may be away for a moment; the TTL decides
+            logger.warning("lease %s not renewed: %s", key, exc or type(exc).__name__)
 
     def _spawn_drop(self, work: PartitionWork, *, release: bool) -> None:
         """Give ``work`` up in the background (its last batch may take a moment to store)."""
@@ -385,6 +394,9 @@ class ClusterReplica:
     async def _consume(self, work: PartitionWork) -> None:
         sub: JetStreamContext.PullSubscription | None = None
         while not work.stopping:
+            if self.leases is not None and not self.leases.valid(f"part.{work.number}"):
+                await asyncio.sleep(0.1)  # not renewed lately: fetch nothing that could not be acknowledged
+                continue
             try:
                 if sub is None:
                     sub = await self._consumer(work.number)
