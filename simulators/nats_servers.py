@@ -194,6 +194,11 @@ class ReplicaProcess:
             self.proc.kill()
             self.proc.wait()
 
+    def terminate(self) -> None:
+        """Send SIGTERM without waiting (to stop several replicas together, then :meth:`stop` each)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM and wait (the replica stores and acks its batches, gives its leases back)."""
         if self.proc is not None and self.proc.poll() is None:

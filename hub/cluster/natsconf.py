@@ -148,6 +148,10 @@ def node_config(
         # Devices' QoS 1 messages are redelivered by the server when a subscriber does not ack in time.
         '  ack_wait: "30s"',
         "  max_ack_pending: 1024",
+        # Sessions, QoS 1 and retained messages: replicated on every node up to three, named here because
+        # the server otherwise counts the peers it sees at the first MQTT connection (2.9.10 chose R2 on a
+        # freshly formed 3-node cluster, which stalls when either of the two stops).
+        f"  stream_replicas: {min(3, len(peers))}",
         "}",
         "# MQTT publishes of the device-to-hub channels, onto a partition from the site and device tokens",
         "mappings = {",

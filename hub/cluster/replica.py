@@ -269,10 +269,10 @@ class ClusterReplica:
                 await self.leases.release(key)
             await self.leases.release(self._member_key)
         if self.nc is not None:
-            try:
-                await self.nc.drain()
-            except Exception:  # shutdown boundary
-                logger.exception("NATS drain failed")
+            try:  # everything fetched is acknowledged by now: close, no drain (it waits on every subscription)
+                await asyncio.wait_for(self.nc.close(), 5)
+            except Exception as exc:  # shutdown boundary
+                logger.warning("NATS connection not closed cleanly: %s", exc or type(exc).__name__)
 
     # ------------------------------------------------------------ leases
 

@@ -61,11 +61,18 @@ def district(tmp_path: Path) -> Iterator[dict[str, Any]]:
                 influx=(influx.url, influx.db),
             )
             replicas.append(replica)
+        # The first start issues the administrator's token; two replicas doing it at once collide on its
+        # unique key (hub.auth.bootstrap_admin is not race-free), so one goes first.
+        replicas[0].launch()
+        replicas[0].wait_ready()
+        for replica in replicas[1:]:
             replica.launch()
-        for replica in replicas:
+        for replica in replicas[1:]:
             replica.wait_ready()
         yield {"nats": nats_cluster, "pg": engine, "influx": influx, "replicas": replicas}
     finally:
+        for replica in replicas:
+            replica.terminate()
         for replica in replicas:
             replica.stop()
         if engine is not None:
@@ -103,10 +110,13 @@ async def _published(servers: list[str]) -> list[tuple[str, str, bytes]]:
         await nc.close()
 
 
-def published_telemetry(cluster: NatsCluster, live: list[str]) -> tuple[dict[str, set[int]], dict[str, int]]:
-    """Device -> timestamps of the points it published; device -> highest seq it published."""
+def published_telemetry(
+    cluster: NatsCluster, live: list[str]
+) -> tuple[dict[str, set[int]], dict[str, int], list[tuple[str, wire.Event]]]:
+    """Device -> timestamps of the points it published; device -> highest seq it published; its events."""
     times: dict[str, set[int]] = {}
     seqs: dict[str, int] = {}
+    events: list[tuple[str, wire.Event]] = []
     servers = [n.client_url for n in cluster.nodes if n.name in live]
     for attempt in range(5):  # the stream may be electing a leader right after a node stopped
         try:
@@ -124,7 +134,9 @@ def published_telemetry(cluster: NatsCluster, live: list[str]) -> tuple[dict[str
         seqs[device] = max(seqs.get(device, 0), msg.seq)
         if isinstance(msg, wire.Telemetry):
             times.setdefault(device, set()).update(p.ts for p in msg.points)
-    return times, seqs
+        else:
+            events.append((device, msg))
+    return times, seqs, events
 
 
 def test_replica_killed_and_node_stopped_lose_and_double_nothing(district: dict[str, Any]) -> None:
@@ -134,8 +146,10 @@ def test_replica_killed_and_node_stopped_lose_and_double_nothing(district: dict[
     engine: Engine = district["pg"]
     replicas: list[ReplicaProcess] = district["replicas"]
     wait_until(
-        lambda: len(partition_owners(cluster)) == PARTITIONS
-        and len(set(partition_owners(cluster).values())) == len(replicas),
+        lambda: (
+            len(partition_owners(cluster)) == PARTITIONS
+            and len(set(partition_owners(cluster).values())) == len(replicas)
+        ),
         30,
         what="every partition owned, spread over the three replicas",
     )
@@ -178,13 +192,24 @@ def test_replica_killed_and_node_stopped_lose_and_double_nothing(district: dict[
         time.sleep(3.0)
         for device in alarms:
             find_sim(device).release("smoke")
-        time.sleep(2.0)
+        time.sleep(1.0)
+
+        def drained() -> bool:
+            return all(a.outbox.stats().pending == 0 and a.outbox.stats().inflight == 0 for a in agents)
+
+        wait_until(drained, 30, interval=0.2, what="every agent's outbox acknowledged by the cluster")
+        last_seqs = {
+            e["device"]["id"]: a.outbox.stats().last_seq for e, a in zip(community.devices, agents, strict=True)
+        }
     finally:
         for agent in agents:
             agent.stop()
 
-    expected_times, expected_seqs = published_telemetry(cluster, ["n0", "n1"])
+    expected_times, expected_seqs, events = published_telemetry(cluster, ["n0", "n1"])
+    raised = {(d, e.state.value) for d, e in events if e.type == "smoke"}
     assert set(expected_times) == set(ids), "every device published through the cluster"
+    assert all(expected_seqs[d] >= last_seqs[d] for d in ids), "the stream holds every seq the agents sent"
+    assert raised == {(d, s) for d in alarms for s in ("active", "cleared")}, raised
 
     kinds = {e["device"]["kind"] for e in community.devices}
 
