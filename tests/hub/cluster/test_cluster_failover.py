@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from edge import wire
-from hub.cluster.natsconf import STREAM_NAME
+from hub.cluster.natsconf import DEFAULT_PREFIX, STREAM_NAME
 from hub.db import init_schema, make_engine
 from simulators.community import agent_config, generate_community
 from simulators.drivers import find_sim
@@ -99,8 +99,8 @@ async def _published(servers: list[str]) -> list[tuple[str, str, bytes]]:
         js = nc.jetstream(timeout=5)
         info = await js.stream_info(STREAM_NAME)
         total = info.state.messages
-        sub = await js.subscribe(f"{info.config.subjects[0]}", ordered_consumer=True)
-        out = []
+        sub = await js.subscribe(f"{DEFAULT_PREFIX}.>", ordered_consumer=True)
+        out: list[tuple[str, str, bytes]] = []
         while len(out) < total:
             msg = await sub.next_msg(timeout=5)
             parts = msg.subject.split(".")
@@ -232,7 +232,9 @@ def test_replica_killed_and_node_stopped_lose_and_double_nothing(district: dict[
 
     def rows_caught_up() -> bool:
         with engine.connect() as conn:
-            rows = dict(conn.execute(text("SELECT id, last_seq FROM devices")).all())
+            rows: dict[str, int | None] = {
+                r.id: r.last_seq for r in conn.execute(text("SELECT id, last_seq FROM devices"))
+            }
         return all(rows.get(d) == expected_seqs[d] for d in ids)
 
     wait_until(rows_caught_up, 20, interval=0.5, what="device rows at the last published seq")
