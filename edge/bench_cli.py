@@ -22,6 +22,7 @@ BENCHES: Final[dict[str, tuple[str, str]]] = {
     "hostile": ("hub.bench_hostile", "hub time per refused hostile message, per kind"),
     "fleet": ("simulators.bench", "how many simulated devices one process sustains"),
     "cameras": ("simulators.camera_bench", "a street of 1,800 cameras and a tamper storm: hub lag, loss, camera view"),
+    "cluster": ("simulators.cluster_bench", "hub replicas on a 3-node NATS cluster, one killed: takeover, loss, CPU"),
 }
 
 

@@ -122,7 +122,8 @@ class NatsCluster:
 
 
 class ReplicaProcess:
-    """One ``gridsentinel hub run --cluster`` replica in a child process (kill -9 able)."""
+    """One ``gridsentinel hub run --cluster`` replica in a child process (kill -9 able); with ``cluster_urls``
+    starting ``mqtt://``, a single hub on that broker instead (the bench's baseline)."""
 
     def __init__(
         self,
@@ -156,8 +157,11 @@ class ReplicaProcess:
         import sys
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "edge.cli", "hub", "run", "--cluster", self.cluster_urls]
-        cmd += ["--cluster-partitions", str(self.partitions), "--client-id", self.replica_id]
+        cmd = [sys.executable, "-m", "edge.cli", "hub", "run", "--client-id", self.replica_id]
+        if self.cluster_urls.startswith("mqtt://"):
+            cmd += ["--mqtt-url", self.cluster_urls]
+        else:
+            cmd += ["--cluster", self.cluster_urls, "--cluster-partitions", str(self.partitions)]
         cmd += ["--state-url", self.state_url, "--data-dir", str(self.data_dir), "--http-port", str(self.http_port)]
         if self.influx is not None:
             cmd += ["--series", "influxdb-v1", "--series-url", self.influx[0], "--series-db", self.influx[1]]
