@@ -156,6 +156,8 @@ class ClusterReplica:
         self._thread: threading.Thread | None = None
         self._ready: Future[None] = Future()
         self._flush_lock = threading.Lock()  # one state flush at a time (commits and the sweep)
+        self._durable = threading.Condition()  # notified by the series writer when more points are durable
+        hub.writer.on_durable = self._on_durable
         self.registry.durable_seqs = True  # the DB gets the seqs acknowledged, never ahead of them
 
     # ------------------------------------------------------------ lifecycle
@@ -454,10 +456,11 @@ class ClusterReplica:
         deadline = time.monotonic() + COMMIT_TIMEOUT_S
         writer = self.hub.writer
         if ticket is not None:
-            while writer.durable_through() < ticket:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("series writer did not make the batch durable in time")
-                time.sleep(0.002)
+            with self._durable:
+                while writer.durable_through() < ticket:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("series writer did not make the batch durable in time")
+                    self._durable.wait(0.2)
         with self.registry.lock:
             for rec in recs:
                 if rec.safe_seq != rec.last_seq:
@@ -470,6 +473,10 @@ class ClusterReplica:
                 if time.monotonic() > deadline:
                     raise TimeoutError("incident candidates not stored in time")
                 time.sleep(0.01)
+
+    def _on_durable(self) -> None:
+        with self._durable:
+            self._durable.notify_all()
 
     def flush_state(self) -> None:
         """Write registry rows, dead letters and data-loss records (one flush at a time across threads)."""
