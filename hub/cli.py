@@ -80,6 +80,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     check.add_argument("file", type=Path, help="TOML settings file")
     check.set_defaults(func=check_config)
     _configure_token(sub)
+    from hub.cluster.cli import configure as configure_cluster
+
+    configure_cluster(
+        sub.add_parser("cluster-config", help="write the NATS server configuration of a district cluster's nodes")
+    )
     from hub.provision_cli import configure as configure_devices
 
     configure_devices(

@@ -111,3 +111,15 @@ async def _mapped(node: NatsNode, devices: list[tuple[str, str]]) -> dict[tuple[
         client.disconnect()
         await nc.close()
     return seen
+
+
+def test_cluster_config_command_writes_a_file_per_node(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.cli import main
+
+    code = main(["hub", "cluster-config", "--node", "a=10.1.0.1", "--node", "b=10.1.0.2", "--node", "c=10.1.0.3",
+                 "--partitions", "6", "--out", str(tmp_path)])  # fmt: skip
+    assert code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.conf", "b.conf", "c.conf"]
+    assert "partition(6,1,2)" in (tmp_path / "b.conf").read_text()
+    assert "--cluster nats://10.1.0.1:4222,nats://10.1.0.2:4222,nats://10.1.0.3:4222" in capsys.readouterr().out
+    assert main(["hub", "cluster-config", "--node", "nonsense", "--out", str(tmp_path)]) == 2
