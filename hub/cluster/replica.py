@@ -197,21 +197,26 @@ class ClusterReplica:
         )
         self.js = self.nc.jetstream(timeout=5)
         kv_config = KeyValueConfig(bucket=LEASE_BUCKET, history=1, ttl=o.lease_ttl_s, replicas=o.stream_replicas)
-        deadline = time.monotonic() + JOIN_TIMEOUT_S
+        first_try = time.monotonic()
+        deadline = first_try + JOIN_TIMEOUT_S
         while True:  # replicas starting together, or a cluster still electing its leaders: try again
             try:
                 await self._ensure_stream()
                 kv = await self.js.create_key_value(kv_config)
                 self.leases = LeaseTable(self.js, kv, o.replica_id, o.lease_ttl_s)
                 joined = await self.leases.claim(self._member_key)
-                break
             except Exception as exc:
                 if time.monotonic() > deadline:
                     raise
                 logger.info("stream or lease bucket not ready yet (%s); retrying", exc)
                 await asyncio.sleep(0.5)
-        if not joined:
-            raise ClusterError(f"replica id {o.replica_id!r} is already live in the cluster")
+                continue
+            if joined:
+                break
+            # Our id is live: another replica uses it, or this one restarts within a TTL of its death.
+            if time.monotonic() > first_try + o.lease_ttl_s + 2:
+                raise ClusterError(f"replica id {o.replica_id!r} is already live in the cluster")
+            await asyncio.sleep(0.5)
         self.ingest._connected.set()
         self._ready.set_result(None)
         logger.info("replica %s joined the cluster (%d partitions)", o.replica_id, o.partitions)
