@@ -31,6 +31,9 @@ from tests.servers_pg import PostgresServer
 pytestmark = pytest.mark.integration
 
 PARTITIONS = 12
+#: Plug-in tasks a replica runs only under a lease (hub.cluster.replica.SINGLETON_TASKS) that this hub has
+#: (webhook dispatch is registered only with a webhook configured).
+SINGLETONS = ("cases-sla", "cases-series", "commands-sweep", "snapshot-retention")
 TAKEOVER_LIMIT_S = 10.0
 
 
@@ -183,8 +186,14 @@ def test_replica_killed_and_node_stopped_lose_and_double_nothing(district: dict[
             now = partition_owners(cluster)
             return all(now.get(p) not in (None, victim.replica_id) for p in theirs)
 
+        def jobs_running() -> bool:  # every singleton job held by exactly one live replica (a key has one value)
+            held = holders(cluster)
+            jobs = {k: v for k, v in held.items() if k.startswith("job.")}
+            return set(jobs) == {f"job.{name}" for name in SINGLETONS} and victim.replica_id not in jobs.values()
+
         wait_until(taken_over, 20, interval=0.1, what="the dead replica's partitions taken over")
         takeover_s = time.monotonic() - killed_at
+        wait_until(jobs_running, 10, interval=0.2, what="the singleton jobs running on the survivors")
         print(f"takeover of partitions {sorted(theirs)} in {takeover_s:.2f}s; {time.monotonic() - started:.1f}s in")
         for device in alarms[2:]:
             find_sim(device).trigger("smoke")
