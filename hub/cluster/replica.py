@@ -45,6 +45,7 @@ from nats.js.errors import NotFoundError
 
 from edge.wire import Channel, Command, encode, topic
 from hub.cluster.leases import LEASE_BUCKET, LeaseLost, LeaseTable
+from hub.cluster.live import LiveRelay
 from hub.cluster.natsconf import (
     DEFAULT_PREFIX,
     STREAM_NAME,
@@ -148,6 +149,7 @@ class ClusterReplica:
         self.nc: NatsClient | None = None
         self.js: JetStreamContext | None = None
         self.leases: LeaseTable | None = None
+        self.live: LiveRelay | None = None
         self.owned: dict[int, PartitionWork] = {}
         #: (partition, monotonic time) of every claim, for tests and the bench (takeover time).
         self.claims: list[tuple[int, float]] = []
@@ -217,6 +219,9 @@ class ClusterReplica:
             if time.monotonic() > first_try + o.lease_ttl_s + 2:
                 raise ClusterError(f"replica id {o.replica_id!r} is already live in the cluster")
             await asyncio.sleep(0.5)
+        if self.hub.ctx is not None:
+            self.live = LiveRelay(self.hub.ctx.bus, self.nc, self.loop, o.replica_id)
+            await self.live.start()
         self.ingest._connected.set()
         self._ready.set_result(None)
         logger.info("replica %s joined the cluster (%d partitions)", o.replica_id, o.partitions)
@@ -268,6 +273,8 @@ class ClusterReplica:
         self.ingest._connected.clear()
 
     async def _shutdown(self) -> None:
+        if self.live is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.live.stop)
         for work in list(self.owned.values()):
             self._spawn_drop(work, release=True)
         if self._drops:

@@ -35,7 +35,7 @@ def stream(ctx: CtxDep, principal: StreamPrincipalDep, kinds: str | None = None)
     stopping = ctx.services.get("stopping")
 
     def frames() -> Iterator[str]:
-        sub = ctx.bus.subscribe()
+        sub = ctx.bus.subscribe(remote=True)  # a cluster replica's clients see every replica's changes
         try:
             yield ": connected\n\n"
             while stopping is None or not stopping.is_set():
