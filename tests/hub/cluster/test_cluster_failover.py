@@ -10,16 +10,19 @@ each alarm is one incident with one case.
 from __future__ import annotations
 
 import asyncio
+import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import Engine, text
 
 from edge import wire
-from hub.cluster.natsconf import DEFAULT_PREFIX, STREAM_NAME
+from hub.cluster.natsconf import DEFAULT_PREFIX, STREAM_NAME, partition_of
 from hub.db import init_schema, make_engine
 from simulators.community import agent_config, generate_community
 from simulators.drivers import find_sim
@@ -83,6 +86,29 @@ def district(tmp_path: Path) -> Iterator[dict[str, Any]]:
         influx.stop()
         pg.stop()
         nats_cluster.stop()
+
+
+class LiveView:
+    """An operator's live stream (SSE) on one replica, on a thread: the incident events it shows."""
+
+    def __init__(self, replica: ReplicaProcess) -> None:
+        self.devices: list[str] = []
+        self._stop = threading.Event()
+        url = f"{replica.base_url}/api/v1/stream?kinds=incident&token={replica.admin_token}"
+        self._thread = threading.Thread(target=self._read, args=(url,), daemon=True)
+        self._thread.start()
+
+    def _read(self, url: str) -> None:
+        with httpx.stream("GET", url, timeout=httpx.Timeout(5, read=10)) as response:
+            for line in response.iter_lines():
+                if self._stop.is_set():
+                    return
+                if line.startswith("data: "):
+                    self.devices.append(str(json.loads(line[6:]).get("device_id")))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(12)
 
 
 def holders(cluster: NatsCluster) -> dict[str, str]:
@@ -195,6 +221,10 @@ def test_replica_killed_and_node_stopped_lose_and_double_nothing(district: dict[
         takeover_s = time.monotonic() - killed_at
         wait_until(jobs_running, 10, interval=0.2, what="the singleton jobs running on the survivors")
         print(f"takeover of partitions {sorted(theirs)} in {takeover_s:.2f}s; {time.monotonic() - started:.1f}s in")
+        # An operator watching one survivor sees the alarms of devices the other survivor owns too.
+        survivors = [r for r in replicas if r is not victim]
+        view = LiveView(survivors[0])
+        time.sleep(0.5)
         for device in alarms[2:]:
             find_sim(device).trigger("smoke")
         cluster.stop_node("n2")
@@ -260,5 +290,12 @@ def test_replica_killed_and_node_stopped_lose_and_double_nothing(district: dict[
     for row in smoke_incidents:
         holding = [c.id for c in cases if row.id in (c.incident_ids or [])]
         assert len(holding) == 1, f"incident {row.id} of {row.device_id} is in cases {holding}"
+    owners_now = partition_owners(cluster)
+    elsewhere = [
+        d for d in alarms[2:] if owners_now.get(partition_of(community.site, d, PARTITIONS)) != survivors[0].replica_id
+    ]
+    view.close()
+    assert set(alarms[2:]) <= set(view.devices), f"live view on {survivors[0].replica_id} saw {view.devices}"
+    print(f"live view on {survivors[0].replica_id} saw alarms of other replicas' devices: {elsewhere}")
     assert takeover_s <= TAKEOVER_LIMIT_S, f"partitions {sorted(theirs)} taken over in {takeover_s:.1f}s"
     assert time.monotonic() - started < 110
