@@ -12,41 +12,16 @@ import dataclasses
 import importlib
 import json
 import logging
-import os
-import socket
 import sys
 from pathlib import Path
+from typing import Final
+
+from edge.systemd import sd_notify, watchdog_seconds
+
+#: one line of ``gridsentinel --help``
+SUMMARY: Final = "run or check the edge agent on a device"
 
 logger = logging.getLogger(__name__)
-
-
-def sd_notify(message: str) -> bool:
-    """Send one sd_notify line to ``$NOTIFY_SOCKET``; False when not run by systemd."""
-    address = os.environ.get("NOTIFY_SOCKET")
-    if not address:
-        return False
-    if address.startswith("@"):
-        address = "\0" + address[1:]  # abstract namespace socket
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-            sock.connect(address)
-            sock.sendall(message.encode())
-    except OSError as exc:
-        logger.warning("sd_notify %s failed: %s", message, exc)
-        return False
-    return True
-
-
-def watchdog_seconds() -> float | None:
-    """The systemd watchdog period (``$WATCHDOG_USEC``) in seconds, if one is set for this process."""
-    usec = os.environ.get("WATCHDOG_USEC")
-    pid = os.environ.get("WATCHDOG_PID")
-    if not usec or (pid and pid != str(os.getpid())):
-        return None
-    try:
-        return int(usec) / 1_000_000
-    except ValueError:
-        return None
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -1,29 +1,28 @@
 """The ``gridsentinel`` command: one entry point, a subcommand per part of the system.
 
-Each subcommand lives in its own module with ``configure(parser)``, which adds
-its arguments and sets ``func`` (called with the parsed args, returning the exit
-code). Modules are imported lazily and must keep heavy imports inside their
-functions, so ``--help`` stays fast and an edge-only install still works: a
-group whose extra is missing says so instead of crashing.
+The root stays in ``edge`` because an edge-only install on a device must have it; it imports
+nothing above itself. Each part declares its command group in the ``gridsentinel.commands``
+entry-point group (pyproject.toml): ``edge`` (the agent), ``hub``, and, from the developer
+tools, ``sim``, ``demo`` and ``bench``. A group's module has ``SUMMARY`` (one line of help)
+and ``configure(parser)``, which adds its arguments and sets ``func`` (called with the parsed
+args, returning the exit code). Modules keep heavy imports inside their functions, so
+``--help`` stays fast; a group whose extra is missing says so instead of crashing.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 from typing import Final
 
-#: subcommand -> (module, one-line help)
-COMMANDS: Final[dict[str, tuple[str, str]]] = {
-    "demo": ("hub.demo", "run a whole simulated community: embedded broker and stores, hub, operator page"),
-    "hub": ("hub.cli", "run the hub: MQTT ingest, storage, incidents, cases, REST API and operator page"),
-    "edge": ("edge.agent_cli", "run or check the edge agent on a device"),
-    "sim": ("simulators.cli", "run simulated communities and scenarios"),
-    "bench": ("edge.bench_cli", "measure speed and memory; prints a table, or JSON with --json"),
-}
+#: the entry-point group every command group is declared in
+COMMAND_GROUP: Final = "gridsentinel.commands"
+
+#: the order of the groups in ``--help`` (the rest follow by name)
+ORDER: Final = ("demo", "hub", "edge", "sim", "bench")
 
 #: install extra that provides each command group
 EXTRAS: Final[dict[str, str]] = {"demo": "all", "hub": "hub", "edge": "edge", "sim": "sim", "bench": "all"}
@@ -50,23 +49,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (module_name, help_text) in COMMANDS.items():
-        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+    found = {ep.name: ep for ep in entry_points(group=COMMAND_GROUP)}
+    for name in sorted(found, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n)):
         try:
-            module = importlib.import_module(module_name)
+            module = found[name].load()
         except ImportError as exc:
+            sub = subparsers.add_parser(name, help=f"(not installed: {exc.name or exc})")
             sub.set_defaults(func=_unavailable(name, f"{exc.name or exc} is missing").func)
             continue
-        module.configure(sub)
+        summary = str(getattr(module, "SUMMARY", ""))
+        module.configure(subparsers.add_parser(name, help=summary, description=summary))
     return parser
 
 
 def configure_logging(level: int) -> None:
     """The log format of every command. Below DEBUG the HTTP clients' one INFO line per request (a
-    series write every 0.2 s, a webhook, a poll) is left out: it would drown what an operator reads."""
+    series write every 0.2 s, a webhook, a poll) and alembic's plugin and DDL chatter at start-up are
+    left out: they would drown what an operator reads."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     if level > logging.DEBUG:
-        for name in ("httpx", "httpcore"):
+        for name in ("httpx", "httpcore", "alembic"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
 

@@ -1,4 +1,4 @@
-"""A faster paho client for the edge publisher's hot path (the hub has its own client, ``hub.mqttlink``).
+"""A faster paho client for the edge publisher's hot path (the hub has its own client, ``hub.ingest.link``).
 
 Stock paho 2.x makes three ``recv`` calls per incoming packet (command byte, length,
 body) and builds a ``Properties`` and a ``ReasonCode`` object for every PUBACK, even on
@@ -18,6 +18,18 @@ those two costs at about a third of the publisher thread's time. :class:`FastMqt
 Packet order, acknowledgement and reconnect behaviour stay paho's own. It relies on paho
 2.x internals (``_sock_recv``, ``_in_packet``, ``_out_messages``, ``_do_on_publish``),
 which pyproject pins (``paho-mqtt>=2.1,<3``); ``tests/edge/test_mqttio.py`` checks them.
+
+Why private methods and not public API (checked against paho-mqtt 2.2.0): paho offers no
+hook for any of the three. ``_packet_read`` reads the command byte, each length byte and
+the body with separate ``_sock_recv`` calls, and the socket is paho's own (``connect()``
+creates it; ``socket()`` only exposes it), so buffering reads means overriding
+``_sock_recv``. ``on_publish`` is called with the ``ReasonCode`` and ``Properties`` that
+``_handle_pubackcomp`` builds per PUBACK before any callback runs. ``publish()`` queues
+and ``loop_write()`` writes one packet per ``send``; there is no batching option. The
+alternative is a client of our own: the hub has one (:mod:`hub.ingest.link`, over the
+codec in :mod:`hub.mqtt`), but the edge installs without the hub and keeps paho for its
+sessions, reconnects and TLS; this file decodes no MQTT packet beyond a PUBACK's
+two-byte message id.
 """
 
 from __future__ import annotations

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
+
+#: one line of ``gridsentinel --help``
+SUMMARY: Final = "run the hub: MQTT ingest, storage, incidents, cases, REST API and operator page"
 
 #: CLI flag dest -> settings field (flags left unset fall through to the file and env).
 _FLAG_FIELDS = (
@@ -85,7 +88,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     configure_cluster(
         sub.add_parser("cluster-config", help="write the NATS server configuration of a district cluster's nodes")
     )
-    from hub.provision_cli import configure as configure_devices
+    from hub.devices.cli import configure as configure_devices
 
     configure_devices(
         sub.add_parser(
@@ -125,6 +128,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_hub(args: argparse.Namespace) -> int:
     """Run the hub in the foreground."""
+    from edge.systemd import sd_notify, watchdog_seconds
     from hub.config import ConfigError, load_settings
     from hub.service import Hub, HubStartError
 
@@ -135,7 +139,7 @@ def run_hub(args: argparse.Namespace) -> int:
         print(f"gridsentinel hub: bad settings: {exc}", file=sys.stderr)
         return 2
     try:
-        return Hub(settings).run()
+        return Hub(settings).run(notify=sd_notify, watchdog_s=watchdog_seconds())
     except HubStartError as exc:
         print(f"gridsentinel hub: cannot start: {exc}", file=sys.stderr)
         return 1
@@ -160,9 +164,10 @@ def check_config(args: argparse.Namespace) -> int:
 
 def token_command(args: argparse.Namespace) -> int:
     """``hub token issue|list|revoke`` against the hub's state DB."""
-    from hub.auth import TokenStore, person_name
     from hub.config import ConfigError, load_settings
-    from hub.db import init_schema, make_engine, session_factory
+    from hub.db import make_engine, session_factory
+    from hub.schema import init_schema
+    from hub.security.auth import TokenStore, person_name
 
     try:
         settings = load_settings(args.config, {"data_dir": args.data_dir, "state_url": args.state_url})

@@ -1,7 +1,10 @@
 """Hub settings: defaults, then an optional TOML file, then ``GRIDSENTINEL_*`` env, then CLI flags.
 
-Every field has a description; unknown keys are refused (``extra="forbid"``), so a
-typo in a config file fails fast instead of being ignored. Series settings are
+:class:`HubSettings` is a pydantic-settings model: :func:`load_settings` layers its sources
+(flags > environment > TOML file > defaults); a model built directly from values
+(``HubSettings(data_dir=...)``, as tests and the demo do) takes exactly those values. Every
+field has a description; unknown keys are refused (``extra="forbid"``), so a typo in a config
+file fails fast, by name, instead of being ignored. Series settings are
 kept flat here (``series_backend``, ``series_url``, ...) and turned into the
 series package's ``SeriesSettings`` by :meth:`HubSettings.series_settings`.
 
@@ -14,17 +17,31 @@ mode the hub refuses a secret that is empty or a placeholder (``changeme``...).
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
 from edge.vocabulary import CATEGORY_NAMES, require_known
 from edge.wire import DEFAULT_ROOT, check_id
+from hub.db import sqlite_url
+from hub.series.settings import SeriesSettings
 
 ENV_PREFIX: Final = "GRIDSENTINEL_"
 DEFAULT_DATA_DIR: Final = Path("./gridsentinel-data")
@@ -81,11 +98,70 @@ class ConfigError(ValueError):
         self.source = source
 
 
-class HubSettings(BaseModel):
+class _Layers:
+    """Where :func:`load_settings` reads from, for the duration of one call (a context variable, so
+    concurrent loads and directly built models never see each other's sources)."""
+
+    def __init__(self, config_file: Path | None, environ: Mapping[str, str]) -> None:
+        self.config_file, self.environ = config_file, environ
+
+
+_LAYERS: ContextVar[_Layers | None] = ContextVar("hub_settings_layers", default=None)
+
+
+class _Environment(EnvSettingsSource):
+    """``GRIDSENTINEL_*`` variables from the mapping :func:`load_settings` was given."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+class _TomlFile(PydanticBaseSettingsSource):
+    """The settings file: top-level keys or a ``[hub]`` table, plus an optional ``[series]`` table."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
+        super().__init__(settings_cls)
+        self._values = {} if path is None else file_values(path)
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._values)  # every key, known or not: the model refuses unknown ones by name
+
+
+class HubSettings(BaseSettings):
     """Everything ``gridsentinel hub run`` needs to start."""
 
     # hide_input_in_errors: a validation error must never echo a secret it was given
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        frozen=True,
+        hide_input_in_errors=True,
+        env_prefix=ENV_PREFIX,
+        env_ignore_empty=True,
+        case_sensitive=False,
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags (the values given) > environment > TOML file > defaults, inside :func:`load_settings`;
+        only the values given elsewhere."""
+        layers = _LAYERS.get()
+        if layers is None:
+            return (init_settings,)
+        return (init_settings, _Environment(settings_cls, layers.environ), _TomlFile(settings_cls, layers.config_file))
 
     mqtt_url: str | None = Field(
         default=None, description="Broker URL mqtt://host:port; none starts the embedded broker on 127.0.0.1"
@@ -183,7 +259,7 @@ class HubSettings(BaseModel):
     access_log_retention_days: float = Field(
         default=365.0, gt=0, description="Days an evidence access record is kept in the state DB"
     )
-    open311_public_categories: tuple[str, ...] = Field(
+    open311_public_categories: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(),
         description="Categories of device- and operator-raised cases that anonymous Open311 readers may see "
         "(comma-separated in the environment); resident-filed requests are always listed, public fields only",
@@ -258,14 +334,10 @@ class HubSettings(BaseModel):
 
     def resolved_state_url(self) -> str:
         """The state DB URL, defaulting to ``data_dir/state.db``."""
-        from hub.db import sqlite_url
-
         return self.state_url or sqlite_url(self.data_dir)
 
     def series_settings(self) -> Any:
         """The series package's ``SeriesSettings`` built from the ``series_*`` fields."""
-        from hub.series.registry import SeriesSettings
-
         values: dict[str, Any] = {"backend": self.series_backend}
         for name in SERIES_FIELDS:
             value = getattr(self, f"series_{name}")
@@ -291,17 +363,6 @@ def read_secret_file(path: Path, key: str) -> str:
     return secret
 
 
-def env_values(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Settings given as ``GRIDSENTINEL_<FIELD>`` environment variables."""
-    env = os.environ if environ is None else environ
-    out: dict[str, str] = {}
-    for name in HubSettings.model_fields:
-        key = ENV_PREFIX + name.upper()
-        if key in env and env[key] != "":
-            out[name] = env[key]
-    return out
-
-
 def file_values(path: Path) -> dict[str, Any]:
     """Settings from a TOML file: top-level keys or a ``[hub]`` table, plus an optional ``[series]`` table."""
     try:
@@ -318,18 +379,36 @@ def file_values(path: Path) -> dict[str, Any]:
     return values
 
 
+@contextmanager
+def _layered(config_file: Path | None, environ: Mapping[str, str]) -> Iterator[None]:
+    token = _LAYERS.set(_Layers(config_file, environ))
+    try:
+        yield
+    finally:
+        _LAYERS.reset(token)
+
+
 def load_settings(
     config_file: Path | None = None,
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> HubSettings:
-    """Merge file < env < overrides (CLI flags, None values ignored) and validate."""
-    values: dict[str, Any] = {}
-    if config_file is not None:
-        values.update(file_values(config_file))
-    values.update(env_values(environ))
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    """Merge file < env (``os.environ`` unless ``environ`` is given) < overrides (CLI flags, None
+    values ignored) and validate."""
+    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
     try:
-        return HubSettings(**values)
+        with _layered(config_file, os.environ if environ is None else environ):
+            return HubSettings(**flags)
     except ValidationError as exc:
-        raise ConfigError(str(config_file or "settings"), str(exc)) from exc
+        raise ConfigError(str(config_file or "settings"), _explained(exc)) from exc
+
+
+def _explained(exc: ValidationError) -> str:
+    """The validation error, with the closest known setting named after each unknown key."""
+    hints = []
+    for error in exc.errors():
+        if error["type"] == "extra_forbidden" and error["loc"]:
+            word = str(error["loc"][0])
+            close = difflib.get_close_matches(word, list(HubSettings.model_fields), n=1)
+            hints.append(f"unknown setting {word!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return "\n".join([*hints, str(exc)])

@@ -12,27 +12,39 @@ from __future__ import annotations
 import gc
 import importlib
 import logging
+import math
 import os
 import signal
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
+import uvicorn
+
+from hub.api.app import create_app
+from hub.broker import ThreadedBroker
+from hub.broker.acl import CredentialAuthorizer
+from hub.cluster.replica import start_replica
 from hub.config import HubSettings
-from hub.context import PLUGINS, HubContext
-from hub.db import init_schema, make_engine, session_factory
-from hub.deadletter import DeadLetterStore
-from hub.gaps import GapManager
-from hub.ingest import Ingest
+from hub.context import PLUGINS, HubContext, need
+from hub.db import make_engine, session_factory
+from hub.devices.provision import CredentialStore
+from hub.devices.registry import STATE_CODES, DeviceRegistry
+from hub.ingest.deadletter import DeadLetterStore
+from hub.ingest.gaps import GapManager
+from hub.ingest.outage import OutageLog
+from hub.ingest.pipeline import Ingest
+from hub.ingest.ratelimit import DeviceRateLimiter
+from hub.ingest.sinks import DeviceRef
+from hub.ingest.watermark import resume_with_journal
 from hub.metrics import HubCollector, HubMetrics, IngestStats
-from hub.outage import OutageLog
-from hub.ratelimit import DeviceRateLimiter
-from hub.registry import STATE_CODES, DeviceRegistry
+from hub.schema import init_schema
+from hub.security import auth
 from hub.series.base import SeriesPoint, SeriesStore
-from hub.sinks import DeviceRef
-from hub.watermark import resume_with_journal
+from hub.series.settings import open_store
+from hub.series.writer import SeriesWriter
 
 logger = logging.getLogger(__name__)
 
@@ -167,26 +179,14 @@ class Hub:
         registry.add_listener(self._on_health)
         writer = self.writer
         collector = HubCollector(self.stats, registry.health_counts, lambda: writer.stats, lambda: ingest.connected)
-        ctx.services.update(
-            registry=registry,
-            deadletters=deadletters,
-            gaps=gaps,
-            store=self.store,
-            writer=self.writer,
-            series_store=self.store,
-            series_writer=self.writer,
-            ingest=ingest,
-            metrics=HubMetrics(collector),
-            stats=self.stats,
-            stopping=self.stopping,
-            settings=s,
-            state_db=self.state_db,
-        )
+        services = ctx.services
+        services.registry, services.deadletters, services.gaps, services.ingest = registry, deadletters, gaps, ingest
+        services.store, services.writer = self.store, self.writer
+        services.metrics, services.stats = HubMetrics(collector), self.stats
+        services.stopping, services.settings, services.state_db = self.stopping, s, self.state_db
         for name in self.plugins:
             importlib.import_module(name).install(ctx)
         if s.cluster_url is not None:
-            from hub.cluster.replica import start_replica
-
             self.cluster = start_replica(self)
             host, port = "nats", 0
         else:
@@ -231,8 +231,6 @@ class Hub:
     @staticmethod
     def _admin_env() -> str | None:
         """``GRIDSENTINEL_ADMIN_TOKEN``, checked before anything starts."""
-        from hub import auth
-
         value = os.environ.get(auth.ADMIN_TOKEN_ENV, "").strip() or None
         if value is not None and not auth.valid_token_shape(value):
             raise HubStartError(f"${auth.ADMIN_TOKEN_ENV}: {auth.TOKEN_SHAPE_HELP}")
@@ -240,24 +238,18 @@ class Hub:
 
     def _bootstrap_admin(self, admin_env: str | None) -> None:
         """No default passwords: the first start issues the administrator's token and prints it once."""
-        from hub import auth
-
         assert self.ctx is not None
-        token = auth.bootstrap_admin(self.ctx.services["tokens"], admin_env)
+        token = auth.bootstrap_admin(need(self.ctx.services.tokens, "tokens"), admin_env)
         if token is not None:
             print(auth.admin_banner(token, f"http://{self.settings.http_host}:{self.http_port}/"), flush=True)
             logger.warning("administrator token for %r issued and printed on stdout (once)", auth.BOOTSTRAP_ADMIN_ID)
 
     def _start_series(self, deadletters: DeadLetterStore) -> None:
-        from hub.series.writer import SeriesWriter
-
         s = self.settings
         series = s.series_settings()
         if self._store_override is not None:
             self.store = self._store_override
         else:
-            from hub.series.registry import open_store
-
             self.store = open_store(series, s.data_dir)
 
         def bad_line(line: str, reason: str) -> None:
@@ -293,15 +285,8 @@ class Hub:
             secret = None if s.mqtt_password is None else s.mqtt_password.get_secret_value()
             self._mqtt_login = (s.mqtt_username, secret)
             return s.mqtt_address()
-        try:
-            from hub.broker import ThreadedBroker
-        except ImportError as exc:
-            raise HubStartError(f"no --mqtt-url given and the embedded broker is not available: {exc}") from exc
         hooks: dict[str, Any] = {}
         if s.broker_auth:
-            from hub.broker.acl import CredentialAuthorizer
-            from hub.provision import CredentialStore
-
             assert self.ctx is not None
             credentials = CredentialStore(self.ctx.sessions)
             # The hub's own connection: a fresh password for its client id on every start, never shown.
@@ -319,9 +304,6 @@ class Hub:
         return self.mqtt_host, self.mqtt_port
 
     def _start_http(self) -> None:
-        import uvicorn
-
-        from hub.api.app import create_app
 
         assert self.ctx is not None
         s = self.settings
@@ -443,19 +425,35 @@ class Hub:
             self.ctx.engine.dispose()
         logger.info("hub stopped")
 
-    def run(self) -> int:
-        """Start, serve until SIGINT/SIGTERM, stop cleanly; the process exit code."""
+    def alive(self) -> bool:
+        """Every thread the hub started is still running (a crashed task or server thread is not)."""
+        http = getattr(self, "_http_thread", None)
+        return all(t.is_alive() for t in self._threads) and (http is None or http.is_alive())
+
+    def run(self, notify: Callable[[str], bool] | None = None, watchdog_s: float | None = None) -> int:
+        """Start, serve until SIGINT/SIGTERM, stop cleanly; the process exit code.
+
+        ``notify`` gets systemd's notify lines: READY=1 once started, WATCHDOG=1 every half
+        ``watchdog_s`` while :meth:`alive`, STOPPING=1 on the way out. A hub whose threads died
+        stops feeding the watchdog, and systemd restarts it."""
         try:
             self.start()
         except Exception:
             self.stop()
             raise
         tune_gc()
+        say = notify or (lambda _line: False)
+        say("READY=1")
+        ping_s = watchdog_s / 2 if watchdog_s else math.inf
+        next_ping = time.monotonic()
         previous = {sig: signal.signal(sig, lambda *_: self.stopping.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            while not self.stopping.wait(0.5):
-                pass
+            while not self.stopping.wait(min(0.5, ping_s)):
+                if time.monotonic() >= next_ping and self.alive():
+                    say("WATCHDOG=1")
+                    next_ping = time.monotonic() + ping_s
         finally:
+            say("STOPPING=1")
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self.stop()

@@ -1,7 +1,7 @@
 """A street of simulated cameras on real MQTT: the camera driver's telemetry and events, no video decoded.
 
 One asyncio loop holds one raw MQTT 3.1.1 connection per camera (client id = device id, QoS 1;
-the framing of :mod:`simulators.bench`). Each camera sends a retained birth (kind camera, its
+the framing of :mod:`simulators.bench.fleet`). Each camera sends a retained birth (kind camera, its
 grid, location/model/analytics labels), then every ``interval_s`` the metrics
 :class:`edge.camera.driver.CameraDriver` reports (fps, stream, last frame age, latency, people,
 motion, brightness, sharpness; seeded values, not analytics), and on demand tamper events
@@ -24,7 +24,9 @@ from typing import Final
 from edge import wire
 from edge.vocabulary import EventType
 from edge.wire import Channel, DeviceKind, DeviceState, Event, EventState, MetricValue, Point, Severity, Status
-from simulators.bench import RawMqttDevice, publish_packet
+from hub.mqtt.codec import encode
+from hub.mqtt.packets import Disconnect
+from simulators.bench.fleet import RawMqttDevice
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +38,6 @@ MODELS: Final = ("DS-2CD2347", "IPC-HFW3441", "sim-640")
 ANALYTICS: Final = ("people,tamper", "people,crowd,tamper", "intrusion,loitering,tamper")
 #: CONNECTs in flight at once (mosquitto accepts them faster one burst at a time).
 CONNECT_BURST: Final = 200
-_RETAIN: Final = 0x01
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +91,8 @@ class _Camera(RawMqttDevice):
         self.packet_id = 0
 
     def _send(self, channel: Channel, payload: bytes, *, retain: bool = False) -> None:
-        assert self.transport is not None
         self.packet_id = self.packet_id % 65535 + 1
-        packet = publish_packet(wire.topic(self.spec.site, self.spec.device_id, channel), self.packet_id, payload)
-        self.transport.write(bytes([packet[0] | _RETAIN]) + packet[1:] if retain else packet)
+        self.send(wire.topic(self.spec.site, self.spec.device_id, channel), self.packet_id, payload, retain=retain)
 
     def birth(self) -> None:
         """The retained online status: kind, grid, heartbeat interval and the inventory labels."""
@@ -198,6 +197,6 @@ class CameraFleet:
         """DISCONNECT every camera (cleanly: no LWT, the births stay retained)."""
         for cam in self.cameras:
             if cam.transport is not None:
-                cam.transport.write(b"\xe0\x00")
+                cam.transport.write(encode(Disconnect()))
                 cam.transport.close()
         await asyncio.sleep(0.2)

@@ -19,6 +19,10 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Final
+
+#: one line of ``gridsentinel --help``
+SUMMARY: Final = "run simulated communities and scenarios"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -185,7 +189,7 @@ def run_scenario_cmd(args: argparse.Namespace) -> int:
     from simulators.runner import RunOptions, ScenarioRunner
     from simulators.scenario import ScenarioError, load_scenario
     from simulators.scenario_report import print_report, progress_display, report_json
-    from simulators.scenario_servers import ServerError
+    from simulators.servers import ServerError
 
     if not args.verbose:
         # partitions and restarts make every agent log its reconnects: expected, and the summary says what happened

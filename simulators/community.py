@@ -50,6 +50,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+import yaml
+
 from edge.vocabulary import CATEGORIES, FORCE_NAMES, ForceKind
 from edge.wire import check_id, is_valid_grid
 from simulators.signals import mix
@@ -353,8 +355,6 @@ def to_dict(community: Community) -> dict[str, Any]:
 
 def write_community(path: str | Path, community: Community) -> Path:
     """Write ``community`` as YAML to ``path`` and return the path."""
-    import yaml
-
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(yaml.safe_dump(to_dict(community), sort_keys=False, allow_unicode=True, width=120))
@@ -436,37 +436,10 @@ def from_dict(doc: Mapping[str, Any]) -> Community:
 
 def load_community(path: str | Path) -> Community:
     """Read a community YAML file written by :func:`write_community` (or by hand, same schema)."""
-    import yaml
-
     doc = yaml.safe_load(Path(path).read_text())
     if not isinstance(doc, dict):
         raise CommunityError(str(path), "the document must be a mapping")
     return from_dict(doc)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m simulators.community --grids N --seed S --out FILE``: write a generated community."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m simulators.community", description="Write a seeded community.")
-    parser.add_argument("--grids", type=int, default=10, help="unit grids (1..999)")
-    parser.add_argument("--seed", type=int, default=42, help="random seed")
-    parser.add_argument("--site", default="sunrise", help="MQTT site id of every device")
-    parser.add_argument("--interval", type=float, default=10.0, help="driver poll interval, seconds")
-    parser.add_argument("--out", default="community.yaml", help="YAML file to write")
-    parser.add_argument("--workflow-out", default=None, help="also write the hub's cases YAML (grids, people) here")
-    args = parser.parse_args(argv)
-    try:
-        community = generate_community(args.grids, seed=args.seed, site=args.site, interval_s=args.interval)
-    except CommunityError as exc:
-        parser.error(str(exc))
-    path = write_community(args.out, community)
-    if args.workflow_out:
-        from simulators.community_workflow import write_workflow
-
-        write_workflow(args.workflow_out, community)
-    print(f"{path}: {len(community.grids)} grids, {len(community.devices)} devices, {len(community.people)} people")
-    return 0
 
 
 __all__ = [
@@ -483,7 +456,3 @@ __all__ = [
     "to_dict",
     "write_community",
 ]
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

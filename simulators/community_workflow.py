@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
+import yaml
+
 from hub.cases.plugin import example_config
 from simulators.community import FORCE_KEYS, Community
 
@@ -122,8 +124,6 @@ def to_district_workflow(communities: Sequence[Community]) -> dict[str, Any]:
 
 def write_workflow(path: str | Path, community: Community | Sequence[Community]) -> Path:
     """Write :func:`to_workflow` (or, for several communities, :func:`to_district_workflow`) as YAML."""
-    import yaml
-
     doc = to_workflow(community) if isinstance(community, Community) else to_district_workflow(community)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)

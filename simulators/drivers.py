@@ -6,7 +6,7 @@ with. Scenarios reach a running instance through :func:`find_sim` by the
 inject faults at runtime: ``trigger(name)`` forces an alarm condition (smoke,
 paper_out...) and ``release(name)`` ends it; sensors also take ``stuck``,
 ``spike`` and ``drift`` faults on a metric. The kiosk lives in
-:mod:`simulators.sim_kiosk`; importing this module registers both.
+:mod:`simulators.sim_kiosk` (its own entry in the ``gridsentinel.drivers`` entry points).
 """
 
 from __future__ import annotations
@@ -108,6 +108,7 @@ class SimSensorDriver:
         self._signals: dict[str, Signal] = {}
         self._pending: dict[str, float] = {}  # alarm type -> duration, resolved at the next poll
         self._forced: dict[str, float] = {}  # alarm type -> end (Unix seconds, inf = until released)
+        self._resolved: set[str] = set()  # alarm types released while their own signal still holds them
         self._last_t: float | None = None
         self._t0: float | None = None
         self._tracker = ConditionTracker()
@@ -190,11 +191,15 @@ class SimSensorDriver:
             self._pending[found.type] = math.inf if duration_s is None else duration_s
 
     def release(self, name: str) -> None:
-        """Stop forcing the alarm ``name``; it clears once the reading is back under its clearing level."""
+        """End the alarm ``name``: its cause was dealt with, so the next poll reads past the clearing level
+        (:attr:`~simulators.profiles.AlarmModel.resolved`) for as long as the metric's own signal would
+        still hold the alarm. Without that, a bin released in the evening, when its natural fill is above
+        the clearing level, would stay full until the morning emptying."""
         found = self._alarm(name)
         with self._lock:
             self._forced.pop(found.type, None)
             self._pending.pop(found.type, None)
+            self._resolved.add(found.type)
 
     def _spontaneous(self, index: int, t_s: float) -> bool:
         rate = self.config.alarm_rate_per_day
@@ -220,6 +225,11 @@ class SimSensorDriver:
             for index, spec in enumerate(self.profile.alarms):
                 if t_s < self._forced.get(spec.type, -math.inf) or self._spontaneous(index, t_s):
                     values[spec.metric] = spec.forced
+                elif spec.type in self._resolved:
+                    if spec.holds(values[spec.metric], active=True):
+                        values[spec.metric] = spec.resolved
+                    else:  # the signal itself is past the clearing level now
+                        self._resolved.discard(spec.type)
             metrics: dict[str, MetricValue] = {}
             for model in self.profile.metrics:
                 value = round(values[model.name], model.digits)
@@ -238,6 +248,4 @@ class SimSensorDriver:
 
 register_driver("sim_sensor", SimSensorConfig, SimSensorDriver, "simulated sensor (env, smoke, water, manhole...)")
 
-from simulators import sim_kiosk  # noqa: E402  (registers sim_kiosk; it imports find/remember from here)
-
-__all__ = ["SimSensorConfig", "SimSensorDriver", "UnknownTriggerError", "find_sim", "sim_kiosk"]
+__all__ = ["SimSensorConfig", "SimSensorDriver", "UnknownTriggerError", "find_sim"]

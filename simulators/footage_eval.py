@@ -15,6 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
+
+from edge.camera.config import CameraConfigBase
+from edge.camera.pipeline import CameraPipeline
+from edge.camera.privacy import HaarFaceDetector, count_distinct
 from simulators.footage import Clip
 
 #: The evaluation zone covers the whole frame, so its count is the frame's count.
@@ -50,8 +55,6 @@ class Accuracy:
 
 def frames(path: Path, size: tuple[int, int] | None = None) -> Iterator[Any]:
     """Decoded BGR frames of a video, resized to ``size`` (w, h) when given."""
-    import cv2
-
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise OSError(f"cannot decode {path}")
@@ -69,8 +72,6 @@ def eval_config(
     crowd_min_people: int, min_person_px: int | None = None, zones: list[dict[str, Any]] | None = None
 ) -> Any:
     """The default camera config plus a whole-frame crowd zone (and ``min_person_px`` if given)."""
-    from edge.camera.config import CameraConfigBase
-
     zone = {"name": EVAL_ZONE, "polygon": [(0, 0), (1, 0), (1, 1), (0, 1)], "crowd_min_people": crowd_min_people}
     data: dict[str, Any] = {"zones": [zone, *(zones or [])]}
     if min_person_px is not None:
@@ -91,9 +92,6 @@ def evaluate(
     size: tuple[int, int] | None = None,
 ) -> Accuracy:
     """Replay ``path`` once at the clip's frame rate and score it (``size`` rescales the frames)."""
-    import cv2
-
-    from edge.camera.pipeline import CameraPipeline
 
     cv2.setNumThreads(1)
     config = eval_config(crowd_min_people, min_person_px)
@@ -147,7 +145,6 @@ def face_recall(clip: Clip, path: Path) -> tuple[int, int] | None:
     """
     if not clip.faces:
         return None
-    from edge.camera.privacy import HaarFaceDetector, count_distinct
 
     detector = HaarFaceDetector()
     found = 0

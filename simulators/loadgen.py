@@ -3,8 +3,8 @@
 It publishes valid :mod:`edge.wire` telemetry for many device ids at a target rate,
 one MQTT 3.1.1 connection per device (client id = device id, clean session). Each
 worker process drives all its connections on raw non-blocking sockets from one
-selector: packets are built by hand, many publishes to one connection go out in one
-``send``, and PUBACKs are parsed from a read buffer. One process sustains 10,000
+selector: packets come from the hub's codec (:mod:`hub.mqtt.codec`), many publishes to
+one connection go out in one ``send``, and PUBACKs are read from a read buffer. One process sustains 10,000
 msgs/s from 500 connections on a small fraction of a core, so the default is one
 process; ``--processes`` spreads the devices over more (spawned) processes.
 
@@ -33,7 +33,17 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from edge import wire
-from hub.broker import packets
+from hub.mqtt.codec import FrameBuffer, decode_body, encode, publish_header
+from hub.mqtt.packets import (
+    Connack,
+    Connect,
+    Disconnect,
+    MalformedPacketError,
+    Pingreq,
+    Pingresp,
+    Puback,
+    connack_reason,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -54,18 +64,11 @@ RECV_BYTES: Final = 16 * 1024  # under malloc's mmap threshold: a bigger read bu
 #: Connections opened but not yet CONNACKed, at most.
 MAX_CONNECTING: Final = 32
 
-CONNACK_REASONS: Final = {
-    1: "unacceptable protocol version",
-    2: "identifier rejected",
-    3: "server unavailable",
-    4: "bad user name or password",
-    5: "not authorized",
-}
-_CONNACK, _PUBLISH, _PUBACK, _PINGRESP = 2, 3, 4, 13
-_PINGREQ: Final = b"\xc0\x00"
+_PINGREQ: Final = encode(Pingreq())
+_DISCONNECT: Final = encode(Disconnect())
+#: A read of nothing but whole PUBACKs (the usual one) is recognised by these, without framing it.
 _PUBACK_TYPES: Final = b"\x40" * (RECV_BYTES // 4)
 _PUBACK_LENGTHS: Final = b"\x02" * (RECV_BYTES // 4)
-_DISCONNECT: Final = b"\xe0\x00"
 _READ, _READ_WRITE = selectors.EVENT_READ, selectors.EVENT_READ | selectors.EVENT_WRITE
 
 
@@ -127,49 +130,7 @@ class LoadResult:
         return self.messages / total if total > 0 else 0.0
 
 
-# ------------------------------------------------------------------ pure: packets and payloads
-
-
-def connect_packet(client_id: str, keepalive: int = KEEPALIVE_S) -> bytes:
-    """CONNECT, MQTT 3.1.1, clean session, no will or credentials (the hub broker's own codec)."""
-    return packets.encode(packets.Connect(client_id, clean_session=True, keepalive=keepalive))
-
-
-def publish_frame(topic_field: bytes, payload: bytes, packet_id: int) -> bytes:
-    """PUBLISH with the pre-encoded topic field (length + bytes): QoS 1 with ``packet_id``, QoS 0 with 0."""
-    if packet_id:
-        return (
-            b"\x32"
-            + packets.encode_remaining_length(len(topic_field) + len(payload) + 2)
-            + topic_field
-            + packet_id.to_bytes(2, "big")
-            + payload
-        )
-    return b"\x30" + packets.encode_remaining_length(len(topic_field) + len(payload)) + topic_field + payload
-
-
-def parse_frames(buf: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
-    """Split ``buf`` into complete ``(packet type, body)`` frames and the incomplete rest."""
-    frames: list[tuple[int, bytes]] = []
-    pos, end = 0, len(buf)
-    while pos + 2 <= end:
-        length, shift, i = 0, 0, pos + 1
-        while True:
-            if i >= end:
-                return frames, buf[pos:]
-            byte = buf[i]
-            length |= (byte & 0x7F) << shift
-            i += 1
-            if not byte & 0x80:
-                break
-            shift += 7
-            if shift > 21:
-                raise LoadError("malformed remaining length from the broker")
-        if i + length > end:
-            break
-        frames.append((buf[pos] >> 4, buf[i : i + length]))
-        pos = i + length
-    return frames, buf[pos:]
+# ------------------------------------------------------------------ pure: payloads
 
 
 def expected_telemetry(seq: int, ts: int, points: int, metrics: int) -> wire.Telemetry:
@@ -215,7 +176,7 @@ class _Connection:
         "acked",
         "connack",
         "device_id",
-        "inbuf",
+        "frames",
         "inflight",
         "last_ts",
         "next_pid",
@@ -229,11 +190,10 @@ class _Connection:
 
     def __init__(self, device_id: str, topic: str) -> None:
         self.device_id = device_id
-        raw = topic.encode()
-        self.topic = len(raw).to_bytes(2, "big") + raw  # the PUBLISH topic field, encoded once
+        self.topic = topic.encode()  # encoded once
         self.sock: socket.socket | None = None
         self.out = bytearray()
-        self.inbuf = b""
+        self.frames = FrameBuffer()
         self.inflight: set[int] = set()
         self.next_pid = 1
         self.connack: int | None = None
@@ -306,25 +266,29 @@ class _Worker:
             raise LoadError(f"{conn.device_id}: connection lost: {exc}") from exc
         if not data:
             raise LoadError(f"{conn.device_id}: the broker closed the connection")
-        if conn.inbuf:
-            data, conn.inbuf = conn.inbuf + data, b""
+        data = conn.frames.feed(data)
         whole = len(data) >> 2
         if not len(data) & 3 and data[::4] == _PUBACK_TYPES[:whole] and data[1::4] == _PUBACK_LENGTHS[:whole]:
             # the usual read: nothing but whole PUBACKs; the slices checked every frame's 0x40 0x02 header
             self._acked(conn, [data[i] << 8 | data[i + 1] for i in range(2, len(data), 4)])
             return
-        frames, conn.inbuf = parse_frames(data)
-        for kind, body in frames:
-            if kind == _PUBACK and len(body) == 2:
-                self._acked(conn, [body[0] << 8 | body[1]])
-            elif kind == _CONNACK and len(body) == 2 and conn.connack is None:
-                conn.connack = body[1]
-                if body[1]:
-                    reason = CONNACK_REASONS.get(body[1], "unknown")
-                    raise LoadError(f"{conn.device_id}: connection refused, return code {body[1]} ({reason})")
-                self.connacked += 1
-            elif kind != _PINGRESP:
-                raise LoadError(f"{conn.device_id}: unexpected packet type {kind} ({len(body)} bytes) from the broker")
+        try:
+            packets = [decode_body(header, body) for header, body in conn.frames.split(data)]
+        except MalformedPacketError as exc:
+            raise LoadError(f"{conn.device_id}: malformed packet from the broker: {exc}") from exc
+        for packet in packets:
+            match packet:
+                case Puback(packet_id=packet_id):
+                    self._acked(conn, [packet_id])
+                case Connack(return_code=code) if conn.connack is None:
+                    conn.connack = code
+                    if code:
+                        raise LoadError(f"{conn.device_id}: {connack_reason(code)}")
+                    self.connacked += 1
+                case Pingresp():
+                    pass
+                case _:
+                    raise LoadError(f"{conn.device_id}: unexpected {type(packet).__name__} from the broker")
 
     def _poll(self, timeout: float) -> None:
         for key, mask in self.sel.select(timeout):
@@ -357,7 +321,7 @@ class _Worker:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.sock = sock
             self.sel.register(sock, _READ, conn)
-            conn.out += connect_packet(conn.device_id)
+            conn.out += encode(Connect(conn.device_id, clean_session=True, keepalive=KEEPALIVE_S))
             self._flush(conn)
             # a few handshakes at a time: a full accept queue drops SYNs and costs a 1 s retransmit
             self._await_connacks(opened - MAX_CONNECTING, deadline)
@@ -380,7 +344,11 @@ class _Worker:
         ts = max(now_ms, conn.last_ts + spec.points)  # the previous message's last point stays strictly older
         conn.last_ts = ts
         payload = self.template.payload(seq, ts)
-        conn.out += publish_frame(conn.topic, payload, conn.next_packet_id() if spec.qos else 0)
+        if spec.qos:
+            conn.out += publish_header(conn.topic, 1, conn.next_packet_id(), len(payload))
+        else:
+            conn.out += publish_header(conn.topic, 0, None, len(payload))
+        conn.out += payload
         conn.sent += 1
 
     def publish(self, count: int, rate: float) -> float:

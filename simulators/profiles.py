@@ -57,6 +57,15 @@ class AlarmModel:
     above: float | None = None
     below: float | None = None
 
+    @property
+    def resolved(self) -> float:
+        """A reading past the clearing level by the hysteresis band: what the metric reads once the
+        cause was dealt with (the bin emptied, the leak shut off), until its own signal agrees."""
+        if self.above is not None:
+            return self.clear - (self.above - self.clear)
+        assert self.below is not None
+        return self.clear + (self.clear - self.below)
+
     def holds(self, value: float, active: bool) -> bool:
         """Whether the alarm condition holds for ``value``, with hysteresis while ``active``."""
         if self.above is not None:

@@ -35,8 +35,21 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
+from edge import wire
+from edge.agent import Agent
+from edge.config import parse_config
+from simulators.camera import TRIGGER_SCENES
+from simulators.community import agent_config, generate_community
+from simulators.community_workflow import to_workflow
+from simulators.drivers import find_sim
+from simulators.profiles import PROFILES
+from simulators.proxy import ProxyPool
 from simulators.scenario import CaseAction, Expectation, Scenario, ScenarioError, Step
+from simulators.servers import EmbeddedBroker, HubProcess, Influxd, Mosquitto, ServerError
+from simulators.sim_kiosk import TRIGGERS
 
 logger = logging.getLogger(__name__)
 TERMINAL_CASE_STATES = frozenset({"evaluated", "cancelled", "merged"})
@@ -159,8 +172,6 @@ class ScenarioRunner:
         return f"{self.community.community['code']}{ref}" if len(ref) == 3 else ref
 
     def _build_community(self) -> Any:
-        from simulators.community import generate_community
-
         spec = self.scenario.community
         community = generate_community(
             spec.grids,
@@ -184,10 +195,6 @@ class ScenarioRunner:
 
     def _check_references(self) -> None:
         """Every device and grid the timeline names exists, and the trigger fits the device's driver."""
-        from simulators.camera import TRIGGER_SCENES
-        from simulators.profiles import PROFILES
-        from simulators.sim_kiosk import TRIGGERS
-
         drivers = {d["device"]["id"]: d["drivers"][0] for d in self.community.devices}
         grids = {g.code for g in self.community.grids}
         for i, step in enumerate(self.scenario.timeline):
@@ -216,9 +223,6 @@ class ScenarioRunner:
                     raise ScenarioError(f"{where}: {t.device} has no condition {t.condition!r}; has {sorted(known)}")
 
     def _write_workflow(self, data_dir: Path) -> None:
-        import yaml
-
-        from simulators.community_workflow import to_workflow
 
         doc = to_workflow(self.community)
         if self.scenario.sla:
@@ -229,25 +233,19 @@ class ScenarioRunner:
         (data_dir / "cases.yaml").write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
 
     def _start_broker(self, workdir: Path) -> None:
-        from simulators.scenario_servers import EmbeddedBrokerServer, MosquittoBroker, ServerError
-
         choice = self.options.broker
         if choice in ("auto", "mosquitto"):
             try:
-                self.broker = MosquittoBroker(workdir / "broker")
+                self.broker = Mosquitto(workdir / "broker")
             except ServerError:
                 if choice == "mosquitto":
                     raise
                 logger.warning("mosquitto is not installed: using the embedded broker")
         if self.broker is None:
-            self.broker = EmbeddedBrokerServer()
+            self.broker = EmbeddedBroker()
         self.broker.start()
 
     def _start_agents(self, workdir: Path) -> None:
-        from edge.agent import Agent
-        from edge.config import parse_config
-        from simulators.community import agent_config
-
         small = {s.outbox_full.device: s.outbox_full.max_bytes for s in self.scenario.timeline if s.outbox_full}
         outbox_dir = self._outbox_dir = workdir / "outbox"
         outbox_dir.mkdir(parents=True, exist_ok=True)
@@ -319,9 +317,6 @@ class ScenarioRunner:
         :meth:`run` plays the timeline inside it; a test may drive the world itself (``find_sim``
         for the devices, :attr:`proxies` for their network, :attr:`api` for the hub).
         """
-        from simulators.proxy import ProxyPool
-        from simulators.scenario_servers import HubProcess, InfluxServer
-
         sc = self.scenario
         own_dir = self.options.workdir is None
         workdir = Path(tempfile.mkdtemp(prefix=f"gs-scenario-{sc.name}-")) if own_dir else self.options.workdir
@@ -335,7 +330,7 @@ class ScenarioRunner:
             self._start_broker(workdir)
             influx = None
             if sc.store == "influxdb-v1":
-                self.store_server = InfluxServer(workdir / "influxd", db=INFLUX_DB)
+                self.store_server = Influxd(workdir / "influxd", db=INFLUX_DB)
                 self.store_server.start()
                 influx = (self.store_server.url, INFLUX_DB)
             if report is not None:
@@ -426,8 +421,6 @@ class ScenarioRunner:
         return found
 
     def _do(self, step: Step, report: RunReport) -> str:
-        from simulators.drivers import find_sim
-
         if step.trigger is not None:
             t = step.trigger
             duration = None if t.duration is None else t.duration / self.speed
@@ -452,7 +445,7 @@ class ScenarioRunner:
             self.clocks[c.device].offset_s = c.seconds
             return f"clock of {c.device} skewed by {c.seconds:+g}s"
         if step.broker_restart is not None:
-            self.broker.stop()
+            self.broker.kill()  # a crash: sessions survive up to mosquitto's last autosave
             time.sleep(step.broker_restart.down / self.speed)
             self.broker.start()
             return "broker restarted"
@@ -533,8 +526,6 @@ class ScenarioRunner:
             time.sleep(1.0)
 
     def _check(self, e: Expectation, at: str) -> Check:
-        from simulators.scenario_servers import ServerError
-
         try:
             return self._check_once(e, at)
         except httpx.HTTPError as exc:
@@ -636,8 +627,6 @@ class ScenarioRunner:
 
     def _alerts(self) -> dict[str, int]:
         """``gs_alerts_total`` by kind from the hub's ``/metrics``."""
-        from prometheus_client.parser import text_string_to_metric_families
-
         assert self.api is not None
         r = self.api.get("/metrics")
         r.raise_for_status()
@@ -651,8 +640,6 @@ class ScenarioRunner:
     def _delivered(self, device: str) -> dict[int, int]:
         """Point timestamp (ms) -> seq of every telemetry point ``device`` delivered at least
         IN_FLIGHT_GRACE_MS ago: the broker-acknowledged items its SQLite outbox keeps for replay."""
-        from edge import wire
-
         assert self._outbox_dir is not None
         path = self._outbox_dir / f"{device}.db"
         cutoff = int(self.clocks[device]() * 1000) - IN_FLIGHT_GRACE_MS
@@ -688,8 +675,6 @@ class ScenarioRunner:
         return delivered, stored, missing
 
     def _count_series(self, report: RunReport) -> None:
-        from simulators.scenario_servers import ServerError
-
         try:
             report.stored_points = sum(len(t) for t in self.store_server.point_times().values())
             report.missing_points = len(self._series_missing(None)[2])
@@ -708,7 +693,7 @@ class ScenarioRunner:
         for stop in (
             self.hub.stop if self.hub else None,
             self.proxies.close if self.proxies else None,
-            self.broker.stop if self.broker else None,
+            self.broker.kill if self.broker else None,
             self.store_server.stop if self.store_server else None,
         ):
             if stop is not None:

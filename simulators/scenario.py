@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
+import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from edge.vocabulary import CATEGORY_NAMES, EVENT_TYPES, require_known
@@ -408,8 +409,6 @@ def parse_scenario(doc: Any, source: str = "scenario") -> Scenario:
 
 def load_scenario(ref: str | Path) -> Scenario:
     """A scenario from a file path, or a shipped scenario by name."""
-    import yaml
-
     path = Path(ref)
     if not path.is_file():
         known = shipped()

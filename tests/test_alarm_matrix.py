@@ -35,8 +35,9 @@ from simulators.drivers import find_sim
 from simulators.profiles import PROFILES
 from simulators.runner import RunOptions, ScenarioRunner
 from simulators.scenario import CommunitySpec, Scenario
+from simulators.servers import wait_until
 from simulators.sim_kiosk import TRIGGERS
-from tests.servers import require_binary, wait_until
+from tests.servers import require_binary
 
 pytestmark = pytest.mark.integration
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.servers import MosquittoServer, wait_until
+from simulators.servers import Mosquitto, wait_until
 
 
-def test_mosquitto_fixture_delivers_a_qos1_message(mosquitto: MosquittoServer) -> None:
+def test_mosquitto_fixture_delivers_a_qos1_message(mosquitto: Mosquitto) -> None:
     got: list[bytes] = []
     sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="smoke-sub")
     sub.on_message = lambda _c, _u, m: got.append(bytes(m.payload))

@@ -20,7 +20,7 @@ from edge.vocabulary import (
     require_known,
 )
 from edge.wire import DeviceKind
-from hub.cases.loader import ConfigError, load_yaml
+from hub.cases.loader import ConfigError, load_yaml, parse_config, sla_policy
 from hub.config import HubSettings
 from hub.rules.loader import RuleConfigError, default_rules, load_rules_text
 from hub.rules.models import EventRule
@@ -139,8 +139,6 @@ def test_hub_setting_naming_an_unknown_public_category_is_refused() -> None:
 @pytest.mark.parametrize("source", ["example", "community"])
 def test_the_shipped_case_configs_run_around_the_clock_where_the_vocabulary_says(source: str) -> None:
     """A category the vocabulary marks around-the-clock (and any critical case) never waits for Monday."""
-    from hub.cases.loader import parse_config, sla_policy
-
     doc = (
         yaml.safe_load((Path(__file__).parent.parent / "hub" / "cases" / "example.yaml").read_text())
         if source == "example"

@@ -3,8 +3,9 @@
 A driver module defines a pydantic config model whose ``type`` is ``Literal[KEY]``
 (``extra="forbid"``, a description on every field), a class satisfying
 :class:`Driver`, and registers both with :func:`register_driver`. Modules are
-imported lazily by key (:data:`DRIVER_MODULES`) so an edge box only needs the
-extras of the drivers it actually configures.
+imported lazily by key (:data:`BUILTIN_DRIVERS`, plus plug-ins declared in the
+``gridsentinel.drivers`` entry points) so an edge box only needs the extras of the
+drivers it actually configures.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from typing import Any, Final, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -89,17 +91,23 @@ class DriverSpec:
 
 _REGISTRY: dict[str, DriverSpec] = {}
 
-#: Where each driver key lives, imported on first use (the module registers itself).
-DRIVER_MODULES: Final[dict[str, str]] = {
+#: Where each of edge's own driver keys lives, imported on first use (the module registers itself).
+BUILTIN_DRIVERS: Final[dict[str, str]] = {
     "system": "edge.drivers.system",
     "modbus": "edge.drivers.modbus",
     "kiosk": "edge.drivers.kiosk",
     "command": "edge.drivers.command",
     "camera": "edge.camera.driver",
-    "sim_sensor": "simulators.drivers",
-    "sim_kiosk": "simulators.drivers",
-    "sim_camera": "simulators.camera",
 }
+
+#: the entry-point group where other packages (the simulators) declare their drivers' modules
+DRIVER_GROUP: Final = "gridsentinel.drivers"
+
+
+def driver_modules() -> dict[str, str]:
+    """Every known driver key and the module that registers it: edge's own, then the plug-ins."""
+    plugins = {ep.name: ep.value for ep in entry_points(group=DRIVER_GROUP)}
+    return {**plugins, **BUILTIN_DRIVERS}
 
 
 class UnknownDriverError(KeyError):
@@ -113,9 +121,10 @@ def register_driver(key: str, config_model: type[C], factory: Callable[[C], Driv
 
 def get_driver_spec(key: str) -> DriverSpec:
     """Find the driver registered as ``key``, importing its module if needed."""
-    if key not in _REGISTRY and key in DRIVER_MODULES:
+    modules = driver_modules()
+    if key not in _REGISTRY and key in modules:
         try:
-            importlib.import_module(DRIVER_MODULES[key])
+            importlib.import_module(modules[key])
         except ImportError as exc:
             raise UnknownDriverError(
                 f"driver type {key!r} needs a package that is not installed ({exc.name}); "
@@ -124,10 +133,10 @@ def get_driver_spec(key: str) -> DriverSpec:
     try:
         return _REGISTRY[key]
     except KeyError:
-        known = ", ".join(sorted(set(DRIVER_MODULES) | set(_REGISTRY)))
+        known = ", ".join(sorted(set(modules) | set(_REGISTRY)))
         raise UnknownDriverError(f"unknown driver type {key!r}; known types: {known}") from None
 
 
 def registered_drivers() -> dict[str, DriverSpec]:
-    """Every driver registered so far (import :data:`DRIVER_MODULES` first to see them all)."""
+    """Every driver registered so far (import :func:`driver_modules` first to see them all)."""
     return dict(_REGISTRY)

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from typing import Any, Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pymodbus.client import ModbusSerialClient, ModbusTcpClient
+from pymodbus.exceptions import ModbusException
 
 from edge.drivers import DriverConfigBase, DriverError, Sample, register_driver
 from edge.wire import METRIC_PATTERN, MetricValue
@@ -155,7 +157,6 @@ class ModbusDriver:
     def _connect(self) -> Any:
         if self._client is not None and self._client.connected:
             return self._client
-        from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 
         cfg = self.config
         if cfg.transport == "tcp":
@@ -164,7 +165,7 @@ class ModbusDriver:
         else:
             assert cfg.serial_port is not None
             if importlib.util.find_spec("serial") is None:
-                raise DriverError("Modbus RTU needs pyserial: pip install pyserial", retryable=False)
+                raise DriverError("Modbus RTU needs pyserial: pip install 'pymodbus[serial]'", retryable=False)
             client = ModbusSerialClient(
                 cfg.serial_port,
                 baudrate=cfg.baudrate,
@@ -181,8 +182,6 @@ class ModbusDriver:
         return client
 
     def _read(self, client: Any, spec: RegisterSpec) -> Any:
-        from pymodbus.exceptions import ModbusException
-
         readers = {
             "holding": client.read_holding_registers,
             "input": client.read_input_registers,

@@ -13,9 +13,9 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import StatementError
 
 import hub.web
-from hub import auth
 from hub.api.routes import deadletters, devices, gaps, health, series, stream
 from hub.context import HubContext
+from hub.security import auth
 
 
 def page_shell(name: str = "index.html") -> str:
@@ -31,7 +31,8 @@ def create_app(ctx: HubContext) -> FastAPI:
         description="Devices, health, dead letters, data loss, series history, live changes, cases and sign-in.",
     )
     app.state.ctx = ctx
-    ctx.services.setdefault("tokens", auth.TokenStore(ctx.sessions, clock=ctx.clock))
+    if ctx.services.tokens is None:
+        ctx.services.tokens = auth.TokenStore(ctx.sessions, clock=ctx.clock)
     for router in (
         health.router,
         devices.router,

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException, Request
 
 from hub.context import HubContext
-from hub.deadletter import DeadLetterStore
-from hub.gaps import GapManager
-from hub.registry import DeviceRegistry
+from hub.devices.registry import DeviceRegistry
+from hub.ingest.deadletter import DeadLetterStore
+from hub.ingest.gaps import GapManager
+
+T = TypeVar("T")
 
 
 def get_ctx(request: Request) -> HubContext:
@@ -18,8 +20,8 @@ def get_ctx(request: Request) -> HubContext:
     return ctx
 
 
-def _service(ctx: HubContext, name: str) -> Any:
-    service = ctx.services.get(name)
+def running(service: T | None, name: str) -> T:
+    """``service``, or 503 naming it when this hub does not run it."""
     if service is None:
         raise HTTPException(status_code=503, detail=f"hub service {name!r} is not running")
     return service
@@ -27,19 +29,19 @@ def _service(ctx: HubContext, name: str) -> Any:
 
 def get_registry(ctx: Annotated[HubContext, Depends(get_ctx)]) -> DeviceRegistry:
     """The device registry."""
-    registry: DeviceRegistry = _service(ctx, "registry")
+    registry: DeviceRegistry = running(ctx.services.registry, "registry")
     return registry
 
 
 def get_deadletters(ctx: Annotated[HubContext, Depends(get_ctx)]) -> DeadLetterStore:
     """The dead letter store."""
-    store: DeadLetterStore = _service(ctx, "deadletters")
+    store: DeadLetterStore = running(ctx.services.deadletters, "deadletters")
     return store
 
 
 def get_gaps(ctx: Annotated[HubContext, Depends(get_ctx)]) -> GapManager:
     """The gap manager (data-loss records)."""
-    gaps: GapManager = _service(ctx, "gaps")
+    gaps: GapManager = running(ctx.services.gaps, "gaps")
     return gaps
 
 

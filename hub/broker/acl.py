@@ -1,4 +1,4 @@
-"""Authentication and ACL hooks for the embedded broker, enforcing the rules of :mod:`hub.provision`.
+"""Authentication and ACL hooks for the embedded broker, enforcing the rules of :mod:`hub.devices.provision`.
 
 ``CredentialAuthorizer(lookup)`` gives the broker's ``authenticate`` and
 ``authorize`` hooks. A client must present a user name, its password, and a
@@ -6,7 +6,7 @@ client id equal to the user name (so a device can never use another device's
 id; the broker already refuses ids with ``+``, ``#``, ``/`` or NUL). The
 credential is looked up on every CONNECT, so a revoked device is refused on its
 next connect without any reload. Publishes and subscriptions are checked
-against the user's :class:`~hub.provision.AccessRules`, cached per user name at
+against the user's :class:`~hub.devices.provision.AccessRules`, cached per user name at
 connect time.
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from edge.wire import DEFAULT_ROOT
 from hub.broker.topics import TopicValidationError, matches, parse_shared
-from hub.provision import AccessRules, Credential, verify_password
+from hub.devices.provision import AccessRules, Credential, verify_password
 
 logger = logging.getLogger(__name__)
 

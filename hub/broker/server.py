@@ -1,8 +1,9 @@
 """The embedded MQTT 3.1.1 broker: an asyncio server, sessions, retained messages, wills.
 
 For the first run and the demo (production uses Mosquitto). Each connection is one
-task reading frames with ``StreamReader.readexactly`` (so TCP fragmentation is a
-non-issue); routing is synchronous inside that task, writes are batched per
+task reading chunks of the stream and splitting them into frames with
+:class:`~hub.mqtt.codec.FrameBuffer` (so TCP fragmentation is a non-issue); routing is
+synchronous inside that task, writes are batched per
 event-loop turn by :class:`~hub.broker.session.ClientOutput`.
 """
 
@@ -14,20 +15,29 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hub.broker.decoding import decode_body, decode_publish
-from hub.broker.packets import (
+from hub.broker.session import ClientOutput, Message, Session
+from hub.broker.subscriptions import SubscriptionRegistry
+from hub.broker.topics import (
+    TopicValidationError,
+    matches,
+    validate_filter,
+    validate_topic_name,
+)
+from hub.mqtt.codec import PUBACK_HEAD, PUBREC_HEAD, FrameBuffer, decode_body, decode_publish, encode
+from hub.mqtt.packets import (
     CONNACK_ACCEPTED,
     CONNACK_BAD_PROTOCOL,
     CONNACK_IDENTIFIER_REJECTED,
     CONNACK_NOT_AUTHORIZED,
     PROTOCOLS,
     SUBACK_FAILURE,
-    BrokerProtocolError,
     Connack,
     Connect,
     MalformedPacketError,
     PacketTooLargeError,
     PacketType,
+    Pingresp,
+    ProtocolError,
     Puback,
     Pubcomp,
     Pubrec,
@@ -37,15 +47,6 @@ from hub.broker.packets import (
     Unsuback,
     Unsubscribe,
     Will,
-    encode,
-)
-from hub.broker.registry import SubscriptionRegistry
-from hub.broker.session import ClientOutput, Message, Session
-from hub.broker.topics import (
-    TopicValidationError,
-    matches,
-    validate_filter,
-    validate_topic_name,
 )
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ DEFAULT_MAX_INFLIGHT = 20_000
 DEFAULT_WRITE_HIGH_WATER = 16 * 1024 * 1024
 #: Seconds a new connection has to send CONNECT.
 CONNECT_TIMEOUT = 10.0
+#: Bytes taken from a connection's stream reader at a time; the frames they complete are handled before the next read.
+READ_CHUNK = 256 * 1024
 
 #: ``authenticate(client_id, username, password) -> allowed``
 Authenticate = Callable[[str, str | None, bytes | None], bool]
@@ -67,8 +70,7 @@ Authenticate = Callable[[str, str | None, bytes | None], bool]
 Authorize = Callable[[str, str | None, str, bool], bool]
 
 _PUBACK = 0x40
-_PUBREC = 0x50
-_PINGRESP = b"\xd0\x00"
+_PINGRESP = encode(Pingresp())
 
 
 @dataclass
@@ -179,9 +181,13 @@ class EmbeddedBroker:
         self._writers.add(writer)
         peer = writer.get_extra_info("peername")
         conn: _Connection | None = None
+        stream = FrameBuffer(self.max_packet_bytes)
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
-                header, body = await self._read_frame(reader)
+                frames: list[tuple[int, bytes]] = []
+                while not frames:
+                    frames = await self._read_frames(reader, stream)
+            header, body = frames[0]
             if header >> 4 != PacketType.CONNECT:
                 raise MalformedPacketError("first_packet_not_connect", str(header >> 4))
             connect = decode_body(header, body)
@@ -191,14 +197,14 @@ class EmbeddedBroker:
                 await writer.drain()  # the refusing CONNACK goes out before the close
                 writer.close()
             else:
-                await self._serve(conn, reader)
+                await self._serve(conn, reader, stream, frames[1:])
         except TimeoutError:
             logger.warning("client %s sent no CONNECT within %ss", peer, CONNECT_TIMEOUT)
         except PacketTooLargeError as exc:
             self.stats.protocol_errors += 1
             name = conn.client_id if conn else peer
             logger.warning("client %s disconnected: packet of %s bytes over the %s byte cap", name, exc.size, exc.limit)
-        except BrokerProtocolError as exc:
+        except ProtocolError as exc:
             self.stats.protocol_errors += 1
             logger.warning("client %s disconnected: protocol error %s", conn.client_id if conn else peer, exc)
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
@@ -215,23 +221,12 @@ class EmbeddedBroker:
             if task is not None:
                 self._tasks.discard(task)
 
-    async def _read_frame(self, reader: asyncio.StreamReader) -> tuple[int, bytes]:
-        head = await reader.readexactly(2)
-        length = head[1]
-        if length & 0x80:
-            length &= 0x7F
-            shift = 7
-            for _ in range(3):
-                byte = (await reader.readexactly(1))[0]
-                length |= (byte & 0x7F) << shift
-                shift += 7
-                if not byte & 0x80:
-                    break
-            else:
-                raise MalformedPacketError("bad_remaining_length", "more than 4 bytes")
-        if length > self.max_packet_bytes:
-            raise PacketTooLargeError(length, self.max_packet_bytes)
-        return head[0], (await reader.readexactly(length) if length else b"")
+    async def _read_frames(self, reader: asyncio.StreamReader, stream: FrameBuffer) -> list[tuple[int, bytes]]:
+        """Read what the client sent next; the frames it completed (maybe none). The end of the stream raises."""
+        data = await reader.read(READ_CHUNK)
+        if not data:
+            raise asyncio.IncompleteReadError(b"", None)
+        return stream.frames(data)
 
     def _refuse(self, writer: asyncio.StreamWriter, code: int, client_id: str, why: str) -> None:
         self.stats.refused += 1
@@ -332,32 +327,36 @@ class EmbeddedBroker:
 
     # ------------------------------------------------------------------ packets
 
-    async def _serve(self, conn: _Connection, reader: asyncio.StreamReader) -> None:
+    async def _serve(
+        self, conn: _Connection, reader: asyncio.StreamReader, stream: FrameBuffer, frames: list[tuple[int, bytes]]
+    ) -> None:
+        """Handle ``frames`` (what came with CONNECT), then every frame the client sends until DISCONNECT."""
         loop = asyncio.get_running_loop()
         conn.last_rx = loop.time()
         if conn.keepalive:
             conn.timer = loop.call_at(conn.last_rx + conn.keepalive * 1.5, self._keepalive_check, conn)
         session = conn.session
         output = conn.output
-        read_frame = self._read_frame
+        read_frames = self._read_frames
         while True:
-            header, body = await read_frame(reader)
+            for header, body in frames:
+                kind = header >> 4
+                if kind == PacketType.PUBLISH:
+                    self._on_publish(conn, header, body)
+                elif kind == PacketType.PUBACK and header == _PUBACK and len(body) == 2:
+                    session.acknowledge((body[0] << 8) | body[1])
+                elif kind == PacketType.PINGREQ:
+                    decode_body(header, body)
+                    output.send(_PINGRESP)
+                elif kind == PacketType.DISCONNECT:
+                    decode_body(header, body)
+                    conn.clean_exit = True
+                    conn.will = None
+                    return
+                else:
+                    self._on_control(conn, header, body)
+            frames = await read_frames(reader, stream)
             conn.last_rx = loop.time()
-            kind = header >> 4
-            if kind == PacketType.PUBLISH:
-                self._on_publish(conn, header, body)
-            elif kind == PacketType.PUBACK and header == _PUBACK and len(body) == 2:
-                session.acknowledge((body[0] << 8) | body[1])
-            elif kind == PacketType.PINGREQ:
-                decode_body(header, body)
-                output.send(_PINGRESP)
-            elif kind == PacketType.DISCONNECT:
-                decode_body(header, body)
-                conn.clean_exit = True
-                conn.will = None
-                return
-            else:
-                self._on_control(conn, header, body)
 
     def _on_control(self, conn: _Connection, header: int, body: bytes) -> None:
         session = conn.session
@@ -378,7 +377,7 @@ class EmbeddedBroker:
                     self._unsubscribe(session, topic_filter)
                 conn.output.send(encode(Unsuback(packet.packet_id)))
             case packet:
-                raise BrokerProtocolError("unexpected_packet", type(packet).__name__)
+                raise ProtocolError("unexpected_packet", type(packet).__name__)
 
     def _may_publish(self, conn: _Connection, topic: str) -> bool:
         if self.authorize is None or self._call_hook(self.authorize, conn.client_id, conn.username, topic, True):
@@ -397,12 +396,12 @@ class EmbeddedBroker:
             conn.session.incoming_qos2.add(packet_id)
             if fresh and allowed:
                 self.publish(Message(packet.topic, packet.payload, qos, packet.retain))
-            conn.output.send(bytes((_PUBREC, 2)) + packet_id.to_bytes(2, "big"))
+            conn.output.send(PUBREC_HEAD + packet_id.to_bytes(2, "big"))
             return
         if allowed:
             self.publish(Message(packet.topic, packet.payload, qos, packet.retain))
         if qos == 1:
-            conn.output.send(bytes((_PUBACK, 2)) + (packet.packet_id or 0).to_bytes(2, "big"))
+            conn.output.send(PUBACK_HEAD + (packet.packet_id or 0).to_bytes(2, "big"))
 
     def publish(self, message: Message) -> int:
         """Route ``message`` to every matching subscriber (and the retained store); return deliveries."""

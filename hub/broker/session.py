@@ -16,7 +16,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from hub.broker.packets import publish_header
+from hub.mqtt.codec import PUBREL_HEAD, publish_header
 
 logger = logging.getLogger(__name__)
 
@@ -264,7 +264,7 @@ class Session:
         output.on_resume = self
         for out in self.inflight.values():
             if out.released:
-                output.send(b"\x62\x02" + out.packet_id.to_bytes(2, "big"))
+                output.send(PUBREL_HEAD + out.packet_id.to_bytes(2, "big"))
             else:
                 output.send_publish(out.message, out.qos, out.retain, out.packet_id, dup=True)
         self.pump()

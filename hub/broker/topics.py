@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Final, Generic, TypeVar
 
-from hub.broker.packets import BrokerProtocolError
+from hub.mqtt.packets import ProtocolError
 
 V = TypeVar("V")
 
 SHARE_PREFIX: Final = "$share/"
 
 
-class TopicValidationError(BrokerProtocolError):
+class TopicValidationError(ProtocolError):
     """An invalid topic name or topic filter (the server disconnects the client)."""
 
 

@@ -13,10 +13,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 
-from hub import authz
 from hub.api.deps import CtxDep, RegistryDep
-from hub.auth import PrincipalDep, require
 from hub.cameras.board import STATE_FILTERS, CameraBoard, camera_row, matches, summarize
+from hub.security import authz
+from hub.security.auth import PrincipalDep, require
 
 router = APIRouter(prefix="/api/v1", tags=["cameras"])
 DEFAULT_PAGE: int = 50
@@ -38,7 +38,7 @@ def list_cameras(
     require(principal, authz.may_read_levels(principal), "read the camera view")
     if area and not authz.may_read_area(principal, area):
         raise HTTPException(status_code=404, detail={"reason": "area_not_found", "message": f"no area {area}"})
-    board: CameraBoard | None = ctx.services.get("camera_board")
+    board: CameraBoard | None = ctx.services.camera_board
     states = board.states() if board is not None else {}
     now_ms = ctx.now_ms()
     rows = [

@@ -1,6 +1,6 @@
 """The camera platform's live state: tamper conditions and the latest redacted snapshot per camera.
 
-:class:`CameraBoard` is a message sink (see :mod:`hub.sinks`): it keeps, in memory, which tamper
+:class:`CameraBoard` is a message sink (see :mod:`hub.ingest.sinks`): it keeps, in memory, which tamper
 conditions each camera has active (covered, out of focus, moved, stream lost) and which event's
 snapshot arrived last. Health, fps and frame age come from the device registry; :func:`camera_row`
 joins both into the row the camera view shows, and :func:`matches` filters them.
@@ -16,8 +16,8 @@ from typing import Any, Final
 
 from edge.vocabulary import EventType
 from edge.wire import DeviceKind, Event, EventState, Status, Telemetry
+from hub.ingest.sinks import DeviceRef
 from hub.levels.rollup import DOWN_STATES
-from hub.sinks import DeviceRef
 
 #: Event types that put a camera in a tamper state until they clear.
 TAMPER_TYPES: Final = frozenset({EventType.TAMPER_COVERED, EventType.TAMPER_DEFOCUS, EventType.TAMPER_MOVED})

@@ -10,6 +10,6 @@ from hub.context import HubContext
 def install(ctx: HubContext) -> None:
     """Follow camera conditions and snapshots; mount ``GET /api/v1/cameras``."""
     board = CameraBoard()
-    ctx.services["camera_board"] = board
+    ctx.services.camera_board = board
     ctx.add_sink(board)
     ctx.add_router(router)

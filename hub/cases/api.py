@@ -1,9 +1,9 @@
 """REST API of the case workflow: grids, people, forces, cases, transitions, audit, evaluation.
 
 The acting person comes from the ``Authorization: Bearer`` API token (see
-:mod:`hub.auth`) in ONE dependency, :data:`hub.auth.PrincipalDep`; the ``X-Actor``
+:mod:`hub.security.auth`) in ONE dependency, :data:`hub.security.auth.PrincipalDep`; the ``X-Actor``
 header (a person id) is honoured only when the hub runs in demo mode. What each
-person sees is decided by :mod:`hub.authz`: lists are filtered, a case outside the
+person sees is decided by :mod:`hub.security.authz`: lists are filtered, a case outside the
 person's scope answers 404 like a missing one, a visible case they may not act on
 403 (the state machine then checks the role per action; the built-in administrator,
 who is no directory person, acts as an admin and the audit entry records its roles).
@@ -23,15 +23,17 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub import authz
-from hub.auth import PrincipalDep, require
-from hub.authz import Principal
 from hub.cases.checklist import complete_step
 from hub.cases.errors import CaseServiceError
 from hub.cases.evaluation import run_evaluation
 from hub.cases.loader import ConfigError, load_yaml
 from hub.cases.machine import TransitionError
 from hub.cases.service import CaseService
+from hub.security import authz
+from hub.security.auth import PrincipalDep, require
+from hub.security.authz import Principal
+from hub.texts import language as localize
+from hub.texts.language import LangDep
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["cases"])
@@ -41,7 +43,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 def get_cases(request: Request) -> CaseService:
     """The case service on the hub context."""
-    service = request.app.state.ctx.services.get("cases")
+    service = request.app.state.ctx.services.cases
     if service is None:
         raise HTTPException(status_code=503, detail="the case service is not running")
     svc: CaseService = service
@@ -222,21 +224,25 @@ def list_cases(
     grid: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
+    lang: LangDep,
 ) -> list[dict[str, Any]]:
     """Cases the caller may see, newest first (grid workers: their areas; residents: their own reports...)."""
     require(principal, authz.may_list_cases(principal), "read cases")
     if principal.has(*authz.ALL_SEEING):
-        return svc.list_cases(state=state, grid=grid, limit=limit, offset=offset)
-    return authz.visible_page(
+        return localize.cases(svc.list_cases(state=state, grid=grid, limit=limit, offset=offset), lang)
+    found = authz.visible_page(
         lambda lim, off: svc.list_cases(state=state, grid=grid, limit=lim, offset=off),
         lambda case: authz.may_read_case(principal, case),
         limit,
         offset,
     )
+    return localize.cases(found, lang)
 
 
 @router.post("/cases", status_code=201)
-def create_case(body: CaseCreate, response: Response, svc: CasesDep, actor: PrincipalDep) -> dict[str, Any]:
+def create_case(
+    body: CaseCreate, response: Response, svc: CasesDep, actor: PrincipalDep, lang: LangDep
+) -> dict[str, Any]:
     """Report and register a case (operators, supervisors, admins)."""
     require(actor, authz.may_create_case(actor), "report cases")
     fields = body.model_dump()
@@ -244,23 +250,23 @@ def create_case(body: CaseCreate, response: Response, svc: CasesDep, actor: Prin
     case = call(lambda: svc.create(source="operator", actor=actor.id, grid_code=grid, register=True, **fields))
     if case["grid"] is None:
         raise HTTPException(status_code=422, detail={"reason": "unknown_location", "message": "no grid for it"})
-    return _case_response(response, case)
+    return _case_response(response, localize.case_view(case, lang))
 
 
 @router.get("/cases/{case_id}")
-def get_case(case_id: int, response: Response, svc: CasesDep, principal: PrincipalDep) -> dict[str, Any]:
-    """One case, with its ETag (404 outside the caller's scope)."""
+def get_case(case_id: int, response: Response, svc: CasesDep, principal: PrincipalDep, lang: LangDep) -> dict[str, Any]:
+    """One case, with its ETag (404 outside the caller's scope); the hub's texts in the caller's language."""
     require(principal, authz.may_list_cases(principal), "read cases")
-    return _case_response(response, visible_case(svc, principal, case_id))
+    return _case_response(response, localize.case_view(visible_case(svc, principal, case_id), lang))
 
 
 @router.get("/cases/{case_id}/audit")
-def get_audit(case_id: int, svc: CasesDep, principal: PrincipalDep) -> list[dict[str, Any]]:
-    """The case's audit trail (whoever may act on the case)."""
+def get_audit(case_id: int, svc: CasesDep, principal: PrincipalDep, lang: LangDep) -> list[dict[str, Any]]:
+    """The case's audit trail (whoever may act on the case); notes the hub wrote in the caller's language."""
     require(principal, authz.may_list_cases(principal), "read cases")
     case = visible_case(svc, principal, case_id)
     require(principal, authz.may_read_case_audit(principal, case), "read this case's trail")
-    return call(lambda: svc.audit(case_id))
+    return localize.events(call(lambda: svc.audit(case_id)), lang)
 
 
 @router.get("/cases/{case_id}/audit/verify")
@@ -281,7 +287,14 @@ class PlanStepIn(BaseModel):
 
 @router.post("/cases/{case_id}/plan/{step}")
 def plan_step_done(
-    case_id: int, step: str, *, response: Response, svc: CasesDep, actor: PrincipalDep, body: PlanStepIn | None = None
+    case_id: int,
+    step: str,
+    *,
+    response: Response,
+    svc: CasesDep,
+    actor: PrincipalDep,
+    body: PlanStepIn | None = None,
+    lang: LangDep,
 ) -> dict[str, Any]:
     """Mark a step of the case's emergency plan done (its role or force, or staff on their behalf); audited."""
     require(actor, authz.may_list_cases(actor), "act on cases")
@@ -289,7 +302,7 @@ def plan_step_done(
     require(actor, authz.may_read_case_audit(actor, case), "work on this case's plan")
     note = (body or PlanStepIn()).note
     done = call(lambda: complete_step(svc, case_id, step, actor.id, note=note, actor_roles=actor.roles))
-    return _case_response(response, done["case"]) | {"event": done["event"]}
+    return _case_response(response, localize.case_view(done["case"], lang)) | {"event": done["event"]}
 
 
 @router.post("/cases/{case_id}/{action}")
@@ -299,6 +312,7 @@ def transition(  # noqa: PLR0917 - FastAPI passes path, body and headers as para
     response: Response,
     svc: CasesDep,
     actor: PrincipalDep,
+    lang: LangDep,
     body: TransitionIn | None = None,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     if_match: Annotated[str | None, Header()] = None,
@@ -330,7 +344,8 @@ def transition(  # noqa: PLR0917 - FastAPI passes path, body and headers as para
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     response.status_code = result.status
-    return _case_response(response, result.body["case"]) | {"event": result.body["event"]}
+    case, event = localize.case_view(result.body["case"], lang), localize.event_view(result.body["event"], lang)
+    return _case_response(response, case) | {"event": event}
 
 
 @router.get("/evaluation")

@@ -64,7 +64,7 @@ def _complete_once(
 ) -> dict[str, Any]:
     now = svc.now_ms()
     with svc.sessions() as s, s.begin():
-        row = svc._row(s, case_id, lock=True)
+        row = svc.row(s, case_id, lock=True)
         if not row.plan_steps:
             raise NotFoundError("no_plan", f"case {case_id} follows no emergency plan")
         found = next((st for st in row.plan_steps if st.get("name") == step), None)

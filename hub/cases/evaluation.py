@@ -21,6 +21,7 @@ from sqlalchemy import select
 from hub.cases.errors import InvalidInputError
 from hub.cases.models import CaseRow
 from hub.cases.records import scope_of
+from hub.series.base import SeriesPoint
 
 if TYPE_CHECKING:
     from hub.cases.calendar import WorkingCalendar
@@ -173,15 +174,13 @@ def run_evaluation(
             if visible is None or visible(scope_of(r))
         ]
     rows = evaluate(stats, by)
-    writer = getattr(svc, "series_writer", None)
+    writer = None if svc.services is None else svc.services.writer  # figures also go to the series store
     if writer is not None and rows and visible is None and not area:
         _write_series(writer, rows, by, period or "all", svc.now_ms())
     return {"by": by, "period": period, "area": area, "scoped": visible is not None, "groups": rows}
 
 
 def _write_series(writer: Any, rows: list[dict[str, Any]], by: str, period: str, now_ms: int) -> None:
-    from hub.series.base import SeriesPoint
-
     points = [
         SeriesPoint(
             "case_eval",

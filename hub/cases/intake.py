@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -16,15 +16,14 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from edge.vocabulary import CATEGORY_NAMES, UnknownNameError, require_known
 from hub.cases.audit import GENESIS
+from hub.cases.core import CaseCore
 from hub.cases.errors import CaseServiceError, InvalidInputError
 from hub.cases.machine import State, TransitionError
 from hub.cases.models import CaseRow
 from hub.cases.plans import checklist
 from hub.cases.records import case_public
 from hub.cases.stages import enter_stage
-
-if TYPE_CHECKING:
-    from hub.cases.service import CaseService
+from hub.cases.texts import group_texts
 
 logger = logging.getLogger(__name__)
 SYSTEM = "system"
@@ -32,7 +31,7 @@ MAX_ATTEMPTS = 60
 
 
 def create_case(
-    svc: CaseService,
+    svc: CaseCore,
     *,
     source: str,
     category: str,
@@ -51,12 +50,14 @@ def create_case(
     event_types: Sequence[str] = (),
     media_sha256: str | None = None,
     alarm_times: tuple[int, int] | None = None,
+    texts: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Report a new case (optionally registered at once); raise IntegrityError on a duplicate group.
 
     The most specific emergency plan for its category, severity and event types is copied
     onto it; ``media_sha256`` names a resident's face-filtered photo (also the report's evidence);
-    ``alarm_times``: a device case's (raised on the device, received by the hub) times, in its trace.
+    ``alarm_times``: a device case's (raised on the device, received by the hub) times, in its trace;
+    ``texts``: messages (:mod:`hub.texts.catalogue`) of the fields the hub wrote, rendered in the reader's language.
     """
     try:
         require_known("category", category, CATEGORY_NAMES)
@@ -100,6 +101,7 @@ def create_case(
             plan_id=plan.id if plan else None,
             plan_steps=checklist(plan, now) if plan else None,
             media_sha256=media_sha256,
+            texts=dict(texts) if texts else None,
         )
         report: dict[str, Any] = {"source": source}
         if alarm_times is not None:
@@ -120,7 +122,7 @@ def create_case(
     return view
 
 
-def incident_group(svc: CaseService, data: Mapping[str, Any]) -> int | None:
+def incident_group(svc: CaseCore, data: Mapping[str, Any]) -> int | None:
     """One case per incident group, auto-dispatched by routing; later incidents attach to it."""
     group_id = str(data["group_id"])
     incident_ids = list(data.get("incident_ids") or [])
@@ -139,6 +141,7 @@ def incident_group(svc: CaseService, data: Mapping[str, Any]) -> int | None:
                 incident_ids=incident_ids,
                 alarm_times=_alarm_times(data),
                 event_types=[str(t) for t in data.get("event_types") or ()],
+                texts=group_texts(data),
             )
         except IntegrityError:
             case_id = _case_for_group(svc, group_id)  # another replica won the race
@@ -156,17 +159,17 @@ def _alarm_times(data: Mapping[str, Any]) -> tuple[int, int] | None:
     return None if raised is None or received is None else (int(raised), int(received))
 
 
-def _known_grid(svc: CaseService, data: Mapping[str, Any]) -> str | None:
+def _known_grid(svc: CaseCore, data: Mapping[str, Any]) -> str | None:
     grid = data.get("grid")
     return str(grid) if grid and str(grid) in svc.directory.model().areas else None
 
 
-def _case_for_group(svc: CaseService, group_id: str) -> int | None:
+def _case_for_group(svc: CaseCore, group_id: str) -> int | None:
     with svc.sessions() as s:
         return s.execute(select(CaseRow.id).where(CaseRow.group_id == group_id)).scalar_one_or_none()
 
 
-def _auto_dispatch(svc: CaseService, case_id: int) -> None:
+def _auto_dispatch(svc: CaseCore, case_id: int) -> None:
     for action in ("register", "dispatch"):
         try:
             svc.transition(case_id, action, SYSTEM, {})
@@ -176,11 +179,11 @@ def _auto_dispatch(svc: CaseService, case_id: int) -> None:
             return
 
 
-def _attach(svc: CaseService, case_id: int, incident_ids: Sequence[Any], group_state: str) -> None:
+def _attach(svc: CaseCore, case_id: int, incident_ids: Sequence[Any], group_state: str) -> None:
     for _ in range(MAX_ATTEMPTS):
         try:
             with svc.sessions() as s, s.begin():
-                row = svc._row(s, case_id, lock=True)
+                row = svc.row(s, case_id, lock=True)
                 new = [i for i in incident_ids if i not in (row.incident_ids or [])]
                 if not new:
                     return

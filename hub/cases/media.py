@@ -22,6 +22,17 @@ from typing import Any, Final
 
 from hub.cases.errors import CaseServiceError
 
+#: Why faces cannot be blurred on this hub (OpenCV, the camera extra, is not installed), or None.
+_NO_FILTER: ImportError | None = None
+try:
+    import cv2
+    import numpy as np
+
+    from edge.camera.config import PrivacyConfig
+    from edge.camera.privacy import PrivacyFilter
+except ImportError as exc:  # a hub without the camera extra refuses photos (fail closed)
+    _NO_FILTER = exc
+
 logger = logging.getLogger(__name__)
 
 #: Largest photo accepted, decoded (a phone JPEG; the page scales photos down before sending).
@@ -73,13 +84,12 @@ class PhotoStore:
     def _privacy_filter(self) -> Any:
         with self._lock:
             if self._filter is None:
-                try:  # OpenCV is the camera extra; a hub installed without it cannot filter faces
-                    from edge.camera.config import PrivacyConfig
-                    from edge.camera.privacy import PrivacyFilter
-                except ImportError as exc:
+                if _NO_FILTER is not None:  # OpenCV is the camera extra: without it no face can be blurred
                     raise PhotoRefusedError(
-                        503, "photo_filter_unavailable", f"this hub cannot blur faces ({exc}); file without a photo"
-                    ) from exc
+                        503,
+                        "photo_filter_unavailable",
+                        f"this hub cannot blur faces ({_NO_FILTER}); file without a photo",
+                    ) from _NO_FILTER
                 self._filter = PrivacyFilter(self._privacy or PrivacyConfig())
             return self._filter
 
@@ -88,9 +98,6 @@ class PhotoStore:
         if len(data) > MAX_PHOTO_BYTES:
             raise PhotoRefusedError(413, "photo_too_large", f"a photo may have at most {MAX_PHOTO_BYTES} bytes")
         privacy = self._privacy_filter()
-        import cv2
-        import numpy as np
-
         frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         if frame is None:
             raise PhotoRefusedError(400, "bad_photo", "the photo is not an image this hub can read")

@@ -112,6 +112,9 @@ class CaseRow(Base):
     plan_steps: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     # SHA-256 of the face-filtered photo a resident filed with the report (hub.cases.media)
     media_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # messages (hub.texts.catalogue) of the texts the hub wrote, e.g. {"title": {...}}: rendered in the reader's
+    # language; NULL: rows from before, and texts people wrote (title and description read as stored)
+    texts: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class CaseEventRow(Base):

@@ -41,9 +41,6 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from edge.vocabulary import CATEGORIES, Category
-from hub import authz
-from hub.auth import TOKEN_PREFIX, bearer_token, get_tokens, principal_for
-from hub.authz import Principal
 from hub.cases.api import get_cases
 from hub.cases.errors import CaseServiceError
 from hub.cases.media import PhotoRefusedError, PhotoStore, decode_upload
@@ -59,25 +56,18 @@ from hub.cases.open311_view import (
 )
 from hub.cases.records import projected_done_ms, scope_of
 from hub.cases.service import PUBLIC_NOTE, CaseService
+from hub.context import Services
+from hub.security import authz
+from hub.security.auth import TOKEN_PREFIX, bearer_token, get_tokens, principal_for
+from hub.security.authz import Principal
+from hub.texts.catalogue import CATALOGUE, Lang, content_language
+from hub.texts.catalogue import text as tr
+from hub.texts.language import LangDep
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 CasesDep = Annotated[CaseService, Depends(get_cases)]
 CLOSED_STATES: Final = frozenset({"closed", "evaluated", "cancelled", "merged"})
-STATUS_NOTES: Final[dict[str, str]] = {
-    "reported": "Received; waiting to be registered.",
-    "registered": "Registered by the service centre.",
-    "dispatched": "Dispatched to the responsible grid worker and force.",
-    "accepted": "Accepted by the handler.",
-    "handling": "Being handled.",
-    "returned": "Being re-dispatched to the right team.",
-    "feedback": "Handled; awaiting verification.",
-    "verified": "Verified; about to be closed.",
-    "closed": "Closed after verification.",
-    "evaluated": "Closed and evaluated.",
-    "cancelled": "Cancelled.",
-    "merged": "Merged into another request about the same problem.",
-}
 #: GeoReport v2 document formats (the path suffix).
 Format = Literal["json", "xml"]
 _BOTH: Final[dict[str, Any]] = {"content": {"application/json": {}, "application/xml": {}}}
@@ -100,8 +90,11 @@ def _parse_iso(text: str) -> int:
     return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
 
 
-def services_of(svc: CaseService) -> list[dict[str, Any]]:
-    """One Open311 service per category residents may report (the vocabulary's), named in en and zh."""
+def services_of(svc: CaseService, lang: Lang = "en") -> list[dict[str, Any]]:
+    """One Open311 service per category residents may report (the vocabulary's), named in en and zh.
+
+    ``service_name`` and ``description`` are in ``lang``; ``service_name_zh`` stays for older clients.
+    """
     model = svc.directory.model()
     out = []
     for category, info in CATEGORIES.items():
@@ -111,9 +104,11 @@ def services_of(svc: CaseService) -> list[dict[str, Any]]:
         out.append(
             {
                 "service_code": category.value,
-                "service_name": info.en,
+                "service_name": info.zh if lang == "zh" else info.en,
                 "service_name_zh": info.zh,
-                "description": f"Handled by {force.name}" if force else "Handled by the community service centre",
+                "description": tr("open311.service.handled_by", lang, force=force.name)
+                if force
+                else tr("open311.service.handled_by_centre", lang),
                 "metadata": False,
                 "type": "realtime",
                 "keywords": category.value.replace("_", ","),
@@ -124,9 +119,19 @@ def services_of(svc: CaseService) -> list[dict[str, Any]]:
 
 
 def request_view(
-    svc: CaseService, row: CaseRow, public_notes: list[str], *, full: bool, policy: PublicPolicy | None = None
+    svc: CaseService,
+    row: CaseRow,
+    public_notes: list[str],
+    *,
+    full: bool,
+    policy: PublicPolicy | None = None,
+    lang: Lang = "en",
 ) -> dict[str, Any]:
-    """A case as an Open311 service request: public fields, plus the filer's own for ``full``."""
+    """A case as an Open311 service request: public fields, plus the filer's own for ``full``.
+
+    The state's standard sentence, the service name and the default agency are in ``lang``;
+    notes staff wrote for residents are shown as written.
+    """
     now = svc.now_ms()
     model = svc.directory.model()
     force = model.forces.get(row.force_id or "")
@@ -135,11 +140,11 @@ def request_view(
     view = {
         "service_request_id": str(row.id),
         "status": "closed" if row.state in CLOSED_STATES else "open",
-        "status_notes": status_notes(STATUS_NOTES.get(row.state, row.state), public_notes),
-        "service_name": CATEGORIES[Category(row.category)].en if row.category in CATEGORIES else row.category,
+        "status_notes": status_notes(_state_sentence(row.state, lang), public_notes),
+        "service_name": _service_name(row.category, lang),
         "service_code": row.category,
         "description": row.description,
-        "agency_responsible": force.name if force else "Community service centre",
+        "agency_responsible": force.name if force else tr("open311.agency.centre", lang),
         "service_notice": "",
         "requested_datetime": _iso(row.created_ms, svc),
         "updated_datetime": _iso(row.updated_ms, svc),
@@ -154,13 +159,23 @@ def request_view(
     return shape(view, full)
 
 
+def _state_sentence(state: str, lang: Lang) -> str:
+    return tr(f"open311.status.{state}", lang) if f"open311.status.{state}" in CATALOGUE else state
+
+
+def _service_name(category: str, lang: Lang) -> str:
+    if category not in CATEGORIES:
+        return category
+    info = CATEGORIES[Category(category)]
+    return info.zh if lang == "zh" else info.en
+
+
 def _policy(request: Request) -> PublicPolicy:
-    """The hub's Open311 policy (``ctx.services["open311"]``), built from the settings on first use."""
-    services = request.app.state.ctx.services
-    policy = services.get("open311")
-    if not isinstance(policy, PublicPolicy):
-        policy = services["open311"] = policy_from(services.get("settings"))
-    return policy
+    """The hub's Open311 policy (``ctx.services.open311``), built from the settings on first use."""
+    services: Services = request.app.state.ctx.services
+    if services.open311 is None:
+        services.open311 = policy_from(services.settings)
+    return services.open311
 
 
 def policy_from(settings: Any) -> PublicPolicy:
@@ -173,19 +188,24 @@ def policy_from(settings: Any) -> PublicPolicy:
 
 
 def _photos(request: Request) -> PhotoStore:
-    """The hub's resident photo store (``ctx.services["resident_photos"]``), made on first use."""
+    """The hub's resident photo store (``need(ctx.services.resident_photos, "resident_photos")``), made on first use."""
     ctx = request.app.state.ctx
-    store = ctx.services.get("resident_photos")
+    store = ctx.services.resident_photos
     if not isinstance(store, PhotoStore):
-        store = ctx.services["resident_photos"] = PhotoStore(ctx.data_dir)
+        store = ctx.services.resident_photos = PhotoStore(ctx.data_dir)
     return store
 
 
-def _render(fmt: str, kind: str, rows: list[dict[str, Any]], status: int = 200) -> Response:
+def _render(fmt: str, kind: str, rows: list[dict[str, Any]], status: int = 200, lang: Lang | None = None) -> Response:
     if fmt == "xml":
         root, item = XML_SHAPES[kind]
-        return Response(to_xml(root, item, rows), status_code=status, media_type="application/xml")
-    return JSONResponse(status_code=status, content=rows)
+        response = Response(to_xml(root, item, rows), status_code=status, media_type="application/xml")
+    else:
+        response = JSONResponse(status_code=status, content=rows)
+    if lang is not None:  # texts chosen by Accept-Language or ?lang=: say which, and that caches must key on it
+        response.headers["Content-Language"] = content_language(lang)
+        response.headers["Vary"] = "Accept-Language"
+    return response
 
 
 def _error(status: int, description: str, fmt: str = "json", headers: dict[str, str] | None = None) -> Response:
@@ -232,9 +252,9 @@ def _public_notes(s: Session, case_ids: list[int]) -> dict[int, list[str]]:
 
 
 @router.get("/services.{fmt}", responses={200: DOCUMENTED[200]})
-def services(fmt: Format, svc: CasesDep) -> Response:
-    """The service list (``.json`` or ``.xml``)."""
-    return _render(fmt, "services", services_of(svc))
+def services(fmt: Format, svc: CasesDep, lang: LangDep) -> Response:
+    """The service list (``.json`` or ``.xml``), named in ``Accept-Language`` or ``?lang=`` (zh, en)."""
+    return _render(fmt, "services", services_of(svc, lang), lang=lang)
 
 
 async def _fields(request: Request) -> dict[str, str]:
@@ -326,6 +346,7 @@ def list_requests(
     end_date: str | None = None,
     api_key: str = "",
     mine: bool = False,
+    lang: LangDep,
 ) -> Response:
     """Requests, newest first; filters as in the spec (comma-separated ids, codes, statuses).
 
@@ -358,12 +379,14 @@ def list_requests(
     with svc.sessions() as s:
         rows = list(s.scalars(stmt))
         notes = _public_notes(s, [r.id for r in rows])
-    out = [request_view(svc, r, notes.get(r.id, []), full=_full(caller, r)) for r in rows]
-    return _render(fmt, "requests", [r for r in out if r["status"] in wanted])
+    out = [request_view(svc, r, notes.get(r.id, []), full=_full(caller, r), lang=lang) for r in rows]
+    return _render(fmt, "requests", [r for r in out if r["status"] in wanted], lang=lang)
 
 
 @router.get("/requests/{request_id}.{fmt}", responses=DOCUMENTED)
-def get_request(request_id: str, fmt: Format, request: Request, svc: CasesDep, api_key: str = "") -> Response:
+def get_request(
+    request_id: str, fmt: Format, request: Request, *, svc: CasesDep, lang: LangDep, api_key: str = ""
+) -> Response:
     """One request (a one-element list, per the spec); 404 for a case the caller may not see, like a missing one."""
     caller = _caller(request, api_key)
     if isinstance(caller, Response):
@@ -375,7 +398,8 @@ def get_request(request_id: str, fmt: Format, request: Request, svc: CasesDep, a
         if row is None or not (_policy(request).listed(row) or _full(caller, row)):
             return _error(404, f"no request {request_id}", fmt)
         notes = _public_notes(s, [row.id]).get(row.id, [])
-    return _render(fmt, "requests", [request_view(svc, row, notes, full=_full(caller, row))])
+    view = request_view(svc, row, notes, full=_full(caller, row), lang=lang)
+    return _render(fmt, "requests", [view], lang=lang)
 
 
 @router.get(

@@ -22,7 +22,7 @@ from xml.etree import ElementTree
 from sqlalchemy import ColumnElement, or_
 
 from hub.cases.models import CaseRow
-from hub.ratelimit import DeviceRateLimiter
+from hub.ingest.ratelimit import DeviceRateLimiter
 
 RESIDENT_SOURCE: Final = "resident"
 #: Decimal places of a public coordinate: 0.001° is ~110 m of latitude, ~85 m of longitude at 40°N.

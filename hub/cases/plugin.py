@@ -16,7 +16,7 @@ from typing import Final
 
 from sqlalchemy import select
 
-from hub.cases import api, open311
+from hub.cases import api, models, open311
 from hub.cases.directory import Directory
 from hub.cases.loader import WorkflowConfig, load_file, load_yaml, parse_config, plan_book, sla_policy
 from hub.cases.models import GridRow
@@ -51,8 +51,6 @@ def find_config(ctx: HubContext) -> WorkflowConfig:
 
 def build(ctx: HubContext, cfg: WorkflowConfig | None = None) -> CaseService:
     """Create tables, seed the grid model if empty, and build the service on ``ctx``."""
-    from hub.cases import models
-
     cfg = cfg or find_config(ctx)
     tables = [t for t in Base.metadata.sorted_tables if t.name in models.TABLE_NAMES]
     Base.metadata.create_all(ctx.engine, tables=tables)
@@ -72,7 +70,7 @@ def build(ctx: HubContext, cfg: WorkflowConfig | None = None) -> CaseService:
         services=ctx.services,
         plans=plan_book(cfg),
     )
-    ctx.services["cases"] = service
+    ctx.services.cases = service
     return service
 
 
@@ -81,14 +79,14 @@ def install(ctx: HubContext) -> None:
     service = build(ctx)
     ctx.add_router(api.router)
     ctx.add_router(open311.router)
-    ctx.services["open311"] = open311.policy_from(ctx.services.get("settings"))
+    ctx.services.open311 = open311.policy_from(ctx.services.settings)
     ctx.add_task("cases-sla", sweep_task(service, DEFAULT_SWEEP_S))
-    writer = ctx.services.get("series_writer")
+    writer = ctx.services.writer
     if writer is not None:
         stats = CaseStatsWriter(service, writer.submit)
-        ctx.services["case_stats"] = stats
+        ctx.services.case_stats = stats
         ctx.add_task("cases-series", stats.task())
     if service.targets:
         dispatcher = WebhookDispatcher(ctx.sessions, service.targets, clock=ctx.clock)
-        ctx.services["case_webhooks"] = dispatcher
+        ctx.services.case_webhooks = dispatcher
         ctx.add_task("cases-webhooks", dispatcher.task)

@@ -162,11 +162,12 @@ def case_public(row: CaseRow, policy: SlaPolicy, now_ms: int) -> dict[str, Any]:
         "audit_count": row.audit_count,
         "plan": row.plan_id,
         "plan_steps": [dict(step) for step in row.plan_steps or ()],
+        "texts": dict(row.texts or {}),
     }
 
 
 def scope_of(row: CaseRow) -> dict[str, Any]:
-    """The fields of a case that :mod:`hub.authz` decides visibility on (as in the case JSON)."""
+    """The fields of a case that :mod:`hub.security.authz` decides visibility on (as in the case JSON)."""
     return {
         "grid": row.grid_code,
         "assignees": list(row.assignees or ()),

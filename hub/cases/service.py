@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -36,6 +36,7 @@ from hub.cases.errors import (
     UnauthenticatedError,
 )
 from hub.cases.grid import Person
+from hub.cases.intake import create_case, incident_group
 from hub.cases.machine import ACTION_ROLES, Action, Command, apply
 from hub.cases.models import CaseEventRow, CaseRow, IdempotencyRow, OutboxRow
 from hub.cases.plans import PlanBook
@@ -43,6 +44,8 @@ from hub.cases.records import case_public, entry_of, event_public, facts_of
 from hub.cases.routing import RoutingError, route
 from hub.cases.sla import SlaPolicy
 from hub.cases.stages import follow_action
+from hub.cases.sweeper import sweep
+from hub.series.base import PointWriter
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +79,14 @@ class _Retry(Exception):
     """Internal: the transaction lost a race; read again."""
 
 
+class CasePeers(Protocol):
+    """What the case service takes from the other parts (the hub's ``ctx.services``): the series
+    writer, where evaluation figures also go."""
+
+    @property
+    def writer(self) -> PointWriter | None: ...
+
+
 class CaseService:
     """Creates cases and moves them through the machine; the API, Open311 and incidents call this."""
 
@@ -88,7 +99,7 @@ class CaseService:
         bus: EventBus | None = None,
         clock: Callable[[], float] = time.time,
         targets: Sequence[WebhookTarget] = (),
-        services: Mapping[str, Any] | None = None,
+        services: CasePeers | None = None,
         plans: PlanBook | None = None,
     ) -> None:
         self.sessions = sessions
@@ -98,7 +109,7 @@ class CaseService:
         self.bus = bus
         self.clock = clock
         self.targets = list(targets)
-        self.services = services if services is not None else {}
+        self.services = services
 
     @property
     def calendar(self) -> WorkingCalendar:
@@ -108,17 +119,13 @@ class CaseService:
         """
         return self.policy.named(None)[1]
 
-    @property
-    def series_writer(self) -> Any:
-        """``ctx.services["series_writer"]`` when present: evaluation also goes to the series store."""
-        return self.services.get("series_writer")
-
     def now_ms(self) -> int:
         """The service clock in ms."""
         return int(self.clock() * 1000)
 
     # ---------------------------------------------------------------- reads
-    def _row(self, s: Session, case_id: int, *, lock: bool = False) -> CaseRow:
+    def row(self, s: Session, case_id: int, *, lock: bool = False) -> CaseRow:
+        """The case row (locked for update with ``lock``), or NotFoundError."""
         stmt = select(CaseRow).where(CaseRow.id == case_id)
         row = s.execute(stmt.with_for_update() if lock else stmt).scalar_one_or_none()
         if row is None:
@@ -128,7 +135,7 @@ class CaseService:
     def get(self, case_id: int) -> dict[str, Any]:
         """One case as JSON."""
         with self.sessions() as s:
-            return case_public(self._row(s, case_id), self.policy, self.now_ms())
+            return case_public(self.row(s, case_id), self.policy, self.now_ms())
 
     def list_cases(
         self, *, state: str | None = None, grid: str | None = None, limit: int = 100, offset: int = 0
@@ -146,14 +153,14 @@ class CaseService:
     def audit(self, case_id: int) -> list[dict[str, Any]]:
         """The audit trail of a case in order."""
         with self.sessions() as s:
-            self._row(s, case_id)
+            self.row(s, case_id)
             stmt = select(CaseEventRow).where(CaseEventRow.case_id == case_id).order_by(CaseEventRow.seq)
             return [event_public(r) for r in s.scalars(stmt)]
 
     def verify(self, case_id: int) -> dict[str, Any]:
         """Verify the hash chain against the head and count recorded on the case."""
         with self.sessions() as s:
-            row = self._row(s, case_id)
+            row = self.row(s, case_id)
             stmt = (
                 select(CaseEventRow).where(CaseEventRow.case_id == case_id).order_by(CaseEventRow.seq, CaseEventRow.id)
             )
@@ -250,20 +257,14 @@ class CaseService:
     # ------------------------------------------------------------- creation
     def create(self, **fields: Any) -> dict[str, Any]:
         """Report a new case; see :func:`hub.cases.intake.create_case` for the fields."""
-        from hub.cases.intake import create_case
-
         return create_case(self, **fields)
 
     def on_incident_group(self, data: Mapping[str, Any]) -> int | None:
         """One case per incident group, auto-dispatched by routing; later incidents attach to it."""
-        from hub.cases.intake import incident_group
-
         return incident_group(self, data)
 
     def sweep(self) -> list[dict[str, Any]]:
         """Refresh SLA levels and escalate overdue cases; returns the escalations made."""
-        from hub.cases.sweeper import sweep
-
         return sweep(self)
 
     # ------------------------------------------------------------ transitions
@@ -354,7 +355,7 @@ class CaseService:
     ) -> TransitionResult:
         now = self.now_ms()
         with self.sessions() as s, s.begin():
-            row = self._row(s, case_id, lock=True)
+            row = self.row(s, case_id, lock=True)
             if if_match is not None and row.version != if_match:
                 raise StaleVersionError(row.version, if_match)
             outside = self._check_role(actor_id, action, actor_roles)

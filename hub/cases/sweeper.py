@@ -5,24 +5,23 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
+from hub.cases.core import CaseCore
 from hub.cases.escalation import due_level, step
 from hub.cases.models import CaseRow
 from hub.cases.records import case_public, sla_state
-
-if TYPE_CHECKING:
-    from hub.cases.service import CaseService
+from hub.cases.texts import escalation_note, note_texts
 
 logger = logging.getLogger(__name__)
 DEFAULT_SWEEP_S = 30.0
 
 
-def sweep(svc: CaseService) -> list[dict[str, Any]]:
+def sweep(svc: CaseCore) -> list[dict[str, Any]]:
     """Check every timed case once; returns the escalations made (each with who was notified)."""
     now = svc.now_ms()
     with svc.sessions() as s:
@@ -39,7 +38,7 @@ def sweep(svc: CaseService) -> list[dict[str, Any]]:
     return out
 
 
-def _sweep_one(svc: CaseService, case_id: int, now: int) -> dict[str, Any] | None:
+def _sweep_one(svc: CaseCore, case_id: int, now: int) -> dict[str, Any] | None:
     with svc.sessions() as s, s.begin():
         row = s.execute(select(CaseRow).where(CaseRow.id == case_id).with_for_update()).scalar_one_or_none()
         if row is None or row.stage is None:
@@ -66,7 +65,8 @@ def _sweep_one(svc: CaseService, case_id: int, now: int) -> dict[str, Any] | Non
                 "due_ms": due_ms,
             }
             note = f"{row.stage} overdue: escalated to the {target.level_name} ({target.area_code})"
-            svc.append_event(s, row, "system", "escalate", row.state, note=note, data=result, now_ms=now)
+            data = result | note_texts(escalation_note(row.stage, target.level_name, target.area_code))
+            svc.append_event(s, row, "system", "escalate", row.state, note=note, data=data, now_ms=now)
         s.flush()
         view = case_public(row, svc.policy, now)
     if result is not None:
@@ -77,7 +77,7 @@ def _sweep_one(svc: CaseService, case_id: int, now: int) -> dict[str, Any] | Non
     return result
 
 
-def sweep_task(svc: CaseService, every_s: float = DEFAULT_SWEEP_S) -> Callable[[threading.Event], None]:
+def sweep_task(svc: CaseCore, every_s: float = DEFAULT_SWEEP_S) -> Callable[[threading.Event], None]:
     """A ctx task running :func:`sweep` every ``every_s`` seconds until stopped."""
 
     def run(stop: threading.Event) -> None:

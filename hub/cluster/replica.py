@@ -56,9 +56,10 @@ from hub.cluster.natsconf import (
     topic_of_subject,
 )
 from hub.cluster.plan import fair_share, plan
+from hub.devices.registry import DeviceRecord, DeviceRegistry
+from hub.incidents.queries import MAX_LIMIT, IncidentFilter
+from hub.ingest.sinks import DeviceRef
 from hub.metrics import IngestStats
-from hub.registry import DeviceRecord, DeviceRegistry
-from hub.sinks import DeviceRef
 
 if TYPE_CHECKING:
     from hub.service import Hub
@@ -506,7 +507,7 @@ class ClusterReplica:
 
     def _incident_sink(self) -> Any:
         ctx = self.hub.ctx
-        return None if ctx is None else ctx.services.get("incident_sink")
+        return None if ctx is None else ctx.services.incident_sink
 
     # ------------------------------------------------------------ device state
 
@@ -533,10 +534,9 @@ class ClusterReplica:
         ctx = self.hub.ctx
         if ctx is None or not devices:
             return
-        sink, queries = ctx.services.get("incident_sink"), ctx.services.get("incident_queries")
+        sink, queries = ctx.services.incident_sink, ctx.services.incident_queries
         if sink is None or queries is None:
             return
-        from hub.incidents.queries import MAX_LIMIT, IncidentFilter
 
         open_incidents = queries.list_incidents(IncidentFilter(state="open", limit=MAX_LIMIT))
         sink.rebuild_open([i for i in open_incidents if i.get("device_id") in devices])

@@ -1,7 +1,7 @@
 """REST API of device commands: send one, list a device's, read one; and the ops each device kind offers.
 
 ``POST /api/v1/devices/{id}/commands`` needs command rights on the device's grid
-(:func:`hub.authz.may_command_device`); reading commands needs command rights at all.
+(:func:`hub.security.authz.may_command_device`); reading commands needs command rights at all.
 A device outside the caller's view answers 404 like an unknown one. Every request,
 refused ones included, is recorded in the access audit.
 """
@@ -15,12 +15,12 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, R
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge import wire
-from hub import authz
-from hub.auth import PrincipalDep, require
-from hub.authz import Principal
 from hub.commands.service import DEFAULT_TTL_S, CommandService, IdempotencyConflictError, NewCommand
-from hub.registry import DeviceRegistry
-from hub.sinks import DeviceRef
+from hub.devices.registry import DeviceRegistry
+from hub.ingest.sinks import DeviceRef
+from hub.security import authz
+from hub.security.auth import PrincipalDep, require
+from hub.security.authz import Principal
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class CommandCreate(BaseModel):
 
 def get_commands(request: Request) -> CommandService:
     """The command service on the hub context."""
-    service = request.app.state.ctx.services.get("commands")
+    service = request.app.state.ctx.services.commands
     if not isinstance(service, CommandService):
         raise HTTPException(status_code=503, detail="the command service is not running")
     return service
@@ -54,7 +54,7 @@ def get_commands(request: Request) -> CommandService:
 
 def get_registry(request: Request) -> DeviceRegistry:
     """The device registry."""
-    registry = request.app.state.ctx.services.get("registry")
+    registry = request.app.state.ctx.services.registry
     if not isinstance(registry, DeviceRegistry):
         raise HTTPException(status_code=503, detail="the device registry is not running")
     return registry
@@ -83,7 +83,7 @@ def _refuse_command(request: Request, principal: Principal, device: dict[str, An
     """403 (recorded) unless the principal may command this device."""
     if authz.may_command_device(principal, device):
         return
-    audit = request.app.state.ctx.services.get("access_log")
+    audit = request.app.state.ctx.services.access_log
     if audit is not None:
         roles = ",".join(sorted(principal.roles))
         audit.record_event(principal.id, roles, f"command:{op}"[:32], device["id"], "-", outcome="denied")

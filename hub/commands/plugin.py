@@ -7,13 +7,13 @@ import threading
 from typing import Final
 
 from edge.wire import CommandAck, Event, Status, Telemetry
-from hub.access_audit import AccessLog
 from hub.commands.api import device_ref, router
 from hub.commands.service import DEFAULT_ACK_MARGIN_S, CommandService, Sender
 from hub.context import HubContext
+from hub.devices.registry import DeviceRegistry
+from hub.evidence.access_log import AccessLog
 from hub.incidents.service import IncidentService
-from hub.registry import DeviceRegistry
-from hub.sinks import DeviceRef
+from hub.ingest.sinks import DeviceRef
 
 logger = logging.getLogger(__name__)
 
@@ -46,32 +46,33 @@ class CommandAckSink:
 
 def install(ctx: HubContext) -> None:
     """Plug device commands into the hub."""
-    settings = ctx.services.get("settings")
+    settings = ctx.services.settings
     margin = float(getattr(settings, "command_ack_margin_s", DEFAULT_ACK_MARGIN_S))
-    ctx.services.setdefault("access_log", AccessLog(ctx.engine, ctx.sessions, ctx.clock))
+    if ctx.services.access_log is None:
+        ctx.services.access_log = AccessLog(ctx.engine, ctx.sessions, ctx.clock)
 
     def sender() -> Sender:
         return ctx.send_command
 
     def incidents() -> IncidentService | None:
-        service = ctx.services.get("incidents")
+        service = ctx.services.incidents
         return service if isinstance(service, IncidentService) else None
 
     service = CommandService(
         ctx.sessions,
         sender,
         bus=ctx.bus,
-        audit=lambda: ctx.services.get("access_log"),
+        audit=lambda: ctx.services.access_log,
         incidents=lambda: None if (s := incidents()) is None else s.apply,
         clock=ctx.clock,
         ack_margin_s=margin,
     )
-    ctx.services["commands"] = service
+    ctx.services.commands = service
     ctx.add_sink(CommandAckSink(service))
     ctx.add_router(router)
 
     def lookup(device_id: str) -> DeviceRef | None:
-        registry = ctx.services.get("registry")
+        registry = ctx.services.registry
         device = registry.get_public(device_id) if isinstance(registry, DeviceRegistry) else None
         return None if device is None else device_ref(device)
 

@@ -19,7 +19,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Final, Literal, Protocol, cast
 
@@ -31,8 +31,9 @@ from edge import wire
 from edge.vocabulary import Category
 from hub.bus import EventBus
 from hub.commands.models import CommandRow
+from hub.ingest.sinks import DeviceRef
 from hub.rules.state import Candidate
-from hub.sinks import DeviceRef
+from hub.texts.catalogue import msg
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class IdempotencyConflictError(ValueError):
 
 
 class AuditLog(Protocol):
-    """Where commands and acks are recorded (the access audit, :class:`hub.access_audit.AccessLog`)."""
+    """Where commands and acks are recorded (the access audit, :class:`hub.evidence.access_log.AccessLog`)."""
 
     def record_event(
         self, person_id: str, roles: str, action: str, device_id: str, event_id: str, *, outcome: str
@@ -317,6 +318,7 @@ class CommandService:
             return
         detail = {"command_id": row.id, "op": row.op, "ttl_ms": row.ttl_ms}
         cand = _fault("open", device, f"Device did not answer the {row.op} command", now_ms, detail)
+        cand = replace(cand, title_msg=msg("incident.command_timeout", op=row.op))
         try:
             apply([cand])
         except Exception:  # the state and the log already say it; the incident store may be away

@@ -1,6 +1,6 @@
 """REST API of incidents, correlation groups and rules (``/api/v1/incidents``, ``-groups``, ``/rules``).
 
-Access (see :mod:`hub.authz`): fleet readers see every incident; grid workers those of their areas;
+Access (see :mod:`hub.security.authz`): fleet readers see every incident; grid workers those of their areas;
 force members those of their areas or of the categories routed to their force; an incident outside
 the caller's scope answers 404. Acknowledge/note/close record the signed-in person as the actor.
 """
@@ -13,16 +13,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub import authz
-from hub.auth import PrincipalDep, require
-from hub.authz import Principal
+from hub.api.deps import running
 from hub.context import HubContext
 from hub.incidents.queries import IncidentFilter, IncidentQueries
 from hub.incidents.rulestore import RuleExistsError, RuleStore
 from hub.incidents.service import IncidentNotFoundError, IncidentService
 from hub.incidents.sink import IncidentSink
 from hub.rules.loader import RuleConfigError, dump_rule, parse_rule
+from hub.security import authz
+from hub.security.auth import PrincipalDep, require
+from hub.security.authz import Principal
 from hub.series.base import StoreError
+from hub.texts import language as localize
+from hub.texts.language import LangDep
 
 logger = logging.getLogger(__name__)
 
@@ -64,13 +67,6 @@ def get_ctx(request: Request) -> HubContext:
 CtxDep = Annotated[HubContext, Depends(get_ctx)]
 
 
-def _svc(ctx: HubContext, name: str) -> Any:
-    obj = ctx.services.get(name)
-    if obj is None:
-        raise HTTPException(status_code=503, detail=f"hub service {name!r} is not running")
-    return obj
-
-
 def _not_found(exc: IncidentNotFoundError) -> HTTPException:
     return HTTPException(status_code=404, detail=str(exc))
 
@@ -78,7 +74,7 @@ def _not_found(exc: IncidentNotFoundError) -> HTTPException:
 def _visible(ctx: HubContext, principal: Principal, incident_id: int) -> dict[str, Any]:
     """The incident if the principal may see it; 404 otherwise (as for a missing one)."""
     require(principal, authz.may_list_incidents(principal), "read incidents")
-    queries: IncidentQueries = _svc(ctx, "incident_queries")
+    queries: IncidentQueries = running(ctx.services.incident_queries, "incident_queries")
     try:
         incident = queries.incident(incident_id)
     except IncidentNotFoundError as exc:
@@ -117,13 +113,14 @@ def list_incidents(
     until: Annotated[int | None, Query(description="opened before (ms)")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
+    lang: LangDep,
 ) -> list[dict[str, Any]]:
-    """Incidents the caller may see, newest first, filtered."""
+    """Incidents the caller may see, newest first, filtered; titles in the caller's language."""
     require(principal, authz.may_list_incidents(principal), "read incidents")
-    queries: IncidentQueries = _svc(ctx, "incident_queries")
+    queries: IncidentQueries = running(ctx.services.incident_queries, "incident_queries")
 
     def fetch(lim: int, off: int) -> list[dict[str, Any]]:
-        return queries.list_incidents(_filter(lim, off))
+        return localize.incidents(queries.list_incidents(_filter(lim, off)), lang)
 
     def _filter(lim: int, off: int) -> IncidentFilter:
         return IncidentFilter(
@@ -147,9 +144,9 @@ def list_incidents(
 
 
 @router.get("/incidents/{incident_id}")
-def get_incident(ctx: CtxDep, principal: PrincipalDep, incident_id: int) -> dict[str, Any]:
+def get_incident(ctx: CtxDep, principal: PrincipalDep, incident_id: int, lang: LangDep) -> dict[str, Any]:
     """One incident with notes, readings context and snapshot links (links only for who may see evidence)."""
-    incident = _visible(ctx, principal, incident_id)
+    incident = localize.incident_view(_visible(ctx, principal, incident_id), lang)
     incident["readings"] = _readings(ctx, incident)
     incident["snapshots"] = _snapshot_links(incident) if authz.may_see_evidence(principal, incident) else []
     return incident
@@ -166,8 +163,8 @@ def _snapshot_links(incident: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _readings(ctx: HubContext, incident: dict[str, Any]) -> dict[str, Any]:
-    store = ctx.services.get("series_store") or ctx.services.get("store")
-    rules: RuleStore | None = ctx.services.get("rules")
+    store = ctx.services.store or ctx.services.store
+    rules: RuleStore | None = ctx.services.rules
     device = incident.get("device_id")
     if store is None or rules is None or not device:
         return {}
@@ -187,23 +184,23 @@ def _readings(ctx: HubContext, incident: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.post("/incidents/{incident_id}/ack")
-def acknowledge(ctx: CtxDep, principal: PrincipalDep, incident_id: int, body: AckBody) -> dict[str, Any]:
+def acknowledge(ctx: CtxDep, principal: PrincipalDep, incident_id: int, body: AckBody, lang: LangDep) -> dict[str, Any]:
     """Acknowledge an incident."""
     by = _actor(principal, _visible(ctx, principal, incident_id), body.by)
-    service: IncidentService = _svc(ctx, "incidents")
+    service: IncidentService = running(ctx.services.incidents, "incidents")
     try:
-        return service.acknowledge(incident_id, by)
+        return localize.incident_view(service.acknowledge(incident_id, by), lang)
     except IncidentNotFoundError as exc:
         raise _not_found(exc) from exc
 
 
 @router.post("/incidents/{incident_id}/close")
-def close(ctx: CtxDep, principal: PrincipalDep, incident_id: int, body: CloseBody) -> dict[str, Any]:
+def close(ctx: CtxDep, principal: PrincipalDep, incident_id: int, body: CloseBody, lang: LangDep) -> dict[str, Any]:
     """Close an incident by hand."""
     by = _actor(principal, _visible(ctx, principal, incident_id), body.by)
-    service: IncidentService = _svc(ctx, "incidents")
+    service: IncidentService = running(ctx.services.incidents, "incidents")
     try:
-        return service.close(incident_id, by, body.reason)
+        return localize.incident_view(service.close(incident_id, by, body.reason), lang)
     except IncidentNotFoundError as exc:
         raise _not_found(exc) from exc
 
@@ -212,7 +209,7 @@ def close(ctx: CtxDep, principal: PrincipalDep, incident_id: int, body: CloseBod
 def add_note(ctx: CtxDep, principal: PrincipalDep, incident_id: int, body: NoteBody) -> dict[str, Any]:
     """Add a note (by the signed-in person)."""
     author = _actor(principal, _visible(ctx, principal, incident_id), body.author)
-    queries: IncidentQueries = _svc(ctx, "incident_queries")
+    queries: IncidentQueries = running(ctx.services.incident_queries, "incident_queries")
     try:
         note = queries.add_note(incident_id, author, body.text, ctx.now_ms())
     except IncidentNotFoundError as exc:
@@ -233,21 +230,24 @@ def list_groups(
     category: str | None = None,
     grid: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    lang: LangDep,
 ) -> list[dict[str, Any]]:
     """Correlation groups the caller may see, newest first."""
     require(principal, authz.may_list_incidents(principal), "read incidents")
-    queries: IncidentQueries = _svc(ctx, "incident_queries")
+    queries: IncidentQueries = running(ctx.services.incident_queries, "incident_queries")
     if authz.reads_hub_wide(principal):
-        return queries.list_groups(state=state, category=category, grid=grid, limit=limit)
-    groups = queries.list_groups(state=state, category=category, grid=grid, limit=1000)
-    return [g for g in groups if authz.may_read_incident(principal, g)][:limit]
+        groups = queries.list_groups(state=state, category=category, grid=grid, limit=limit)
+    else:
+        groups = queries.list_groups(state=state, category=category, grid=grid, limit=1000)
+        groups = [g for g in groups if authz.may_read_incident(principal, g)][:limit]
+    return [localize.group_view(g, lang) for g in groups]
 
 
 @router.get("/incident-groups/{group_id}")
-def get_group(ctx: CtxDep, principal: PrincipalDep, group_id: int) -> dict[str, Any]:
+def get_group(ctx: CtxDep, principal: PrincipalDep, group_id: int, lang: LangDep) -> dict[str, Any]:
     """One group with its incidents."""
     require(principal, authz.may_list_incidents(principal), "read incidents")
-    queries: IncidentQueries = _svc(ctx, "incident_queries")
+    queries: IncidentQueries = running(ctx.services.incident_queries, "incident_queries")
     try:
         group = queries.group(group_id)
     except IncidentNotFoundError as exc:
@@ -255,8 +255,8 @@ def get_group(ctx: CtxDep, principal: PrincipalDep, group_id: int) -> dict[str, 
     if not authz.may_read_incident(principal, group):
         raise _not_found(IncidentNotFoundError("group", group_id))
     members = queries.list_incidents(IncidentFilter(group_id=group_id, limit=1000))
-    group["incidents"] = [i for i in members if authz.may_read_incident(principal, i)]
-    return group
+    group["incidents"] = localize.incidents((i for i in members if authz.may_read_incident(principal, i)), lang)
+    return localize.group_view(group, lang)
 
 
 # ---------------------------------------------------------------------- rules
@@ -270,7 +270,7 @@ def _parse(body: dict[str, Any]) -> Any:
 
 
 def _reload(ctx: HubContext) -> None:
-    sink: IncidentSink | None = ctx.services.get("incident_sink")
+    sink: IncidentSink | None = ctx.services.incident_sink
     if sink is not None:
         sink.reload_rules(force=True)
 
@@ -279,7 +279,7 @@ def _reload(ctx: HubContext) -> None:
 def list_rules(ctx: CtxDep, principal: PrincipalDep) -> list[dict[str, Any]]:
     """Every rule."""
     require(principal, authz.may_read_rules(principal), "read rules")
-    rules: RuleStore = _svc(ctx, "rules")
+    rules: RuleStore = running(ctx.services.rules, "rules")
     return [dump_rule(r) for r in rules.all()]
 
 
@@ -287,7 +287,7 @@ def list_rules(ctx: CtxDep, principal: PrincipalDep) -> list[dict[str, Any]]:
 def get_rule(ctx: CtxDep, principal: PrincipalDep, rule_id: str) -> dict[str, Any]:
     """One rule."""
     require(principal, authz.may_read_rules(principal), "read rules")
-    rules: RuleStore = _svc(ctx, "rules")
+    rules: RuleStore = running(ctx.services.rules, "rules")
     rule = rules.get(rule_id)
     if rule is None:
         raise HTTPException(status_code=404, detail=f"rule {rule_id!r} not found")
@@ -298,7 +298,7 @@ def get_rule(ctx: CtxDep, principal: PrincipalDep, rule_id: str) -> dict[str, An
 def create_rule(ctx: CtxDep, principal: PrincipalDep, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
     """Add a rule (validated; errors name the bad key)."""
     require(principal, authz.may_change_operations(principal), "change rules")
-    rules: RuleStore = _svc(ctx, "rules")
+    rules: RuleStore = running(ctx.services.rules, "rules")
     try:
         rule = rules.create(_parse(body), ctx.now_ms())
     except RuleExistsError as exc:
@@ -313,7 +313,7 @@ def replace_rule(
 ) -> dict[str, Any]:
     """Replace a rule."""
     require(principal, authz.may_change_operations(principal), "change rules")
-    rules: RuleStore = _svc(ctx, "rules")
+    rules: RuleStore = running(ctx.services.rules, "rules")
     rule = _parse({**body, "id": rule_id})
     try:
         rules.replace(rule, ctx.now_ms())
@@ -327,7 +327,7 @@ def replace_rule(
 def delete_rule(ctx: CtxDep, principal: PrincipalDep, rule_id: str) -> Response:
     """Remove a rule."""
     require(principal, authz.may_change_operations(principal), "change rules")
-    rules: RuleStore = _svc(ctx, "rules")
+    rules: RuleStore = running(ctx.services.rules, "rules")
     try:
         rules.delete(rule_id)
     except RuleExistsError as exc:

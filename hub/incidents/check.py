@@ -18,6 +18,8 @@ import time
 from typing import Any
 
 import httpx
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from edge import wire
 from edge.wire import Channel, DeviceKind, DeviceState, Event, EventState, Severity, Status
@@ -26,9 +28,6 @@ GRID_PREFIX = "110101001001"
 
 
 def _publisher(url: str) -> Any:
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
     host, port = url.removeprefix("mqtt://").rsplit(":", 1)
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"gs-check-{int(time.time())}")
     client.connect(host, int(port), keepalive=60)

@@ -10,12 +10,12 @@ from dataclasses import asdict
 from typing import Final
 
 from hub.context import HubContext, Task
-from hub.deadletter import DeadLetterStore
 from hub.incidents.api import router
 from hub.incidents.queries import MAX_LIMIT, IncidentFilter, IncidentQueries
 from hub.incidents.rulestore import EngineStateStore, RuleStore
 from hub.incidents.service import DEFAULT_GROUP_WINDOW_S, IncidentService
 from hub.incidents.sink import IncidentSink
+from hub.ingest.deadletter import DeadLetterStore
 from hub.rules.engine import RuleEngine
 from hub.rules.loader import default_rules
 from hub.rules.state import Candidate
@@ -31,7 +31,7 @@ def build(
 ) -> IncidentSink:
     """Create the store, service, engine and sink on ``ctx`` (without registering them)."""
     if instance is None:
-        settings = ctx.services.get("settings")
+        settings = ctx.services.settings
         instance = str(getattr(settings, "client_id", "hub"))
     rule_store = RuleStore(ctx.sessions)
     rule_store.seed(default_rules(), ctx.now_ms())
@@ -52,9 +52,9 @@ def build(
     rebuilt = sink.rebuild_open(queries.list_incidents(IncidentFilter(state="open", limit=MAX_LIMIT)))
     if rebuilt:
         logger.info("rule engine rebuilt %d open incident keys from the state DB", rebuilt)
-    ctx.services.update(incidents=service, incident_queries=queries, incident_sink=sink)
-    ctx.services["rules"] = rule_store
-    deadletters = ctx.services.get("deadletters")
+    ctx.services.incidents, ctx.services.incident_queries, ctx.services.incident_sink = service, queries, sink
+    ctx.services.rules = rule_store
+    deadletters = ctx.services.deadletters
     if deadletters is not None:
         sink.on_set_aside = set_aside_to(deadletters, ctx)
     return sink

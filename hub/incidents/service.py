@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias
 
 from sqlalchemy import and_, func, literal_column, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -26,7 +26,8 @@ from hub.incidents.models import CLOSED, OPEN, STATE_CODES, IncidentGroupRow, In
 from hub.incidents.views import MEMBER_COLUMNS, group_public, incident_public
 from hub.rules.models import SEVERITY_RANK
 from hub.rules.state import Candidate
-from hub.series.base import SeriesPoint
+from hub.series.base import PointWriter, SeriesPoint
+from hub.texts.catalogue import TEXTS
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,23 @@ def scope_key(rule_kind: str, site: str, grid: str | None) -> str:
     return f"grid:{grid}"
 
 
+class CaseIntake(Protocol):
+    """Who turns incident groups into cases (the case service)."""
+
+    def on_incident_group(self, data: Mapping[str, Any]) -> object: ...
+
+
+class IncidentPeers(Protocol):
+    """What the incident service takes from the other parts (the hub's ``ctx.services``), late-bound:
+    the case service is installed after this one."""
+
+    @property
+    def cases(self) -> CaseIntake | None: ...
+
+    @property
+    def writer(self) -> PointWriter | None: ...
+
+
 class IncidentService:
     """Applies engine candidates and operator actions to the state DB, then publishes them."""
 
@@ -82,13 +100,13 @@ class IncidentService:
         sessions: sessionmaker[Session],
         *,
         bus: EventBus | None = None,
-        services: Mapping[str, Any] | None = None,
+        services: IncidentPeers | None = None,
         clock: Callable[[], float] = time.time,
         group_window_s: float = DEFAULT_GROUP_WINDOW_S,
     ) -> None:
         self._sessions = sessions
         self._bus = bus
-        self._services: Mapping[str, Any] = services if services is not None else {}
+        self._services = services
         self._clock = clock
         self.group_window_ms = int(group_window_s * 1000)
         #: Called with (rule_id, subject) when an operator closes an incident by hand.
@@ -215,7 +233,7 @@ class IncidentService:
             severity=c.severity,
             state=OPEN,
             title=c.title,
-            detail=dict(c.detail),
+            detail=dict(c.detail) | ({TEXTS: {"title": dict(c.title_msg)}} if c.title_msg else {}),
             last_value=c.value,
             repeats=0,
             flap_count=0,
@@ -361,14 +379,14 @@ class IncidentService:
                 self._bus.publish("incident", {"change": change.kind, **change.incident})
                 if change.group is not None and change.group_changed:
                     self._bus.publish("incident_group", change.group)
-            cases = self._services.get("cases")
+            cases = None if self._services is None else self._services.cases
             if cases is not None and change.group is not None and change.group_changed:
                 times = {
                     "alarm_raised_ms": change.incident["raised_ms"],
                     "alarm_received_ms": change.incident["received_ms"],
                 }
                 cases.on_incident_group(change.group | times)
-            writer = self._services.get("series_writer") or self._services.get("writer")
+            writer = None if self._services is None else self._services.writer
             if writer is not None and change.kind != "acknowledged":
                 writer.submit([incident_point(change.incident)])
         except Exception:

@@ -1,4 +1,4 @@
-"""The incidents :class:`~hub.sinks.MessageSink`: feeds the rule engine on the ingest thread.
+"""The incidents :class:`~hub.ingest.sinks.MessageSink`: feeds the rule engine on the ingest thread.
 
 Engine evaluation is pure and fast, so it runs inline under one lock; the DB work
 for the few candidates it yields goes to a worker thread (:meth:`IncidentSink.run`)
@@ -22,10 +22,10 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from edge.wire import Event, EventState, Status, Telemetry
 from hub.incidents.rulestore import EngineStateStore, RuleStore
 from hub.incidents.service import IncidentService
-from hub.outage import OutageLog, describe
+from hub.ingest.outage import OutageLog, describe
+from hub.ingest.sinks import DeviceRef
 from hub.rules.engine import RuleEngine
 from hub.rules.state import Candidate
-from hub.sinks import DeviceRef
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +35,10 @@ RULE_POLL_S = 15.0
 _MAX_QUEUE = 100_000
 #: Failures in a row, for a reason other than the DB being away, after which a candidate is set aside.
 SET_ASIDE_AFTER = 3
-#: How long a historical open waits for its own clear in the same replay before it is dispatched.
-HIST_SETTLE_S = 5.0
+#: How long a historical open waits, at most, for its own clear in the same replay before it is
+#: dispatched. It is released sooner, as soon as the device sends anything live: the buffer replays
+#: in order, so once a live message arrives the replay is over and no clear of the outage will come.
+HIST_SETTLE_S = 30.0
 
 
 def _is_outage(exc: Exception) -> bool:
@@ -98,6 +100,8 @@ class IncidentSink:
 
     def on_telemetry(self, device: DeviceRef, msg: Telemetry, received_ms: int) -> None:
         """Evaluate every point of the message."""
+        if self._held and not msg.hist:
+            self._replay_over(device.device_id)
         if self.engine.ignores_readings(device):  # most devices, most messages: no lock taken
             return
         with self._lock:
@@ -107,6 +111,8 @@ class IncidentSink:
 
     def on_event(self, device: DeviceRef, msg: Event, received_ms: int) -> None:
         """Map a device event."""
+        if self._held and not msg.hist:
+            self._replay_over(device.device_id)
         detail: dict[str, Any] = {"device_severity": msg.severity.value}
         if msg.message:
             detail["message"] = msg.message
@@ -173,12 +179,13 @@ class IncidentSink:
                 self._cond.notify()
 
     def _hold(self, cand: Candidate) -> bool:
-        """Hold a historical open back for :attr:`hist_settle_s` (and what follows it for its key).
+        """Hold a historical open back until the device's replay is over (its first live message) or
+        :attr:`hist_settle_s` passed, with what follows it for its key.
 
         The device's buffer replays in order, so an alarm that was raised and cleared inside the outage
-        arrives as an open followed closely by its clear: the pair becomes one ``record`` candidate,
-        stored closed, that pages nobody. An open whose clear does not follow is released as it came
-        (the alarm is still on: dispatched like any other). Called under ``_cond``.
+        arrives as an open followed, in the same replay, by its clear: the pair becomes one ``record``
+        candidate, stored closed, that pages nobody. An open whose clear does not follow is released as
+        it came (the alarm is still on: dispatched like any other). Called under ``_cond``.
         """
         key = (cand.rule_id, cand.subject)
         held = self._held.get(key)
@@ -193,6 +200,17 @@ class IncidentSink:
             return True
         held[1].append(cand)
         return True
+
+    def _replay_over(self, device_id: str) -> int:
+        """The device sent something live, so its buffer's replay is over: what it held is released now
+        (an open whose clear did not come in the replay is an alarm still on)."""
+        with self._cond:
+            done = [k for k, (_, cands) in self._held.items() if cands[0].device_id == device_id]
+            for key in done:
+                self._queue.extend(self._held.pop(key)[1])
+            if done:
+                self._cond.notify()
+        return len(done)
 
     def release_held(self, *, everything: bool = False) -> int:
         """Queue the held historical opens whose settle time is over (all of them on shutdown)."""

@@ -6,6 +6,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 from hub.incidents.models import OPEN, IncidentGroupRow, IncidentNoteRow, IncidentRow
+from hub.incidents.titles import group_title_msg
+from hub.texts.catalogue import TEXTS
 
 
 def incident_public(row: IncidentRow) -> dict[str, Any]:
@@ -59,6 +61,7 @@ def group_public(group: IncidentGroupRow, members: Iterable[Sequence[Any]]) -> d
     devices = sorted({r[1] for r in rows if r[1]})
     # the alarms behind it: an emergency plan may be for a gas leak only, not every fire_safety case
     event_types = sorted({str(r[3]["event_type"]) for r in rows if isinstance(r[3], dict) and r[3].get("event_type")})
+    title_msg = group_title_msg(group.title, group.category, rows)
     return {
         "group_id": group.id,
         "category": group.category,
@@ -76,4 +79,5 @@ def group_public(group: IncidentGroupRow, members: Iterable[Sequence[Any]]) -> d
         "closed_ts": group.closed_ms,
         "device_ids": devices,
         "event_types": event_types,
+        **({TEXTS: {"title": dict(title_msg)}} if title_msg is not None else {}),
     }

@@ -14,13 +14,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 
-from hub import authz
 from hub.api.deps import CtxDep
-from hub.auth import PrincipalDep, require
-from hub.authz import Principal
 from hub.cases.series import open_case_counts
 from hub.context import HubContext
 from hub.levels.rollup import DOWN_STATES, Fact, FactKind, ancestors_in, child_codes, level_of, rollup, top_codes
+from hub.security import authz
+from hub.security.auth import PrincipalDep, require
+from hub.security.authz import Principal
 
 router = APIRouter(prefix="/api/v1", tags=["levels"])
 AreaQuery = Annotated[str | None, Query(pattern=r"^[0-9]{6,15}$", description="area code (6/9/12/15 digits)")]
@@ -29,17 +29,17 @@ AreaQuery = Annotated[str | None, Query(pattern=r"^[0-9]{6,15}$", description="a
 def _facts(ctx: HubContext, area: str | None) -> list[Fact]:
     """Devices, open incidents and open cases (in ``area`` when given) as roll-up facts."""
     facts: list[Fact] = []
-    registry = ctx.services.get("registry")
+    registry = ctx.services.registry
     if registry is not None:
         for d in registry.list_public():
             grid = d.get("grid")
             if not area or (grid or "").startswith(area):
                 facts.append(Fact(FactKind.DEVICE, grid, d["state"] in DOWN_STATES))
-    queries = ctx.services.get("incident_queries")
+    queries = ctx.services.incident_queries
     if queries is not None:
         for grid, n in queries.open_by_grid(area).items():
             facts.extend([Fact(FactKind.ALARM, grid)] * n)
-    cases = ctx.services.get("cases")
+    cases = ctx.services.cases
     if cases is not None:
         for grid, _state, sla_level, n in open_case_counts(cases, area):
             facts.extend([Fact(FactKind.CASE, grid, sla_level == "red")] * n)
@@ -47,7 +47,7 @@ def _facts(ctx: HubContext, area: str | None) -> list[Fact]:
 
 
 def _names(ctx: HubContext) -> dict[str, str]:
-    cases = ctx.services.get("cases")
+    cases = ctx.services.cases
     if cases is None:
         return {}
     return {code: a.name for code, a in cases.directory.model().areas.items()}

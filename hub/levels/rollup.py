@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from hub.cases.grid import CODE_LENGTHS
-from hub.registry import Health
+from hub.devices.registry import Health
 
 #: Device health states counted as down (the registry's; ``unknown`` is not yet known to be down).
 DOWN_STATES: Final = frozenset({Health.OFFLINE.value, Health.STALE.value})

@@ -1,1 +1,1 @@
-"""Alembic migrations of the hub's state DB (run by :func:`hub.db.init_schema` and ``gridsentinel hub db``)."""
+"""Alembic migrations of the hub's state DB (run by :func:`hub.schema.init_schema` and ``gridsentinel hub db``)."""

@@ -1,14 +1,14 @@
-"""Alembic environment: the hub's metadata, a connection handed in by :func:`hub.db.migrate` or a URL."""
+"""Alembic environment: the hub's metadata, a connection handed in by :func:`hub.schema.init_schema` or a URL."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import Connection
 
-from hub.db import Base, load_models, make_engine
+from hub.db import make_engine
+from hub.schema import metadata
 
-load_models()
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _run(connection: Connection) -> None:

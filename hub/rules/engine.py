@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final, NamedTuple, Protocol, TypeAlias
 
 from edge.wire import MetricValue
+from hub.ingest.sinks import DeviceRef
 from hub.rules.models import (
     AbsenceRule,
     CompositeRule,
@@ -36,7 +37,6 @@ from hub.rules.state import (
     grid_subject,
     state_key,
 )
-from hub.sinks import DeviceRef
 
 _MAX_RATE_SAMPLES = 512
 #: Devices whose reading plan is cached (cleared when full, and whenever the rules change).

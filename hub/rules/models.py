@@ -62,6 +62,7 @@ class RuleBase(_Strict):
 
     id: str = Field(pattern=f"^{ID_PATTERN}$", description="stable rule id, part of the open-incident key")
     title: str = Field(default="", max_length=200, description="human title; defaults to the id")
+    title_zh: str = Field(default="", max_length=200, description="the title in Chinese; defaults to the title")
     category: str = Field(pattern=f"^{METRIC_PATTERN}$", description="incident category, routes to a force")
     severity: Severity = Field(description="incident severity")
     enabled: bool = Field(default=True, description="disabled rules raise nothing")

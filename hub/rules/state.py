@@ -6,8 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
+from edge.wire import DeviceKind
+from hub.ingest.sinks import DeviceRef
+from hub.rules import titles
 from hub.rules.models import CompositeRule, Rule
-from hub.sinks import DeviceRef
 
 #: ``record``: an alarm that was raised and cleared while its device was cut off, stored closed
 #: (made by the incident sink from a historical open and its clear; the engine never makes one).
@@ -39,6 +41,8 @@ class Candidate:
     repeat: bool = False
     event_id: str | None = None
     detail: Mapping[str, Any] = field(default_factory=dict)
+    #: ``title`` as a message of :mod:`hub.texts.catalogue`, rendered in the reader's language (None: English only).
+    title_msg: Mapping[str, Any] | None = None
 
     @property
     def hist(self) -> bool:
@@ -108,8 +112,6 @@ def device_to_dict(device: DeviceRef) -> dict[str, Any]:
 
 def device_from_dict(raw: Mapping[str, Any]) -> DeviceRef:
     """Inverse of :func:`device_to_dict`."""
-    from edge.wire import DeviceKind
-
     kind = raw.get("kind")
     return DeviceRef(
         device_id=str(raw["device_id"]),
@@ -154,6 +156,7 @@ def device_candidate(
         category=rule.category,
         severity=rule.severity.value,
         title=f"{rule.display_title} on {device.device_id}",
+        title_msg=titles.on_device(rule, device.device_id),
         ts_ms=ts,
         value=value,
         flap=flap,
@@ -187,6 +190,7 @@ def grid_candidate(
         category=rule.category,
         severity=rule.severity.value,
         title=f"{rule.display_title} in grid {grid}",
+        title_msg=titles.in_grid(rule, grid),
         ts_ms=ts,
         value=float(n),
         flap=flap,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, NamedTuple, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 from edge.wire import MetricValue
 
@@ -55,6 +55,14 @@ class StoreError(RuntimeError):
         self.retry_after_s = retry_after_s
         self.status = status
         self.bad_lines = tuple(bad_lines)
+
+
+class PointWriter(Protocol):
+    """Takes points for the series store without blocking (the hub's :class:`~hub.series.writer.SeriesWriter`)."""
+
+    def submit(self, points: Sequence[Any]) -> object:
+        """Queue points (the hub's writer returns a ticket for its durability checks)."""
+        ...
 
 
 class SeriesStore(Protocol):

@@ -1,23 +1,18 @@
-"""InfluxDB v2 API backend (2.x, 3.x, Cloud, 1.8+): influxdb-client's synchronous WriteApi with
-line-protocol bytes to ``/api/v2/write``; InfluxQL reads on the v1-compatible ``/query`` (token auth).
+"""InfluxDB v2 API backend (2.x, 3.x, Cloud, 1.8+): line protocol to ``/api/v2/write?org=&bucket=&precision=ms``
+with token auth; InfluxQL reads on the v1-compatible ``/query``.
 
-The client's own batching mode drops points after its retries, so batching,
-retries and spooling are the :class:`~hub.series.writer.SeriesWriter`'s job and
-this store writes exactly one request per call, with urllib3 retries off.
+The write is one documented HTTP request, so it is made with httpx like the v1 backend's: the
+influxdb-client library would add nothing here (its batching mode drops points after its retries,
+and batching, retries and spooling are the :class:`~hub.series.writer.SeriesWriter`'s job).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, Final, cast
+from typing import Final
 
 import httpx
-import urllib3
-from influxdb_client.client.influxdb_client import InfluxDBClient
-from influxdb_client.client.write_api import SYNCHRONOUS
-from influxdb_client.domain.write_precision import WritePrecision
-from influxdb_client.rest import ApiException
 
 from hub.series.base import SeriesPoint, SeriesRow, StoreError
 from hub.series.influxql import InfluxQLReader, error_text, http_error
@@ -26,14 +21,6 @@ from hub.series.lineproto import LineProtocolError, encode_point
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S: Final = 10.0
-_MS: Final = cast(WritePrecision, WritePrecision.MS)
-
-
-def _header(headers: Any, name: str) -> str | None:
-    if headers is None:
-        return None
-    value = headers.get(name)
-    return None if value is None else str(value)
 
 
 class InfluxV2Store:
@@ -46,24 +33,30 @@ class InfluxV2Store:
         self.url = url.rstrip("/")
         self.org = org
         self.bucket = bucket
-        self._client = InfluxDBClient(url=self.url, token=token, org=org, timeout=int(timeout_s * 1000), retries=False)
-        self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
         self._http = httpx.Client(base_url=self.url, timeout=timeout_s, headers={"Authorization": f"Token {token}"})
+        self._params = {"org": org, "bucket": bucket, "precision": "ms"}
+        self._text = {"Content-Type": "text/plain; charset=utf-8"}
         self._reader = InfluxQLReader(self._http, bucket, None)
 
     def write_lines(self, lines: Sequence[str]) -> None:
-        """Write the lines as one request through the synchronous WriteApi."""
+        """POST the lines as one request; map failures to :class:`StoreError`."""
         if not lines:
             return
         body = "\n".join(lines).encode("utf-8")
         try:
-            self._write_api.write(bucket=self.bucket, org=self.org, record=body, write_precision=_MS)
-        except ApiException as exc:
-            status = int(exc.status or 0)
-            reason = error_text(exc.body) or str(exc.reason or "")
-            raise http_error(status, reason, _header(exc.headers, "Retry-After"), "write") from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            response = self._http.post(
+                "/api/v2/write",
+                params=self._params,
+                content=body,
+                headers={"Content-Type": "text/plain; charset=utf-8"},
+            )
+        except httpx.HTTPError as exc:
             raise StoreError(f"write to {self.url}: {exc!r}", retryable=True) from exc
+        if response.status_code in (200, 204):
+            return
+        raise http_error(
+            response.status_code, error_text(response.content), response.headers.get("Retry-After"), "write"
+        )
 
     def write(self, points: Sequence[SeriesPoint]) -> None:
         """Encode and write points; a point that cannot be encoded fails the call as a bad line."""
@@ -88,7 +81,5 @@ class InfluxV2Store:
         return self._reader.count(measurement, device=device, site=site)
 
     def close(self) -> None:
-        """Close the client and the query connection pool."""
-        self._write_api.close()  # type: ignore[no-untyped-call]
-        self._client.close()  # type: ignore[no-untyped-call]
+        """Close the HTTP connection pool."""
         self._http.close()

@@ -1,6 +1,10 @@
 // Token handling and calls to the hub's REST API.
 // A sign-in link carries ?token=…; it moves to sessionStorage and leaves the address bar
 // at once (history.replaceState), so it is not bookmarked, shared or shown on a wall screen.
+// Every call says the page's language (Accept-Language; the stream's ?lang=), so the texts the hub
+// writes (incident and case titles, escalation notes, Open311 status sentences) follow the switch.
+
+import { currentLang } from "./i18n.js";
 
 const KEY = "gs.token";
 
@@ -38,7 +42,7 @@ export class ApiError extends Error {
 
 /** fetch with the Bearer token; JSON in and out; throws ApiError on a non-2xx answer. */
 export async function api(path, { method = "GET", body, headers = {} } = {}) {
-  const init = { method, headers: { ...headers } };
+  const init = { method, headers: { "Accept-Language": currentLang(), ...headers } };
   const token = getToken();
   if (token) init.headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) {
@@ -69,7 +73,7 @@ export async function imageUrl(path) {
 
 /** The live stream (EventSource cannot send headers, so the token rides in ?token=). */
 export function openStream(kinds) {
-  const params = new URLSearchParams({ kinds: kinds.join(",") });
+  const params = new URLSearchParams({ kinds: kinds.join(","), lang: currentLang() });
   const token = getToken();
   if (token) params.set("token", token);
   return new EventSource(`/api/v1/stream?${params}`);

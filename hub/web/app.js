@@ -308,8 +308,11 @@ function onDevice(data) {
   if (state.view === "devices") renderDevices();
 }
 
+let stream = null;
+
 function connectStream() {
-  const source = openStream(["incident", "case", "device", "data_loss"]);
+  stream?.close(); // a language switch reconnects: the hub writes the stream's texts in the page's language
+  const source = (stream = openStream(["incident", "case", "device", "data_loss"]));
   const live = $("#live");
   source.onopen = () => {
     live.textContent = t("feed.live");
@@ -535,6 +538,8 @@ function applyLang() {
     showWho();
     fillGridSelects();
     render();
+    refresh().catch((err) => toast(err.message, true)); // titles the hub wrote, now in this language
+    connectStream();
   }
 }
 

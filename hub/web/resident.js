@@ -71,7 +71,7 @@ const state = { grids: [], services: [], point: null, photo: null, proj: null, o
 async function open311Post(path, body) {
   const resp = await fetch(`${OPEN311}${path}`, {
     method: "POST",
-    headers: { "Content-Type": "application/json", Authorization: `Bearer ${getToken()}` },
+    headers: { "Content-Type": "application/json", "Accept-Language": currentLang(), Authorization: `Bearer ${getToken()}` },
     body: JSON.stringify(body),
   });
   const data = await resp.json().catch(() => null);

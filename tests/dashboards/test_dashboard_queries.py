@@ -27,9 +27,17 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge.agent import Agent
 from edge.wire import Channel, DeviceKind, DeviceState, Status, encode, topic
-from tests.servers import wait_until
-from tests.servers_influx import InfluxdServer
+from hub.cases.evaluation import run_evaluation
+from hub.config import HubSettings
+from hub.context import need
+from hub.service import Hub
+from simulators.community import generate_community, write_community
+from simulators.community_workflow import write_workflow
+from simulators.demo import agent_configs
+from simulators.drivers import find_sim
+from simulators.servers import Influxd, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -75,11 +83,11 @@ def targets() -> list[Target]:
 class Filled:
     """The filled influxd and the grids the community has."""
 
-    influxd: InfluxdServer
+    influxd: Influxd
     grids: list[str]
 
 
-def influxql(server: InfluxdServer, query: str) -> dict[str, Any]:
+def influxql(server: Influxd, query: str) -> dict[str, Any]:
     """GET /query as Grafana's proxy sends it; the one statement's result (raises on an error)."""
     params = urllib.parse.urlencode({"db": DB, "q": query, "epoch": "ms"})
     with urllib.request.urlopen(f"{server.url}/query?{params}", timeout=10) as response:
@@ -89,7 +97,7 @@ def influxql(server: InfluxdServer, query: str) -> dict[str, Any]:
     return result
 
 
-def count(server: InfluxdServer, query: str) -> int:
+def count(server: Influxd, query: str) -> int:
     series = influxql(server, query).get("series") or []
     return int(series[0]["values"][0][1]) if series else 0
 
@@ -101,17 +109,8 @@ def expand(query: str, grid: str, interval: str = DEFAULT_INTERVAL) -> str:
 
 @pytest.fixture(scope="module")
 def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filled]:
-    from edge.agent import Agent
-    from hub.cases.evaluation import run_evaluation
-    from hub.config import HubSettings
-    from hub.demo import agent_configs
-    from hub.service import Hub
-    from simulators.community import generate_community, write_community
-    from simulators.community_workflow import write_workflow
-    from simulators.drivers import find_sim
-
     work = tmp_path_factory.mktemp("dash")
-    server = InfluxdServer(work / "influxd")
+    server = Influxd(work / "influxd")
     server.start()
     server.create_db(DB)
     mix = dict.fromkeys(("camera", "kiosk", *SENSOR_PROFILES), 1.0)
@@ -157,7 +156,7 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filled]:
         wait_until(lambda: all(state(d) == "online" for d in ids), 20, 0.1, "every device online")
         for device, trigger in TRIGGERS:
             find_sim(device).trigger(trigger)
-        cases = services["cases"]
+        cases = need(services.cases, "cases")
         wait_until(lambda: len(cases.list_cases()) >= len(TRIGGERS), 20, 0.1, "a case per forced alarm")
         for device, trigger in RELEASED:
             find_sim(device).release(trigger)
@@ -169,7 +168,7 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filled]:
         closed = 'SELECT count("repeats") FROM "incident" WHERE "state_code" = 0'
         wait_until(lambda: count(server, closed) >= len(RELEASED), 20, 0.2, "closed incidents in influxd")
         # What the hub's case tasks do every 30 s and on GET /api/v1/evaluation, done now.
-        assert services["case_stats"].write() > 0
+        assert need(services.case_stats, "case_stats").write() > 0
         run_evaluation(cases, "grid")
         assert hub.writer.flush(15), "series writer did not flush"
         yield Filled(server, grids)

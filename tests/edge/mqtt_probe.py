@@ -11,7 +11,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge import wire
-from tests.servers import wait_until
+from simulators.servers import wait_until
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from edge.agent import Agent
 from edge.commands import CommandError
 from edge.config import parse_config
 from edge.drivers import DriverError, Sample
+from simulators.servers import free_port, wait_until
 from tests.edge.agent_helpers import agent_raw, write_toml
-from tests.servers import free_port, wait_until
 
 NOW = 1_763_900_000_000
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 import tests.edge.fake_driver  # noqa: F401  (registers test_counter for the status command)
-from edge.agent_cli import sd_notify, watchdog_seconds
 from edge.cli import main
+from edge.systemd import sd_notify, watchdog_seconds
+from simulators.servers import free_port, wait_until
 from tests.edge.agent_helpers import REPO, agent_raw, last_seq, terminate, write_toml
-from tests.servers import free_port, wait_until
 
 
 def test_sd_notify_sends_a_datagram(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,9 +15,9 @@ from edge.agent import Agent
 from edge.config import parse_config
 from edge.drivers import DriverEvent, Sample
 from edge.outbox import read_stats
+from simulators.servers import Mosquitto, wait_until
 from tests.edge.agent_helpers import agent_raw, last_seq, pending_seqs, start_agent, terminate, write_toml
 from tests.edge.mqtt_probe import Probe
-from tests.servers import MosquittoServer, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,7 @@ def gaps(probe: Probe) -> list[wire.GapNotice]:
     return out
 
 
-def test_birth_telemetry_and_lwt_on_kill(mosquitto: MosquittoServer, tmp_path: Path) -> None:
+def test_birth_telemetry_and_lwt_on_kill(mosquitto: Mosquitto, tmp_path: Path) -> None:
     probe = Probe(mosquitto.url, DEVICE_FILTER)
     proc = start_agent(write_toml(tmp_path / "a.toml", agent_raw(mosquitto.url, tmp_path / "o.db", interval_s=0.05)))
     try:
@@ -76,7 +76,7 @@ def test_birth_telemetry_and_lwt_on_kill(mosquitto: MosquittoServer, tmp_path: P
     assert statuses(probe)[-1].reason == "shutdown"
 
 
-def test_kill9_while_broker_down_loses_nothing(mosquitto: MosquittoServer, tmp_path: Path) -> None:
+def test_kill9_while_broker_down_loses_nothing(mosquitto: Mosquitto, tmp_path: Path) -> None:
     """Broker down; the agent buffers >= 10,000 messages across a kill -9; all arrive exactly once, in order."""
     probe = Probe(mosquitto.url, DEVICE_FILTER, client_id="probe-10k", persistent=True)
     mosquitto.stop()
@@ -105,7 +105,7 @@ def test_kill9_while_broker_down_loses_nothing(mosquitto: MosquittoServer, tmp_p
     assert received == sorted(received), "out of order"
 
 
-def test_outbox_full_evicts_telemetry_and_reports_gap(mosquitto: MosquittoServer, tmp_path: Path) -> None:
+def test_outbox_full_evicts_telemetry_and_reports_gap(mosquitto: Mosquitto, tmp_path: Path) -> None:
     probe = Probe(mosquitto.url, DEVICE_FILTER, client_id="probe-gap", persistent=True)
     mosquitto.stop()
     db = tmp_path / "o.db"
@@ -147,7 +147,7 @@ def test_outbox_full_evicts_telemetry_and_reports_gap(mosquitto: MosquittoServer
     )
 
 
-def test_broker_restart_reconnects_within_backoff(mosquitto: MosquittoServer, tmp_path: Path) -> None:
+def test_broker_restart_reconnects_within_backoff(mosquitto: Mosquitto, tmp_path: Path) -> None:
     probe = Probe(mosquitto.url, DEVICE_FILTER, client_id="probe-restart", persistent=True)
     agent = Agent(parse_config(agent_raw(mosquitto.url, tmp_path / "o.db", interval_s=0.005)))
     agent.start()
@@ -174,7 +174,7 @@ def test_broker_restart_reconnects_within_backoff(mosquitto: MosquittoServer, tm
     assert [s for s, n in collections.Counter(fresh).items() if n > 1] == [], "the agent published a seq twice"
 
 
-def test_commands_over_mqtt(mosquitto: MosquittoServer, tmp_path: Path) -> None:
+def test_commands_over_mqtt(mosquitto: Mosquitto, tmp_path: Path) -> None:
     raw = agent_raw(
         mosquitto.url,
         tmp_path / "o.db",
@@ -235,7 +235,7 @@ def test_commands_over_mqtt(mosquitto: MosquittoServer, tmp_path: Path) -> None:
     probe.close()
 
 
-def test_driver_event_with_snapshot(mosquitto: MosquittoServer, tmp_path: Path) -> None:
+def test_driver_event_with_snapshot(mosquitto: Mosquitto, tmp_path: Path) -> None:
     agent = Agent(parse_config(agent_raw(mosquitto.url, tmp_path / "o.db", interval_s=60, backend="memory")))
     probe = Probe(mosquitto.url, DEVICE_FILTER)
     agent.start()

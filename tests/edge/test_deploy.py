@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import configparser
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from pydantic import BaseModel
+
+from edge.config import DeviceConfig, MqttConfig, OutboxConfig, RuleConfig, TlsConfig
+from tests.servers import require_binary
 
 UNIT = Path(__file__).resolve().parents[2] / "edge" / "deploy" / "gridsentinel-edge.service"
 
@@ -35,18 +37,13 @@ def test_unit_restarts_watchdogs_and_hardens() -> None:
 
 
 def test_unit_passes_systemd_analyze() -> None:
-    if shutil.which("systemd-analyze") is None:
-        pytest.skip("systemd-analyze not installed")
-    cmd = ["systemd-analyze", "verify", str(UNIT)]
+    cmd = [require_binary("systemd-analyze", "systemd"), "verify", str(UNIT)]
     out = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=60)
     problems = [line for line in out.stderr.splitlines() if line.strip() and "is not executable" not in line]
     assert problems == []
 
 
 def test_every_config_key_is_documented() -> None:
-    from pydantic import BaseModel
-
-    from edge.config import DeviceConfig, MqttConfig, OutboxConfig, RuleConfig, TlsConfig
 
     docs = (UNIT.parents[2] / "docs" / "edge.md").read_text()
     sections: list[tuple[type[BaseModel], str]] = [

@@ -12,7 +12,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.mqttio import FastMqttClient
-from tests.servers import MosquittoServer, wait_until
+from simulators.servers import Mosquitto, wait_until
 
 N = 5000
 
@@ -68,7 +68,7 @@ def test_partial_sends_write_every_queued_packet_once_in_order() -> None:
     assert sock.sends <= 2 * -(-len(expected) // 37)
 
 
-def _received(server: MosquittoServer) -> tuple[mqtt.Client, list[bytes], threading.Event]:
+def _received(server: Mosquitto) -> tuple[mqtt.Client, list[bytes], threading.Event]:
     got: list[bytes] = []
     ready = threading.Event()
     sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="sink", protocol=mqtt.MQTTv311)
@@ -90,9 +90,7 @@ def _received(server: MosquittoServer) -> tuple[mqtt.Client, list[bytes], thread
 
 
 @pytest.mark.integration
-def test_deferred_publishes_all_arrive_once_in_order_and_are_all_acked(
-    mosquitto: MosquittoServer, tmp_path: Path
-) -> None:
+def test_deferred_publishes_all_arrive_once_in_order_and_are_all_acked(mosquitto: Mosquitto, tmp_path: Path) -> None:
     sub, got, _ = _received(mosquitto)
     acked: list[int] = []
     pub = FastMqttClient(CallbackAPIVersion.VERSION2, client_id="fast-pub", protocol=mqtt.MQTTv311)

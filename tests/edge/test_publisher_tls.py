@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,9 +14,9 @@ from edge import wire
 from edge.agent import Agent
 from edge.config import parse_config
 from edge.publisher import backoff_delay
+from simulators.servers import Mosquitto, free_port, wait_until
 from tests.edge.agent_helpers import agent_raw
 from tests.edge.mqtt_probe import Probe
-from tests.servers import MosquittoServer, free_port, wait_until
 
 
 def _run(*cmd: str) -> None:
@@ -80,8 +81,6 @@ def make_certs(folder: Path) -> tuple[Path, Path, Path]:
 
 
 def test_backoff_is_jittered_exponential_and_bounded() -> None:
-    import random
-
     rng = random.Random(1)
     delays = [backoff_delay(n, 0.5, 8.0, rng) for n in range(10)]
     for n, delay in enumerate(delays):
@@ -97,10 +96,11 @@ def test_tls_with_password(tmp_path: Path) -> None:
     passwords.write_text("dev-1:right-password\n")
     _run("mosquitto_passwd", "-U", str(passwords))
     tls_port = free_port()
-    server = MosquittoServer(
+    server = Mosquitto(
         tmp_path / "broker",
         extra_conf=f"password_file {passwords}\n"
         f"listener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n",
+        log_notice=True,
     )
     server.start()
     probe = Probe(server.url, wire.subscription(site="site-a", device_id="dev-1"))

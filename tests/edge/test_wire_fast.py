@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 
 from edge import wire
 from edge.wire import Channel, PayloadError
-from hub.bench_hostile import HostileCase, hostile_corpus
+from edge.wire import decoding as wire_decoding
+from edge.wire import jsonload as wire_json
+from simulators.bench.hostile import HostileCase, hostile_corpus
 
 GOLDEN = Path(__file__).parent / "golden"
 JSON_CHANNELS = [c for c in Channel if c is not Channel.SNAPSHOT]
@@ -329,7 +331,7 @@ def test_fast_and_stdlib_decode_agree(payload: bytes, channel: Channel) -> None:
 def test_compact_payloads_take_the_fast_path_and_agree(obj: dict[str, Any]) -> None:
     payload = utf8(json.dumps(obj, separators=(",", ":"), ensure_ascii=False))
     if provable(obj):
-        assert wire._fast_object(payload) is not None
+        assert wire_json._fast_object(payload) is not None
     for channel in (Channel.TELEMETRY, Channel.STATUS, Channel.EVENT):
         same_both_ways(channel, payload)
 
@@ -340,8 +342,8 @@ def test_compact_payloads_take_the_fast_path_and_agree(obj: dict[str, Any]) -> N
 @pytest.mark.parametrize("path", sorted(GOLDEN.glob("*.json")), ids=lambda p: p.stem)
 def test_golden_payloads_take_the_fast_path(path: Path) -> None:
     raw = path.read_bytes()
-    assert wire._fast_object(raw) is not None
-    assert wire._reencodes_to(json.loads(raw), raw)
+    assert wire_json._fast_object(raw) is not None
+    assert wire_json._reencodes_to(json.loads(raw), raw)
 
 
 @pytest.mark.parametrize("case", [c for c in hostile_corpus() if "snapshot" not in c.topic], ids=lambda c: c.name)
@@ -369,13 +371,13 @@ def test_hostile_corpus_gets_the_same_refusal_both_ways(case: HostileCase) -> No
     ],
 )
 def test_duplicate_keys_are_refused_on_the_fast_path_too(payload: bytes) -> None:
-    assert wire._fast_object(payload) is None
+    assert wire_json._fast_object(payload) is None
     assert same_both_ways(Channel.TELEMETRY, payload)[:2] == ("refused", "duplicate_key")
 
 
 def test_whitespace_before_colons_still_takes_the_fast_path() -> None:
     payload = b'{ "v" : 1 , "seq" :1, "ts"\n:\t1800000000000, "metrics" : { "t" : 1.5 } }'
-    assert wire._fast_object(payload) is not None
+    assert wire_json._fast_object(payload) is not None
     assert same_both_ways(Channel.TELEMETRY, payload)[0] == "ok"
 
 
@@ -410,7 +412,7 @@ def test_negative_zero_keeps_its_sign() -> None:
 
 def test_big_integers_in_ignored_keys_stay_integers() -> None:
     payload = b'{"v":1,"seq":1,"ts":1800000000000,"metrics":{"t":1},"x":[100000000000000000000]}'
-    assert wire._fast_object(payload) is None  # orjson read a float there
+    assert wire_json._fast_object(payload) is None  # orjson read a float there
     assert wire.load_json(payload)["x"] == [10**20]
     assert same_both_ways(Channel.TELEMETRY, payload)[0] == "ok"
 
@@ -437,18 +439,18 @@ def test_lone_surrogates_are_refused_on_the_fast_path_too() -> None:
 
 
 def test_metric_name_cache_stays_bounded_and_holds_only_valid_names() -> None:
-    for i in range(wire._KNOWN_METRIC_NAMES_MAX + 10):
-        assert wire._metrics_ok({f"m{i}": 1})
-    assert not wire._metrics_ok({"Bad": 1})
-    assert 0 < len(wire._KNOWN_METRIC_NAMES) <= wire._KNOWN_METRIC_NAMES_MAX
-    assert "Bad" not in wire._KNOWN_METRIC_NAMES
+    for i in range(wire_decoding._KNOWN_METRIC_NAMES_MAX + 10):
+        assert wire_decoding._metrics_ok({f"m{i}": 1})
+    assert not wire_decoding._metrics_ok({"Bad": 1})
+    assert 0 < len(wire_decoding._KNOWN_METRIC_NAMES) <= wire_decoding._KNOWN_METRIC_NAMES_MAX
+    assert "Bad" not in wire_decoding._KNOWN_METRIC_NAMES
 
 
 def test_without_orjson_the_standard_path_decodes(monkeypatch: pytest.MonkeyPatch) -> None:
     raw = (GOLDEN / "telemetry_batch.json").read_bytes()
     expected = wire.decode(Channel.TELEMETRY, raw)
-    monkeypatch.setattr(wire, "_orjson_loads", None)
-    monkeypatch.setattr(wire, "_orjson_dumps", None)
+    monkeypatch.setattr(wire_json, "_orjson_loads", None)
+    monkeypatch.setattr(wire_json, "_orjson_dumps", None)
     assert wire.decode(Channel.TELEMETRY, raw) == expected
 
 
@@ -456,7 +458,8 @@ def test_edge_wire_imports_without_orjson() -> None:
     code = (
         "import sys; sys.modules['orjson'] = None\n"  # makes `import orjson` raise ImportError
         "from edge import wire\n"
-        "assert wire._orjson_loads is None\n"
+        "from edge.wire import jsonload\n"
+        "assert jsonload._orjson_loads is None\n"
         "print(wire.decode(wire.Channel.TELEMETRY, open(sys.argv[1], 'rb').read()).seq)\n"
     )
     done = subprocess.run(
@@ -476,9 +479,9 @@ def test_fast_builders_make_the_same_objects_as_the_constructors() -> None:
     assert not hasattr(wire.Point, "__post_init__") and not hasattr(wire.Telemetry, "__post_init__")
     assert [f.name for f in dataclasses.fields(wire.Point)] == ["ts", "metrics"]
     assert [f.name for f in dataclasses.fields(wire.Telemetry)] == ["seq", "ts", "points", "hist"]
-    point = wire._point(TS, {"t": 1.5})
+    point = wire_decoding._point(TS, {"t": 1.5})
     assert point == wire.Point(TS, {"t": 1.5}) and repr(point) == repr(wire.Point(TS, {"t": 1.5}))
-    msg = wire._telemetry_of(7, TS, (point,), True)
+    msg = wire_decoding._telemetry_of(7, TS, (point,), True)
     assert msg == wire.Telemetry(7, TS, (wire.Point(TS, {"t": 1.5}),), True)
     with pytest.raises(dataclasses.FrozenInstanceError):
         msg.seq = 8  # type: ignore[misc]

@@ -14,10 +14,10 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.config import HubSettings
-from hub.db import init_schema, make_engine, session_factory, sqlite_url
+from hub.db import make_engine, session_factory, sqlite_url
+from hub.schema import init_schema
 from hub.service import Hub
-from tests.servers import MosquittoServer
-from tests.servers_pg import PostgresServer
+from simulators.servers import Mosquitto, Postgres
 
 HubFactory = Callable[..., Hub]
 #: The administrator token of test hubs (``GRIDSENTINEL_ADMIN_TOKEN``); :func:`api` sends it.
@@ -26,7 +26,7 @@ ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @pytest.fixture
-def make_hub(tmp_path: Path, mosquitto: MosquittoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[HubFactory]:
+def make_hub(tmp_path: Path, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch) -> Iterator[HubFactory]:
     """Start hubs on the test broker (HTTP on a free port, admin token :data:`ADMIN_TOKEN`, no plug-ins unless
     ``plugins=`` names them); stopped after the test."""
     monkeypatch.setenv("GRIDSENTINEL_ADMIN_TOKEN", ADMIN_TOKEN)
@@ -64,7 +64,7 @@ CORE_TABLES = ("devices", "data_loss", "dead_letters", "open_gaps", "device_comm
 @pytest.fixture(scope="session")
 def hub_pg_engine() -> Iterator[Engine]:
     """One PostgreSQL cluster and database with the full schema for the hub core's state-DB tests."""
-    server = PostgresServer()
+    server = Postgres()
     server.start()
     engine = make_engine(server.create_database(name="gs_hub_core"))
     init_schema(engine)
@@ -74,9 +74,9 @@ def hub_pg_engine() -> Iterator[Engine]:
 
 
 @pytest.fixture
-def own_pg() -> Iterator[PostgresServer]:
+def own_pg() -> Iterator[Postgres]:
     """A PostgreSQL cluster of the test's own: the test may shut it down and start it again."""
-    server = PostgresServer()
+    server = Postgres()
     server.start()
     yield server
     server.stop()

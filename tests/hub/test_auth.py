@@ -10,13 +10,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from edge.cli import main
 from hub.api.app import create_app
-from hub.auth import TokenStore, bearer_token
-from hub.auth_models import ApiTokenRow
 from hub.cases import api as cases_api
 from hub.cases.plugin import build, example_config
-from hub.context import HubContext
-from hub.db import init_schema, make_engine, session_factory, sqlite_url
+from hub.context import HubContext, need
+from hub.db import make_engine, session_factory, sqlite_url
+from hub.schema import init_schema
+from hub.security.auth import TokenStore, bearer_token
+from hub.security.models import ApiTokenRow
 
 
 def make_ctx(tmp_path: Path, demo: bool) -> HubContext:
@@ -69,7 +71,7 @@ def test_bearer_header_parsing() -> None:
 
 def test_case_api_signs_in_with_bearer_tokens(ctx: HubContext) -> None:
     client = TestClient(create_app(ctx))
-    tokens: TokenStore = ctx.services["tokens"]
+    tokens: TokenStore = need(ctx.services.tokens, "tokens")
     op = {"Authorization": f"Bearer {tokens.issue_token('op1')}"}
     worker = {"Authorization": f"Bearer {tokens.issue_token('w1')}"}
     assert client.get("/api/v1/cases", headers=op).status_code == 200
@@ -119,8 +121,6 @@ def test_page_and_its_modules_are_served(ctx: HubContext) -> None:
 
 
 def test_cli_issues_lists_and_revokes_tokens(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from edge.cli import main
-
     data = tmp_path / "hub"
     assert main(["hub", "token", "issue", "op1", "--data-dir", str(data)]) == 2  # no state DB yet
     assert "run the hub once" in capsys.readouterr().err

@@ -16,14 +16,16 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge import wire
 from edge.wire import Channel, DeviceKind, DeviceState, Status
-from hub import authz
-from hub.auth import ADMIN_TOKEN_ENV, BOOTSTRAP_ADMIN_ID, TokenStore, bootstrap_admin
-from hub.authz import DEMO_PRINCIPAL, Principal, principal_of
-from hub.db import init_schema, make_engine, session_factory, sqlite_url
+from hub.context import need
+from hub.db import make_engine, session_factory, sqlite_url
+from hub.schema import init_schema
+from hub.security import authz
+from hub.security.auth import ADMIN_TOKEN_ENV, BOOTSTRAP_ADMIN_ID, TokenStore, bootstrap_admin
+from hub.security.authz import DEMO_PRINCIPAL, Principal, principal_of
 from hub.service import Hub, HubStartError
+from simulators.servers import Mosquitto, wait_until
 from tests.hub.conftest import ADMIN_TOKEN, HubFactory, api
 from tests.hub.snapshots.test_store import event, jpeg
-from tests.servers import MosquittoServer, wait_until
 
 GRID_1, GRID_2 = "110105001001001", "110105001001002"
 COMMUNITY = "110105001001"
@@ -215,17 +217,17 @@ def publish_births(port: int, devices: dict[str, str]) -> None:
 
 
 @pytest.fixture
-def role_hub(make_hub: HubFactory, tmp_path: Path, mosquitto: MosquittoServer) -> Hub:
+def role_hub(make_hub: HubFactory, tmp_path: Path, mosquitto: Mosquitto) -> Hub:
     data_dir = tmp_path / "roles"
     data_dir.mkdir()
     (data_dir / "cases.yaml").write_text(
         (Path(__file__).parents[2] / "hub" / "cases" / "example.yaml").read_text(encoding="utf-8")
     )
-    hub = make_hub(data_dir=data_dir, plugins=("hub.incidents.plugin", "hub.cases.plugin", "hub.snapshots"))
+    hub = make_hub(data_dir=data_dir, plugins=("hub.incidents.plugin", "hub.cases.plugin", "hub.evidence.plugin"))
     ctx = hub.ctx
-    assert ctx is not None and "r1" in ctx.services["cases"].directory.model().people
+    assert ctx is not None and "r1" in need(ctx.services.cases, "cases").directory.model().people
     publish_births(mosquitto.port, {"cam-g1": GRID_1, "cam-g2": GRID_2})
-    wait_until(lambda: len(ctx.services["registry"].list_public()) == 2, what="2 devices")
+    wait_until(lambda: len(need(ctx.services.registry, "registry").list_public()) == 2, what="2 devices")
     return hub
 
 
@@ -237,7 +239,7 @@ def status(client: httpx.Client, method: str, url: str, **kw: Any) -> int:
 def test_roles_probed_through_the_api(role_hub: Hub) -> None:
     hub = role_hub
     assert hub.ctx is not None
-    tokens: TokenStore = hub.ctx.services["tokens"]
+    tokens: TokenStore = need(hub.ctx.services.tokens, "tokens")
     with api(hub) as admin:
         assert admin.put("/api/v1/people/int1", json={"name": "City platform", "roles": ["integration"]}).is_success
     clients = {pid: api(hub, tokens.issue_token(pid, "authz test")) for pid in
@@ -303,7 +305,7 @@ def test_roles_probed_through_the_api(role_hub: Hub) -> None:
     assert status(integ, "POST", f"/api/v1/cases/{a}/close") == 403
 
     # evidence: operators/admins, supervisors of the device's area; refused for others; every access logged
-    store = hub.ctx.services["snapshots"]
+    store = need(hub.ctx.services.snapshots, "snapshots")
     data = jpeg(3)
     for device_id in ("cam-g1", "cam-g2"):
         store.announce(device_id, event("ev-1", data), 1)
@@ -344,7 +346,7 @@ def test_roles_probed_through_the_api(role_hub: Hub) -> None:
 
 @pytest.mark.integration
 def test_demo_mode_reads_anonymously_and_writes_need_a_token(make_hub: HubFactory) -> None:
-    hub = make_hub(demo=True, plugins=("hub.incidents.plugin", "hub.cases.plugin", "hub.snapshots"))
+    hub = make_hub(demo=True, plugins=("hub.incidents.plugin", "hub.cases.plugin", "hub.evidence.plugin"))
     with api(hub, None) as anonymous:
         for url in ("/api/v1/devices", "/api/v1/deadletters", "/api/v1/gaps", "/api/v1/incidents", "/api/v1/rules"):
             assert status(anonymous, "GET", url) == 200, url

@@ -1,4 +1,4 @@
-"""The store-alone phase of ``gridsentinel bench ingest`` (hub.bench_ceiling).
+"""The store-alone phase of ``gridsentinel bench ingest`` (simulators.bench.ceiling).
 
 Its figure is only meaningful if the lines it writes are the lines the hub writes for the same load,
 so that is checked against a real ingest; the phase itself runs against a real influxd, which must
@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from hub.bench_ceiling import TS0, ceiling_lines, write_timed
-from hub.bench_ingest import ceiling_note
-from hub.db import init_schema, make_engine, session_factory, sqlite_url
-from hub.ingest import standalone_ingest
+from hub.db import make_engine, session_factory, sqlite_url
+from hub.ingest.pipeline import standalone_ingest
+from hub.schema import init_schema
 from hub.series.base import SeriesPoint
+from simulators.bench.ceiling import TS0, ceiling_lines, write_timed
+from simulators.bench.ingest import ceiling_note
 from simulators.loadgen import TelemetryTemplate
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from hub import bench_ingest
-from hub.bench_ingest import MEASUREMENT, AckTimingStore, print_table, table_rows
 from hub.series.base import SeriesPoint, SeriesRow
+from simulators.bench import ingest as bench_ingest
+from simulators.bench.ingest import MEASUREMENT, AckTimingStore, print_table, table_rows
+from simulators.bench.nodered import logged_errors
 from tests.servers import require_binary
 
 KEYS = ("msgs_per_s", "points_per_s", "sustained_msgs_per_s", "lag_p50_s", "lag_p99_s", "lost")
@@ -174,8 +175,6 @@ def test_bad_options_are_refused_before_any_server_starts(capsys: pytest.Capture
 
 
 def test_node_red_errors_are_read_from_its_log(tmp_path: Path) -> None:
-    from hub.bench_nodered import logged_errors
-
     log = tmp_path / "node.log"
     log.write_text(
         "30 Nov 20:22:46 - [info] Started flows\n"

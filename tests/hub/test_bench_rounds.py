@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hub.bench_ingest import _median_round
-from hub.bench_nodered import JOIN_COUNT, JOIN_TIMEOUT_S, flows, logged_errors
+from simulators.bench.ingest import _median_round
+from simulators.bench.nodered import JOIN_COUNT, JOIN_TIMEOUT_S, flows, logged_errors
 
 
 def test_node_red_flow_batches_with_a_join_before_influx_batch() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from hub.bench_soak import LagHistogram, growth_pct, rss_kib
+from simulators.bench.soak import LagHistogram, growth_pct, rss_kib
 
 
 def test_lag_histogram_percentiles_and_fixed_size() -> None:

@@ -15,11 +15,16 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy.orm import sessionmaker
 
+import tests.edge.fake_driver  # noqa: F401  (registers the test_counter driver)
+from edge.agent import Agent
+from edge.config import parse_config
 from edge.wire import Channel, topic
 from hub.db import make_engine
-from hub.provision import CredentialStore, Issued, mosquitto_auth_conf, write_broker_files
-from hub.provision_models import MqttCredentialRow
-from tests.servers import MosquittoServer, free_port, port_open, require_binary, wait_until
+from hub.devices.credentials import MqttCredentialRow
+from hub.devices.provision import CredentialStore, Issued, mosquitto_auth_conf, write_broker_files
+from simulators.servers import Mosquitto, free_port, port_open, wait_until
+from tests.edge.agent_helpers import agent_raw
+from tests.servers import require_binary
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +49,7 @@ class Peer:
 class Secured:
     """A mosquitto running the generated files, and the credentials in them."""
 
-    server: MosquittoServer
+    server: Mosquitto
     store: CredentialStore
     broker_dir: Path
     a: Issued
@@ -100,7 +105,7 @@ def secured(tmp_path: Path) -> Iterator[Secured]:
     hub = store.provision_hub("hub")
     files = write_broker_files(store, tmp_path / "broker")
     conf = mosquitto_auth_conf(files).replace("allow_anonymous false\n", "") + "log_type information\n"
-    server = MosquittoServer(tmp_path / "mosquitto", extra_conf=conf, anonymous=False)
+    server = Mosquitto(tmp_path / "mosquitto", extra_conf=conf, anonymous=False, log_notice=True)
     server.start()
     env = Secured(server, store, tmp_path / "broker", a, b, hub)
     yield env
@@ -251,11 +256,6 @@ def _make_certs(workdir: Path) -> dict[str, Path]:
 
 
 def test_agent_over_tls_with_its_provisioned_credential(tmp_path: Path) -> None:
-    import tests.edge.fake_driver  # noqa: F401  (registers the test_counter driver)
-    from edge.agent import Agent
-    from edge.config import parse_config
-    from tests.edge.agent_helpers import agent_raw
-
     engine = make_engine(f"sqlite:///{tmp_path / 'state.db'}")
     MqttCredentialRow.__table__.create(engine)  # type: ignore[attr-defined]
     store = CredentialStore(sessionmaker(engine, expire_on_commit=False))
@@ -273,7 +273,7 @@ def test_agent_over_tls_with_its_provisioned_credential(tmp_path: Path) -> None:
             "",
         ]
     )
-    server = MosquittoServer(tmp_path / "mosquitto", extra_conf=conf, anonymous=False)
+    server = Mosquitto(tmp_path / "mosquitto", extra_conf=conf, anonymous=False, log_notice=True)
     server.start()
     wait_until(lambda: port_open(tls_port), 5, what="TLS listener")
     env = Secured(server, store, tmp_path / "broker", device, device, hub_cred)

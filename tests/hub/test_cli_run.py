@@ -11,8 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from simulators.servers import free_port, port_open, wait_until
 from tests.hub.conftest import ADMIN_HEADERS, ADMIN_TOKEN
-from tests.servers import free_port, port_open, require_binary, wait_until
+from tests.servers import require_binary
 
 pytestmark = pytest.mark.integration
 

@@ -34,6 +34,25 @@ def test_nonsense_fails_fast(values: dict[str, object]) -> None:
         load_settings(None, values, {})
 
 
+def test_an_unknown_key_in_the_file_is_refused_by_name_with_the_closest_one(tmp_path: Path) -> None:
+    conf = tmp_path / "hub.toml"
+    conf.write_text("htp_port = 9000\n")
+    with pytest.raises(ConfigError, match=r"unknown setting 'htp_port' \(did you mean 'http_port'\?\)"):
+        load_settings(conf, {}, {})
+
+
+def test_environment_lists_and_empty_values(tmp_path: Path) -> None:
+    env = {
+        "GRIDSENTINEL_OPEN311_PUBLIC_CATEGORIES": "fire_safety, environment_sanitation",
+        "GRIDSENTINEL_HTTP_PORT": "",  # empty: as if unset
+        "GRIDSENTINEL_ADMIN_TOKEN": "not-a-setting",  # other GRIDSENTINEL_ variables are not settings
+    }
+    s = load_settings(None, {"data_dir": tmp_path}, env)
+    assert (s.open311_public_categories, s.http_port) == (("fire_safety", "environment_sanitation"), 8080)
+    # a model built from values takes exactly those, whatever the environment says
+    assert HubSettings(data_dir=tmp_path).http_port == 8080
+
+
 def test_defaults_and_addresses(tmp_path: Path) -> None:
     s = HubSettings(data_dir=tmp_path, mqtt_url="mqtt://127.0.0.1:1999")
     assert s.mqtt_address() == ("127.0.0.1", 1999)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.dedup import SeqTracker, Verdict
+from hub.ingest.dedup import SeqTracker, Verdict
 
 
 @st.composite

@@ -11,11 +11,11 @@ import pytest
 
 from edge import wire
 from edge.wire import Channel, DeviceState
+from hub.ingest.sinks import DeviceRef
 from hub.series.base import SeriesPoint
-from hub.sinks import DeviceRef
+from simulators.servers import Mosquitto, wait_until
 from tests.hub.conftest import HubFactory, api
 from tests.hub.device import FakeDevice, now_ms
-from tests.servers import MosquittoServer, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ def _state(client: httpx.Client, device_id: str) -> str | None:
     return None if d is None else d["state"]
 
 
-def test_device_online_with_latest_reading(mosquitto: MosquittoServer, make_hub: HubFactory) -> None:
+def test_device_online_with_latest_reading(mosquitto: Mosquitto, make_hub: HubFactory) -> None:
     hub = make_hub()
     wait_until(lambda: hub.ingest is not None and hub.ingest.connected, what="hub connected")
     dev = FakeDevice(mosquitto.port)
@@ -55,7 +55,7 @@ def test_device_online_with_latest_reading(mosquitto: MosquittoServer, make_hub:
     dev.close()
 
 
-def test_abrupt_disconnect_goes_offline_via_lwt(mosquitto: MosquittoServer, make_hub: HubFactory) -> None:
+def test_abrupt_disconnect_goes_offline_via_lwt(mosquitto: Mosquitto, make_hub: HubFactory) -> None:
     hub = make_hub()
     health: list[tuple[str, str, str]] = []
 
@@ -80,7 +80,7 @@ def test_abrupt_disconnect_goes_offline_via_lwt(mosquitto: MosquittoServer, make
     assert hub.store is not None and hub.store.count("device_status", device="kiosk-lwt") == 2
 
 
-def test_bad_payloads_go_to_dead_letter_and_ingest_goes_on(mosquitto: MosquittoServer, make_hub: HubFactory) -> None:
+def test_bad_payloads_go_to_dead_letter_and_ingest_goes_on(mosquitto: Mosquitto, make_hub: HubFactory) -> None:
     hub = make_hub()
     dev = FakeDevice(mosquitto.port, "kiosk-dl")
     dev.connect()
@@ -104,9 +104,7 @@ def test_bad_payloads_go_to_dead_letter_and_ingest_goes_on(mosquitto: MosquittoS
         assert 'gs_dead_letters_total{reason="too_large"} 1.0' in metrics
 
 
-def test_late_lwt_of_older_epoch_does_not_override_newer_online(
-    mosquitto: MosquittoServer, make_hub: HubFactory
-) -> None:
+def test_late_lwt_of_older_epoch_does_not_override_newer_online(mosquitto: Mosquitto, make_hub: HubFactory) -> None:
     hub = make_hub()
     dev = FakeDevice(mosquitto.port, "kiosk-ep", epoch=2)
     dev.connect()
@@ -122,7 +120,7 @@ def test_late_lwt_of_older_epoch_does_not_override_newer_online(
         assert hub.stats.stale_status == 1
 
 
-def test_duplicates_stored_once_and_gap_resend_then_data_loss(mosquitto: MosquittoServer, make_hub: HubFactory) -> None:
+def test_duplicates_stored_once_and_gap_resend_then_data_loss(mosquitto: Mosquitto, make_hub: HubFactory) -> None:
     hub = make_hub(gap_grace_s=0.3, gap_timeout_s=1.5)
     dev = FakeDevice(mosquitto.port, "kiosk-gap")
     dev.connect()
@@ -146,7 +144,7 @@ def test_duplicates_stored_once_and_gap_resend_then_data_loss(mosquitto: Mosquit
     assert hub.stats.lost_seqs == 2
 
 
-def test_declared_gap_notice_is_recorded_at_once(mosquitto: MosquittoServer, make_hub: HubFactory) -> None:
+def test_declared_gap_notice_is_recorded_at_once(mosquitto: Mosquitto, make_hub: HubFactory) -> None:
     hub = make_hub()
     dev = FakeDevice(mosquitto.port, "kiosk-notice")
     dev.connect()
@@ -163,7 +161,7 @@ def test_declared_gap_notice_is_recorded_at_once(mosquitto: MosquittoServer, mak
 
 
 def test_persistent_session_delivers_what_was_published_while_hub_was_down(
-    mosquitto: MosquittoServer, make_hub: HubFactory, tmp_path: Path
+    mosquitto: Mosquitto, make_hub: HubFactory, tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "persist"
     hub = make_hub(data_dir=data_dir, client_id="hub-persist")

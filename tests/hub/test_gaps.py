@@ -8,10 +8,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edge.wire import Command, GapNotice
 from hub.bus import EventBus
-from hub.gaps import GapManager
+from hub.devices.registry import DeviceRecord
+from hub.ingest.gaps import GapManager
+from hub.ingest.sinks import DeviceRef
 from hub.metrics import IngestStats
-from hub.registry import DeviceRecord
-from hub.sinks import DeviceRef
 
 T0 = 1_800_000_000_000
 

@@ -25,35 +25,22 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge import wire
 from edge.wire import Channel, PayloadError, TopicError
-from hub.bench_hostile import TS, _ingest, broker_refused_topics, hostile_corpus
+from hub.mqtt.codec import encode, publish_header
+from hub.mqtt.packets import Connack, Connect
+from simulators.bench.hostile import TS, _ingest, broker_refused_topics, hostile_corpus
+from simulators.servers import Mosquitto, wait_until
 from tests.hub.conftest import HubFactory, api
 from tests.hub.device import FakeDevice
-from tests.servers import MosquittoServer, wait_until
 
 GOOD_SEQS = 150
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n % 128, n // 128
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _mqtt_str(text: bytes) -> bytes:
-    return len(text).to_bytes(2, "big") + text
-
-
 def _raw_publish(port: int, topic: bytes, payload: bytes) -> bool:
     """Publish with a hand-made client (paho refuses these topics); True when the broker closed the connection."""
-    connect_body = _mqtt_str(b"MQTT") + b"\x04\x02\x00\x3c" + _mqtt_str(b"raw-hostile")
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(b"\x10" + _varint(len(connect_body)) + connect_body)
-        assert sock.recv(4) == b"\x20\x02\x00\x00"  # CONNACK accepted
-        body = _mqtt_str(topic) + payload
-        sock.sendall(b"\x30" + _varint(len(body)) + body)
+        sock.sendall(encode(Connect("raw-hostile", keepalive=60)))
+        assert sock.recv(4) == encode(Connack())  # accepted
+        sock.sendall(publish_header(topic, 0, None, len(payload)) + payload)  # the topic's bytes as they are
         try:
             return sock.recv(16) == b""
         except ConnectionResetError:
@@ -71,9 +58,7 @@ def _hostile_client(port: int) -> mqtt.Client:
 
 
 @pytest.mark.integration
-def test_hostile_corpus_is_dead_lettered_and_good_device_unaffected(
-    mosquitto: MosquittoServer, make_hub: HubFactory
-) -> None:
+def test_hostile_corpus_is_dead_lettered_and_good_device_unaffected(mosquitto: Mosquitto, make_hub: HubFactory) -> None:
     hub = make_hub(demo=True)
     wait_until(lambda: hub.ingest is not None and hub.ingest.connected, what="hub connected")
     good = FakeDevice(mosquitto.port, device_id="kiosk-good", site="site-a")

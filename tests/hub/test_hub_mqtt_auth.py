@@ -19,10 +19,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge.agent import Agent
 from edge.config import parse_config
 from hub.config import HubSettings
-from hub.provision import CredentialStore, mosquitto_auth_conf, write_broker_files
+from hub.db import make_engine, session_factory, sqlite_url
+from hub.devices.provision import CredentialStore, mosquitto_auth_conf, write_broker_files
+from hub.schema import init_schema
 from hub.service import Hub
+from simulators.servers import Mosquitto, wait_until
 from tests.hub.conftest import ADMIN_TOKEN, api
-from tests.servers import MosquittoServer, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -101,7 +103,6 @@ def test_hub_logs_in_to_a_mosquitto_that_refuses_anonymous_clients(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GRIDSENTINEL_ADMIN_TOKEN", ADMIN_TOKEN)
-    from hub.db import init_schema, make_engine, session_factory, sqlite_url
 
     data = tmp_path / "hub"
     data.mkdir()
@@ -112,7 +113,7 @@ def test_hub_logs_in_to_a_mosquitto_that_refuses_anonymous_clients(
     files = write_broker_files(store, tmp_path / "broker")
     engine.dispose()
     conf = mosquitto_auth_conf(files).replace("allow_anonymous false\n", "")
-    server = MosquittoServer(tmp_path / "mosquitto", extra_conf=conf, anonymous=False)
+    server = Mosquitto(tmp_path / "mosquitto", extra_conf=conf, anonymous=False, log_notice=True)
     server.start()
     password_file = tmp_path / "hub-password"
     password_file.write_text(hub_cred.password + "\n")

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edge import wire
 from edge.wire import Channel, DeviceKind, DeviceState, PayloadError, Point, Status, Telemetry
-from hub.deadletter import DeadLetterError, DeadLetterStore
-from hub.ingest import Ingest, ingest_filters, standalone_ingest
+from hub.ingest.deadletter import DeadLetterError, DeadLetterStore
+from hub.ingest.pipeline import Ingest, ingest_filters, standalone_ingest
 from hub.metrics import IngestStats
 from hub.series.base import SeriesPoint
 

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from edge import wire
 from edge.wire import Channel, DeviceKind, DeviceState, Point, Status, Telemetry
-from hub.db import init_schema, make_engine, session_factory, sqlite_url
-from hub.ingest import standalone_ingest
+from hub.db import make_engine, session_factory, sqlite_url
+from hub.ingest.pipeline import standalone_ingest
+from hub.schema import init_schema
 from hub.series.base import SeriesPoint
 from hub.series.lineproto import LineProtocolError, encode_points, series_prefix
 

@@ -13,14 +13,15 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect
 
-from hub.db import Base, alembic_config, init_schema, load_models, make_engine, sqlite_url
-from tests.servers_pg import PostgresServer
+from hub.db import make_engine, sqlite_url
+from hub.schema import alembic_config, init_schema, metadata
+from simulators.servers import Postgres
 
 
 @pytest.fixture(scope="module")
-def pg_server() -> Iterator[PostgresServer]:
+def pg_server() -> Iterator[Postgres]:
     """One real PostgreSQL for this module; each test gets its own database."""
-    server = PostgresServer()
+    server = Postgres()
     server.start()
     yield server
     server.stop()
@@ -32,7 +33,7 @@ def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Eng
     if request.param == "sqlite":
         engine = make_engine(sqlite_url(tmp_path))
     else:
-        server: PostgresServer = request.getfixturevalue("pg_server")
+        server: Postgres = request.getfixturevalue("pg_server")
         engine = make_engine(server.create_database(name=f"gs_mig_{next(_names)}"))
     yield engine
     engine.dispose()
@@ -53,12 +54,11 @@ def _version(engine: Engine) -> str | None:
 
 
 def test_upgrade_head_matches_the_models_and_downgrade_removes_everything(empty_engine: Engine) -> None:
-    load_models()
     with empty_engine.begin() as conn:
         command.upgrade(alembic_config(conn), "head")
     assert _version(empty_engine) == _head()
     with empty_engine.connect() as conn:
-        diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+        diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
     assert diffs == [], f"models and migrations differ; add a migration: {diffs}"
     with empty_engine.begin() as conn:
         command.downgrade(alembic_config(conn), "base")
@@ -69,17 +69,16 @@ def test_init_schema_creates_stamps_and_is_idempotent(empty_engine: Engine) -> N
     init_schema(empty_engine)
     assert _version(empty_engine) == _head()
     tables = set(inspect(empty_engine).get_table_names())
-    assert {t.name for t in Base.metadata.sorted_tables} <= tables
+    assert {t.name for t in metadata.sorted_tables} <= tables
     init_schema(empty_engine)  # an up-to-date database: upgrade is a no-op
     assert _version(empty_engine) == _head()
 
 
 def test_pre_migration_database_is_completed_and_stamped(tmp_path: Path) -> None:
     engine = make_engine(sqlite_url(tmp_path))
-    load_models()
-    first = Base.metadata.sorted_tables[0]
+    first = metadata.sorted_tables[0]
     first.create(engine)  # a database from before migrations: some tables, no alembic_version
     init_schema(engine)
     assert _version(engine) == _head()
-    assert {t.name for t in Base.metadata.sorted_tables} <= set(inspect(engine).get_table_names())
+    assert {t.name for t in metadata.sorted_tables} <= set(inspect(engine).get_table_names())
     engine.dispose()

@@ -15,11 +15,13 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+import hub.ingest.link
 from hub.broker import ThreadedBroker
-from hub.broker.decoding import decode_remaining_length
-from hub.broker.packets import encode_remaining_length
-from hub.mqttlink import MqttLink, connack_reason
-from tests.servers import MosquittoServer, free_port, require_binary, wait_until
+from hub.ingest.link import MqttLink
+from hub.mqtt.codec import decode_remaining_length, encode_remaining_length
+from simulators.servers import Mosquitto, free_port, wait_until
+from tests.edge.test_publisher_tls import make_certs
+from tests.servers import require_binary
 
 pytestmark = pytest.mark.integration
 
@@ -88,7 +90,7 @@ def make_link() -> Iterator[LinkFactory]:
 def broker_port(request: pytest.FixtureRequest) -> Iterator[int]:
     """The port of a real mosquitto, then of the hub's embedded broker."""
     if request.param == "mosquitto":
-        server: MosquittoServer = request.getfixturevalue("mosquitto")
+        server: Mosquitto = request.getfixturevalue("mosquitto")
         yield server.port
         return
     broker = ThreadedBroker("127.0.0.1", 0)
@@ -172,18 +174,16 @@ def test_persistent_session_delivers_a_backlog_exactly_once(broker_port: int, ma
 
 
 def test_a_backlog_longer_than_the_handshake_timeout_does_not_drop_the_link(
-    mosquitto: MosquittoServer, make_link: LinkFactory, monkeypatch: pytest.MonkeyPatch
+    mosquitto: Mosquitto, make_link: LinkFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Mosquitto answers SUBSCRIBE after the queued backlog: a long backlog must not count as "no SUBACK"."""
-    import hub.mqttlink
-
     link, rec = make_link(mosquitto.port, client_id="hub-long-backlog")
     wait_until(connected(link), 5, what="link connected")
     link.stop()
     total = 1500
     # 1.5 MB: more than one read chunk and the socket buffers, so the SUBACK waits behind many reads
     publish_all(mosquitto.port, [(f"gs/v1/s/dev-{i % 3}/telemetry", b"x" * 1000, 1) for i in range(total)])
-    monkeypatch.setattr(hub.mqttlink, "CONNECT_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(hub.ingest.link, "CONNECT_TIMEOUT_S", 1.0)
     slow = Recorder()
 
     def handle(topic: bytes, payload: bytes, qos: int) -> None:
@@ -197,7 +197,7 @@ def test_a_backlog_longer_than_the_handshake_timeout_does_not_drop_the_link(
     assert rec.count() == total
 
 
-def test_nothing_is_acknowledged_when_before_ack_fails(mosquitto: MosquittoServer, make_link: LinkFactory) -> None:
+def test_nothing_is_acknowledged_when_before_ack_fails(mosquitto: Mosquitto, make_link: LinkFactory) -> None:
     """A handler that cannot keep what it batched gets it again: no PUBACK, connection dropped, redelivered."""
     calls: list[int] = []
 
@@ -234,7 +234,7 @@ class Tickets:
 
 
 def test_acknowledgements_wait_for_released_and_go_out_when_it_advances(
-    mosquitto: MosquittoServer, make_link: LinkFactory
+    mosquitto: Mosquitto, make_link: LinkFactory
 ) -> None:
     tickets = Tickets()
     link, rec = make_link(
@@ -258,12 +258,10 @@ def test_acknowledgements_wait_for_released_and_go_out_when_it_advances(
 
 
 def test_messages_never_released_are_delivered_again_after_a_restart(
-    mosquitto: MosquittoServer, make_link: LinkFactory, monkeypatch: pytest.MonkeyPatch
+    mosquitto: Mosquitto, make_link: LinkFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What a kill -9 of the hub looks like to the broker: delivered, never acknowledged -> delivered again."""
-    import hub.mqttlink
-
-    monkeypatch.setattr(hub.mqttlink, "RELEASE_WAIT_S", 0.2)
+    monkeypatch.setattr(hub.ingest.link, "RELEASE_WAIT_S", 0.2)
     stuck = Tickets()  # released() stays 0: nothing the handler got is ever safe
     link, rec = make_link(mosquitto.port, client_id="hub-unsafe", before_ack=stuck.before_ack, released=stuck.released)
     wait_until(connected(link), 5, what="link connected")
@@ -305,7 +303,7 @@ def test_a_two_megabyte_payload_arrives_whole(broker_port: int, make_link: LinkF
     assert rec.payloads() == [b"before", big, b"after-1", b"after-2"]
 
 
-def test_reconnects_after_a_broker_restart(mosquitto: MosquittoServer, make_link: LinkFactory) -> None:
+def test_reconnects_after_a_broker_restart(mosquitto: Mosquitto, make_link: LinkFactory) -> None:
     link, rec = make_link(mosquitto.port, client_id="hub-restart")
     wait_until(connected(link), 5, what="link connected")
     mosquitto.restart()
@@ -367,7 +365,7 @@ def test_stop_is_quick_while_backing_off(make_link: LinkFactory) -> None:
 
 
 def test_a_failing_handler_does_not_stop_the_link(
-    mosquitto: MosquittoServer, make_link: LinkFactory, caplog: pytest.LogCaptureFixture
+    mosquitto: Mosquitto, make_link: LinkFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     rec = Recorder()
 
@@ -379,7 +377,7 @@ def test_a_failing_handler_does_not_stop_the_link(
     link, _ = make_link(mosquitto.port, rec, on_message=on_message, client_id="hub-handler")
     wait_until(connected(link), 5, what="link connected")
     topic = "gs/v1/s/d/telemetry"
-    with caplog.at_level(logging.ERROR, logger="hub.mqttlink"):
+    with caplog.at_level(logging.ERROR, logger="hub.ingest.link"):
         publish_all(mosquitto.port, [(topic, b"one", 1), (topic, b"bad", 1), (topic, b"two", 1)])
         wait_until(lambda: rec.count() >= 2, 5, what="messages after the failure")
     assert rec.payloads() == [b"one", b"two"]
@@ -394,7 +392,7 @@ def test_username_and_password(tmp_path: Path, make_link: LinkFactory) -> None:
     password_file = tmp_path / "passwd"
     subprocess.run([passwd, "-b", "-c", str(password_file), "hub", "s3cret-pw"], check=True, capture_output=True)
     password_file.chmod(0o600)
-    server = MosquittoServer(tmp_path / "mosq", extra_conf=f"password_file {password_file}", anonymous=False)
+    server = Mosquitto(tmp_path / "mosq", extra_conf=f"password_file {password_file}", anonymous=False, log_notice=True)
     server.start()
     try:
         refused, bad = make_link(server.port, username="hub", password="wrong", client_id="hub-bad")
@@ -528,7 +526,7 @@ def test_a_malformed_frame_drops_the_connection_with_a_reason(make_link: LinkFac
 def test_a_refused_filter_is_logged_and_the_others_kept(
     make_link: LinkFactory, scripted: ScriptedBroker, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.ERROR, logger="hub.mqttlink"):
+    with caplog.at_level(logging.ERROR, logger="hub.ingest.link"):
         link, _ = make_link(scripted.port, subscriptions=[(FILTER, 1), ("gs/v1/+/+/secret", 1)])
         scripted.accept(suback=b"\x01\x80")
         wait_until(connected(link), 5, what="link connected")
@@ -555,12 +553,6 @@ def test_outbound_qos1_in_flight_is_resent_with_dup_after_a_reconnect(
     assert rec.disconnects
 
 
-def test_connack_reasons_name_the_mqtt_meaning() -> None:
-    assert connack_reason(5) == "connection refused: not authorized (5)"
-    assert connack_reason(4) == "connection refused: bad user name or password (4)"
-    assert "unknown" in connack_reason(42)
-
-
 def test_bad_options_are_refused() -> None:
     def noop(_t: bytes, _p: bytes, _q: int) -> None:
         return None
@@ -574,12 +566,12 @@ def test_bad_options_are_refused() -> None:
 
 
 def test_tls_receives_large_and_small_messages_and_publishes(tmp_path: Path, make_link: LinkFactory) -> None:
-    from tests.edge.test_publisher_tls import make_certs
-
     ca, cert, key = make_certs(tmp_path)
     tls_port = free_port()
-    server = MosquittoServer(
-        tmp_path / "mosq", extra_conf=f"listener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n"
+    server = Mosquitto(
+        tmp_path / "mosq",
+        extra_conf=f"listener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n",
+        log_notice=True,
     )
     server.start()
     try:

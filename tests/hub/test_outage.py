@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from hub.outage import OutageLog, describe
+from hub.ingest.outage import OutageLog, describe
 
 
 class Clock:

@@ -18,7 +18,9 @@ from edge.wire import Channel, topic
 from hub.broker import ThreadedBroker
 from hub.broker.acl import CredentialAuthorizer, covers
 from hub.db import make_engine
-from hub.provision import (
+from hub.devices.cli import configure
+from hub.devices.credentials import MqttCredentialRow
+from hub.devices.provision import (
     CredentialStore,
     ProvisionError,
     hash_password,
@@ -27,9 +29,8 @@ from hub.provision import (
     verify_password,
     write_broker_files,
 )
-from hub.provision_cli import configure
-from hub.provision_models import MqttCredentialRow
-from tests.servers import require_binary, wait_until
+from simulators.servers import wait_until
+from tests.servers import require_binary
 
 
 @pytest.fixture

@@ -9,7 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hub.ratelimit import DeviceRateLimiter
+from hub.config import HubSettings
+from hub.ingest.ratelimit import DeviceRateLimiter
+from hub.service import Hub
+from simulators.servers import wait_until
+from tests.hub.conftest import api
+from tests.hub.device import FakeDevice
 
 
 def test_burst_then_refusal_then_refill() -> None:
@@ -89,12 +94,6 @@ def test_never_admits_more_than_burst_plus_rate_times_time(rate: float, burst: i
 
 @pytest.mark.integration
 def test_flooding_device_is_dead_lettered_with_one_incident(mosquitto: Any, tmp_path: Path) -> None:
-    from hub.config import HubSettings
-    from hub.service import Hub
-    from tests.hub.conftest import api
-    from tests.hub.device import FakeDevice
-    from tests.servers import wait_until
-
     settings = HubSettings(
         mqtt_url=mosquitto.url,
         http_port=0,

@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge.wire import DeviceKind, DeviceState, Status
+from hub.devices.registry import DeviceRegistry, StatusOutcome
+from hub.ingest.sinks import DeviceRef
 from hub.metrics import IngestStats
-from hub.registry import DeviceRegistry, StatusOutcome
-from hub.sinks import DeviceRef
 
 T0 = 1_800_000_000_000
 

@@ -10,7 +10,9 @@ from pydantic import SecretStr
 
 from edge.config import ConfigError as EdgeConfigError
 from edge.config import parse_config
+from hub.cli import check_config
 from hub.config import ConfigError, HubSettings, load_settings
+from hub.service import Hub
 
 REAL = "4f9c2b7e-real-token-1b2c"
 
@@ -61,8 +63,6 @@ def test_placeholder_in_a_file_is_refused(tmp_path: Path) -> None:
 
 
 def test_check_config_masks_file_sourced_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from hub.cli import check_config
-
     secret = tmp_path / "pw"
     secret.write_text(REAL + "\n")
     conf = tmp_path / "hub.toml"
@@ -77,8 +77,6 @@ def test_check_config_masks_file_sourced_secrets(tmp_path: Path, capsys: pytest.
 
 
 def test_hub_run_logs_no_secret(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from hub.service import Hub
-
     caplog.set_level(logging.DEBUG)
     s = _settings(tmp_path, {"GRIDSENTINEL_SERIES_TOKEN": REAL}, http_port=0, broker_port=0)
     hub = Hub(s, plugins=())

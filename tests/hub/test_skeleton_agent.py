@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from simulators.servers import Mosquitto, wait_until
 from tests.hub.conftest import HubFactory, api
-from tests.servers import MosquittoServer, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +52,7 @@ interval_s = 0.5
 
 
 def test_real_agent_process_online_then_offline_via_lwt_after_kill9(
-    tmp_path: Path, mosquitto: MosquittoServer, make_hub: HubFactory
+    tmp_path: Path, mosquitto: Mosquitto, make_hub: HubFactory
 ) -> None:
     hub = make_hub()
     config = _config(tmp_path / "agent.toml", mosquitto.url)

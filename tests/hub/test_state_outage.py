@@ -17,21 +17,22 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edge.wire import GapNotice
 from hub.bus import EventBus
-from hub.db import init_schema, make_engine, session_factory
-from hub.deadletter import DeadLetterStore
-from hub.deadletter_models import DeadLetterRow
-from hub.gaps import GapManager
+from hub.db import make_engine, session_factory
+from hub.devices.models import DataLossRow, DeviceRow
+from hub.devices.registry import DeviceRegistry
+from hub.ingest.deadletter import DeadLetterStore
+from hub.ingest.gaps import GapManager
+from hub.ingest.models import DeadLetterRow
 from hub.metrics import IngestStats
-from hub.registry import DeviceRegistry
-from hub.registry_models import DataLossRow, DeviceRow
-from tests.servers_pg import PostgresServer
+from hub.schema import init_schema
+from simulators.servers import Postgres
 
 pytestmark = pytest.mark.integration
 
 T0 = 1_800_000_000_000
 
 
-def test_a_state_db_outage_keeps_dead_letters_devices_and_loss_records_queued(own_pg: PostgresServer) -> None:
+def test_a_state_db_outage_keeps_dead_letters_devices_and_loss_records_queued(own_pg: Postgres) -> None:
     engine = make_engine(own_pg.create_database())
     init_schema(engine)
     sessions: sessionmaker[Session] = session_factory(engine)

@@ -15,15 +15,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edge import wire
 from edge.wire import Channel, Point, Telemetry
-from hub.db import init_schema, make_engine, session_factory, sqlite_url
-from hub.dedup import Gap
-from hub.ingest import Ingest, standalone_ingest
+from hub.db import make_engine, session_factory, sqlite_url
+from hub.devices.models import DeviceRow
+from hub.devices.registry import DeviceRecord, DeviceRegistry
+from hub.ingest.dedup import Gap
+from hub.ingest.pipeline import Ingest, standalone_ingest
+from hub.ingest.watermark import SeqWatermark
 from hub.metrics import IngestStats
-from hub.registry import DeviceRecord, DeviceRegistry
-from hub.registry_models import DeviceRow
+from hub.schema import init_schema
 from hub.series.base import SeriesPoint
-from hub.watermark import SeqWatermark
-from tests.servers_pg import PostgresServer
+from simulators.servers import Postgres
 
 
 def rec(device_id: str, seq: int | None = None) -> DeviceRecord:
@@ -94,7 +95,7 @@ def test_load_prefers_the_journal_over_the_db(tmp_path: Path, caplog: pytest.Log
     for damaged in (b"{", b'{"v":2,"seqs":{}}', b'{"v":1,"seqs":{"a":-1}}', b'{"v":1,"seqs":{"a":"x"}}'):
         path.write_bytes(damaged)
         fresh = {"a": rec("a", 30)}
-        with caplog.at_level(logging.WARNING, logger="hub.watermark"):
+        with caplog.at_level(logging.WARNING, logger="hub.ingest.watermark"):
             assert SeqWatermark(path).load(fresh) == 0
         assert fresh["a"].last_seq == 30
         assert "damaged" in caplog.text
@@ -265,7 +266,7 @@ def test_safe_gaps_journal_round_trip_and_damage(tmp_path: Path, caplog: pytest.
     for damaged in ({**doc, "gaps": {"a": [[4, 3, 100, None]]}}, {**doc, "gaps": {"a": [[3]]}}, {"v": 2, "seqs": {}}):
         path.write_text(json.dumps(damaged))
         broken = SeqWatermark(path)
-        with caplog.at_level(logging.WARNING, logger="hub.watermark"):
+        with caplog.at_level(logging.WARNING, logger="hub.ingest.watermark"):
             broken.load({"a": rec("a", 8)})
         assert broken.loaded_gaps is None and "damaged" in caplog.text  # the open-gap table decides
         caplog.clear()
@@ -273,7 +274,7 @@ def test_safe_gaps_journal_round_trip_and_damage(tmp_path: Path, caplog: pytest.
 
 @pytest.mark.integration
 def test_gaps_expired_while_the_state_db_is_away_stay_in_the_journal_until_their_records_are_written(
-    own_pg: PostgresServer, tmp_path: Path
+    own_pg: Postgres, tmp_path: Path
 ) -> None:
     """The journal may forget an expired gap only once its data-loss record is in the state DB: a
     kill before that must find the gap again after the restart, not lose the record."""

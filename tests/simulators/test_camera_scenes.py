@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -10,8 +11,6 @@ from simulators.camera import SCENES, SceneRenderer, SceneSpec, WalkerSpec, draw
 
 
 def test_hog_detects_rendered_people_across_the_frame() -> None:
-    import cv2
-
     detector = PeopleDetector()
     background = make_background(seed=5)
     trials = hits = 0

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
+from edge.config import parse_config
 from edge.wire import is_valid_grid, is_valid_id
+from hub.cases.loader import build_model, load_file
 from simulators.community import (
     FORCES,
     CommunityError,
@@ -77,8 +79,6 @@ def test_round_trip(tmp_path: Path) -> None:
 
 def test_device_entries_are_valid_agent_configs() -> None:
     pytest.importorskip("cv2")
-    import simulators.camera  # noqa: F401  (registers sim_camera until DRIVER_MODULES points there)
-    from edge.config import parse_config
 
     community = generate_community(3, seed=2)
     for entry in community.devices:
@@ -88,8 +88,6 @@ def test_device_entries_are_valid_agent_configs() -> None:
 
 
 def test_workflow_export_loads_in_the_hub_case_model(tmp_path: Path) -> None:
-    from hub.cases.loader import build_model, load_file
-
     community = generate_community(6, seed=4)
     path = write_workflow(tmp_path / "cases.yaml", community)
     model = build_model(load_file(path))

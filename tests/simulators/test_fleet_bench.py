@@ -3,29 +3,53 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import resource
 
 import pytest
 
-from simulators import bench
+from hub.mqtt.codec import FrameBuffer, decode_body, encode
+from hub.mqtt.packets import Connack, Connect, Puback, Publish
+from simulators.bench import fleet as bench
+from simulators.bench.fleet import RawMqttDevice
 from tests.servers import require_binary
 
 
+class _Transport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = b""
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += bytes(data)
+
+
+async def _device_writes() -> tuple[bytes, RawMqttDevice]:
+    device = RawMqttDevice("fleet-00001")
+    transport = _Transport()
+    device.connection_made(transport)
+    device.send("gs/v1/s/d/telemetry", 7, b"x" * 200)
+    device.send("gs/v1/s/d/status", 8, b"{}", retain=True)
+    answers = encode(Connack()) + encode(Puback(7)) + encode(Puback(8))
+    device.data_received(answers[:3])
+    device.data_received(answers[3:])
+    await device.connected
+    return transport.written, device
+
+
 def test_packets_follow_mqtt_311() -> None:
-    connect = bench.connect_packet("fleet-00001")
-    assert connect[0] == 0x10 and connect[1] == len(connect) - 2
-    assert connect[2:8] == b"\x00\x04MQTT" and connect[8] == 4 and connect[9] == 0x02
-    publish = bench.publish_packet("gs/v1/s/d/telemetry", 7, b"x" * 200)
-    assert publish[0] == 0x32
-    # 200 + topic + id > 127: a two-byte remaining length
-    length = (publish[1] & 0x7F) + (publish[2] << 7)
-    assert length == len(publish) - 3
-    assert publish[3:5] == len(b"gs/v1/s/d/telemetry").to_bytes(2, "big")
+    written, device = asyncio.run(_device_writes())
+    frames = [decode_body(header, body) for header, body in FrameBuffer().frames(written)]
+    assert frames == [
+        Connect("fleet-00001", keepalive=0),
+        Publish("gs/v1/s/d/telemetry", b"x" * 200, qos=1, packet_id=7),
+        Publish("gs/v1/s/d/status", b"{}", qos=1, retain=True, packet_id=8),
+    ]
+    assert device.acked == 2
 
 
 def test_fd_limit_is_raised_not_lowered() -> None:
-    import resource
-
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     assert bench.raise_fd_limit(16) == soft
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import threading
@@ -14,19 +15,19 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge import wire
-from hub.broker import decoding, packets
+from edge.cli import build_parser
+from hub.mqtt.codec import FrameBuffer, decode_body, encode
+from hub.mqtt.packets import Connack, Pingresp, Puback, Publish
 from simulators.loadgen import (
     LoadError,
     LoadSpec,
     TelemetryTemplate,
     _Connection,
-    connect_packet,
+    _Worker,
     expected_telemetry,
-    parse_frames,
-    publish_frame,
     run_load,
 )
-from tests.servers import MosquittoServer, free_port, wait_until
+from simulators.servers import Mosquitto, free_port, wait_until
 
 
 class Collector:
@@ -71,7 +72,7 @@ class Collector:
 
 @pytest.mark.integration
 @pytest.mark.parametrize(("qos", "processes"), [(1, 2), (0, 1)])
-def test_every_device_seq_arrives_once(mosquitto: MosquittoServer, qos: int, processes: int) -> None:
+def test_every_device_seq_arrives_once(mosquitto: Mosquitto, qos: int, processes: int) -> None:
     site = f"load{qos}"
     collector = Collector(mosquitto.port, site)
     try:
@@ -92,7 +93,7 @@ def test_every_device_seq_arrives_once(mosquitto: MosquittoServer, qos: int, pro
 
 
 @pytest.mark.integration
-def test_target_rate_is_respected(mosquitto: MosquittoServer) -> None:
+def test_target_rate_is_respected(mosquitto: Mosquitto) -> None:
     result = run_load(LoadSpec(url=mosquitto.url, devices=5, messages=100, rate=200.0, site="paced"))
     assert 0.4 <= result.elapsed_s <= 3.0  # flat out would take ~0.02 s
     assert result.msgs_per_s < 250
@@ -130,33 +131,59 @@ def test_template_payload_is_what_wire_encode_gives(points: int, metrics: int) -
         assert decoded.points[0].metrics == {f"m{j}": float((seq + j) % 1000) for j in range(metrics)}
 
 
-def test_frames_decode_with_the_brokers_own_decoder() -> None:
-    topic = wire.topic("load", "load-00001", wire.Channel.TELEMETRY).encode()
-    field = len(topic).to_bytes(2, "big") + topic
-    frame = connect_packet("load-00001")
-    assert decoding.decode(frame) == (packets.Connect(client_id="load-00001", keepalive=120), len(frame))
-    for payload in (b"x" * 10, b"y" * 300, b"z" * 70_000):  # 1-, 2- and 3-byte remaining lengths
-        frame = publish_frame(field, payload, 65535)
-        assert decoding.decode(frame) == (packets.Publish(topic.decode(), payload, qos=1, packet_id=65535), len(frame))
-        frame = publish_frame(field, payload, 0)
-        assert decoding.decode(frame) == (packets.Publish(topic.decode(), payload, qos=0), len(frame))
+@pytest.mark.parametrize("qos", [1, 0])
+def test_published_frames_decode_with_the_codec(qos: int) -> None:
+    spec = LoadSpec(devices=1, qos=qos, points=3, seq_start=5)
+    worker = _Worker(spec, ["load-00001"])
+    try:
+        conn = worker.conns[0]
+        for _ in range(3):
+            worker._publish(conn, 1_764_000_000_000)
+        got = [decode_body(header, body) for header, body in FrameBuffer().frames(bytes(conn.out))]
+    finally:
+        worker.sel.close()
+    template = TelemetryTemplate(3, spec.metrics)
+    topic = wire.topic("load", "load-00001", wire.Channel.TELEMETRY)
+    assert got == [
+        Publish(topic, template.payload(5 + k, 1_764_000_000_000 + 3 * k), qos, packet_id=k + 1 if qos else None)
+        for k in range(3)
+    ]
 
 
-def test_parse_frames_reassembles_any_split() -> None:
-    stream = (
-        packets.encode(packets.Connack())
-        + b"".join(packets.encode(packets.Puback(pid)) for pid in (1, 2, 65535))
-        + b"\xd0\x00"  # PINGRESP
-        + packets.encode(packets.Publish("a/b", b"p" * 200, qos=1, packet_id=7))
-    )
-    want = [(2, b"\x00\x00"), (4, b"\x00\x01"), (4, b"\x00\x02"), (4, b"\xff\xff"), (13, b"")]
+def test_broker_answers_are_read_however_the_stream_is_cut() -> None:
+    stream = encode(Connack()) + b"".join(encode(Puback(pid)) for pid in (1, 2, 3)) + encode(Pingresp())
     for cut in range(len(stream) + 1):
-        first, rest = parse_frames(stream[:cut])
-        second, tail = parse_frames(rest + stream[cut:])
-        frames = first + second
-        assert tail == b"" and frames[:5] == want and frames[5][0] == 3 and len(frames) == 6
-    with pytest.raises(LoadError, match="malformed"):
-        parse_frames(b"\x40\xff\xff\xff\xff\x01")
+        worker = _Worker(LoadSpec(devices=1), ["load-00001"])
+        conn = worker.conns[0]
+        ours, theirs = socket.socketpair()
+        try:
+            conn.sock = ours
+            for _ in range(3):
+                conn.next_packet_id()
+            for part in (stream[:cut], stream[cut:]):
+                if part:
+                    theirs.sendall(part)
+                    worker._read(conn)
+            assert (worker.connacked, worker.acked, conn.inflight) == (1, 3, set())
+        finally:
+            ours.close()
+            theirs.close()
+            worker.sel.close()
+    worker = _Worker(LoadSpec(devices=1), ["load-00001"])
+    conn = worker.conns[0]
+    ours, theirs = socket.socketpair()
+    try:
+        conn.sock = ours
+        theirs.sendall(encode(Connack(5)))
+        with pytest.raises(LoadError, match="not authorized"):
+            worker._read(conn)
+        theirs.sendall(b"\x40\xff\xff\xff\xff\x01")
+        with pytest.raises(LoadError, match="malformed"):
+            worker._read(conn)
+    finally:
+        ours.close()
+        theirs.close()
+        worker.sel.close()
 
 
 def test_packet_ids_wrap_and_skip_ids_in_flight() -> None:
@@ -183,7 +210,7 @@ def test_bad_specs_name_the_problem() -> None:
 
 
 @pytest.mark.integration
-def test_qos1_exact_counts_max_seq_and_values(mosquitto: MosquittoServer) -> None:
+def test_qos1_exact_counts_max_seq_and_values(mosquitto: Mosquitto) -> None:
     site = "exact"
     collector = Collector(mosquitto.port, site)
     spec = LoadSpec(url=mosquitto.url, devices=7, messages=100, qos=1, points=2, processes=2, site=site, seq_start=5)
@@ -207,7 +234,7 @@ def test_qos1_exact_counts_max_seq_and_values(mosquitto: MosquittoServer) -> Non
 
 
 @pytest.mark.integration
-def test_rate_pacing_is_roughly_honoured(mosquitto: MosquittoServer) -> None:
+def test_rate_pacing_is_roughly_honoured(mosquitto: Mosquitto) -> None:
     result = run_load(LoadSpec(url=mosquitto.url, devices=20, messages=2000, rate=1000.0, site="paced2"))
     assert result.acked == 2000
     assert result.elapsed_s >= 1.5  # flat out this takes well under 0.2 s
@@ -215,10 +242,10 @@ def test_rate_pacing_is_roughly_honoured(mosquitto: MosquittoServer) -> None:
 
 @pytest.mark.integration
 def test_refused_connection_names_device_and_return_code(tmp_path: Path) -> None:
-    server = MosquittoServer(tmp_path / "mosquitto", anonymous=False)
+    server = Mosquitto(tmp_path / "mosquitto", anonymous=False, log_notice=True)
     server.start()
     try:
-        with pytest.raises(LoadError, match=r"load-\d{5}: connection refused, return code 5 \(not authorized\)"):
+        with pytest.raises(LoadError, match=r"load-\d{5}: connection refused: not authorized \(5\)"):
             run_load(LoadSpec(url=server.url, devices=3, messages=10, connect_timeout_s=10))
     finally:
         server.stop()
@@ -226,8 +253,6 @@ def test_refused_connection_names_device_and_return_code(tmp_path: Path) -> None
 
 def test_sim_load_cli_takes_the_generator_options_directly() -> None:
     """``gridsentinel sim load --url ...`` (argparse.REMAINDER used to refuse a leading option)."""
-    from edge.cli import build_parser
-
     args = build_parser().parse_args(["sim", "load", "--url", "mqtt://127.0.0.1:1884", "--devices", "3", "--json"])
     assert (args.url, args.devices, args.json) == ("mqtt://127.0.0.1:1884", 3, True)
     assert args.func.__name__ == "load_cmd"

@@ -5,6 +5,7 @@ The InfluxDB outage runs against a real influxd too (SIGKILLed mid-run, its data
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
@@ -141,7 +142,6 @@ def test_sim_list_prints_every_shipped_scenario(capsys: pytest.CaptureFixture[st
 def test_fire_in_a_building_from_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
     """Smoke alarms -> incidents -> a case driven by simulated people through a failed verification to closed."""
     require_binary("mosquitto", "mosquitto")
-    import argparse
 
     parser = argparse.ArgumentParser()
     cli.configure(parser)

@@ -10,16 +10,15 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge import wire
+from edge.agent import Agent
+from edge.config import parse_config
 from simulators.community import agent_config, generate_community
 from simulators.drivers import find_sim
-from tests.servers import MosquittoServer, wait_until
+from simulators.servers import Mosquitto, wait_until
 
 
 @pytest.mark.integration
-def test_community_sensors_and_kiosk_through_the_real_agent(mosquitto: MosquittoServer) -> None:
-    from edge.agent import Agent
-    from edge.config import parse_config
-
+def test_community_sensors_and_kiosk_through_the_real_agent(mosquitto: Mosquitto) -> None:
     community = generate_community(2, seed=4, mix_per_grid={"smoke": 1, "kiosk": 1}, interval_s=0.1)
     telemetry: dict[str, list[wire.Telemetry]] = {}
     events: list[tuple[str, wire.Event]] = []

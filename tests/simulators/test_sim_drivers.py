@@ -48,18 +48,26 @@ def test_sensor_deterministic_bounded_and_seed_sensitive(profile: str) -> None:
     assert kinds(a) == []  # quiet without faults or spontaneous alarms
 
 
+@pytest.mark.parametrize("hour", range(0, 24, 3))
 @pytest.mark.parametrize("profile", sorted(PROFILES))
-def test_every_alarm_can_be_triggered_and_released(profile: str) -> None:
+def test_every_alarm_can_be_triggered_and_released_at_any_hour(profile: str, hour: int) -> None:
+    """Released means cleared at the next poll, whatever the hour: a bin released in the evening (its
+    natural fill above the clearing level) once stayed full until morning, and the alarm matrix, run
+    in the evening, saw its incident still open."""
+    start = T0 + hour * 60 * MIN
     for spec in PROFILES[profile].alarms:
         driver = sensor(profile, 2)
-        driver.poll(T0)
+        driver.poll(start)
         driver.trigger(spec.type)
-        raised = driver.poll(T0 + MIN)
+        raised = driver.poll(start + MIN)
         assert [(e.type, e.state) for e in raised.events] == [(spec.type, EventState.ACTIVE)]
         assert raised.metrics[spec.metric] == spec.forced
-        assert driver.poll(T0 + 2 * MIN).events == ()  # still active: no repeat
+        assert driver.poll(start + 2 * MIN).events == ()  # still active: no repeat
         driver.release(spec.type)
-        assert kinds([driver.poll(T0 + 3 * MIN)]) == [(spec.type, EventState.CLEARED)]
+        cleared = driver.poll(start + 3 * MIN)
+        assert kinds([cleared]) == [(spec.type, EventState.CLEARED)]
+        assert not spec.holds(float(cleared.metrics[spec.metric]), active=True)
+        assert kinds(run(driver, 30, start=start + 4 * MIN)) == []  # and it stays cleared
 
 
 def test_trigger_by_handle_with_duration() -> None:

@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Body, HTTPException, Query
 
 from edge.wire import WireError
-from hub import authz
 from hub.api.deps import CtxDep, DeadLetterDep
 from hub.api.schemas import (
     DeadLetterDetail,
@@ -17,9 +16,10 @@ from hub.api.schemas import (
     RequeueRequest,
     RequeueResult,
 )
-from hub.auth import PrincipalDep, require
-from hub.deadletter import DeadLetterError
-from hub.deadletter_models import DeadLetterRow
+from hub.ingest.deadletter import DeadLetterError
+from hub.ingest.models import DeadLetterRow
+from hub.security import authz
+from hub.security.auth import PrincipalDep, require
 
 router = APIRouter(prefix="/api/v1/deadletters", tags=["deadletters"])
 
@@ -89,7 +89,7 @@ def requeue_deadletter(
 ) -> RequeueResult:
     """Re-inject the stored (or a corrected) payload through ingest; 422 with the reason if still refused."""
     require(principal, authz.may_change_operations(principal), "requeue dead letters")
-    ingest = ctx.services.get("ingest")
+    ingest = ctx.services.ingest
     if ingest is None:
         raise HTTPException(status_code=503, detail="ingest is not running")
     payload = None if body is None or body.payload is None else body.payload.encode("utf-8")

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
-from hub import authz
 from hub.api.deps import RegistryDep
 from hub.api.schemas import DevicePublic
-from hub.auth import PrincipalDep, require
+from hub.security import authz
+from hub.security.auth import PrincipalDep, require
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 

@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from hub import authz
 from hub.api.deps import GapsDep
 from hub.api.schemas import DataLossPublic, GapsPage, OpenGapPublic
-from hub.auth import PrincipalDep, require
+from hub.security import authz
+from hub.security.auth import PrincipalDep, require
 
 router = APIRouter(prefix="/api/v1/gaps", tags=["gaps"])
 

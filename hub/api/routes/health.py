@@ -15,11 +15,11 @@ router = APIRouter(tags=["health"])
 def healthz(ctx: CtxDep, response: Response) -> HealthPublic:
     """Liveness: 200 when the broker connection is up and the series store and the state DB take
     writes, else 503."""
-    ingest = ctx.services.get("ingest")
-    store = ctx.services.get("store")
-    writer = ctx.services.get("writer")
-    registry = ctx.services.get("registry")
-    state_db = ctx.services.get("state_db")
+    ingest = ctx.services.ingest
+    store = ctx.services.store
+    writer = ctx.services.writer
+    registry = ctx.services.registry
+    state_db = ctx.services.state_db
     stats = getattr(writer, "stats", None)
     spool = getattr(stats, "spooled_bytes", None)
     spool_bytes = int(spool) if isinstance(spool, (int, float)) else None
@@ -42,6 +42,6 @@ def healthz(ctx: CtxDep, response: Response) -> HealthPublic:
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})
 def metrics(ctx: CtxDep) -> Response:
     """Prometheus text exposition of the hub's metrics."""
-    hub_metrics = ctx.services.get("metrics")
+    hub_metrics = ctx.services.metrics
     data = b"" if hub_metrics is None else hub_metrics.render()
     return Response(content=data, media_type=CONTENT_TYPE)

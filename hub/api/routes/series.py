@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
-from hub import authz
 from hub.api.deps import CtxDep
 from hub.api.schemas import SeriesPublic, SeriesRowPublic
-from hub.auth import PrincipalDep, require
+from hub.security import authz
+from hub.security.auth import PrincipalDep, require
 from hub.series.base import StoreError
 
 router = APIRouter(prefix="/api/v1/series", tags=["series"])
@@ -31,12 +31,12 @@ def query_series(
 ) -> SeriesPublic:
     """Mean of ``metric`` per ``every`` seconds for ``device`` in [start, end) (readers of the device)."""
     require(principal, authz.may_list_devices(principal), "read series")
-    registry = ctx.services.get("registry")
+    registry = ctx.services.registry
     if not authz.reads_hub_wide(principal):
         public = None if registry is None else registry.get_public(device)
         if public is None or not authz.may_read_device(principal, public):
             raise HTTPException(status_code=404, detail=f"device {device!r} is not known to this hub")
-    store = ctx.services.get("store")
+    store = ctx.services.store
     if store is None:
         raise HTTPException(status_code=503, detail="no series store")
     end_ms = end if end is not None else ctx.now_ms()

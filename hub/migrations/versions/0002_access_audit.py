@@ -19,7 +19,7 @@ depends_on: str | None = None
 def upgrade() -> None:
     """Upgrade the schema."""
     if sa.inspect(op.get_bind()).has_table("access_audit"):
-        return  # created by hub.access_audit before this revision existed
+        return  # created by hub.evidence.access_log before this revision existed
     op.create_table(
         "access_audit",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),

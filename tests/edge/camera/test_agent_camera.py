@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from edge import wire
-from hub.snapshots import SnapshotStore
+from hub.evidence.snapshots import SnapshotStore
+from simulators.servers import Mosquitto, wait_until
 from tests.edge.agent_helpers import REPO, terminate, write_toml
 from tests.edge.mqtt_probe import Probe
-from tests.servers import MosquittoServer, wait_until
 
 LAUNCH = "import sys, simulators.camera; from edge.cli import main; sys.exit(main(sys.argv[1:]))"
 
@@ -27,7 +27,7 @@ def moved_event(probe: Probe) -> wire.Event | None:
 
 
 @pytest.mark.integration
-def test_agent_publishes_camera_event_with_verifiable_snapshot(mosquitto: MosquittoServer, tmp_path: Path) -> None:
+def test_agent_publishes_camera_event_with_verifiable_snapshot(mosquitto: Mosquitto, tmp_path: Path) -> None:
     config = write_toml(
         tmp_path / "cam.toml",
         {

@@ -12,7 +12,7 @@ import simulators.camera  # noqa: F401  (registers sim_camera)
 from edge.camera.driver import CameraDriver
 from edge.drivers import DriverEvent, Sample, get_driver_spec
 from simulators.camera import SCENES, SceneRenderer
-from tests.servers import wait_until
+from simulators.servers import wait_until
 
 METRICS = {"fps", "stream_ok", "latency_ms", "people", "motion_ratio", "brightness", "sharpness"}
 

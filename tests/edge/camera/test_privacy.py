@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from pathlib import Path
 
@@ -96,8 +97,6 @@ def test_face_region_differs_strongly_and_keeps_no_detail(astronaut: Image, filt
 
 
 def test_jpeg_has_no_exif_and_hash_matches(filtered: FilteredSnapshot) -> None:
-    import hashlib
-
     assert filtered.jpeg is not None
     assert filtered.jpeg.startswith(b"\xff\xd8")
     assert b"Exif" not in filtered.jpeg and b"\xff\xe1" not in filtered.jpeg[:4096]  # no APP1 segment

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from edge.camera.pipeline import CROWD, INTRUSION, LOITERING
+from edge.camera.config import CameraConfigBase
+from edge.camera.pipeline import CROWD, INTRUSION, LOITERING, CameraPipeline
 from simulators.footage import Clip, FootageUnavailableError, fetch, load_clips
 from simulators.footage_eval import evaluate, frames
 from tests.servers import servers_required
@@ -40,9 +41,6 @@ def held_out() -> tuple[Clip, Path]:
 
 def _events(path: Path, clip: Clip, zones: list[dict[str, Any]], last_frame: int = 400) -> list[tuple[str, str]]:
     """(event type, state) of every zone event raised while replaying the first frames."""
-    from edge.camera.config import CameraConfigBase
-    from edge.camera.pipeline import CameraPipeline
-
     pipeline = CameraPipeline(CameraConfigBase.model_validate({"zones": zones}))
     out: list[tuple[str, str]] = []
     for i, frame in enumerate(frames(path)):

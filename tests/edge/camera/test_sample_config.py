@@ -6,6 +6,7 @@ from pathlib import Path
 
 import edge.camera
 from edge.camera.config import CameraConfig
+from edge.camera.redact_cli import load_privacy_config
 from edge.config import load_config
 
 
@@ -20,7 +21,5 @@ def test_sample_config_loads() -> None:
 
 
 def test_redact_reads_privacy_from_an_agent_config() -> None:
-    from edge.camera.redact_cli import load_privacy_config
-
     privacy = load_privacy_config(Path(edge.camera.__file__).parent / "sample.toml")
     assert privacy.masks == [[(0.0, 0.0), (1.0, 0.0), (1.0, 0.25), (0.0, 0.25)]]

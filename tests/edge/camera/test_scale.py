@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from edge.camera.config import CameraConfigBase, ZoneConfig
 from edge.camera.scale import MAX_UPSCALE, SMALLEST_PERSON_PX, ScalePlan, detect_scale, geometry_warnings
+from edge.cli import main
 
 FAR = {"name": "far", "polygon": [(0, 0), (1, 0), (1, 0.3), (0, 0.3)], "min_person_px": 50}
 NEAR = {"name": "near", "polygon": [(0, 0.6), (1, 0.6), (1, 1), (0, 1)], "min_person_px": 200}
@@ -56,8 +57,6 @@ def test_geometry_warnings() -> None:
 
 
 def test_check_config_warns_but_accepts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from edge.cli import main
-
     sample = (Path(__file__).resolve().parents[3] / "edge" / "camera" / "sample.toml").read_text()
     good = tmp_path / "good.toml"
     good.write_text(sample)

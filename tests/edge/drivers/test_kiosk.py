@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from edge.drivers import DriverError
 from edge.drivers.kiosk import KioskConfig, KioskDriver, LogTail, parse_lpstat, parse_status_line
 from edge.wire import EventState
-from tests.servers import free_port
+from simulators.servers import free_port
 
 LPSTAT = """\
 printer Kiosk_Receipt is idle.  enabled since Mon 23 Nov 2026 09:00:01 AM CST

@@ -11,10 +11,13 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from pymodbus import FramerType
+from pymodbus.server import ModbusTcpServer
+from pymodbus.simulator import DataType, SimData, SimDevice
 
 from edge.drivers import DriverError, get_driver_spec
 from edge.drivers.modbus import ModbusConfig, ModbusDriver, RegisterSpec, decode_registers
-from tests.servers import free_port, port_open, wait_until
+from simulators.servers import free_port, port_open, wait_until
 
 PI_BIG = [0x4049, 0x0FDB]  # float32 pi, Modbus big-endian
 
@@ -91,8 +94,6 @@ class ModbusTestServer:
         rtu: bool = False,
         unit: int = 1,
     ) -> None:
-        from pymodbus.simulator import DataType, SimData, SimDevice
-
         self.rtu = rtu
 
         def block(values: list[Any], dtype: Any) -> list[Any]:
@@ -113,9 +114,6 @@ class ModbusTestServer:
         self.server: Any = None
 
     async def _start(self) -> None:
-        from pymodbus import FramerType
-        from pymodbus.server import ModbusTcpServer
-
         framer = FramerType.RTU if self.rtu else FramerType.SOCKET
         self.server = ModbusTcpServer(self.device, address=("127.0.0.1", self.port), framer=framer)
         self.task = asyncio.ensure_future(self.server.serve_forever())

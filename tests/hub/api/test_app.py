@@ -13,9 +13,9 @@ from edge.wire import Channel
 from hub.api.app import create_app
 from hub.context import HubContext
 from hub.db import make_engine, session_factory, sqlite_url
+from simulators.servers import Mosquitto, wait_until
 from tests.hub.conftest import ADMIN_HEADERS, FirstStreamEvent, HubFactory, api
 from tests.hub.device import FakeDevice, now_ms
-from tests.servers import MosquittoServer, wait_until
 
 
 def test_openapi_is_valid_and_lists_core_routes(tmp_path: Path) -> None:
@@ -42,7 +42,7 @@ def test_openapi_is_valid_and_lists_core_routes(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-def test_requeue_purge_series_metrics_over_http(mosquitto: MosquittoServer, make_hub: HubFactory) -> None:
+def test_requeue_purge_series_metrics_over_http(mosquitto: Mosquitto, make_hub: HubFactory) -> None:
     hub = make_hub()
     dev = FakeDevice(mosquitto.port, "kiosk-api")
     dev.connect()
@@ -79,7 +79,7 @@ def test_requeue_purge_series_metrics_over_http(mosquitto: MosquittoServer, make
 
 
 @pytest.mark.integration
-def test_stream_sends_device_health_changes(mosquitto: MosquittoServer, make_hub: HubFactory) -> None:
+def test_stream_sends_device_health_changes(mosquitto: Mosquitto, make_hub: HubFactory) -> None:
     hub = make_hub()
     stream = FirstStreamEvent(f"http://127.0.0.1:{hub.http_port}/api/v1/stream?kinds=device", ADMIN_HEADERS).start()
     wait_until(lambda: hub.ctx is not None and len(hub.ctx.bus._subs) == 1, what="SSE subscribed")

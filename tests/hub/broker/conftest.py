@@ -12,9 +12,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hub.broker import ThreadedBroker
-from hub.broker.decoding import decode, decode_remaining_length
-from hub.broker.packets import Packet, encode
-from tests.servers import wait_until
+from hub.mqtt.codec import decode, decode_remaining_length, encode
+from hub.mqtt.packets import Packet
+from simulators.servers import wait_until
 
 
 @pytest.fixture
@@ -113,7 +113,7 @@ def paho(broker: ThreadedBroker) -> Iterator[Callable[..., PahoClient]]:
 
 
 class RawClient:
-    """A blocking socket speaking MQTT through :mod:`hub.broker.packets` (for what paho won't do)."""
+    """A blocking socket speaking MQTT through :mod:`hub.mqtt.codec` (for what paho won't do)."""
 
     def __init__(self, port: int) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hub.broker import ThreadedBroker
-from hub.broker.packets import (
+from hub.mqtt.packets import (
     CONNACK_IDENTIFIER_REJECTED,
     CONNACK_NOT_AUTHORIZED,
     SUBACK_FAILURE,
@@ -21,8 +21,9 @@ from hub.broker.packets import (
     Suback,
     Subscribe,
 )
+from simulators.servers import wait_until
 from tests.hub.broker.conftest import PahoClient, RawClient
-from tests.servers import require_binary, wait_until
+from tests.servers import require_binary
 
 pytestmark = pytest.mark.integration
 

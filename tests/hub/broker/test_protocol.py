@@ -9,7 +9,8 @@ from collections.abc import Callable
 import pytest
 
 from hub.broker import ThreadedBroker
-from hub.broker.packets import (
+from hub.mqtt.codec import encode
+from hub.mqtt.packets import (
     CONNACK_BAD_PROTOCOL,
     Connack,
     Connect,
@@ -21,10 +22,9 @@ from hub.broker.packets import (
     Pubrel,
     Suback,
     Subscribe,
-    encode,
 )
+from simulators.servers import wait_until
 from tests.hub.broker.conftest import PahoClient, RawClient
-from tests.servers import wait_until
 
 pytestmark = pytest.mark.integration
 

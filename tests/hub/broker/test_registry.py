@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hub.broker.registry import SubscriptionRegistry
 from hub.broker.session import Session
+from hub.broker.subscriptions import SubscriptionRegistry
 
 
 def sessions(*ids: str, offline: tuple[str, ...] = ()) -> dict[str, Session]:

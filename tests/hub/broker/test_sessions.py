@@ -10,9 +10,9 @@ from collections.abc import Callable
 import pytest
 
 from hub.broker import ThreadedBroker
-from hub.broker.packets import Connack, Connect, Pingresp, Puback, Publish, Suback, Subscribe, Will
+from hub.mqtt.packets import Connack, Connect, Pingresp, Puback, Publish, Suback, Subscribe, Will
+from simulators.servers import wait_until
 from tests.hub.broker.conftest import PahoClient, RawClient
-from tests.servers import wait_until
 
 pytestmark = pytest.mark.integration
 

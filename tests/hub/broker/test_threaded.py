@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from hub.broker import BrokerStartError, ThreadedBroker
-from tests.servers import port_open
+from simulators.servers import port_open
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ from typing import Any
 from edge.vocabulary import EventType
 from edge.wire import DeviceKind, Event, EventState, Severity
 from hub.cameras.board import CameraBoard, camera_row, matches, summarize
-from hub.sinks import DeviceRef
+from hub.ingest.sinks import DeviceRef
 
 GRID = "330106001001001"
 CAM = DeviceRef("cam-1", "sunrise", DeviceKind.CAMERA, GRID)

@@ -12,12 +12,13 @@ import pytest
 import uvicorn
 
 from hub.api.app import create_app
+from hub.cases import api, open311
 from hub.cases.plugin import build, example_config
 from hub.cases.service import CaseService, WebhookTarget
 from hub.context import HubContext
-from hub.db import init_schema, make_engine, session_factory
-from tests.servers import free_port, wait_until
-from tests.servers_pg import PostgresServer
+from hub.db import make_engine, session_factory
+from hub.schema import init_schema
+from simulators.servers import Postgres, free_port, wait_until
 
 
 class FakeClock:
@@ -45,9 +46,9 @@ PG_TEMPLATE = "gs_cases_template"
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
     """One PostgreSQL cluster for the session; each test copies a template with the schema and example city."""
-    server = PostgresServer()
+    server = Postgres()
     server.start()
     seeded = make_env(server.create_database(name=PG_TEMPLATE), tmp_path_factory.mktemp("pg-template"))
     seeded.ctx.engine.dispose()  # CREATE DATABASE ... TEMPLATE needs the template idle
@@ -60,7 +61,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh state database URL on each backend."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'state.db'}"
-    server: PostgresServer = request.getfixturevalue("pg_server")
+    server: Postgres = request.getfixturevalue("pg_server")
     return server.create_database(template=PG_TEMPLATE)
 
 
@@ -111,8 +112,6 @@ def env(db_url: str, tmp_path: Path) -> Iterator[CasesEnv]:
 @pytest.fixture
 def live(db_url: str, tmp_path: Path) -> Iterator[CasesEnv]:
     """The real hub app (core + case routers) served by uvicorn on a free port, on each backend."""
-    from hub.cases import api, open311
-
     cases = make_env(db_url, tmp_path)
     cases.ctx.add_router(api.router)
     cases.ctx.add_router(open311.router)

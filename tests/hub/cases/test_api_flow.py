@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -90,10 +91,10 @@ def test_smoke_detector_to_evaluated_case(live: CasesEnv) -> None:
     written: list[Any] = []
 
     class Recorder:
-        def submit(self, points: list[Any]) -> None:
+        def submit(self, points: Sequence[Any]) -> None:
             written.extend(points)
 
-    live.ctx.services["series_writer"] = Recorder()
+    live.ctx.services.writer = Recorder()
     ev = op.get("/api/v1/evaluation", params={"by": "force", "period": "2026-11"}).json()
     [point] = written
     assert (point.measurement, point.tags["by"], point.tags["key"]) == ("case_eval", "force", "fire")

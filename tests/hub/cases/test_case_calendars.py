@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import update
 
 from hub.cases.models import CaseRow
+from hub.context import need
 from tests.hub.cases.conftest import CasesEnv
 from tests.hub.cases.test_api_flow import GRID_1, act, smoke_group
 
@@ -144,7 +145,7 @@ def test_api_shows_the_calendar_and_a_fire_due_within_its_limit_in_wall_clock_ti
 
     # Open311 projects each later stage on its own calendar: 19:12 + 2 h handling that night (read by
     # staff: operator-raised cases are not in the public view)
-    staff = {"api_key": live.ctx.services["tokens"].issue_token("op1", "test")}
+    staff = {"api_key": need(live.ctx.services.tokens, "tokens").issue_token("op1", "test")}
     [request] = live.client().get(f"/open311/v2/requests/{fire['id']}.json", params=staff).json()
     assert request["expected_datetime"] == "2026-11-27T21:12:00+08:00"
     [request] = live.client().get(f"/open311/v2/requests/{routine.json()['id']}.json", params=staff).json()

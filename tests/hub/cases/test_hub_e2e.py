@@ -14,14 +14,14 @@ from edge import wire
 from edge.wire import Channel, DeviceState, Event, EventState, Severity
 from hub.config import HubSettings
 from hub.service import Hub
+from simulators.servers import Mosquitto, wait_until
 from tests.hub.device import GRID, FakeDevice, now_ms
-from tests.servers import MosquittoServer, wait_until
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def hub(tmp_path: Path, mosquitto: MosquittoServer) -> Iterator[Hub]:
+def hub(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Hub]:
     data_dir = tmp_path / "hub"
     data_dir.mkdir()
     # the example city, renumbered so that the test device's grid is "Grid 1"
@@ -36,7 +36,7 @@ def hub(tmp_path: Path, mosquitto: MosquittoServer) -> Iterator[Hub]:
     h.stop()
 
 
-def test_smoke_alarm_becomes_a_dispatched_case(hub: Hub, mosquitto: MosquittoServer) -> None:
+def test_smoke_alarm_becomes_a_dispatched_case(hub: Hub, mosquitto: Mosquitto) -> None:
     api = httpx.Client(base_url=f"http://127.0.0.1:{hub.http_port}", timeout=5, headers={"X-Actor": "op1"})
     dev = FakeDevice(mosquitto.port, "smoke-7")
     dev.connect()
@@ -78,7 +78,7 @@ def test_smoke_alarm_becomes_a_dispatched_case(hub: Hub, mosquitto: MosquittoSer
         dev.close()
 
 
-def test_gas_alarm_gets_the_gas_leak_plan(hub: Hub, mosquitto: MosquittoServer) -> None:
+def test_gas_alarm_gets_the_gas_leak_plan(hub: Hub, mosquitto: Mosquitto) -> None:
     api = httpx.Client(base_url=f"http://127.0.0.1:{hub.http_port}", timeout=5, headers={"X-Actor": "op1"})
     dev = FakeDevice(mosquitto.port, "gas-2")
     dev.connect()
@@ -97,7 +97,7 @@ def test_gas_alarm_gets_the_gas_leak_plan(hub: Hub, mosquitto: MosquittoServer) 
         dev.close()
 
 
-def test_anonymous_open311_readers_see_no_device_case_nor_internal_note(hub: Hub, mosquitto: MosquittoServer) -> None:
+def test_anonymous_open311_readers_see_no_device_case_nor_internal_note(hub: Hub, mosquitto: Mosquitto) -> None:
     """Issue #21 through the whole hub: a real device alarm and a resident's request side by side."""
     base = f"http://127.0.0.1:{hub.http_port}"
     op = httpx.Client(base_url=base, timeout=5, headers={"X-Actor": "op1"})

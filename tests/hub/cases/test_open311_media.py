@@ -14,6 +14,7 @@ import skimage.data
 from edge.camera.config import PrivacyConfig
 from edge.camera.privacy import Image
 from hub.cases.media import PhotoRefusedError, PhotoStore, decode_upload
+from hub.context import need
 from tests.edge.camera.test_privacy import FACE, alt_faces_on_face, lbp_on_face
 from tests.hub.cases.conftest import CasesEnv
 
@@ -53,7 +54,7 @@ def test_resident_photo_is_stored_with_the_face_blurred_and_shown_to_the_filer_o
     assert lbp_on_face(astronaut) and alt_faces_on_face(astronaut)  # the detectors see the face when it is there
     media = "data:image/png;base64," + base64.b64encode(png(astronaut)).decode()
     resident, op = live.client(), live.client("op1")
-    resident.headers["Authorization"] = f"Bearer {live.ctx.services['tokens'].issue_token('r1', 'test')}"
+    resident.headers["Authorization"] = f"Bearer {need(live.ctx.services.tokens, 'tokens').issue_token('r1', 'test')}"
     filed = resident.post(
         "/open311/v2/requests.json",
         json={"service_code": "facilities", "description": "broken bench", "media": media, **POINT},
@@ -67,7 +68,7 @@ def test_resident_photo_is_stored_with_the_face_blurred_and_shown_to_the_filer_o
     photo = resident.get(mine["media_url"])
     assert photo.status_code == 200 and photo.headers["content-type"] == "image/jpeg"
     staff = live.client()
-    staff.headers["Authorization"] = f"Bearer {live.ctx.services['tokens'].issue_token('op1', 'test')}"
+    staff.headers["Authorization"] = f"Bearer {need(live.ctx.services.tokens, 'tokens').issue_token('op1', 'test')}"
     assert staff.get(mine["media_url"]).content == photo.content  # staff who may see the case
     anonymous = live.client()
     assert anonymous.get(mine["media_url"]).status_code == 404

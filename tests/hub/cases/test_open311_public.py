@@ -13,8 +13,9 @@ from xml.etree import ElementTree
 
 import httpx
 
-from hub.auth import BOOTSTRAP_ADMIN_ID, TokenStore
 from hub.cases.open311_view import FULL_FIELDS, PUBLIC_FIELDS, PublicPolicy
+from hub.context import need
+from hub.security.auth import BOOTSTRAP_ADMIN_ID, TokenStore
 from tests.hub.cases.conftest import CasesEnv
 from tests.hub.cases.test_api_flow import act, smoke_group
 
@@ -84,7 +85,7 @@ def test_anonymous_readers_see_public_fields_of_public_cases(live: CasesEnv) -> 
 
 def test_public_categories_show_device_cases_at_their_grid_centroid(live: CasesEnv) -> None:
     device_case, _operator_case, _resident_case = _seed(live)
-    live.ctx.services["open311"] = PublicPolicy(frozenset({"fire_safety"}))
+    live.ctx.services.open311 = PublicPolicy(frozenset({"fire_safety"}))
     listed = httpx.get(f"{live.base_url}/open311/v2/requests.json").json()
     [req] = [r for r in listed if r["service_request_id"] == str(device_case)]
     assert (req["lat"], req["long"]) == (39.91, 116.435)  # centre of grid 1; the case has no point
@@ -93,7 +94,7 @@ def test_public_categories_show_device_cases_at_their_grid_centroid(live: CasesE
 
 
 def test_filer_reads_their_own_request_in_full(live: CasesEnv) -> None:
-    tokens: TokenStore = live.ctx.services["tokens"]
+    tokens: TokenStore = need(live.ctx.services.tokens, "tokens")
     token = tokens.issue_token("r1", "test")
     base = f"{live.base_url}/open311/v2"
     filed = httpx.post(f"{base}/requests.json", data=RESIDENT | {"api_key": token})
@@ -111,7 +112,7 @@ def test_filer_reads_their_own_request_in_full(live: CasesEnv) -> None:
 
 
 def test_anonymous_filing_is_rate_limited_per_address(live: CasesEnv) -> None:
-    live.ctx.services["open311"] = PublicPolicy(posts_per_hour=1, post_burst=2)
+    live.ctx.services.open311 = PublicPolicy(posts_per_hour=1, post_burst=2)
     url = f"{live.base_url}/open311/v2/requests.json"
     assert [httpx.post(url, data=RESIDENT).status_code for _ in range(2)] == [201, 201]
     refused = httpx.post(url, data=RESIDENT)
@@ -119,7 +120,7 @@ def test_anonymous_filing_is_rate_limited_per_address(live: CasesEnv) -> None:
     assert refused.json()[0]["code"] == 429
     xml = httpx.post(url.replace(".json", ".xml"), data=RESIDENT)
     assert xml.status_code == 429 and ElementTree.fromstring(xml.content).tag == "errors"
-    token = live.ctx.services["tokens"].issue_token("r1", "test")
+    token = need(live.ctx.services.tokens, "tokens").issue_token("r1", "test")
     assert httpx.post(url, data=RESIDENT | {"api_key": token}).status_code == 201  # signed in: not limited
 
 
@@ -133,7 +134,7 @@ def test_xml_post_answers_the_spec_document(live: CasesEnv) -> None:
 def test_administrator_acts_on_cases_as_admin(live: CasesEnv) -> None:
     case_id = live.svc.on_incident_group(smoke_group())
     assert case_id is not None
-    token = live.ctx.services["tokens"].issue_token(BOOTSTRAP_ADMIN_ID, "test")
+    token = need(live.ctx.services.tokens, "tokens").issue_token(BOOTSTRAP_ADMIN_ID, "test")
     admin = httpx.Client(base_url=live.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=15)
     cancelled = act(admin, case_id, "cancel", reason="duplicate")
     assert cancelled.status_code == 200, cancelled.text

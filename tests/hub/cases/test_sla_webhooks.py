@@ -12,9 +12,9 @@ from typing import Any
 
 from hub.cases.service import WebhookTarget
 from hub.cases.webhooks import WebhookDispatcher
+from simulators.servers import free_port, wait_until
 from tests.hub.cases.conftest import MONDAY_10AM, CasesEnv, make_env
 from tests.hub.cases.test_api_flow import smoke_group
-from tests.servers import free_port, wait_until
 
 MINUTE = 60.0
 

@@ -22,9 +22,9 @@ from hub.cases.models import OutboxRow
 from hub.cases.service import WebhookTarget
 from hub.cases.webhooks import WebhookDispatcher
 from hub.db import make_engine, session_factory
+from simulators.servers import wait_until
 from tests.hub.cases.conftest import make_env
 from tests.hub.cases.test_api_flow import smoke_group
-from tests.servers import wait_until
 
 
 class Receiver:

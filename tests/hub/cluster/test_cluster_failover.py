@@ -18,18 +18,21 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
 import pytest
 from sqlalchemy import Engine, text
 
 from edge import wire
+from edge.agent import Agent
+from edge.config import parse_config
 from hub.cluster.natsconf import DEFAULT_PREFIX, STREAM_NAME, partition_of
-from hub.db import init_schema, make_engine
+from hub.db import make_engine
+from hub.schema import init_schema
 from simulators.community import agent_config, generate_community
 from simulators.drivers import find_sim
-from simulators.nats_servers import NatsCluster, ReplicaProcess, lease_holders
-from simulators.scenario_servers import InfluxServer
-from tests.servers import require_binary, wait_until
-from tests.servers_pg import PostgresServer
+from simulators.servers import Influxd, Postgres, wait_until
+from simulators.servers.nats import NatsCluster, ReplicaProcess, lease_holders
+from tests.servers import require_binary
 
 pytestmark = pytest.mark.integration
 
@@ -38,6 +41,7 @@ PARTITIONS = 12
 #: (webhook dispatch is registered only with a webhook configured).
 SINGLETONS = ("cases-sla", "cases-series", "commands-sweep", "snapshot-retention")
 TAKEOVER_LIMIT_S = 10.0
+INFLUX_DB = "gridsentinel"
 
 
 @pytest.fixture
@@ -46,8 +50,8 @@ def district(tmp_path: Path) -> Iterator[dict[str, Any]]:
     require_binary("nats-server", "nats-server")
     require_binary("influxd", "influxdb")
     nats_cluster = NatsCluster(tmp_path / "nats", partitions=PARTITIONS)
-    pg = PostgresServer()
-    influx = InfluxServer(tmp_path / "influx")
+    pg = Postgres()
+    influx = Influxd(tmp_path / "influx", db=INFLUX_DB)
     replicas: list[ReplicaProcess] = []
     engine: Engine | None = None
     try:
@@ -64,7 +68,7 @@ def district(tmp_path: Path) -> Iterator[dict[str, Any]]:
                 nats_cluster.client_urls,
                 url,
                 partitions=PARTITIONS,
-                influx=(influx.url, influx.db),
+                influx=(influx.url, INFLUX_DB),
             )
             replicas.append(replica)
         # The first start issues the administrator's token; two replicas doing it at once collide on its
@@ -112,7 +116,7 @@ class LiveView:
 
 
 def holders(cluster: NatsCluster) -> dict[str, str]:
-    return asyncio.run(lease_holders([n.client_url for n in cluster.nodes]))
+    return asyncio.run(lease_holders(cluster.live_urls()))
 
 
 def partition_owners(cluster: NatsCluster) -> dict[int, str]:
@@ -121,8 +125,6 @@ def partition_owners(cluster: NatsCluster) -> dict[int, str]:
 
 async def _published(servers: list[str]) -> list[tuple[str, str, bytes]]:
     """Every message the stream captured: (device, channel, payload), in stream order."""
-    import nats
-
     nc = await nats.connect(servers=servers, connect_timeout=2)
     try:
         js = nc.jetstream(timeout=5)
@@ -171,7 +173,7 @@ def published_telemetry(
 def test_replica_killed_and_node_stopped_lose_and_double_nothing(district: dict[str, Any]) -> None:
     started = time.monotonic()
     cluster: NatsCluster = district["nats"]
-    influx: InfluxServer = district["influx"]
+    influx: Influxd = district["influx"]
     engine: Engine = district["pg"]
     replicas: list[ReplicaProcess] = district["replicas"]
     wait_until(
@@ -183,8 +185,6 @@ def test_replica_killed_and_node_stopped_lose_and_double_nothing(district: dict[
         what="every partition owned, spread over the three replicas",
     )
     community = generate_community(4, seed=7, mix_per_grid={"smoke": 2, "kiosk": 1}, interval_s=0.1)
-    from edge.agent import Agent
-    from edge.config import parse_config
 
     # Devices speak MQTT to n0 and n1; n2 is the node stopped mid-stream (it holds stream replicas).
     agents = []

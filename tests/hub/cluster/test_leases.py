@@ -8,11 +8,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import nats
 import pytest
+from nats.js.api import KeyValueConfig
 
 from hub.cluster.leases import LeaseLost, LeaseTable
 from hub.cluster.natsconf import NatsNode, node_config
-from tests.servers import free_port, port_open, require_binary, wait_until
+from simulators.servers import free_port, port_open, wait_until
+from tests.servers import require_binary
 
 pytestmark = pytest.mark.integration
 
@@ -36,9 +39,6 @@ def nats_url(tmp_path: Path) -> Iterator[str]:
 
 
 async def _tables(url: str, *holders: str) -> tuple[object, list[LeaseTable]]:
-    import nats
-    from nats.js.api import KeyValueConfig
-
     nc = await nats.connect(url)
     js = nc.jetstream(timeout=5)
     kv = await js.create_key_value(KeyValueConfig(bucket="gs_leases", history=1, ttl=TTL_S))

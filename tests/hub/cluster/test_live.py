@@ -8,12 +8,14 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import nats
 import pytest
 
 from hub.bus import EventBus
 from hub.cluster.live import LiveRelay
 from hub.cluster.natsconf import NatsNode, node_config
-from tests.servers import free_port, port_open, require_binary, wait_until
+from simulators.servers import free_port, port_open, wait_until
+from tests.servers import require_binary
 
 pytestmark = pytest.mark.integration
 
@@ -35,8 +37,6 @@ def nats_url(tmp_path: Path) -> Iterator[str]:
 
 
 def test_a_change_on_one_replica_reaches_the_others_live_views_only(nats_url: str) -> None:
-    import nats
-
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()

@@ -7,11 +7,13 @@ import subprocess
 import time
 from pathlib import Path
 
+import nats
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge import wire
+from edge.cli import main
 from hub.cluster.natsconf import (
     NatsNode,
     cluster_configs,
@@ -21,7 +23,8 @@ from hub.cluster.natsconf import (
     partition_of,
     topic_of_subject,
 )
-from tests.servers import free_port, port_open, require_binary, wait_until
+from simulators.servers import free_port, port_open, wait_until
+from tests.servers import require_binary
 
 
 def test_mappings_cover_every_device_to_hub_channel_and_not_commands() -> None:
@@ -86,8 +89,6 @@ def test_nats_server_maps_mqtt_publishes_to_the_partition_replicas_compute(tmp_p
 
 
 async def _mapped(node: NatsNode, devices: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    import nats
-
     nc = await nats.connect(node.client_url)
     seen: dict[tuple[str, str], int] = {}
 
@@ -114,8 +115,6 @@ async def _mapped(node: NatsNode, devices: list[tuple[str, str]]) -> dict[tuple[
 
 
 def test_cluster_config_command_writes_a_file_per_node(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from edge.cli import main
-
     code = main(["hub", "cluster-config", "--node", "a=10.1.0.1", "--node", "b=10.1.0.2", "--node", "c=10.1.0.3",
                  "--partitions", "6", "--out", str(tmp_path)])  # fmt: skip
     assert code == 0

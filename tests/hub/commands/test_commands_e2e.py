@@ -23,11 +23,12 @@ import httpx
 import pytest
 import yaml
 
+from hub.context import need
 from hub.service import Hub
 from simulators.community import generate_community
 from simulators.community_workflow import to_workflow
+from simulators.servers import Mosquitto, wait_until
 from tests.hub.conftest import HubFactory, api
-from tests.servers import MosquittoServer, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -66,17 +67,17 @@ def site(tmp_path: Path, make_hub: HubFactory) -> Site:
     (data_dir / "cases.yaml").write_text(yaml.safe_dump(workflow, allow_unicode=True))
     hub = make_hub(
         data_dir=data_dir,
-        plugins=("hub.incidents.plugin", "hub.cases.plugin", "hub.snapshots", "hub.commands.plugin"),
+        plugins=("hub.incidents.plugin", "hub.cases.plugin", "hub.evidence.plugin", "hub.commands.plugin"),
         command_ack_margin_s=MARGIN_S,
     )
     assert hub.ctx is not None
-    tokens = hub.ctx.services["tokens"]
+    tokens = need(hub.ctx.services.tokens, "tokens")
     people = ("operator-01", "operator-far", "sup-01")
     return Site(hub, grids, {p: tokens.issue_token(p, "command test") for p in people})
 
 
 @pytest.fixture
-def kiosk(tmp_path: Path, site: Site, mosquitto: MosquittoServer) -> Iterator[subprocess.Popen[bytes]]:
+def kiosk(tmp_path: Path, site: Site, mosquitto: Mosquitto) -> Iterator[subprocess.Popen[bytes]]:
     config = tmp_path / "kiosk.toml"
     config.write_text(
         f"""

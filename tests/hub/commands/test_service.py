@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge import wire
-from hub.authz import Principal, may_command_device
 from hub.commands.service import (
     CommandService,
     CommandState,
@@ -17,8 +16,9 @@ from hub.commands.service import (
     ack_deadline,
     state_after_ack,
 )
+from hub.ingest.sinks import DeviceRef
 from hub.rules.state import Candidate
-from hub.sinks import DeviceRef
+from hub.security.authz import Principal, may_command_device
 
 KIOSK = DeviceRef("kiosk-1", "site-a", wire.DeviceKind.KIOSK, "330106001001001")
 SENSOR = DeviceRef("sensor-1", "site-a", wire.DeviceKind.SENSOR, "330106001001001")

@@ -9,14 +9,15 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub.db import init_schema, make_engine, session_factory
-from tests.servers_pg import PostgresServer
+from hub.db import make_engine, session_factory
+from hub.schema import init_schema
+from simulators.servers import Postgres
 
 
 @pytest.fixture(scope="session")
-def incidents_pg() -> Iterator[PostgresServer]:
+def incidents_pg() -> Iterator[Postgres]:
     """One PostgreSQL cluster for these tests; each test gets its own database."""
-    server = PostgresServer()
+    server = Postgres()
     server.start()
     yield server
     server.stop()
@@ -40,7 +41,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """URL of a fresh state DB (schema created) on each backend; modules may override it with SQLite only."""
     if request.param == "sqlite":
         return sqlite_db(tmp_path)
-    server: PostgresServer = request.getfixturevalue("incidents_pg")
+    server: Postgres = request.getfixturevalue("incidents_pg")
     return fresh_db(server.create_database())
 
 

@@ -12,14 +12,14 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge.wire import DeviceKind, Event, EventState, Point, Severity, SnapshotRef, Telemetry
-from hub.auth import current_principal
-from hub.authz import Principal
-from hub.context import HubContext
+from hub.context import HubContext, need
 from hub.incidents.plugin import install
 from hub.incidents.sink import IncidentSink
+from hub.ingest.sinks import DeviceRef
+from hub.security.auth import current_principal
+from hub.security.authz import Principal
 from hub.series.base import SeriesPoint
 from hub.series.embedded import EmbeddedStore
-from hub.sinks import DeviceRef
 from tests.hub.incidents.conftest import sqlite_db
 
 T0 = 1_700_000_000_000
@@ -51,8 +51,8 @@ class DirectWriter:
 def hub(tmp_path: Path, engine: Engine, sessions: sessionmaker[Session]) -> Iterator[tuple[TestClient, HubContext]]:
     ctx = HubContext(data_dir=tmp_path, engine=engine, sessions=sessions, clock=lambda: (T0 + 3_600_000) / 1000)
     store = EmbeddedStore(tmp_path / "series.db")
-    ctx.services["store"] = store
-    ctx.services["series_writer"] = DirectWriter(store)
+    ctx.services.store = store
+    ctx.services.writer = DirectWriter(store)
     install(ctx)
     assert [name for name, _ in ctx.tasks] == ["incidents", "incidents-data-loss"]
     app = FastAPI()
@@ -67,8 +67,9 @@ def hub(tmp_path: Path, engine: Engine, sessions: sessionmaker[Session]) -> Iter
 
 
 def feed(ctx: HubContext) -> IncidentSink:
-    sink: IncidentSink = ctx.services["incident_sink"]
-    store: EmbeddedStore = ctx.services["store"]
+    sink: IncidentSink = need(ctx.services.incident_sink, "incident_sink")
+    store = ctx.services.store
+    assert isinstance(store, EmbeddedStore)
     for i in range(40):  # temp climbs past 60 and stays there: temperature_high opens at 30 s above
         ts = T0 + i * 5000
         value = 50.0 + i
@@ -121,7 +122,7 @@ def test_list_filter_get_ack_note_close(hub: tuple[TestClient, HubContext]) -> N
     assert client.get("/api/v1/incidents/99999").status_code == 404
     assert client.post("/api/v1/incidents/99999/ack", json={"by": "x"}).status_code == 404
     # incidents were written as series for Grafana annotations (opened x3, closed x1)
-    assert ctx.services["store"].count("incident") >= 3
+    assert need(ctx.services.store, "store").count("incident") >= 3
 
 
 def test_groups_api(hub: tuple[TestClient, HubContext]) -> None:
@@ -164,7 +165,7 @@ def test_rules_crud_and_engine_reload(hub: tuple[TestClient, HubContext]) -> Non
     assert client.post("/api/v1/rules", json=own).status_code == 201  # declared: an operator's own alarm
     assert client.delete("/api/v1/rules/x6").status_code == 204
 
-    sink: IncidentSink = ctx.services["incident_sink"]
+    sink: IncidentSink = need(ctx.services.incident_sink, "incident_sink")
     assert "pm25_high" in sink.engine.rules
     updated = client.put("/api/v1/rules/pm25_high", json=body | {"value": 200}).json()
     assert updated["value"] == 200 and sink.engine.rules["pm25_high"].value == 200  # type: ignore[union-attr]

@@ -12,15 +12,15 @@ from edge import wire
 from edge.wire import Channel, Event, EventState, Severity
 from hub.config import HubSettings
 from hub.service import Hub
+from simulators.servers import Mosquitto, wait_until
 from tests.hub.conftest import ADMIN_HEADERS, ADMIN_TOKEN
 from tests.hub.device import FakeDevice, now_ms
-from tests.servers import MosquittoServer, wait_until
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def hub(tmp_path: Path, mosquitto: MosquittoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
+def hub(tmp_path: Path, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
     monkeypatch.setenv("GRIDSENTINEL_ADMIN_TOKEN", ADMIN_TOKEN)
     settings = HubSettings.model_validate(
         {"mqtt_url": mosquitto.url, "http_port": 0, "data_dir": tmp_path / "hub", "client_id": "inc-hub"}
@@ -37,7 +37,7 @@ def event(seq: int, etype: str, *, hist: bool = False, active: bool = True, ago_
     return wire.encode(Event(seq, ts, f"e{seq}", etype, state, Severity.MINOR, hist=hist))
 
 
-def test_event_lwt_and_historical(hub: Hub, mosquitto: MosquittoServer) -> None:
+def test_event_lwt_and_historical(hub: Hub, mosquitto: Mosquitto) -> None:
     api = httpx.Client(base_url=f"http://127.0.0.1:{hub.http_port}", timeout=5, headers=ADMIN_HEADERS)
     dev = FakeDevice(mosquitto.port, "kiosk-1")
     dev.connect()

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from edge.wire import DeviceKind, Event, EventState, Severity
 from hub.bus import EventBus
+from hub.cases.service import CaseService
+from hub.context import HubContext, Services
 from hub.db import make_engine, session_factory
 from hub.incidents.models import IncidentGroupRow, IncidentRow
+from hub.incidents.plugin import build
 from hub.incidents.service import IncidentService
+from hub.ingest.sinks import DeviceRef
 from hub.rules.state import Candidate
 
 T0 = 1_700_000_000_000
@@ -54,7 +59,7 @@ class CasesSpy:
 def test_open_repeat_clear_and_publish(sessions: sessionmaker[Session]) -> None:
     bus, cases = EventBus(), CasesSpy()
     sub = bus.subscribe()
-    svc = IncidentService(sessions, bus=bus, services={"cases": cases})
+    svc = IncidentService(sessions, bus=bus, services=Services(cases=cast(CaseService, cases)))
     svc.apply([cand(event_id="e1"), cand("update", ts=T0 + 1000, repeat=True, event_id="e2")])
     [row] = rows(sessions)
     assert (row.state, row.repeats, row.event_ids) == ("open", 1, ["e1", "e2"])
@@ -125,7 +130,7 @@ def test_flap_reopens_same_incident(sessions: sessionmaker[Session]) -> None:
 
 def test_storm_of_offline_devices_is_one_group(sessions: sessionmaker[Session]) -> None:
     cases = CasesSpy()
-    svc = IncidentService(sessions, services={"cases": cases})
+    svc = IncidentService(sessions, services=Services(cases=cast(CaseService, cases)))
     for i in range(200):
         svc.apply(
             [
@@ -167,11 +172,6 @@ def test_manual_close_then_new_raise_opens_new(sessions: sessionmaker[Session]) 
 
 def test_two_hub_replicas_feeding_the_same_alarm(db_url: str, tmp_path: Path) -> None:
     """Two full replicas (own DB engine, rule engine and sink) get the same device's smoke events at once."""
-    from edge.wire import DeviceKind, Event, EventState, Severity
-    from hub.context import HubContext
-    from hub.incidents.plugin import build
-    from hub.sinks import DeviceRef
-
     engines = [make_engine(db_url) for _ in range(2)]
     sinks = [
         build(

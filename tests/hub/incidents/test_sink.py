@@ -5,23 +5,24 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge.wire import DeviceKind, Event, EventState, Point, Severity, Telemetry
+from hub.cases.service import CaseService
 from hub.context import HubContext
-from hub.deadletter import DeadLetterStore
 from hub.incidents.models import IncidentGroupRow, IncidentRow
 from hub.incidents.plugin import build, data_loss_listener
 from hub.incidents.sink import HIST_SETTLE_S, SET_ASIDE_AFTER, CandidateFailed
+from hub.ingest.deadletter import DeadLetterStore
+from hub.ingest.sinks import DeviceRef
 from hub.metrics import IngestStats
 from hub.rules.state import Candidate
-from hub.sinks import DeviceRef
+from simulators.servers import wait_until
 from tests.hub.incidents.conftest import sqlite_db
-from tests.servers import wait_until
 
 T0 = 1_700_000_000_000
 
@@ -159,6 +160,37 @@ def test_an_alarm_raised_and_cleared_inside_an_outage_is_recorded_closed_and_pag
     assert (row.state, row.flap_count) == ("open", 1) and row.group_id is not None
 
 
+def test_the_first_live_message_ends_the_replay_and_releases_what_it_held(
+    tmp_path: Path, engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    clock = FakeClock(T0 + 300_000)
+    sink = build(make_ctx(tmp_path, engine, sessions, clock))
+    sink.on_event(SENSOR, smoke(1, T0, hist=True), T0 + 300_000)
+    sink.on_telemetry(SENSOR, temp(2, T0 + 10_000, 21.0, hist=True), T0 + 300_001)  # still the replay
+    sink.drain()
+    assert incidents(sessions) == [] and sink.pending() == 1
+    sink.on_telemetry(SENSOR, temp(3, T0 + 300_002, 21.0), T0 + 300_002)  # live: the replay is over
+    sink.drain()
+    [row] = incidents(sessions)
+    assert (row.state, row.opened_ms) == ("open", T0) and row.group_id is not None
+    assert sink.pending() == 0
+
+
+def test_a_slow_replay_still_pairs_an_open_with_its_clear(
+    tmp_path: Path, engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    """A busy hub or a long backlog: the clear comes seconds after the open, but in the same replay."""
+    clock = FakeClock(T0 + 300_000)
+    sink = build(make_ctx(tmp_path, engine, sessions, clock))
+    sink.on_event(SENSOR, smoke(1, T0, hist=True), T0 + 300_000)
+    clock.ms += 20_000
+    assert sink.release_held() == 0
+    sink.on_event(SENSOR, smoke(2, T0 + 20_000, active=False, hist=True), T0 + 320_000)
+    sink.drain()
+    [row] = incidents(sessions)
+    assert (row.state, row.close_reason, row.group_id) == ("closed", "cleared_offline", None)
+
+
 def test_held_historical_alarms_are_stored_on_shutdown(
     tmp_path: Path, engine: Engine, sessions: sessionmaker[Session]
 ) -> None:
@@ -210,7 +242,7 @@ def test_storm_of_200_cameras_offline_is_one_group(
         def on_incident_group(self, data: dict[str, object]) -> None:
             calls.append(data)
 
-    ctx.services["cases"] = Cases()
+    ctx.services.cases = cast(CaseService, Cases())  # a spy with the one method incidents call
     sink = build(ctx)
     for i in range(200):
         cam = DeviceRef(f"cam{i:03d}", "site-a", DeviceKind.CAMERA, f"1101010010010{i % 20:02d}")
@@ -269,7 +301,7 @@ def test_a_candidate_the_store_keeps_refusing_is_set_aside_into_the_dead_letter(
     candidates behind it are stored instead of waiting forever."""
     ctx = make_ctx(tmp_path, engine, sessions, FakeClock(T0))
     deadletters = DeadLetterStore(sessions, IngestStats())
-    ctx.services["deadletters"] = deadletters
+    ctx.services.deadletters = deadletters
     sink = build(ctx, instance="hub-1")
 
     def cand(device: str, detail: dict[str, Any] | None = None) -> Candidate:
@@ -308,7 +340,7 @@ def test_the_worker_logs_a_failing_candidate_as_itself_not_as_an_outage(
     """The worker loop: a candidate the store refuses is logged as that candidate's failure (a
     warning per try, then the set-aside error), never as "incident store unavailable"."""
     ctx = make_ctx(tmp_path, engine, sessions, FakeClock(T0))
-    ctx.services["deadletters"] = DeadLetterStore(sessions, IngestStats())
+    ctx.services.deadletters = DeadLetterStore(sessions, IngestStats())
     sink = build(ctx, instance="hub-1")
     bad = Candidate(
         "open", "smoke", "event", "d9", "d9", "site-a", GRID, "fire_safety", "critical", "smoke on d9", T0,

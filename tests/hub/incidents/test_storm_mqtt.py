@@ -8,16 +8,18 @@ from pathlib import Path
 import pytest
 
 from hub.config import HubSettings
+from hub.context import need
 from hub.incidents.check import run_check
+from hub.incidents.queries import IncidentFilter
 from hub.service import Hub
+from simulators.servers import Mosquitto
 from tests.hub.conftest import ADMIN_TOKEN
-from tests.servers import MosquittoServer
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def hub(tmp_path: Path, mosquitto: MosquittoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
+def hub(tmp_path: Path, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
     monkeypatch.setenv("GRIDSENTINEL_ADMIN_TOKEN", ADMIN_TOKEN)  # run_check reads it
     settings = HubSettings.model_validate(
         {"mqtt_url": mosquitto.url, "http_port": 0, "data_dir": tmp_path / "hub", "client_id": "storm-hub"}
@@ -28,16 +30,19 @@ def hub(tmp_path: Path, mosquitto: MosquittoServer, monkeypatch: pytest.MonkeyPa
     h.stop()
 
 
-def test_storm_is_one_group_one_case_and_flapping_is_one_incident(hub: Hub, mosquitto: MosquittoServer) -> None:
+def test_storm_is_one_group_one_case_and_flapping_is_one_incident(hub: Hub, mosquitto: Mosquitto) -> None:
     result = run_check(
         mosquitto.url, f"http://127.0.0.1:{hub.http_port}", site="storm", cameras=200, flaps=20, timeout_s=30
     )
     assert result["seen"] == result["expected"]
     assert hub.ctx is not None
-    incidents = hub.ctx.services["incident_queries"]
-    from hub.incidents.queries import IncidentFilter
+    incidents = need(hub.ctx.services.incident_queries, "incident_queries")
 
     [group_id] = {i["group_id"] for i in incidents.list_incidents(IncidentFilter(rule="device_offline", limit=1000))}
-    cases = [c for c in hub.ctx.services["cases"].list_cases(limit=1000) if str(c.get("group_id")) == str(group_id)]
+    cases = [
+        c
+        for c in need(hub.ctx.services.cases, "cases").list_cases(limit=1000)
+        if str(c.get("group_id")) == str(group_id)
+    ]
     assert len(cases) == 1
     assert len(cases[0]["incident_ids"]) == 200

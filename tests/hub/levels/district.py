@@ -18,11 +18,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge import wire
 from edge.wire import Channel, DeviceKind, DeviceState, Event, EventState, Severity, SnapshotRef, Status
-from hub.auth import TokenStore
+from hub.context import need
+from hub.security.auth import TokenStore
 from hub.service import Hub
 from simulators.community import Community, generate_district
 from simulators.community_workflow import write_workflow
-from tests.servers import wait_until
+from simulators.servers import wait_until
 
 DISTRICT, STREET_1, STREET_2 = "330106", "330106001", "330106002"
 PEOPLE = ("operator-01", "sup-district", "s1-sup-street", "s2-sup-street", "s1-gw-001")
@@ -63,7 +64,7 @@ class DistrictSite:
 
 def issue_tokens(hub: Hub) -> dict[str, str]:
     assert hub.ctx is not None
-    tokens: TokenStore = hub.ctx.services["tokens"]
+    tokens: TokenStore = need(hub.ctx.services.tokens, "tokens")
     return {p: tokens.issue_token(p, "levels test") for p in PEOPLE}
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from hub.context import PLUGINS
+from simulators.servers import Mosquitto, wait_until
 from tests.hub.conftest import FirstStreamEvent, HubFactory
 from tests.hub.levels.district import (
     DISTRICT,
@@ -23,13 +24,12 @@ from tests.hub.levels.district import (
     populate,
     prepare,
 )
-from tests.servers import MosquittoServer, wait_until
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def site(make_hub: HubFactory, mosquitto: MosquittoServer, tmp_path: Path) -> Iterator[DistrictSite]:
+def site(make_hub: HubFactory, mosquitto: Mosquitto, tmp_path: Path) -> Iterator[DistrictSite]:
     data_dir = tmp_path / "district-hub"
     data_dir.mkdir()
     communities = prepare(data_dir)
@@ -97,9 +97,7 @@ def test_the_district_rolls_up_both_streets(site: DistrictSite) -> None:
         assert client.get("/api/v1/levels").status_code == 403  # the drill-down is for managers
 
 
-def test_the_live_stream_carries_only_the_street_supervisors_street(
-    site: DistrictSite, mosquitto: MosquittoServer
-) -> None:
+def test_the_live_stream_carries_only_the_street_supervisors_street(site: DistrictSite, mosquitto: Mosquitto) -> None:
     url = f"{site.url}/api/v1/stream?kinds=incident"
     stream = FirstStreamEvent(url, {"Authorization": f"Bearer {site.tokens['s1-sup-street']}"}).start()
     ctx = site.hub.ctx

@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.wire import DeviceKind, Point
+from hub.ingest.sinks import DeviceRef
 from hub.rules.engine import RuleEngine
 from hub.rules.models import AbsenceRule, CompositeRule, EventRule, OfflineRule, RateRule, Rule, ThresholdRule
 from hub.rules.state import Candidate
-from hub.sinks import DeviceRef
 
 T0 = 1_700_000_000_000
 DEV = DeviceRef("s1", "site-a", DeviceKind.SENSOR, "110101001001001")

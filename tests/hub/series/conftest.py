@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from hub.series.base import SeriesStore
-from hub.series.registry import SeriesSettings, open_store
+from hub.series.settings import SeriesSettings, open_store
+from simulators.servers import Influxd, VictoriaMetrics
 from tests.hub.series.proxy import FaultProxy
-from tests.servers_influx import InfluxdServer, VictoriaMetricsServer
 
 BACKENDS = [
     pytest.param("embedded", id="embedded"),
@@ -24,18 +24,18 @@ BACKENDS = [
 
 
 @pytest.fixture(scope="session")
-def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxdServer]:
+def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influxd]:
     """One real influxd for the session; tests isolate themselves with their own database."""
-    server = InfluxdServer(tmp_path_factory.mktemp("influxd"))
+    server = Influxd(tmp_path_factory.mktemp("influxd"))
     server.start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def own_influxd(tmp_path: Path) -> Iterator[InfluxdServer]:
+def own_influxd(tmp_path: Path) -> Iterator[Influxd]:
     """An influxd this test may stop and start (database ``gs`` created)."""
-    server = InfluxdServer(tmp_path / "influxd")
+    server = Influxd(tmp_path / "influxd")
     server.start()
     server.create_db("gs")
     yield server
@@ -43,16 +43,16 @@ def own_influxd(tmp_path: Path) -> Iterator[InfluxdServer]:
 
 
 @pytest.fixture(scope="session")
-def victoria(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VictoriaMetricsServer]:
+def victoria(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VictoriaMetrics]:
     """One real VictoriaMetrics for the session."""
-    server = VictoriaMetricsServer(tmp_path_factory.mktemp("victoria"))
+    server = VictoriaMetrics(tmp_path_factory.mktemp("victoria"))
     server.start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def influx_db(influxd: InfluxdServer) -> str:
+def influx_db(influxd: Influxd) -> str:
     """A fresh database on the shared influxd."""
     name = "t_" + uuid.uuid4().hex[:12]
     influxd.create_db(name)
@@ -60,7 +60,7 @@ def influx_db(influxd: InfluxdServer) -> str:
 
 
 @pytest.fixture
-def proxy(influxd: InfluxdServer) -> Iterator[FaultProxy]:
+def proxy(influxd: Influxd) -> Iterator[FaultProxy]:
     """A fault-injecting, v2->v1 path-rewriting proxy in front of the shared influxd."""
     server = FaultProxy(influxd.port).start()
     yield server
@@ -73,7 +73,7 @@ def settings_for(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
         return SeriesSettings(backend="embedded", path=tmp_path / "series.sqlite3")
     db: str = request.getfixturevalue("influx_db")
     if backend == "influxdb-v1":
-        server: InfluxdServer = request.getfixturevalue("influxd")
+        server: Influxd = request.getfixturevalue("influxd")
         return SeriesSettings(backend="influxdb-v1", url=server.url, db=db, timeout_s=5)
     proxy_server: FaultProxy = request.getfixturevalue("proxy")
     return SeriesSettings(

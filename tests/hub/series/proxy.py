@@ -15,7 +15,7 @@ import urllib.parse
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tests.servers import free_port
+from simulators.servers import free_port
 
 
 @dataclass

@@ -15,9 +15,8 @@ from hub.series.base import SeriesPoint, SeriesStore
 from hub.series.influx_v1 import InfluxV1Store
 from hub.series.influx_v2 import InfluxV2Store
 from hub.series.writer import SeriesWriter
+from simulators.servers import Influxd, free_port, wait_until
 from tests.hub.series.proxy import FaultProxy
-from tests.servers import free_port, wait_until
-from tests.servers_influx import InfluxdServer
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +58,7 @@ def writer_for(store: SeriesStore, spool: Path, rec: Recorder, **kw: float) -> S
 
 @pytest.mark.parametrize("api", ["v1", "v2"])
 def test_store_outage_mid_stream_loses_nothing_and_doubles_nothing(
-    api: str, own_influxd: InfluxdServer, tmp_path: Path
+    api: str, own_influxd: Influxd, tmp_path: Path
 ) -> None:
     proxy = FaultProxy(own_influxd.port).start()
     store: SeriesStore = (
@@ -101,7 +100,7 @@ def test_store_outage_mid_stream_loses_nothing_and_doubles_nothing(
     assert "store_down" in [kind for kind, _ in rec.alerts]
 
 
-def test_kill_9_mid_stream_then_restart_loses_nothing(influxd: InfluxdServer, influx_db: str, tmp_path: Path) -> None:
+def test_kill_9_mid_stream_then_restart_loses_nothing(influxd: Influxd, influx_db: str, tmp_path: Path) -> None:
     spool = tmp_path / "spool"
     dead_port = free_port()  # nothing listens: the store is down, everything goes to the spool
     child = subprocess.Popen(
@@ -144,7 +143,7 @@ def test_kill_9_mid_stream_then_restart_loses_nothing(influxd: InfluxdServer, in
 
 @pytest.mark.parametrize("api", ["v1", "v2"])
 def test_type_conflict_line_is_isolated_with_the_server_reason(
-    api: str, influxd: InfluxdServer, influx_db: str, proxy: FaultProxy, tmp_path: Path
+    api: str, influxd: Influxd, influx_db: str, proxy: FaultProxy, tmp_path: Path
 ) -> None:
     store: SeriesStore = (
         InfluxV1Store(influxd.url, influx_db) if api == "v1" else InfluxV2Store(proxy.url, "t", "gs", influx_db)
@@ -166,7 +165,7 @@ def test_type_conflict_line_is_isolated_with_the_server_reason(
 
 @pytest.mark.parametrize("api", ["v1", "v2"])
 def test_429_retry_after_and_503_are_retried(
-    api: str, influxd: InfluxdServer, influx_db: str, proxy: FaultProxy, tmp_path: Path
+    api: str, influxd: Influxd, influx_db: str, proxy: FaultProxy, tmp_path: Path
 ) -> None:
     store: SeriesStore = (
         InfluxV1Store(proxy.url, influx_db) if api == "v1" else InfluxV2Store(proxy.url, "t", "gs", influx_db)

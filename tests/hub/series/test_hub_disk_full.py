@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 
 from simulators.loadgen import LoadSpec
+from simulators.servers import Influxd, Mosquitto, wait_until
 from tests.hub.series.conftest import SmallDisk
-from tests.hub.series.hubproc import BackgroundLoad, HubProcess
-from tests.servers import MosquittoServer, free_port, wait_until
-from tests.servers_influx import InfluxdServer
+from tests.hub.series.faults import BackgroundLoad, cli_hub
 
 pytestmark = pytest.mark.integration
 
@@ -26,15 +25,12 @@ RATE = 400.0  # msgs/s: a 10 s stream
 
 
 def test_hub_with_a_full_spool_disk_and_the_store_down_loses_no_point(
-    mosquitto: MosquittoServer, own_influxd: InfluxdServer, small_disk: SmallDisk, tmp_path: Path
+    mosquitto: Mosquitto, own_influxd: Influxd, small_disk: SmallDisk, tmp_path: Path
 ) -> None:
     data = tmp_path / "hub"
     data.mkdir()
     (data / "spool").symlink_to(small_disk.root)  # only the spool is on the small disk
-    hub = HubProcess(
-        mqtt_url=mosquitto.url, influx_url=own_influxd.url, db="gs", data_dir=data, log=tmp_path / "hub.log",
-        http_port=free_port(), client_id="hub-df",
-    )  # fmt: skip
+    hub = cli_hub(tmp_path, mosquitto.url, own_influxd.url, "gs", "hub-df")
 
     def stored() -> int:
         return own_influxd.count("gs", "unknown", "m0")

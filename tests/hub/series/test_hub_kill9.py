@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from simulators.loadgen import LoadSpec
-from tests.hub.series.hubproc import BackgroundLoad, HubProcess
-from tests.servers import MosquittoServer, free_port, wait_until
-from tests.servers_influx import InfluxdServer
+from simulators.servers import Influxd, Mosquitto, wait_until
+from tests.hub.series.faults import BackgroundLoad, cli_hub
 
 pytestmark = pytest.mark.integration
 
@@ -24,12 +23,9 @@ RATE = 800.0  # msgs/s: a 5 s stream
 
 
 def test_hub_kill_9_mid_stream_then_restart_loses_no_point(
-    mosquitto: MosquittoServer, influxd: InfluxdServer, influx_db: str, tmp_path: Path
+    mosquitto: Mosquitto, influxd: Influxd, influx_db: str, tmp_path: Path
 ) -> None:
-    hub = HubProcess(
-        mqtt_url=mosquitto.url, influx_url=influxd.url, db=influx_db, data_dir=tmp_path / "hub",
-        log=tmp_path / "hub.log", http_port=free_port(), client_id="hub-k9",
-    )  # fmt: skip
+    hub = cli_hub(tmp_path, mosquitto.url, influxd.url, influx_db, "hub-k9")
 
     def stored() -> int:
         return influxd.count(influx_db, "unknown", "m0")

@@ -15,10 +15,8 @@ from sqlalchemy import text
 
 from hub.db import make_engine
 from simulators.loadgen import LoadSpec
-from tests.hub.series.hubproc import BackgroundLoad, HubProcess
-from tests.servers import MosquittoServer, free_port, wait_until
-from tests.servers_influx import InfluxdServer
-from tests.servers_pg import PostgresServer
+from simulators.servers import Influxd, Mosquitto, Postgres, wait_until
+from tests.hub.series.faults import BackgroundLoad, cli_hub
 
 pytestmark = pytest.mark.integration
 
@@ -27,13 +25,10 @@ RATE = 300.0  # msgs/s: a 10 s stream
 
 
 def test_hub_rides_out_a_state_db_outage_and_writes_what_waited(
-    mosquitto: MosquittoServer, influxd: InfluxdServer, influx_db: str, own_pg: PostgresServer, tmp_path: Path
+    mosquitto: Mosquitto, influxd: Influxd, influx_db: str, own_pg: Postgres, tmp_path: Path
 ) -> None:
     state_url = own_pg.create_database()
-    hub = HubProcess(
-        mqtt_url=mosquitto.url, influx_url=influxd.url, db=influx_db, data_dir=tmp_path / "hub",
-        log=tmp_path / "hub.log", http_port=free_port(), client_id="hub-pg", extra=("--state-url", state_url),
-    )  # fmt: skip
+    hub = cli_hub(tmp_path, mosquitto.url, influxd.url, influx_db, "hub-pg", "--state-url", state_url)
 
     def stored() -> int:
         return influxd.count(influx_db, "unknown", "m0")

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from hub.series.embedded import EmbeddedStore
 from hub.series.influx_v1 import InfluxV1Store
 from hub.series.influx_v2 import InfluxV2Store
-from hub.series.registry import BACKENDS, EMBEDDED_FILE, SeriesSettings, open_store
+from hub.series.settings import BACKENDS, EMBEDDED_FILE, SeriesSettings, open_store
 
 
 def test_every_backend_literal_is_registered() -> None:

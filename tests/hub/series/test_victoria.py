@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from hub.benchutil import vm_count, vm_count_now
 from hub.series.base import SeriesPoint
 from hub.series.influx_v2 import InfluxV2Store
 from hub.series.writer import SeriesWriter
-from tests.servers_influx import VictoriaMetricsServer
+from simulators.bench.util import vm_count, vm_count_now
+from simulators.servers import VictoriaMetrics
 
 pytestmark = pytest.mark.integration
 
 
-def samples(victoria: VictoriaMetricsServer, match: str) -> dict[tuple[tuple[str, str], ...], list[tuple[int, float]]]:
+def samples(victoria: VictoriaMetrics, match: str) -> dict[tuple[tuple[str, str], ...], list[tuple[int, float]]]:
     """Series labels -> sorted (ts, value) samples."""
     out = {}
     for row in victoria.export(match):
@@ -29,7 +29,7 @@ def samples(victoria: VictoriaMetricsServer, match: str) -> dict[tuple[tuple[str
     return out
 
 
-def test_v2_write_maps_to_metrics_and_rewrite_is_deduplicated(victoria: VictoriaMetricsServer, tmp_path: Path) -> None:
+def test_v2_write_maps_to_metrics_and_rewrite_is_deduplicated(victoria: VictoriaMetrics, tmp_path: Path) -> None:
     store = InfluxV2Store(victoria.url, "token", "gs", "gs")
     site = f"s{uuid.uuid4().hex[:10]}"  # the server is shared by the session: look only at this test's series
     now = (int(time.time() * 1000) // 1000) * 1000  # VictoriaMetrics keeps recent data; retention is long anyway
@@ -67,7 +67,7 @@ def test_v2_write_maps_to_metrics_and_rewrite_is_deduplicated(victoria: Victoria
     assert all(len(v) == 100 for v in got.values())  # all there, nothing doubled by the re-write
 
 
-def test_bench_count_waits_for_acknowledged_samples_to_become_searchable(victoria: VictoriaMetricsServer) -> None:
+def test_bench_count_waits_for_acknowledged_samples_to_become_searchable(victoria: VictoriaMetrics) -> None:
     """The bench's sustained-phase loss on /api/v2/write: VictoriaMetrics answers 204 before the samples are
     searchable (up to ~2.5 s later, force_flush or not), and the bench counted once straight after the last
     acknowledgement. A single count (timeout 0, the old vm_count) comes up short here; the settled one does not."""

@@ -12,9 +12,9 @@ from hub.series.base import SeriesPoint, StoreError
 from hub.series.embedded import EmbeddedStore
 from hub.series.lineproto import encode_point
 from hub.series.writer import SeriesWriter
+from simulators.servers import wait_until
 from tests.hub.series.conftest import SmallDisk
 from tests.hub.series.fakes import ScriptedStore
-from tests.servers import wait_until
 
 T0 = 1_700_000_000_000
 

@@ -12,17 +12,19 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from hub.access_audit import ANONYMOUS, DENIED, UNAUTHENTICATED, AccessLog
 from hub.api.app import create_app
-from hub.auth import BOOTSTRAP_ADMIN_ID, TokenStore
-from hub.authz import Principal
 from hub.cases.plugin import build, example_config
 from hub.config import HubSettings, load_settings
-from hub.context import HubContext
-from hub.db import init_schema, make_engine, session_factory, sqlite_url
-from hub.snapshots import SnapshotStore, install
+from hub.context import HubContext, need
+from hub.db import make_engine, session_factory, sqlite_url
+from hub.evidence.access_log import ANONYMOUS, DENIED, UNAUTHENTICATED, AccessLog
+from hub.evidence.plugin import install
+from hub.evidence.snapshots import SnapshotStore
+from hub.schema import init_schema
+from hub.security.auth import BOOTSTRAP_ADMIN_ID, TokenStore
+from hub.security.authz import Principal
+from simulators.servers import wait_until
 from tests.hub.snapshots.test_store import DAY_MS, NOW_MS, Clock, event, jpeg
-from tests.servers import wait_until
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
@@ -42,7 +44,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
 
 def _context(engine: Engine, tmp_path: Path, clock: Clock, **settings: float) -> HubContext:
     ctx = HubContext(data_dir=tmp_path, engine=engine, sessions=session_factory(engine), clock=clock)
-    ctx.services["settings"] = HubSettings(data_dir=tmp_path, demo=True, **settings)  # type: ignore[arg-type]
+    ctx.services.settings = HubSettings(data_dir=tmp_path, demo=True, **settings)  # type: ignore[arg-type]
     install(ctx)
     return ctx
 
@@ -50,8 +52,8 @@ def _context(engine: Engine, tmp_path: Path, clock: Clock, **settings: float) ->
 def test_retention_sweep_removes_expired_snapshots_and_access_records(engine: Engine, tmp_path: Path) -> None:
     clock = Clock()
     ctx = _context(engine, tmp_path, clock, snapshot_retention_days=2, access_log_retention_days=10)
-    store: SnapshotStore = ctx.services["snapshots"]
-    log: AccessLog = ctx.services["access_log"]
+    store: SnapshotStore = need(ctx.services.snapshots, "snapshots")
+    log: AccessLog = need(ctx.services.access_log, "access_log")
     assert (store.retention_ms, log.retention_ms) == (2 * DAY_MS, 10 * DAY_MS)  # the settings, not 30 days
     for name, age_days, seed in (("old", 3, 1), ("new", 1, 2)):
         data, at = jpeg(seed), NOW_MS - age_days * DAY_MS
@@ -93,7 +95,7 @@ def test_refused_evidence_reads_are_audited(tmp_path: Path) -> None:
     ctx.demo = False
     build(ctx, example_config())  # the directory: w1 is a grid worker (no evidence role)
     client = TestClient(create_app(ctx))
-    tokens: TokenStore = ctx.services["tokens"]
+    tokens: TokenStore = need(ctx.services.tokens, "tokens")
     worker, admin = tokens.issue_token("w1", "test"), tokens.issue_token(BOOTSTRAP_ADMIN_ID, "test")
     assert client.get("/api/v1/snapshots/cam-1/ev-1").status_code == 401  # no token
     bad = {"Authorization": "Bearer gst_" + "x" * 40}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
@@ -12,12 +13,14 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from edge.wire import Event, EventState, Severity, SnapshotRef
-from hub.auth import current_principal
-from hub.authz import Principal
-from hub.context import HubContext
+from hub.context import HubContext, need
 from hub.db import make_engine, session_factory
-from hub.sinks import DeviceRef
-from hub.snapshots import SnapshotSink, SnapshotStore, install
+from hub.evidence.plugin import install
+from hub.evidence.snapshots import SnapshotSink, SnapshotStore
+from hub.ingest.deadletter import DeadLetterStore
+from hub.ingest.sinks import DeviceRef
+from hub.security.auth import current_principal
+from hub.security.authz import Principal
 
 DAY_MS = 86_400_000
 NOW_MS = 1_700_000_000_000
@@ -112,9 +115,9 @@ def test_sink_and_api_route(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'state.db'}")  # a file: the access log writes from API threads
     ctx = HubContext(data_dir=tmp_path, engine=engine, sessions=session_factory(engine), clock=Clock())
     dead = DeadLetters()
-    ctx.services["deadletters"] = dead
+    ctx.services.deadletters = cast(DeadLetterStore, dead)  # records what the sink refuses
     install(ctx)
-    store = ctx.services["snapshots"]
+    store = need(ctx.services.snapshots, "snapshots")
     assert isinstance(store, SnapshotStore)
     (sink,) = [s for s in ctx.sinks if isinstance(s, SnapshotSink)]
     assert [name for name, _ in ctx.tasks] == ["snapshot-retention"]

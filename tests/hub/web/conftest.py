@@ -9,9 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import sync_playwright
 
-from hub.auth import TokenStore
 from hub.config import HubSettings
+from hub.context import need
+from hub.security.auth import TokenStore
 from hub.service import Hub
 from simulators.community import generate_community
 from simulators.community_workflow import write_workflow
@@ -48,7 +50,7 @@ def start_site(data_dir: Path, people: tuple[str, ...]) -> Site:
     hub = Hub(settings)
     hub.start()
     assert hub.ctx is not None
-    tokens: TokenStore = hub.ctx.services["tokens"]
+    tokens: TokenStore = need(hub.ctx.services.tokens, "tokens")
     return Site(hub, community.grid_codes(), {p: tokens.issue_token(p, "browser test") for p in people})
 
 
@@ -56,7 +58,6 @@ def start_site(data_dir: Path, people: tuple[str, ...]) -> Site:
 def browser() -> Iterator[Any]:
     """Chromium for one test module, stopped after it."""
     chromium = require_binary("chromium", "chromium")
-    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])

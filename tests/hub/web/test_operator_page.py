@@ -22,9 +22,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge import wire
 from edge.wire import Channel, DeviceKind, DeviceState, Event, EventState, Point, Severity, Status, Telemetry
+from simulators.servers import wait_until
 from tests.hub.web.conftest import Site, start_site
 from tests.hub.web.pages import REPO, VIEWPORT, Tab, open_page, shoot
-from tests.servers import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -119,9 +119,13 @@ def test_map_feed_and_language(browser: Any, site: Site) -> None:
         page.click("#lang")
         assert page.locator('#nav [data-view="overview"]').inner_text() == "总览"
         assert (page.locator("#map g.grid text.grid-info").first.text_content() or "").startswith("在办案件")
+        # the titles the hub wrote follow the switch: the page reloads them in its language
+        titled = "(t) => [...document.querySelectorAll('#board .case-link')].some((b) => b.textContent.includes(t))"
+        page.wait_for_function(titled, arg="检测到烟雾（设备 smoke-001-01）", timeout=5000)
         shoot(page, "overview-zh")
         page.click("#lang")
         assert page.locator('#nav [data-view="cases"]').inner_text() == "Case board"
+        page.wait_for_function(titled, arg="Smoke detected on smoke-001-01", timeout=5000)
 
         page.click('#nav [data-view="devices"]')
         page.locator('#devices tr[data-device="smoke-001-01"]').click()

@@ -22,10 +22,10 @@ import cv2
 import pytest
 
 from edge.camera.privacy import HaarFaceDetector, Image
+from simulators.servers import wait_until
 from tests.edge.camera.test_privacy import FACE, alt_faces_on_face, lbp_on_face, overlaps_face
 from tests.hub.cases.test_open311_media import astronaut, decode, face_region, png, sharpness
 from tests.hub.web.conftest import Site, start_site
-from tests.servers import wait_until
 
 pytestmark = pytest.mark.integration
 __all__ = ["astronaut"]  # the photograph fixture, shared with the Open311 media tests
