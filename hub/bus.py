@@ -32,6 +32,9 @@ class Subscription:
     maxlen: int = 1000
     items: deque[BusEvent] = field(default_factory=deque)
     dropped: int = 0
+    #: Also gets other hub replicas' changes (:meth:`EventBus.publish_remote`): for live views, not for
+    #: listeners that act on changes (they would act on another replica's work a second time).
+    remote: bool = False
     cond: threading.Condition = field(default_factory=threading.Condition)
 
     def put(self, event: BusEvent) -> None:
@@ -72,9 +75,18 @@ class EventBus:
             sub.put(event)
         return event
 
-    def subscribe(self, maxlen: int = 1000) -> Subscription:
-        """A new subscription; call :meth:`unsubscribe` when the client goes away."""
-        sub = Subscription(maxlen=maxlen)
+    def publish_remote(self, kind: str, data: dict[str, Any]) -> BusEvent:
+        """Send another replica's change to the subscribers that asked for remote changes only."""
+        with self._lock:
+            event = BusEvent(next(self._ids), kind, data, time.time())
+            subs = [s for s in self._subs if s.remote]
+        for sub in subs:
+            sub.put(event)
+        return event
+
+    def subscribe(self, maxlen: int = 1000, *, remote: bool = False) -> Subscription:
+        """A new subscription (``remote``: with other replicas' changes); call :meth:`unsubscribe` when done."""
+        sub = Subscription(maxlen=maxlen, remote=remote)
         with self._lock:
             self._subs.append(sub)
         return sub

@@ -33,6 +33,8 @@ _FLAG_FIELDS = (
     "mqtt_password_file",
     "mqtt_ca_file",
     "broker_auth",
+    "cluster_url",
+    "cluster_partitions",
 )
 
 
@@ -57,6 +59,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--data-dir", type=Path, help="state DB, embedded series and spool (default ./gridsentinel-data)")
     run.add_argument("--share-group", help="MQTT shared-subscription group when running several hub replicas")
     run.add_argument("--client-id", help="fixed MQTT client id of this hub (one per replica)")
+    run.add_argument(
+        "--cluster", dest="cluster_url", help="run as a replica of a NATS district cluster: nats://host:port[,...]"
+    )
+    run.add_argument("--cluster-partitions", type=int, help="partitions of the cluster's NATS mappings (default 12)")
     run.add_argument("--state-url", help="SQLAlchemy URL of the state DB (default SQLite in the data dir)")
     run.add_argument(
         "--series", dest="series_backend", choices=("embedded", "influxdb-v1", "influxdb-v2"), help="series backend"
@@ -77,6 +83,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     check.add_argument("file", type=Path, help="TOML settings file")
     check.set_defaults(func=check_config)
     _configure_token(sub)
+    from hub.cluster.cli import configure as configure_cluster
+
+    configure_cluster(
+        sub.add_parser("cluster-config", help="write the NATS server configuration of a district cluster's nodes")
+    )
     from hub.devices.cli import configure as configure_devices
 
     configure_devices(

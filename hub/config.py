@@ -194,6 +194,14 @@ class HubSettings(BaseSettings):
         default=None, description="MQTT shared-subscription group for hub replicas; none = plain"
     )
     client_id: str = Field(default=DEFAULT_CLIENT_ID, description="Fixed MQTT client id (keys the persistent session)")
+    cluster_url: str | None = Field(
+        default=None,
+        description="NATS servers of a district cluster (nats://a:4222,nats://b:4222); ingest from JetStream "
+        "partitions instead of an MQTT session, client_id naming the replica (docs/cluster.md)",
+    )
+    cluster_partitions: int = Field(
+        default=12, ge=1, le=1024, description="Partitions of the cluster's NATS mappings (must match its config)"
+    )
     keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keepalive of the hub's own connection")
     state_url: str | None = Field(
         default=None, description="SQLAlchemy URL of the state DB; none = SQLite under data_dir"

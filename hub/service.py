@@ -26,6 +26,7 @@ import uvicorn
 from hub.api.app import create_app
 from hub.broker import ThreadedBroker
 from hub.broker.acl import CredentialAuthorizer
+from hub.cluster.replica import start_replica
 from hub.config import HubSettings
 from hub.context import PLUGINS, HubContext, need
 from hub.db import make_engine, session_factory
@@ -112,6 +113,8 @@ class Hub:
         self.mqtt_host = settings.broker_host
         #: (user name, password) of the hub's own MQTT connection, or (None, None)
         self._mqtt_login: tuple[str | None, str | None] = (None, None)
+        #: With ``settings.cluster_url``: this replica's hub.cluster.replica.ClusterReplica (ingest from JetStream).
+        self.cluster: Any = None
 
     # ---------------------------------------------------------------- start
 
@@ -133,7 +136,8 @@ class Hub:
             flap_window_s=s.flap_window_s,
             flap_max_changes=s.flap_max_changes,
         )
-        loaded = registry.load()
+        # A cluster replica loads the devices of the partitions it owns, as it claims them.
+        loaded = registry.load() if s.cluster_url is None else 0
         registry.hold_staleness(ctx.now_ms() + int(STARTUP_GRACE_S * 1000))
         deadletters = DeadLetterStore(sessions, self.stats, cap=s.deadletter_cap)
         gaps = GapManager(
@@ -141,8 +145,10 @@ class Hub:
         )
         self.registry, self.deadletters, self.gaps = registry, deadletters, gaps
         # Ingest below acknowledges durable points only: resume from the journal's safe seqs and gaps.
-        watermark, corrected, resumed = resume_with_journal(
-            s.data_dir / f"seq-watermark-{s.client_id}.json", registry, gaps
+        watermark, corrected, resumed = (
+            resume_with_journal(s.data_dir / f"seq-watermark-{s.client_id}.json", registry, gaps)
+            if s.cluster_url is None
+            else (None, 0, 0)  # a replica's safe seqs are the state DB's (hub.cluster.replica)
         )
         if corrected:
             logger.info(
@@ -180,7 +186,11 @@ class Hub:
         services.stopping, services.settings, services.state_db = self.stopping, s, self.state_db
         for name in self.plugins:
             importlib.import_module(name).install(ctx)
-        host, port = self._start_broker()
+        if s.cluster_url is not None:
+            self.cluster = start_replica(self)
+            host, port = "nats", 0
+        else:
+            host, port = self._start_broker()
         if s.share_group is not None:
             logger.warning(
                 "shared subscription group %r: dedup and gap detection assume the broker sends each device's "
@@ -189,19 +199,22 @@ class Hub:
                 s.share_group,
             )
         username, password = self._mqtt_login
-        ingest.start(
-            host,
-            port,
-            s.client_id,
-            s.share_group,
-            s.keepalive_s,
-            username=username,
-            password=password,
-            tls=s.mqtt_tls(),
-            ca_file=None if s.mqtt_ca_file is None else str(s.mqtt_ca_file),
-        )
+        if self.cluster is None:
+            ingest.start(
+                host,
+                port,
+                s.client_id,
+                s.share_group,
+                s.keepalive_s,
+                username=username,
+                password=password,
+                tls=s.mqtt_tls(),
+                ca_file=None if s.mqtt_ca_file is None else str(s.mqtt_ca_file),
+            )
         self._spawn("hub-sweep", self._sweep_loop)
-        for name, fn in ctx.tasks:
+        for name, task in ctx.tasks:
+            # A replica runs the singleton jobs only while it holds their lease (hub.cluster.replica).
+            fn = task if self.cluster is None else self.cluster.task(name, task)
             self._spawn(name, self._task_runner(name, fn))
         self._start_http()
         self._bootstrap_admin(admin_env)
@@ -343,7 +356,9 @@ class Hub:
             try:
                 wrote = self.deadletters.flush()
                 due = time.monotonic() >= next_flush
-                if due:
+                if due and self.cluster is not None:
+                    self.cluster.flush_state()  # (the open-gap table is one replica's: not saved)
+                elif due:
                     self.registry.flush()
                     self.gaps.flush()
                     self.gaps.save_open()
@@ -381,6 +396,8 @@ class Hub:
             self._server.should_exit = True
             if self._http_thread is not None:
                 self._http_thread.join(5)
+        if self.cluster is not None:
+            self.cluster.stop()  # its last batches stored and acknowledged, its leases given back
         if self.ingest is not None:
             self.ingest.stop()
         for thread in self._threads:
@@ -389,7 +406,7 @@ class Hub:
         for name, step in (
             ("registry", self.registry.flush if self.registry else None),
             ("data loss", self.gaps.flush if self.gaps else None),
-            ("open gaps", self.gaps.save_open if self.gaps else None),
+            ("open gaps", self.gaps.save_open if self.gaps and self.cluster is None else None),
             ("dead letters", self.deadletters.flush if self.deadletters else None),
         ):
             if step is not None:

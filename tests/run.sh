@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-DEBIAN_PACKAGES=(systemd mosquitto mosquitto-clients influxdb influxdb-client victoria-metrics postgresql chromium fonts-wqy-zenhei python3-venv)
+DEBIAN_PACKAGES=(systemd mosquitto mosquitto-clients influxdb influxdb-client victoria-metrics postgresql chromium fonts-wqy-zenhei python3-venv nats-server)
 # Node-RED, a comparator of `gridsentinel bench ingest` (installed by the bench with npm), needs node and
 # npm; asked for only when npm is missing, because a Node.js from elsewhere (NodeSource) brings its own.
 if ! command -v npm >/dev/null 2>&1; then

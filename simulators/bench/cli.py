@@ -25,6 +25,7 @@ BENCHES: Final[dict[str, tuple[str, str]]] = {
     "hostile": ("simulators.bench.hostile", "hub time per refused hostile message, per kind"),
     "fleet": ("simulators.bench.fleet", "how many simulated devices one process sustains"),
     "cameras": ("simulators.bench.cameras", "a street of 1,800 cameras and a tamper storm: hub lag, loss, camera view"),
+    "cluster": ("simulators.bench.cluster", "hub replicas on a 3-node NATS cluster, one killed: takeover, loss, CPU"),
 }
 
 

@@ -38,7 +38,7 @@ def stream(ctx: CtxDep, principal: StreamPrincipalDep, lang: LangDep, kinds: str
     stopping = ctx.services.stopping
 
     def frames() -> Iterator[str]:
-        sub = ctx.bus.subscribe()
+        sub = ctx.bus.subscribe(remote=True)  # a cluster replica's clients see every replica's changes
         try:
             yield ": connected\n\n"
             while stopping is None or not stopping.is_set():

@@ -1,0 +1,176 @@
+"""NATS server configuration for a district cluster: MQTT listener, JetStream, routes and partition mappings.
+
+Devices keep publishing the wire contract over MQTT (``gs/v1/<site>/<device>/<channel>``); NATS turns
+an MQTT topic into a subject by replacing ``/`` with ``.``. The account subject mappings below rewrite
+every device-to-hub channel onto ``<prefix>.<partition>.<original subject>``, the partition computed by
+the server from the site and device tokens (``partition(P, 1, 2)``: FNV-1a of the two tokens, modulo P).
+One device's messages therefore always land in one partition, in order, and the stream ``GS_INGEST``
+captures ``<prefix>.>``. Hub replicas consume one partition each through a durable consumer
+(:mod:`hub.cluster.replica`). ``cmd`` (hub to device) is not mapped: the hub publishes it on the plain
+subject, where the device's MQTT subscription receives it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Literal
+
+from edge.wire import DEFAULT_ROOT, TOPIC_VERSION, Channel
+
+#: First subject token of partitioned ingest subjects.
+DEFAULT_PREFIX: Final = "gsp"
+#: The stream that captures them.
+STREAM_NAME: Final = "GS_INGEST"
+#: Partitions of a district: a replica owns whole partitions, so this caps the useful replicas.
+DEFAULT_PARTITIONS: Final = 12
+#: Device-to-hub channels, as subject tails after ``<root>.v1.<site>.<device>``.
+INGEST_TAILS: Final = ("status", "telemetry", "event", "gap", "snapshot.*", "cmd.ack")
+#: What the partition is computed from: site and device (default), or the site alone.
+PartitionKey = Literal["site-device", "site"]
+
+_FNV_OFFSET: Final = 0x811C9DC5
+_FNV_PRIME: Final = 0x01000193
+
+
+def partition_of(site: str, device_id: str, partitions: int, key: PartitionKey = "site-device") -> int:
+    """The partition NATS maps a device to: 32-bit FNV-1a of the key tokens concatenated, modulo ``partitions``.
+
+    Mirrors ``getHashPartition`` of nats-server's subject transforms; the cluster integration test
+    checks it against the running server, so a server that hashes differently fails loudly."""
+    data = (site + device_id if key == "site-device" else site).encode()
+    h = _FNV_OFFSET
+    for byte in data:
+        h = ((h ^ byte) * _FNV_PRIME) & 0xFFFFFFFF
+    return h % partitions
+
+
+def ingest_mappings(
+    partitions: int, *, root: str = DEFAULT_ROOT, prefix: str = DEFAULT_PREFIX, key: PartitionKey = "site-device"
+) -> dict[str, str]:
+    """Source subject -> partitioned destination, one per device-to-hub channel."""
+    if partitions < 1:
+        raise ValueError("partitions must be at least 1")
+    tokens = "1,2" if key == "site-device" else "1"
+    out = {}
+    for tail in INGEST_TAILS:
+        source = f"{root}.{TOPIC_VERSION}.*.*.{tail}"
+        dest_tail = "snapshot.{{wildcard(3)}}" if tail == "snapshot.*" else tail
+        out[source] = (
+            f"{prefix}.{{{{partition({partitions},{tokens})}}}}.{root}.{TOPIC_VERSION}"
+            f".{{{{wildcard(1)}}}}.{{{{wildcard(2)}}}}.{dest_tail}"
+        )
+    return out
+
+
+def partition_subject(partition: int, prefix: str = DEFAULT_PREFIX) -> str:
+    """The filter of one partition's consumer."""
+    return f"{prefix}.{partition}.>"
+
+
+def topic_of_subject(subject: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """The MQTT topic a partitioned subject came from (device ids and sites hold no dots, see the wire contract)."""
+    head = f"{prefix}."
+    if not subject.startswith(head):
+        raise ValueError(f"{subject!r} is not a partitioned ingest subject")
+    rest = subject[len(head) :]
+    _, _, original = rest.partition(".")
+    return original.replace(".", "/")
+
+
+def command_subject(topic: str) -> str:
+    """The NATS subject an MQTT subscriber of ``topic`` receives."""
+    return topic.replace("/", ".")
+
+
+@dataclass(frozen=True, slots=True)
+class NatsNode:
+    """One server of the cluster: its name, host and ports."""
+
+    name: str
+    host: str
+    client_port: int
+    cluster_port: int
+    mqtt_port: int
+    monitor_port: int | None = None
+
+    @property
+    def client_url(self) -> str:
+        """``nats://host:port`` for hub replicas."""
+        return f"nats://{self.host}:{self.client_port}"
+
+    @property
+    def mqtt_url(self) -> str:
+        """``mqtt://host:port`` for devices."""
+        return f"mqtt://{self.host}:{self.mqtt_port}"
+
+
+def node_config(
+    node: NatsNode,
+    peers: list[NatsNode],
+    store_dir: Path,
+    *,
+    partitions: int = DEFAULT_PARTITIONS,
+    root: str = DEFAULT_ROOT,
+    cluster_name: str = "gridsentinel",
+    key: PartitionKey = "site-device",
+    max_file_store: str = "4G",
+) -> str:
+    """The configuration file text of ``node`` in a cluster of ``peers`` (which may include ``node``)."""
+    routes = [f"nats-route://{p.host}:{p.cluster_port}" for p in peers if p.name != node.name]
+    lines = [
+        f"# GridSentinel district cluster, node {node.name} (generated by hub.cluster.natsconf)",
+        f'server_name: "{node.name}"',
+        f'listen: "{node.host}:{node.client_port}"',
+    ]
+    if node.monitor_port is not None:
+        lines.append(f'http: "{node.host}:{node.monitor_port}"')
+    lines += [
+        "jetstream {",
+        f'  store_dir: "{store_dir}"',
+        "  max_memory_store: 256M",
+        f"  max_file_store: {max_file_store}",
+        "}",
+    ]
+    if routes:
+        lines += [
+            "cluster {",
+            f'  name: "{cluster_name}"',
+            f'  listen: "{node.host}:{node.cluster_port}"',
+            "  routes: [",
+            *[f'    "{r}"' for r in routes],
+            "  ]",
+            "}",
+        ]
+    lines += [
+        "mqtt {",
+        f'  listen: "{node.host}:{node.mqtt_port}"',
+        # Devices' QoS 1 messages are redelivered by the server when a subscriber does not ack in time.
+        '  ack_wait: "30s"',
+        "  max_ack_pending: 1024",
+        # Sessions, QoS 1 and retained messages: replicated on every node up to three, named here because
+        # the server otherwise counts the peers it sees at the first MQTT connection (2.9.10 chose R2 on a
+        # freshly formed 3-node cluster, which stalls when either of the two stops).
+        f"  stream_replicas: {min(3, len(peers))}",
+        "}",
+        "# MQTT publishes of the device-to-hub channels, onto a partition from the site and device tokens",
+        "mappings = {",
+    ]
+    for source, dest in ingest_mappings(partitions, root=root, key=key).items():
+        lines.append(f'  "{source}": "{dest}"')
+    lines += ["}", ""]
+    return "\n".join(lines)
+
+
+def cluster_configs(
+    nodes: list[NatsNode], base_dir: Path, *, partitions: int = DEFAULT_PARTITIONS, key: PartitionKey = "site-device"
+) -> dict[str, str]:
+    """Node name -> configuration text for every node, each storing JetStream data under ``base_dir/<name>``."""
+    return {
+        n.name: node_config(n, nodes, base_dir / n.name / "jetstream", partitions=partitions, key=key) for n in nodes
+    }
+
+
+def ingest_subjects_of(channel: Channel) -> str:
+    """The subject tail of a device-to-hub channel (for docs and checks)."""
+    return "snapshot.*" if channel is Channel.SNAPSHOT else channel.value.replace("/", ".")
