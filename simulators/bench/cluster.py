@@ -63,7 +63,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _partition_owners(cluster: NatsCluster) -> dict[int, str]:
-    held = asyncio.run(lease_holders(cluster.live_urls()))
+    held = asyncio.run(lease_holders(cluster.live_urls(), [f"part.{p}" for p in range(cluster.partitions)]))
     return {int(k.split(".")[1]): v for k, v in held.items() if k.startswith("part.")}
 
 

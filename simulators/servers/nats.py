@@ -13,11 +13,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import httpx
 import nats
-from nats.js.errors import NoKeysError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, NoKeysError
 
 from hub.cluster.natsconf import NatsNode, node_config
 from simulators.servers.base import MissingBinary, ServerError, find_binary, free_port, port_open
@@ -209,20 +211,38 @@ class ReplicaProcess:
         self.proc = None
 
 
-async def lease_holders(servers: list[str], bucket: str = "gs_leases") -> dict[str, str]:
-    """Lease key -> holder, as the cluster's KV bucket has them now."""
+async def lease_holders(
+    servers: list[str], keys: Iterable[str] | None = None, bucket: str = "gs_leases", attempts: int = 3
+) -> dict[str, str]:
+    """Lease key -> holder, as the cluster's KV bucket has them now.
+
+    With ``keys``, each is read directly (no consumer is created: listing the keys creates one, and on
+    two loaded cores with a node just stopped that request can outlast its 5 s timeout); a JetStream
+    request that times out is tried again, ``attempts`` times in all.
+    """
+    for attempt in range(attempts):
+        try:
+            return await _lease_holders(servers, None if keys is None else list(keys), bucket)
+        except NatsTimeoutError:
+            if attempt == attempts - 1:
+                raise
+    return {}
+
+
+async def _lease_holders(servers: list[str], keys: list[str] | None, bucket: str) -> dict[str, str]:
     nc = await nats.connect(servers=servers, connect_timeout=2)
     try:
         kv = await nc.jetstream(timeout=5).key_value(bucket)
-        try:
-            keys = await kv.keys()
-        except NoKeysError:
-            return {}
+        if keys is None:
+            try:
+                keys = await kv.keys()
+            except NoKeysError:
+                return {}
         out = {}
         for key in keys:
             try:
                 entry = await kv.get(key)
-            except Exception:  # expired between the listing and the read
+            except (KeyNotFoundError, KeyDeletedError):  # never held, released, or expired since the listing
                 continue
             if entry.value:
                 out[key] = entry.value.decode()

@@ -116,7 +116,8 @@ class LiveView:
 
 
 def holders(cluster: NatsCluster) -> dict[str, str]:
-    return asyncio.run(lease_holders(cluster.live_urls()))
+    keys = [f"part.{p}" for p in range(PARTITIONS)] + [f"job.{name}" for name in SINGLETONS]
+    return asyncio.run(lease_holders(cluster.live_urls(), keys))
 
 
 def partition_owners(cluster: NatsCluster) -> dict[int, str]:
