@@ -43,6 +43,15 @@ from typing import TYPE_CHECKING, Any, Final
 from hub.devices.registry import DeviceRecord
 from hub.ingest.dedup import Gap
 
+_dumps: Callable[[Any], bytes]
+try:  # the journal is rewritten after every durable batch: orjson writes it ~10x faster than json
+    from orjson import dumps as _dumps
+except ImportError:  # pragma: no cover - orjson is a hub dependency; the journal works without it
+
+    def _dumps(doc: Any) -> bytes:
+        return json.dumps(doc, separators=(",", ":")).encode()
+
+
 if TYPE_CHECKING:
     from hub.devices.registry import DeviceRegistry
     from hub.ingest.gaps import GapManager
@@ -63,6 +72,7 @@ class SeqWatermark:
 
     def __init__(self, path: Path, lock: threading.RLock | None = None, open_gaps: OpenGaps | None = None) -> None:
         self.path = path
+        self._tmp = path.with_name(path.name + ".tmp")
         self.lock = lock if lock is not None else threading.RLock()
         #: The live open gaps (None: gaps are not journalled, version 1 behaviour).
         self.open_gaps = open_gaps
@@ -220,10 +230,8 @@ class SeqWatermark:
             safe_gaps = self.safe_gaps().items()
             gaps = {dev: [[g.first, g.last, g.opened_ms, g.resend_ms] for g in gs] for dev, gs in safe_gaps}
             doc = {"v": JOURNAL_VERSION, "seqs": self.safe, "gaps": gaps}
-        data = json.dumps(doc, separators=(",", ":")).encode()
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, self.path)
+        self._tmp.write_bytes(_dumps(doc))
+        os.replace(self._tmp, self.path)
         self.journal_writes += 1
 
 

@@ -285,6 +285,20 @@ def encode_points(
     device), saving the tuple of tag items per point; everything else is :func:`encode_line`'s,
     so the output is the same.
     """
+    if not isinstance(points, list | tuple) or {*map(type, points)} != _STR_ONLY:
+        return _encode_mixed(points, on_error, ints_as_floats)
+    return list(points)  # (a backlog's batches are all lines: one C pass instead of a check per line)
+
+
+_STR_ONLY: Final = {str}
+
+
+def _encode_mixed(
+    points: Iterable[SeriesPoint | str],
+    on_error: Callable[[SeriesPoint, LineProtocolError], None],
+    ints_as_floats: bool,
+) -> list[str]:
+    """:func:`encode_points` item by item."""
     lines: list[str] = []
     append = lines.append
     by_tags: dict[tuple[str, int], str] = {}  # (measurement, id(tags)) -> prefix; the points keep tags alive
