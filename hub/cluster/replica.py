@@ -21,6 +21,11 @@ sinks, series writer) and changes only where messages come from and when they ar
 - **Registry ownership.** The in-memory registry holds only the devices of owned partitions, so the
   hub's sweep marks stale, and writes rows for, only devices this replica owns.
 - **Singleton jobs** (SLA sweep, webhook dispatch, ...) run on the replica holding ``job.<name>``.
+- **Shared snapshots.** Evidence images go to the object store ``gs_snapshots`` (:mod:`hub.cluster.objects`)
+  through the replica's NATS connection, so any replica serves what another received.
+
+Everything NATS runs on the replica's event loop (:class:`hub.cluster.bridge.NatsBridge`); a batch runs
+through ingest on one thread beside it (``hub-cluster-ingest``), where sinks may wait on NATS themselves.
 """
 
 from __future__ import annotations
@@ -31,12 +36,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-import nats
-from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
@@ -44,6 +47,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, KeyValueConfig
 from nats.js.errors import NotFoundError
 
 from edge.wire import Channel, Command, encode, topic
+from hub.cluster.bridge import NatsBridge
 from hub.cluster.leases import LEASE_BUCKET, LeaseLost, LeaseTable
 from hub.cluster.live import LiveRelay
 from hub.cluster.natsconf import (
@@ -55,6 +59,7 @@ from hub.cluster.natsconf import (
     partition_subject,
     topic_of_subject,
 )
+from hub.cluster.objects import JetStreamSnapshotBlobs
 from hub.cluster.plan import fair_share, plan
 from hub.devices.registry import DeviceRecord, DeviceRegistry
 from hub.incidents.queries import MAX_LIMIT, IncidentFilter
@@ -146,9 +151,9 @@ class ClusterReplica:
         self.ingest = hub.ingest
         self.registry = hub.registry
         self.gaps = hub.gaps
-        self.loop = asyncio.new_event_loop()
-        self.nc: NatsClient | None = None
-        self.js: JetStreamContext | None = None
+        self.bridge = NatsBridge(options.servers, options.replica_id)
+        #: Snapshot evidence in the cluster's object store, for the evidence plug-in (usable once started).
+        self.snapshot_blobs = JetStreamSnapshotBlobs(self.bridge, replicas=options.stream_replicas)
         self.leases: LeaseTable | None = None
         self.live: LiveRelay | None = None
         self.owned: dict[int, PartitionWork] = {}
@@ -158,8 +163,11 @@ class ClusterReplica:
         self._dropping: set[int] = set()  # partitions finishing their last batch
         self._drops: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
-        self._thread: threading.Thread | None = None
+        self._main: Future[None] | None = None
         self._ready: Future[None] = Future()
+        # Batches run through ingest here, one at a time and in order: off the event loop, so that a sink
+        # (snapshots to the object store) may wait on NATS, which runs on that loop.
+        self._ingest_thread = ThreadPoolExecutor(1, thread_name_prefix="hub-cluster-ingest")
         self._flush_lock = threading.Lock()  # one state flush at a time (commits and the sweep)
         self._durable = threading.Condition()  # notified by the series writer when more points are durable
         hub.writer.on_durable = self._on_durable
@@ -169,44 +177,46 @@ class ClusterReplica:
 
     def start(self, timeout: float = JOIN_TIMEOUT_S + 10) -> None:
         """Connect, make sure the stream and the lease bucket exist, start owning partitions."""
-        self._thread = threading.Thread(target=self._run_loop, name="hub-cluster", daemon=True)
-        self._thread.start()
+        self.bridge.start()
+        self._main = self.bridge.submit(self._run())
         try:
             self._ready.result(timeout)
         except Exception as exc:
             self.stop()
             raise ClusterError(f"cannot join the NATS cluster {','.join(self.options.servers)}: {exc}") from exc
 
-    def _run_loop(self) -> None:
-        asyncio.set_event_loop(self.loop)
+    async def _run(self) -> None:
         try:
-            self.loop.run_until_complete(self._main())
-        except Exception as exc:  # loop boundary: the start() caller hears of it
-            if not self._ready.done():
-                self._ready.set_exception(exc)
-            else:
-                logger.exception("cluster replica stopped on an error")
+            await self._join()
+        except Exception as exc:  # the start() caller hears of it
+            self._ready.set_exception(exc)
+            return
+        self.ingest._connected.set()
+        self._ready.set_result(None)
+        logger.info("replica %s joined the cluster (%d partitions)", self.options.replica_id, self.options.partitions)
+        try:
+            while not self._stopping.is_set():
+                try:
+                    await self._step()
+                except Exception:  # loop boundary: the engine may be electing leaders; try again
+                    logger.exception("cluster step failed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), LEASE_POLL_S)
+        finally:
+            await self._shutdown()
 
-    async def _main(self) -> None:
+    async def _join(self) -> None:
+        """Connect; create or find the stream and the lease bucket; hold this replica's member key."""
         o = self.options
-        self.nc = await nats.connect(
-            servers=list(o.servers),
-            name=o.replica_id,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-            connect_timeout=2,
-            disconnected_cb=self._on_disconnect,
-            reconnected_cb=self._on_reconnect,
-        )
-        self.js = self.nc.jetstream(timeout=5)
+        await self.bridge.connect()
         kv_config = KeyValueConfig(bucket=LEASE_BUCKET, history=1, ttl=o.lease_ttl_s, replicas=o.stream_replicas)
         first_try = time.monotonic()
         deadline = first_try + JOIN_TIMEOUT_S
         while True:  # replicas starting together, or a cluster still electing its leaders: try again
             try:
                 await self._ensure_stream()
-                kv = await self.js.create_key_value(kv_config)
-                self.leases = LeaseTable(self.js, kv, o.replica_id, o.lease_ttl_s)
+                kv = await self.bridge.js.create_key_value(kv_config)
+                self.leases = LeaseTable(self.bridge.js, kv, o.replica_id, o.lease_ttl_s)
                 joined = await self.leases.claim(self._member_key)
             except Exception as exc:
                 if time.monotonic() > deadline:
@@ -221,24 +231,11 @@ class ClusterReplica:
                 raise ClusterError(f"replica id {o.replica_id!r} is already live in the cluster")
             await asyncio.sleep(0.5)
         if self.hub.ctx is not None:
-            self.live = LiveRelay(self.hub.ctx.bus, self.nc, self.loop, o.replica_id)
+            assert self.bridge.nc is not None
+            self.live = LiveRelay(self.hub.ctx.bus, self.bridge.nc, self.bridge.loop, o.replica_id)
             await self.live.start()
-        self.ingest._connected.set()
-        self._ready.set_result(None)
-        logger.info("replica %s joined the cluster (%d partitions)", o.replica_id, o.partitions)
-        try:
-            while not self._stopping.is_set():
-                try:
-                    await self._step()
-                except Exception:  # loop boundary: the engine may be electing leaders; try again
-                    logger.exception("cluster step failed")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), LEASE_POLL_S)
-        finally:
-            await self._shutdown()
 
     async def _ensure_stream(self) -> None:
-        assert self.js is not None
         o = self.options
         config = StreamConfig(
             name=STREAM_NAME,
@@ -248,29 +245,27 @@ class ClusterReplica:
             max_age=STREAM_MAX_AGE_S,
         )
         try:
-            await self.js.stream_info(STREAM_NAME)
+            await self.bridge.js.stream_info(STREAM_NAME)
         except NotFoundError:
-            await self.js.add_stream(config)
+            await self.bridge.js.add_stream(config)
 
     @property
     def _member_key(self) -> str:
         return f"member.{self.options.replica_id}"
 
-    async def _on_disconnect(self) -> None:
-        logger.warning("replica %s lost its NATS connection; reconnecting", self.options.replica_id)
-
-    async def _on_reconnect(self) -> None:
-        assert self.nc is not None
-        logger.info("replica %s reconnected to %s", self.options.replica_id, self.nc.connected_url)
-
     def stop(self) -> None:
         """Finish the batches in hand, give the leases back (so others take over at once), disconnect."""
-        if self._thread is None:
+        if self._main is None:
             return
-        if self.loop.is_running():
-            self.loop.call_soon_threadsafe(self._stopping.set)
-        self._thread.join(30)
-        self._thread = None
+        if self.bridge.loop.is_running():
+            self.bridge.loop.call_soon_threadsafe(self._stopping.set)
+        try:
+            self._main.result(30)
+        except Exception:  # shutdown boundary: disconnect anyway
+            logger.exception("replica %s did not shut down cleanly", self.options.replica_id)
+        self._main = None
+        self.bridge.stop()
+        self._ingest_thread.shutdown(wait=False)
         self.ingest._connected.clear()
 
     async def _shutdown(self) -> None:
@@ -285,11 +280,6 @@ class ClusterReplica:
                 self._jobs[key].clear()
                 await self.leases.release(key)
             await self.leases.release(self._member_key)
-        if self.nc is not None:
-            try:  # everything fetched is acknowledged by now: close, no drain (it waits on every subscription)
-                await asyncio.wait_for(self.nc.close(), 5)
-            except Exception as exc:  # shutdown boundary
-                logger.warning("NATS connection not closed cleanly: %s", exc or type(exc).__name__)
 
     # ------------------------------------------------------------ leases
 
@@ -385,13 +375,12 @@ class ClusterReplica:
 
     async def _consumer(self, p: int) -> JetStreamContext.PullSubscription:
         """The partition's durable consumer, recreated to start right after its ack floor."""
-        assert self.js is not None
         durable = f"gs-p{p}"
         start = 1
         try:
-            info = await self.js.consumer_info(STREAM_NAME, durable)
+            info = await self.bridge.js.consumer_info(STREAM_NAME, durable)
             start = (info.ack_floor.stream_seq if info.ack_floor and info.ack_floor.stream_seq else 0) + 1
-            await self.js.delete_consumer(STREAM_NAME, durable)
+            await self.bridge.js.delete_consumer(STREAM_NAME, durable)
         except NotFoundError:
             pass
         config = ConsumerConfig(
@@ -405,8 +394,8 @@ class ClusterReplica:
         )
         if start > 1:
             config = config.evolve(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start)
-        await self.js.add_consumer(STREAM_NAME, config)
-        return await self.js.pull_subscribe_bind(durable=durable, stream=STREAM_NAME)
+        await self.bridge.js.add_consumer(STREAM_NAME, config)
+        return await self.bridge.js.pull_subscribe_bind(durable=durable, stream=STREAM_NAME)
 
     async def _consume(self, work: PartitionWork) -> None:
         sub: JetStreamContext.PullSubscription | None = None
@@ -423,7 +412,8 @@ class ClusterReplica:
                     continue
                 if not msgs:
                     continue
-                await self._commit_and_ack(self._handle(msgs, work), work)
+                batch = await asyncio.get_running_loop().run_in_executor(self._ingest_thread, self._handle, msgs, work)
+                await self._commit_and_ack(batch, work)
                 if len(msgs) < FETCH_BATCH:
                     # Caught up: let the next batch gather for a moment. Each batch costs a state-DB
                     # transaction and an ack; at a steady trickle one per message cost 4x a single hub's CPU.
@@ -446,7 +436,7 @@ class ClusterReplica:
         work.acked += 1
 
     def _handle(self, msgs: list[Msg], work: PartitionWork) -> Batch:
-        """Run the batch through ingest (on this thread, in order); the writer ticket of its points."""
+        """Run the batch through ingest (on the ingest thread, in order); the writer ticket of its points."""
         ingest = self.ingest
         received_ms = int(ingest.clock() * 1000)
         prefix = self.options.prefix
@@ -563,13 +553,11 @@ class ClusterReplica:
 
     def send_command(self, device: DeviceRef, command: Command) -> None:
         """Publish a command where the device's MQTT subscription gets it (the ``cmd`` subject is not mapped)."""
-        nc = self.nc
+        nc = self.bridge.nc
         if nc is None or not nc.is_connected:
             raise ConnectionError(f"no NATS connection to send {command.op!r} to {device.device_id}")
         name = topic(device.site, device.device_id, Channel.CMD, root=self.hub.settings.root)
-        data = encode(command)
-        fut = asyncio.run_coroutine_threadsafe(nc.publish(command_subject(name), data), self.loop)
-        fut.result(5)
+        self.bridge.call(nc.publish(command_subject(name), encode(command)), 5)
 
     def task(self, name: str, fn: Callable[[threading.Event], None]) -> Callable[[threading.Event], None]:
         """A plug-in task as this replica runs it: a singleton (:data:`SINGLETON_TASKS`) only under its lease."""
@@ -603,8 +591,9 @@ class ClusterReplica:
         return sorted(self.owned)
 
 
-def start_replica(hub: Hub) -> ClusterReplica:
-    """Join the cluster named by ``hub.settings.cluster_url`` as replica ``client_id``; commands go through NATS."""
+def cluster_replica(hub: Hub) -> ClusterReplica:
+    """Replica ``client_id`` of the cluster named by ``hub.settings.cluster_url``, not joined yet (:meth:`start`
+    joins): the plug-ins install first, with its shared stores; commands go through NATS."""
     s = hub.settings
     assert s.cluster_url is not None and hub.ctx is not None and hub.gaps is not None
     options = ClusterOptions(
@@ -613,5 +602,4 @@ def start_replica(hub: Hub) -> ClusterReplica:
     replica = ClusterReplica(hub, options)
     hub.ctx.send_command = replica.send_command
     hub.gaps.send_command = replica.send_command
-    replica.start()
     return replica
