@@ -300,7 +300,8 @@ class ClusterReplica:
         live = await leases.live_keys()
         if self._member_key not in leases.held:
             await leases.claim(self._member_key)
-        for key, held in self._jobs.items():
+        # A copy: the hub registers its jobs (singleton()) from its own thread while this loop already steps.
+        for key, held in list(self._jobs.items()):
             if key in leases.held:
                 held.set()
                 continue
