@@ -19,6 +19,8 @@ import pytest
 from edge import wire
 from edge.wire import Channel, Event, EventState, Severity, SnapshotRef
 from hub.cluster.natsconf import partition_of
+from hub.db import make_engine
+from hub.schema import init_schema
 from simulators.servers import Postgres, wait_until
 from simulators.servers.nats import NatsCluster, ReplicaProcess, lease_holders
 from tests.hub.device import FakeDevice, now_ms
@@ -33,7 +35,7 @@ SITE = "site-a"
 
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    """NATS cluster, PostgreSQL and two replicas."""
+    """NATS cluster, PostgreSQL (schema in place) and two replicas started together."""
     require_binary("nats-server", "nats-server")
     nats_cluster = NatsCluster(tmp_path / "nats", partitions=PARTITIONS)
     pg = Postgres()
@@ -42,14 +44,18 @@ def pair(tmp_path: Path) -> Iterator[dict[str, Any]]:
         nats_cluster.start()
         pg.start()
         url = pg.create_database(name="gs_snapshots")
+        engine = make_engine(url)
+        init_schema(engine)  # once: processes creating the tables together would collide
+        engine.dispose()
         for i in range(2):
             replicas.append(
                 ReplicaProcess(
                     f"replica-{i}", tmp_path / f"replica-{i}", nats_cluster.client_urls, url, partitions=PARTITIONS
                 )
             )
-        for replica in replicas:  # one after the other: the administrator bootstrap is not race-free yet
+        for replica in replicas:
             replica.launch()
+        for replica in replicas:
             replica.wait_ready()
         yield {"nats": nats_cluster, "replicas": replicas}
     finally:
