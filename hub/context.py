@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from hub.config import HubSettings
     from hub.devices.registry import DeviceRegistry
     from hub.evidence.access_log import AccessLog
+    from hub.evidence.blobs import SnapshotBlobs
     from hub.evidence.snapshots import SnapshotStore
     from hub.incidents.queries import IncidentQueries
     from hub.incidents.rulestore import RuleStore
@@ -105,6 +106,8 @@ class Services:
     open311: PublicPolicy | None = None
     # evidence, commands, cameras
     snapshots: SnapshotStore | None = None
+    #: Where snapshot bytes go when not to the data dir's files (a cluster replica: the shared object store).
+    snapshot_blobs: SnapshotBlobs | None = None
     access_log: AccessLog | None = None
     commands: CommandService | None = None
     camera_board: CameraBoard | None = None

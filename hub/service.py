@@ -26,7 +26,7 @@ import uvicorn
 from hub.api.app import create_app
 from hub.broker import ThreadedBroker
 from hub.broker.acl import CredentialAuthorizer
-from hub.cluster.replica import start_replica
+from hub.cluster.replica import cluster_replica
 from hub.config import HubSettings
 from hub.context import PLUGINS, HubContext, need
 from hub.db import make_engine, session_factory
@@ -184,10 +184,14 @@ class Hub:
         services.store, services.writer = self.store, self.writer
         services.metrics, services.stats = HubMetrics(collector), self.stats
         services.stopping, services.settings, services.state_db = self.stopping, s, self.state_db
+        if s.cluster_url is not None:
+            # Made before the plug-ins install, joined after: they get the cluster's shared snapshot store.
+            self.cluster = cluster_replica(self)
+            services.snapshot_blobs = self.cluster.snapshot_blobs
         for name in self.plugins:
             importlib.import_module(name).install(ctx)
-        if s.cluster_url is not None:
-            self.cluster = start_replica(self)
+        if self.cluster is not None:
+            self.cluster.start()
             host, port = "nats", 0
         else:
             host, port = self._start_broker()

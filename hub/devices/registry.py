@@ -389,6 +389,15 @@ class DeviceRegistry:
             rec = self.devices.get(device_id)
             return None if rec is None else rec.public()
 
+    def get_stored(self, device_id: str) -> dict[str, Any] | None:
+        """Who a device is (id, site, kind, grid) as the state DB has it, for a device not in memory (a cluster
+        replica holds only its partitions' devices; access checks on the others still need the grid)."""
+        with self.sessions() as session:
+            row = session.get(DeviceRow, device_id)
+            if row is None:
+                return None
+            return {"id": row.id, "site": row.site, "kind": row.kind, "grid": row.grid}
+
     def health_counts(self) -> dict[str, int]:
         """How many devices are in each health state."""
         with self.lock:

@@ -64,7 +64,8 @@ def _evidence(request: Request, principal: authz.Principal, device_id: str, even
     request.state.audited = True  # recorded below, with the principal: not again as unauthenticated
     ctx = request.app.state.ctx
     registry = ctx.services.registry
-    device = None if registry is None else registry.get_public(device_id)
+    # A cluster replica holds only its partitions' devices in memory; a snapshot of another's is checked by its row.
+    device = None if registry is None else (registry.get_public(device_id) or registry.get_stored(device_id))
     allowed = authz.may_see_evidence(principal, device)
     log: AccessLog | None = ctx.services.access_log
     if log is not None:
@@ -118,7 +119,7 @@ def install(ctx: HubContext) -> None:
     settings = ctx.services.settings
     snapshot_days = getattr(settings, "snapshot_retention_days", DEFAULT_RETENTION_DAYS)
     access_days = getattr(settings, "access_log_retention_days", DEFAULT_ACCESS_RETENTION_DAYS)
-    store = SnapshotStore(ctx.data_dir, snapshot_days, ctx.clock)
+    store = SnapshotStore(ctx.data_dir, snapshot_days, ctx.clock, ctx.services.snapshot_blobs)
     log = AccessLog(ctx.engine, ctx.sessions, ctx.clock, access_days)
     ctx.services.snapshots = store
     ctx.services.access_log = log

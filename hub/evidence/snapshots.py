@@ -1,18 +1,18 @@
 """Snapshot evidence on the hub: verified against the announced SHA-256, stored with retention, served by the API.
 
 A camera event announces its snapshot (``snapshot.sha256``, size, filter
-status); the JPEG itself arrives separately on ``snapshot/{event_id}``. Files
-live under ``data_dir/snapshots/<device>/<event_id>.jpg`` with a JSON side file
-linking them to the event (type, zone, time, hash). A snapshot that arrives
-before its event waits in memory (bounded) until the event names its hash; one
-whose hash does not match is refused with a reason and never stored.
+status); the JPEG itself arrives separately on ``snapshot/{event_id}``. The image
+is kept as ``<device>/<event_id>.jpg`` with a JSON side file ``<event_id>.json``
+linking it to the event (type, zone, time, hash), in a :class:`~hub.evidence.blobs.SnapshotBlobs`
+backend: files under ``data_dir/snapshots`` for a single hub, the cluster's JetStream object
+store for replicas. A snapshot that arrives before its event waits in memory (bounded) until the
+event names its hash; one whose hash does not match is refused with a reason and never stored.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Final, Protocol
 
-from edge.wire import Channel, Event, Status, Telemetry, WireError, check_id, check_snapshot, topic
+from edge.wire import Channel, Event, Status, Telemetry, WireError, check_snapshot, topic
+from hub.evidence.blobs import META_SUFFIX, FileSnapshotBlobs, SnapshotBlobs, blob_names, image_of
 from hub.ingest.deadletter import DeadLetterStore
 from hub.ingest.sinks import DeviceRef
 
@@ -51,57 +52,48 @@ class SnapshotMeta:
     note: str | None = None
 
 
+def announced_ms(side_file: bytes | None, modified_ms: int) -> int:
+    """When a side file's event was announced; a side file that cannot be read counts from its last write."""
+    if side_file is None:
+        return modified_ms
+    try:
+        return int(json.loads(side_file)["announced_ms"])
+    except (ValueError, KeyError, TypeError):
+        return modified_ms
+
+
 class SnapshotStore:
-    """Files under ``data_dir/snapshots``; thread-safe; ``store_snapshot`` returns a refusal reason or None."""
+    """Snapshots in ``blobs`` (default: files under ``data_dir/snapshots``); thread-safe; ``store_snapshot``
+    returns a refusal reason or None."""
 
     def __init__(
-        self, data_dir: Path, retention_days: float = DEFAULT_RETENTION_DAYS, clock: Callable[[], float] = time.time
+        self,
+        data_dir: Path,
+        retention_days: float = DEFAULT_RETENTION_DAYS,
+        clock: Callable[[], float] = time.time,
+        blobs: SnapshotBlobs | None = None,
     ) -> None:
-        self.root = Path(data_dir) / "snapshots"
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.blobs: SnapshotBlobs = FileSnapshotBlobs(Path(data_dir) / "snapshots") if blobs is None else blobs
         self.retention_ms = int(retention_days * 86_400_000)
         self.clock = clock
         self._lock = threading.Lock()
         self._pending: OrderedDict[tuple[str, str], tuple[bytes, int]] = OrderedDict()
         self.rejected: dict[str, int] = {}
 
-    # ----------------------------------------------------------------- paths
-
-    def _paths(self, device_id: str, event_id: str) -> tuple[Path, Path]:
-        check_id(device_id, "device_id")
-        check_id(event_id, "event_id")
-        folder = self.root / device_id
-        return folder / f"{event_id}.jpg", folder / f"{event_id}.json"
-
     def meta(self, device_id: str, event_id: str) -> SnapshotMeta | None:
         """The side file of an announced snapshot, or None."""
-        _, meta_path = self._paths(device_id, event_id)
-        try:
-            return SnapshotMeta(**json.loads(meta_path.read_text()))
-        except FileNotFoundError:
-            return None
+        _, meta_name = blob_names(device_id, event_id)
+        raw = self.blobs.get(meta_name)
+        return None if raw is None else SnapshotMeta(**json.loads(raw))
 
     def read(self, device_id: str, event_id: str) -> bytes | None:
         """The verified JPEG bytes, or None when not (yet) stored."""
-        jpg, _ = self._paths(device_id, event_id)
-        try:
-            return jpg.read_bytes()
-        except FileNotFoundError:
-            return None
-
-    @staticmethod
-    def _write(path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        image_name, _ = blob_names(device_id, event_id)
+        return self.blobs.get(image_name)
 
     def _write_meta(self, meta: SnapshotMeta) -> None:
-        _, meta_path = self._paths(meta.device_id, meta.event_id)
-        self._write(meta_path, json.dumps(asdict(meta), separators=(",", ":")).encode())
+        _, meta_name = blob_names(meta.device_id, meta.event_id)
+        self.blobs.put(meta_name, json.dumps(asdict(meta), separators=(",", ":")).encode())
 
     # ------------------------------------------------------------- ingesting
 
@@ -131,7 +123,7 @@ class SnapshotStore:
     def store_snapshot(self, device_id: str, event_id: str, payload: bytes, received_ms: int) -> str | None:
         """Verify and store a snapshot; return the refusal reason, or None (stored, or waiting for its event)."""
         try:
-            jpg, _ = self._paths(device_id, event_id)
+            image_name, _ = blob_names(device_id, event_id)
             sha = check_snapshot(payload)
         except WireError as exc:
             return self._reject(exc.reason, device_id, event_id, exc.detail)
@@ -151,8 +143,8 @@ class SnapshotStore:
                 return self._reject("hash_mismatch", device_id, event_id, f"got {sha}, event announced {meta.sha256}")
             if meta.size and meta.size != len(payload):
                 return self._reject("size_mismatch", device_id, event_id, f"{len(payload)} != {meta.size}")
-            if meta.stored_ms is None or not jpg.exists():
-                self._write(jpg, payload)
+            if meta.stored_ms is None or not self.blobs.has(image_name):
+                self.blobs.put(image_name, payload)
                 self._write_meta(replace(meta, stored_ms=received_ms))
         return None
 
@@ -166,19 +158,18 @@ class SnapshotStore:
         """Delete snapshots (and their side files) announced before the retention period; return how many."""
         now = int(self.clock() * 1000) if now_ms is None else now_ms
         cutoff = now - self.retention_ms
-        removed = 0
         with self._lock:
             self._expire_pending(now)
-            for meta_path in self.root.glob("*/*.json"):
-                try:
-                    announced = int(json.loads(meta_path.read_text())["announced_ms"])
-                except (OSError, ValueError, KeyError, TypeError):
-                    announced = int(meta_path.stat().st_mtime * 1000)
-                if announced >= cutoff:
-                    continue
-                meta_path.with_suffix(".jpg").unlink(missing_ok=True)
-                meta_path.unlink(missing_ok=True)
-                removed += 1
+        removed = 0
+        for info in self.blobs.list():
+            if not info.name.endswith(META_SUFFIX):
+                continue
+            if announced_ms(self.blobs.get(info.name), info.modified_ms) >= cutoff:
+                continue
+            with self._lock:  # not while a snapshot of the same event is being stored
+                self.blobs.delete(image_of(info.name))
+                self.blobs.delete(info.name)
+            removed += 1
         if removed:
             logger.info("snapshot retention: removed %d older than %.1f days", removed, self.retention_ms / 86_400_000)
         return removed

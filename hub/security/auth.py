@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Final, Protocol
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.cases.directory import Directory
@@ -136,12 +137,43 @@ class TokenStore:
         if not valid_token_shape(token):
             raise ValueError(TOKEN_SHAPE_HELP)
         digest = token_hash(token)
-        with self.sessions() as s, s.begin():
-            if s.execute(select(ApiTokenRow.id).where(ApiTokenRow.token_sha256 == digest)).first() is not None:
-                return False
-            s.add(ApiTokenRow(token_sha256=digest, person_id=person_id, label=label[:200], created_ms=self._now_ms()))
+        known = select(ApiTokenRow.id).where(ApiTokenRow.token_sha256 == digest)
+        try:
+            with self.sessions() as s, s.begin():
+                if s.execute(known).first() is not None:
+                    return False
+                s.add(
+                    ApiTokenRow(token_sha256=digest, person_id=person_id, label=label[:200], created_ms=self._now_ms())
+                )
+        except IntegrityError:
+            # Stored by another process between our check and our insert (replicas starting together).
+            with self.sessions() as s:
+                if s.execute(known).first() is not None:
+                    return False
+            raise
         logger.info("API token registered for %s (%s)", person_id, label or "no label")
         return True
+
+    def issue_first_token(self, person_id: str, label: str = "") -> str | None:
+        """A new token for ``person_id`` only while they hold no unrevoked one, else None; one issuer at a time
+        across processes on PostgreSQL (an advisory lock for the transaction), so replicas starting together
+        issue one token, not one each."""
+        if not person_id or len(person_id) > 64:
+            raise ValueError(f"person id {person_id!r} must be 1..64 characters")
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        active = select(ApiTokenRow.id).where(ApiTokenRow.person_id == person_id, ApiTokenRow.revoked_ms.is_(None))
+        with self.sessions() as s, s.begin():
+            if s.get_bind().dialect.name == "postgresql":
+                s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"gs-first-token:{person_id}"})
+            if s.execute(active.limit(1)).first() is not None:
+                return None
+            row = ApiTokenRow(
+                token_sha256=token_hash(token), person_id=person_id, label=label[:200], created_ms=self._now_ms()
+            )
+            s.add(row)
+            s.flush()
+            logger.info("API token %s issued for %s (%s)", row.id, person_id, label or "no label")
+        return token
 
     def has_active(self, person_id: str) -> bool:
         """True when ``person_id`` holds at least one token that is not revoked."""
@@ -186,9 +218,7 @@ def bootstrap_admin(tokens: TokenStore, env_token: str | None) -> str | None:
     if env_token:
         tokens.store_token(env_token.strip(), BOOTSTRAP_ADMIN_ID, f"from ${ADMIN_TOKEN_ENV}")
         return None
-    if tokens.has_active(BOOTSTRAP_ADMIN_ID):
-        return None
-    return tokens.issue_token(BOOTSTRAP_ADMIN_ID, "first start (printed once)")
+    return tokens.issue_first_token(BOOTSTRAP_ADMIN_ID, "first start (printed once)")
 
 
 def admin_banner(token: str, url: str) -> str:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import Engine, text
 
 from edge import wire
 from edge.wire import Channel, DeviceKind, DeviceState, Status
@@ -173,6 +177,62 @@ def test_bootstrap_admin_issues_once_or_takes_the_env_token(tmp_path: Path) -> N
     again = bootstrap_admin(tokens, None)  # all revoked (a lost token): a new one on the next start
     assert again is not None and again != first
     engine.dispose()
+
+
+#: Hub replicas starting at the same moment against one empty database.
+RACERS = 8
+
+
+def _race(fn: Callable[[], str | None], racers: int = RACERS) -> list[str | BaseException | None]:
+    """``fn`` on RACERS threads released together; each thread's result or exception."""
+    barrier = threading.Barrier(racers)
+    out: list[str | BaseException | None] = [None] * racers
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            out[i] = fn()
+        except BaseException as exc:  # the test reports it
+            out[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return out
+
+
+@pytest.mark.integration
+def test_replicas_bootstrapping_the_admin_together_do_not_collide(hub_pg_engine: Engine) -> None:
+    """Each replica is its own process with its own connections; here each racer has its own session factory."""
+    with hub_pg_engine.begin() as conn:
+        conn.execute(text("TRUNCATE api_tokens RESTART IDENTITY"))
+    url = hub_pg_engine.url.render_as_string(hide_password=False)
+    engines = [make_engine(url) for _ in range(RACERS)]
+    try:
+        stores = [TokenStore(session_factory(e)) for e in engines]
+        turn = itertools.count()
+        for round_ in range(5):  # the same env token on every replica: one row, no unique-key error
+            token = f"gst_race-{round_}-" + "x" * 40
+            results = _race(lambda t=token: bootstrap_admin(stores[next(turn) % RACERS], t))  # type: ignore[misc]
+            assert results == [None] * RACERS, [r for r in results if r is not None]
+            assert stores[0].resolve(token) == BOOTSTRAP_ADMIN_ID
+        assert len(stores[0].list_tokens(BOOTSTRAP_ADMIN_ID)) == 5
+        for info in stores[0].list_tokens(BOOTSTRAP_ADMIN_ID):
+            stores[0].revoke(info.id)
+        for _ in range(5):  # no env token: one replica issues (and prints) one token, the others none
+            results = _race(lambda: bootstrap_admin(stores[next(turn) % RACERS], None))
+            errors = [r for r in results if isinstance(r, BaseException)]
+            assert errors == [], errors
+            issued = [r for r in results if r is not None]
+            assert len(issued) == 1, issued
+            active = [i for i in stores[0].list_tokens(BOOTSTRAP_ADMIN_ID) if i.revoked_ms is None]
+            assert len(active) == 1
+            stores[0].revoke(active[0].id)
+    finally:
+        for engine in engines:
+            engine.dispose()
 
 
 @pytest.mark.integration

@@ -71,13 +71,9 @@ def district(tmp_path: Path) -> Iterator[dict[str, Any]]:
                 influx=(influx.url, INFLUX_DB),
             )
             replicas.append(replica)
-        # The first start issues the administrator's token; two replicas doing it at once collide on its
-        # unique key (hub.auth.bootstrap_admin is not race-free), so one goes first.
-        replicas[0].launch()
-        replicas[0].wait_ready()
-        for replica in replicas[1:]:
+        for replica in replicas:  # together: each registers the same administrator token at once
             replica.launch()
-        for replica in replicas[1:]:
+        for replica in replicas:
             replica.wait_ready()
         yield {"nats": nats_cluster, "pg": engine, "influx": influx, "replicas": replicas}
     finally:

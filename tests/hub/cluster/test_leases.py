@@ -3,39 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import nats
 import pytest
 from nats.js.api import KeyValueConfig
 
 from hub.cluster.leases import LeaseLost, LeaseTable
-from hub.cluster.natsconf import NatsNode, node_config
-from simulators.servers import free_port, port_open, wait_until
-from tests.servers import require_binary
 
 pytestmark = pytest.mark.integration
 
 TTL_S = 1.5
-
-
-@pytest.fixture
-def nats_url(tmp_path: Path) -> Iterator[str]:
-    """One nats-server with JetStream on free loopback ports."""
-    binary = require_binary("nats-server", "nats-server")
-    node = NatsNode("solo", "127.0.0.1", free_port(), free_port(), free_port())
-    conf = tmp_path / "solo.conf"
-    conf.write_text(node_config(node, [node], tmp_path / "js", partitions=4))
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    try:
-        wait_until(lambda: port_open(node.client_port), 15, what="nats-server")
-        yield node.client_url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 async def _tables(url: str, *holders: str) -> tuple[object, list[LeaseTable]]:

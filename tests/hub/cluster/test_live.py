@@ -3,37 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import nats
 import pytest
 
 from hub.bus import EventBus
 from hub.cluster.live import LiveRelay
-from hub.cluster.natsconf import NatsNode, node_config
-from simulators.servers import free_port, port_open, wait_until
-from tests.servers import require_binary
+from simulators.servers import wait_until
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def nats_url(tmp_path: Path) -> Iterator[str]:
-    """One nats-server on free loopback ports."""
-    binary = require_binary("nats-server", "nats-server")
-    node = NatsNode("solo", "127.0.0.1", free_port(), free_port(), free_port())
-    conf = tmp_path / "solo.conf"
-    conf.write_text(node_config(node, [node], tmp_path / "js", partitions=4))
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    try:
-        wait_until(lambda: port_open(node.client_port), 15, what="nats-server")
-        yield node.client_url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_a_change_on_one_replica_reaches_the_others_live_views_only(nats_url: str) -> None:

@@ -1,8 +1,13 @@
-"""Hub snapshot store: hash verification, pending snapshots, retention, the sink and the API route."""
+"""Hub snapshot store: hash verification, pending snapshots, retention, the sink and the API route.
+
+The store's tests run on every blob backend: files (a single hub) and a real nats-server's object store
+(replicas of a cluster).
+"""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
@@ -13,14 +18,21 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from edge.wire import Event, EventState, Severity, SnapshotRef
+from hub.cluster.bridge import NatsBridge
+from hub.cluster.objects import JetStreamSnapshotBlobs
 from hub.context import HubContext, need
-from hub.db import make_engine, session_factory
+from hub.db import make_engine, session_factory, sqlite_url
+from hub.devices.models import DeviceRow
+from hub.devices.registry import DeviceRegistry
+from hub.evidence.blobs import FileSnapshotBlobs
 from hub.evidence.plugin import install
 from hub.evidence.snapshots import SnapshotSink, SnapshotStore
 from hub.ingest.deadletter import DeadLetterStore
 from hub.ingest.sinks import DeviceRef
+from hub.metrics import IngestStats
+from hub.schema import init_schema
 from hub.security.auth import current_principal
-from hub.security.authz import Principal
+from hub.security.authz import SUPERVISOR, Principal
 
 DAY_MS = 86_400_000
 NOW_MS = 1_700_000_000_000
@@ -49,16 +61,23 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> SnapshotStore:
-    return SnapshotStore(tmp_path, retention_days=7, clock=Clock())
+@pytest.fixture(params=["files", pytest.param("jetstream", marks=pytest.mark.integration)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> SnapshotStore:
+    """A store on each backend: files under ``tmp_path/snapshots``, or a real nats-server's object store."""
+    if request.param == "files":
+        return SnapshotStore(tmp_path, retention_days=7, clock=Clock())
+    bridges: Callable[[str], NatsBridge] = request.getfixturevalue("nats_bridges")
+    blobs = JetStreamSnapshotBlobs(bridges("replica-a"), replicas=1)
+    return SnapshotStore(tmp_path, retention_days=7, clock=Clock(), blobs=blobs)
 
 
 def test_announced_snapshot_is_verified_stored_and_linked(store: SnapshotStore, tmp_path: Path) -> None:
     data = jpeg()
     assert store.announce("cam-1", event("ev-1", data), NOW_MS) is None
     assert store.store_snapshot("cam-1", "ev-1", data, NOW_MS + 5) is None
-    assert (tmp_path / "snapshots" / "cam-1" / "ev-1.jpg").read_bytes() == data
+    assert store.read("cam-1", "ev-1") == data
+    if isinstance(store.blobs, FileSnapshotBlobs):  # the single hub's layout, as operators back it up
+        assert (tmp_path / "snapshots" / "cam-1" / "ev-1.jpg").read_bytes() == data
     meta = store.meta("cam-1", "ev-1")
     assert meta is not None
     assert (meta.event_type, meta.zone, meta.stored_ms) == ("intrusion", "gate", NOW_MS + 5)
@@ -143,3 +162,29 @@ def test_sink_and_api_route(tmp_path: Path) -> None:
     assert client.get("/api/v1/snapshots/cam-1/ev-8").status_code == 404
     assert client.get("/api/v1/snapshots/cam-1/ev-8/meta").json()["stored_ms"] is None
     assert client.get("/api/v1/snapshots/CAM/ev-7").status_code == 400
+
+
+def test_area_check_of_a_device_this_hub_does_not_hold_in_memory(tmp_path: Path) -> None:
+    """A cluster replica holds only its partitions' devices; a supervisor's area is checked against the device row."""
+    engine = make_engine(sqlite_url(tmp_path))
+    init_schema(engine)
+    sessions = session_factory(engine)
+    with sessions() as s, s.begin():
+        s.add(DeviceRow(id="cam-1", site="site-a", kind="camera", grid="110105001002003"))
+    ctx = HubContext(data_dir=tmp_path, engine=engine, sessions=sessions, clock=Clock())
+    ctx.services.registry = DeviceRegistry(sessions, IngestStats())  # nothing loaded: another replica's device
+    install(ctx)
+    store = need(ctx.services.snapshots, "snapshots")
+    data = jpeg(9)
+    store.announce("cam-1", event("ev-9", data), NOW_MS)
+    store.store_snapshot("cam-1", "ev-9", data, NOW_MS)
+    app = FastAPI()
+    app.state.ctx = ctx
+    for router in ctx.routers:
+        app.include_router(router)
+    client = TestClient(app)
+    for grids, status in ((("110105001",), 200), (("110105002",), 404)):
+        principal = Principal("sup1", frozenset({SUPERVISOR}), grids=grids)
+        app.dependency_overrides[current_principal] = lambda p=principal: p
+        assert client.get("/api/v1/snapshots/cam-1/ev-9").status_code == status, grids
+    engine.dispose()
