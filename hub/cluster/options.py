@@ -3,8 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from hub.cluster.natsconf import DEFAULT_PREFIX, PartitionKey
+from hub.config import HubSettings
+from hub.context import HubContext
+from hub.devices.registry import DeviceRegistry
+from hub.ingest.deadletter import DeadLetterStore
+from hub.ingest.gaps import GapManager
+from hub.ingest.pipeline import Ingest
+
+
+class ClusterHost(Protocol):
+    """What a replica uses of the hub it runs in (:class:`hub.service.Hub` is one; naming the Protocol
+    instead of the class keeps the cluster below the service that starts it)."""
+
+    settings: HubSettings
+    ctx: HubContext | None
+    ingest: Ingest | None
+    writer: Any
+    registry: DeviceRegistry | None
+    deadletters: DeadLetterStore | None
+    gaps: GapManager | None
 
 
 @dataclass(frozen=True, slots=True)

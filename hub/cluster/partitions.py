@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -30,13 +30,10 @@ from nats.js.errors import NotFoundError
 from hub.cluster.bridge import NatsBridge
 from hub.cluster.leases import LeaseTable
 from hub.cluster.natsconf import STREAM_NAME, partition_of, partition_subject, topic_of_subject
-from hub.cluster.options import ClusterOptions
+from hub.cluster.options import ClusterHost, ClusterOptions
 from hub.devices.registry import DeviceRecord, DeviceRegistry
 from hub.incidents.queries import MAX_LIMIT, IncidentFilter
 from hub.metrics import IngestStats
-
-if TYPE_CHECKING:
-    from hub.service import Hub
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +71,7 @@ class Batch:
 class PartitionSet:
     """The partitions this replica owns or is giving up, their consumers and the commit of their batches."""
 
-    def __init__(self, hub: Hub, options: ClusterOptions, bridge: NatsBridge) -> None:
+    def __init__(self, hub: ClusterHost, options: ClusterOptions, bridge: NatsBridge) -> None:
         assert hub.ingest is not None and hub.registry is not None and hub.gaps is not None
         self.hub = hub
         self.options = options

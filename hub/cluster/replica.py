@@ -39,7 +39,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from nats.js.api import KeyValueConfig, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
@@ -53,13 +53,10 @@ from hub.cluster.natsconf import (
     command_subject,
 )
 from hub.cluster.objects import JetStreamSnapshotBlobs
-from hub.cluster.options import ClusterOptions
+from hub.cluster.options import ClusterHost, ClusterOptions
 from hub.cluster.partitions import PartitionSet
 from hub.cluster.plan import fair_share, plan
 from hub.ingest.sinks import DeviceRef
-
-if TYPE_CHECKING:
-    from hub.service import Hub
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +79,7 @@ class ClusterError(RuntimeError):
 class ClusterReplica:
     """Joins the NATS cluster, owns partitions, feeds the hub's ingest and acknowledges after store."""
 
-    def __init__(self, hub: Hub, options: ClusterOptions) -> None:
+    def __init__(self, hub: ClusterHost, options: ClusterOptions) -> None:
         assert hub.ingest is not None
         self.hub = hub
         self.options = options
@@ -305,7 +302,7 @@ class ClusterReplica:
         self.partitions.flush_state()
 
 
-def cluster_replica(hub: Hub) -> ClusterReplica:
+def cluster_replica(hub: ClusterHost) -> ClusterReplica:
     """Replica ``client_id`` of the cluster named by ``hub.settings.cluster_url``, not joined yet (:meth:`start`
     joins): the plug-ins install first, with its shared stores; commands go through NATS."""
     s = hub.settings
