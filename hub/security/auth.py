@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Final, Protocol
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
-from sqlalchemy import select, text, update
+from sqlalchemy import Select, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -88,6 +88,16 @@ class TokenInfo:
         }
 
 
+def _check_person(person_id: str) -> None:
+    if not person_id or len(person_id) > 64:
+        raise ValueError(f"person id {person_id!r} must be 1..64 characters")
+
+
+def _active(person_id: str) -> Select[int]:
+    """One unrevoked token of ``person_id``, if there is one."""
+    return select(ApiTokenRow.id).where(ApiTokenRow.person_id == person_id, ApiTokenRow.revoked_ms.is_(None)).limit(1)
+
+
 def _info(row: ApiTokenRow) -> TokenInfo:
     return TokenInfo(row.id, row.person_id, row.label, row.created_ms, row.last_used_ms, row.revoked_ms)
 
@@ -104,16 +114,18 @@ class TokenStore:
 
     def issue_token(self, person_id: str, label: str = "") -> str:
         """A new token for ``person_id``; the plaintext is returned once and never stored."""
-        if not person_id or len(person_id) > 64:
-            raise ValueError(f"person id {person_id!r} must be 1..64 characters")
-        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        _check_person(person_id)
         with self.sessions() as s, s.begin():
-            row = ApiTokenRow(
-                token_sha256=token_hash(token), person_id=person_id, label=label[:200], created_ms=self._now_ms()
-            )
-            s.add(row)
-            s.flush()
-            logger.info("API token %s issued for %s (%s)", row.id, person_id, label or "no label")
+            return self._add_token(s, person_id, label)
+
+    def _add_token(self, s: Session, person_id: str, label: str) -> str:
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        row = ApiTokenRow(
+            token_sha256=token_hash(token), person_id=person_id, label=label[:200], created_ms=self._now_ms()
+        )
+        s.add(row)
+        s.flush()
+        logger.info("API token %s issued for %s (%s)", row.id, person_id, label or "no label")
         return token
 
     def resolve(self, token: str) -> str | None:
@@ -158,28 +170,18 @@ class TokenStore:
         """A new token for ``person_id`` only while they hold no unrevoked one, else None; one issuer at a time
         across processes on PostgreSQL (an advisory lock for the transaction), so replicas starting together
         issue one token, not one each."""
-        if not person_id or len(person_id) > 64:
-            raise ValueError(f"person id {person_id!r} must be 1..64 characters")
-        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        active = select(ApiTokenRow.id).where(ApiTokenRow.person_id == person_id, ApiTokenRow.revoked_ms.is_(None))
+        _check_person(person_id)
         with self.sessions() as s, s.begin():
             if s.get_bind().dialect.name == "postgresql":
                 s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"gs-first-token:{person_id}"})
-            if s.execute(active.limit(1)).first() is not None:
+            if s.execute(_active(person_id)).first() is not None:
                 return None
-            row = ApiTokenRow(
-                token_sha256=token_hash(token), person_id=person_id, label=label[:200], created_ms=self._now_ms()
-            )
-            s.add(row)
-            s.flush()
-            logger.info("API token %s issued for %s (%s)", row.id, person_id, label or "no label")
-        return token
+            return self._add_token(s, person_id, label)
 
     def has_active(self, person_id: str) -> bool:
         """True when ``person_id`` holds at least one token that is not revoked."""
-        stmt = select(ApiTokenRow.id).where(ApiTokenRow.person_id == person_id, ApiTokenRow.revoked_ms.is_(None))
         with self.sessions() as s:
-            return s.execute(stmt.limit(1)).first() is not None
+            return s.execute(_active(person_id)).first() is not None
 
     def revoke(self, token_id: int) -> bool:
         """Revoke a token by id; False when there is no such (unrevoked) token."""

@@ -81,6 +81,24 @@ def require(name: str, package: str) -> str:
     return path
 
 
+def terminate_process(proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """SIGTERM a running ``proc`` and wait for it; SIGKILL after ``timeout`` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        kill_process(proc)
+
+
+def kill_process(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGKILL a running ``proc`` (a crash) and reap it."""
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
 class ServerProcess:
     """One server subprocess in ``workdir``; subclasses say how to start it (:meth:`command`) and when it is
     ready (:meth:`ready`). ``stop`` + ``start`` and ``kill`` + ``start`` bring it back on the same port(s)."""
@@ -169,21 +187,12 @@ class ServerProcess:
     def stop(self) -> None:
         """SIGTERM and wait (the server saves what it keeps); SIGKILL after :attr:`stop_timeout`."""
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(self.stop_timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate_process(proc, self.stop_timeout)
 
     def kill(self) -> None:
         """SIGKILL: a crash (nothing saved beyond what the server had made durable)."""
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        kill_process(proc)
 
     def restart(self) -> None:
         """Stop and start again on the same port(s)."""

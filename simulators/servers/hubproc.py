@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -24,7 +23,7 @@ import httpx
 
 from hub.config import HubSettings
 from hub.service import Hub
-from simulators.servers.base import ServerError, free_port
+from simulators.servers.base import ServerError, free_port, kill_process, terminate_process
 
 logger = logging.getLogger(__name__)
 
@@ -117,19 +116,11 @@ class HubProcess:
 
     def kill(self) -> None:
         """SIGKILL: nothing flushed, like a power loss of the hub machine."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        kill_process(self.proc)
 
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM and wait (the hub flushes and exits; SIGKILL after ``timeout``); close :attr:`client`."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate_process(self.proc, timeout)
         self.proc = None
         self.client.close()
 

@@ -13,7 +13,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -22,7 +23,34 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, NoKeysError
 
 from hub.cluster.natsconf import NatsNode, node_config
-from simulators.servers.base import MissingBinary, ServerError, find_binary, free_port, port_open
+from simulators.servers.base import (
+    MissingBinary,
+    ServerError,
+    find_binary,
+    free_port,
+    kill_process,
+    port_open,
+    terminate_process,
+    wait_until,
+)
+
+
+@contextmanager
+def solo_nats(workdir: Path, partitions: int = 4) -> Iterator[NatsNode]:
+    """One nats-server (JetStream, MQTT listener, ``partitions`` mappings) on free loopback ports, in
+    ``workdir``, until the block ends; ready once its client and MQTT ports accept connections."""
+    binary = find_binary("nats-server")
+    if binary is None:
+        raise MissingBinary("nats-server not found: install the Debian package 'nats-server'")
+    node = NatsNode("solo", "127.0.0.1", free_port(), free_port(), free_port())
+    conf = workdir / "solo.conf"
+    conf.write_text(node_config(node, [node], workdir / "js", partitions=partitions))
+    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: port_open(node.client_port) and port_open(node.mqtt_port), 15, what="nats-server")
+        yield node
+    finally:
+        terminate_process(proc, 10)
 
 
 class NatsCluster:
@@ -100,14 +128,7 @@ class NatsCluster:
 
     def stop_node(self, name: str, timeout: float = 10.0) -> None:
         """SIGTERM node ``name`` (lame-duck free shutdown) and wait for it."""
-        proc = self.procs.get(name)
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        terminate_process(self.procs.get(name), timeout)
         self.procs[name] = None
 
     def stop(self) -> None:
@@ -190,9 +211,7 @@ class ReplicaProcess:
 
     def kill(self) -> None:
         """SIGKILL: the replica dies with whatever it had in hand."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        kill_process(self.proc)
 
     def terminate(self) -> None:
         """Send SIGTERM without waiting (to stop several replicas together, then :meth:`stop` each)."""
@@ -201,13 +220,7 @@ class ReplicaProcess:
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM and wait (the replica stores and acks its batches, gives its leases back)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate_process(self.proc, timeout)
         self.proc = None
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,13 +14,12 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.cluster.bridge import NatsBridge
-from hub.cluster.natsconf import NatsNode, node_config
 from hub.config import HubSettings
 from hub.db import make_engine, session_factory, sqlite_url
 from hub.schema import init_schema
 from hub.service import Hub
-from simulators.servers import Mosquitto, Postgres, free_port, port_open, wait_until
-from tests.servers import require_binary
+from simulators.servers import Mosquitto, Postgres
+from simulators.servers.nats import solo_nats
 
 HubFactory = Callable[..., Hub]
 #: The administrator token of test hubs (``GRIDSENTINEL_ADMIN_TOKEN``); :func:`api` sends it.
@@ -89,17 +87,8 @@ def own_pg() -> Iterator[Postgres]:
 @pytest.fixture
 def nats_url(tmp_path: Path) -> Iterator[str]:
     """One nats-server with JetStream on free loopback ports."""
-    binary = require_binary("nats-server", "nats-server")
-    node = NatsNode("solo", "127.0.0.1", free_port(), free_port(), free_port())
-    conf = tmp_path / "solo.conf"
-    conf.write_text(node_config(node, [node], tmp_path / "js", partitions=4))
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    try:
-        wait_until(lambda: port_open(node.client_port), 15, what="nats-server")
+    with solo_nats(tmp_path) as node:
         yield node.client_url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 from pathlib import Path
 
@@ -19,12 +18,10 @@ from hub.cluster.natsconf import (
     cluster_configs,
     command_subject,
     ingest_mappings,
-    node_config,
     partition_of,
     topic_of_subject,
 )
-from simulators.servers import free_port, port_open, wait_until
-from tests.servers import require_binary
+from simulators.servers.nats import solo_nats
 
 
 def test_mappings_cover_every_device_to_hub_channel_and_not_commands() -> None:
@@ -72,20 +69,11 @@ def test_partition_function_spreads_devices() -> None:
 @pytest.mark.integration
 def test_nats_server_maps_mqtt_publishes_to_the_partition_replicas_compute(tmp_path: Path) -> None:
     """The server's partition(P, site, device) is the replicas' partition_of, for many devices."""
-    binary = require_binary("nats-server", "nats-server")
-    node = NatsNode("solo", "127.0.0.1", free_port(), free_port(), free_port())
-    conf = tmp_path / "solo.conf"
-    conf.write_text(node_config(node, [node], tmp_path / "js", partitions=7))
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    try:
-        wait_until(lambda: port_open(node.client_port) and port_open(node.mqtt_port), 15, what="nats-server")
+    with solo_nats(tmp_path, partitions=7) as node:
         devices = [("sunrise", f"smoke-{i:03d}") for i in range(40)] + [("site-b", "kiosk-1"), ("a", "b")]
         seen = asyncio.run(_mapped(node, devices))
-        for site, device in devices:
-            assert seen[(site, device)] == partition_of(site, device, 7), (site, device)
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    for site, device in devices:
+        assert seen[(site, device)] == partition_of(site, device, 7), (site, device)
 
 
 async def _mapped(node: NatsNode, devices: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
