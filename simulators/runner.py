@@ -46,7 +46,7 @@ from simulators.proxy import ProxyPool
 from simulators.scenario import CaseAction, Expectation, Scenario, ScenarioError, Step
 from simulators.scenario_checks import Expectations
 from simulators.scenario_report import Check, ProgressFn, RunReport
-from simulators.servers import EmbeddedBroker, HubProcess, Influxd, Mosquitto, ServerError
+from simulators.servers import INFLUX_DB, EmbeddedBroker, HubProcess, Influxd, Mosquitto, ServerError
 from simulators.sim_kiosk import TRIGGERS
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,6 @@ TERMINAL_CASE_STATES = frozenset({"evaluated", "cancelled", "merged"})
 STARTUP_TIMEOUT_S = 60.0
 #: The runner asks the hub's ``/healthz`` this often while the timeline plays (``hub_up``).
 PROBE_EVERY_S = 1.0
-INFLUX_DB = "gridsentinel"
 
 
 @dataclass(frozen=True, slots=True)

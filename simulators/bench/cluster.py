@@ -39,11 +39,8 @@ from hub.db import make_engine
 from hub.schema import init_schema
 from simulators.bench.util import cpu_seconds, say
 from simulators.loadgen import LoadResult, LoadSpec, run_load
-from simulators.servers import Influxd, Mosquitto, Postgres
+from simulators.servers import INFLUX_DB, Influxd, Mosquitto, Postgres
 from simulators.servers.nats import NatsCluster, ReplicaProcess, lease_holders
-
-#: the InfluxDB database the replicas and the single hub write to
-INFLUX_DB = "gridsentinel"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

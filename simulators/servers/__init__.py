@@ -32,10 +32,11 @@ from simulators.servers.brokers import (
     Mosquitto,
 )
 from simulators.servers.hubproc import HubProcess
-from simulators.servers.influx import Influxd, VictoriaMetrics, influxd_conf, vm_export
+from simulators.servers.influx import INFLUX_DB, Influxd, VictoriaMetrics, influxd_conf, vm_export
 from simulators.servers.postgres import Postgres
 
 __all__ = [
+    "INFLUX_DB",
     "NO_DROP_MOSQUITTO_CONF",
     "UNLIMITED_MOSQUITTO_CONF",
     "EmbeddedBroker",

@@ -51,6 +51,10 @@ def _influxql_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+#: The database the scenarios, the cluster bench and tests that run a whole hub write to.
+INFLUX_DB = "gridsentinel"
+
+
 class Influxd(ServerProcess):
     """A real InfluxDB 1.x ``influxd`` (Debian package ``influxdb``) on free loopback ports (HTTP and RPC).
 

@@ -30,7 +30,7 @@ from hub.db import make_engine
 from hub.schema import init_schema
 from simulators.community import agent_config, generate_community
 from simulators.drivers import find_sim
-from simulators.servers import Influxd, Postgres, wait_until
+from simulators.servers import INFLUX_DB, Influxd, Postgres, wait_until
 from simulators.servers.nats import NatsCluster, ReplicaProcess, lease_holders
 from tests.servers import require_binary
 
@@ -41,7 +41,6 @@ PARTITIONS = 12
 #: (webhook dispatch is registered only with a webhook configured).
 SINGLETONS = ("cases-sla", "cases-series", "commands-sweep", "snapshot-retention")
 TAKEOVER_LIMIT_S = 10.0
-INFLUX_DB = "gridsentinel"
 
 
 @pytest.fixture
