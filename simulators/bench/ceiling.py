@@ -74,6 +74,7 @@ def run_ceiling(
     servers: Servers,
     store: SeriesStore,
     *,
+    site: str,
     measurement: str,
     messages: int,
     devices: int,
@@ -82,10 +83,10 @@ def run_ceiling(
     batch: int,
     count: Callable[[int], int],
 ) -> dict[str, Any]:
-    """Write the phase's lines through ``store`` (the hub's store client on its own database/site) and
-    check by counting (``count(expected)``) that the store holds every one."""
+    """Write the phase's lines (devices of ``site``) through ``store`` (the hub's store client on its own
+    database) and check by counting (``count(expected)``) that the store holds every one."""
     messages = max(1, min(messages, MAX_POINTS // points))
-    lines = ceiling_lines(measurement, "ceiling", messages=messages, devices=devices, points=points, metrics=metrics)
+    lines = ceiling_lines(measurement, site, messages=messages, devices=devices, points=points, metrics=metrics)
     say(f"store alone: writing {len(lines):,} lines ({points} per message, {metrics} fields) in batches of {batch:,}")
     result = write_timed(store.write_lines, lines, batch, server_pid(servers))
     stored = count(len(lines))

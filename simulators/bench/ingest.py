@@ -15,8 +15,11 @@ Beside it, two widely used MQTT -> InfluxDB pipelines drain the same kind of
 backlog: the one people copy from the InfluxDB client docs (paho-mqtt +
 influxdb-client's batching ``WriteApi``, into a server speaking ``/api/v2/write``:
 simulators.bench.compare) and Node-RED, tuned as its users tune it, into the same influxd
-(simulators.bench.nodered); the hub's drain and Node-RED's alternate for ``--rounds`` rounds
-and the medians are compared. Each drain reports the CPU per message of the pipeline,
+(simulators.bench.nodered). The store alone (simulators.bench.ceiling: the same lines by a bare
+writer) is the ceiling the drain is held against. The hub's drain, the store alone and Node-RED's
+drain alternate for ``--rounds`` rounds on the same broker and store, and medians are compared:
+a store busy with its own compactions, or a machine busy with other work, then weighs on every
+side alike instead of on whichever phase it fell into. Each drain reports the CPU per message of the pipeline,
 the broker and the store, from ``/proc``. ``--soak SECONDS`` replaces the phases with
 a long steady run of the hub in its own process (simulators.bench.soak).
 Telegraf is not packaged here.
@@ -133,23 +136,26 @@ def run_drain(args: argparse.Namespace, servers: Servers, workdir: Path, round_n
     }
 
 
-def run_store_ceiling(args: argparse.Namespace, servers: Servers, workdir: Path) -> dict[str, Any]:
-    """The store alone, fed the lines the drain's hub wrote by a bare writer (simulators.bench.ceiling)."""
+def run_store_ceiling(args: argparse.Namespace, servers: Servers, workdir: Path, round_no: int = 0) -> dict[str, Any]:
+    """The store alone, fed the lines the drain's hub wrote by a bare writer (simulators.bench.ceiling);
+    ``round_no`` gives each round its own site and database."""
     from simulators.bench.ceiling import run_ceiling
 
-    settings = hub_settings(args, servers, "ceiling", workdir)
+    phase = f"ceiling{round_no or ''}"
+    settings = hub_settings(args, servers, phase, workdir)
     probe = open_probe(settings, track_lag=False)
     try:
         return run_ceiling(
             servers,
             probe.inner,
+            site=phase,
             measurement=MEASUREMENT,
             messages=args.messages,
             devices=args.devices,
             points=args.batch,
             metrics=args.metrics,
             batch=settings.series_settings().batch_points,
-            count=lambda expected: stored_points(servers, probe, "ceiling", expected),
+            count=lambda expected: stored_points(servers, probe, phase, expected),
         )
     finally:
         probe.close()
@@ -300,7 +306,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--rounds",
         type=int,
         default=3,
-        help="rounds of the hub's drain and the Node-RED flow's, alternating; the medians are reported "
+        help="rounds of the hub's drain, the store alone and the Node-RED flow's drain, alternating; the "
+        "medians are reported "
         "(default %(default)s)",
     )
     parser.add_argument(
@@ -387,8 +394,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 )
                 return result
             run_rounds(args, servers, workdir, result)
-            if "ceiling" not in args.skip:
-                result["store_ceiling"] = run_store_ceiling(args, servers, workdir)
             if "sustained" not in args.skip:
                 live = run_sustained(args, servers, workdir)
                 result["sustained"] = live
@@ -408,19 +413,21 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def _median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    """The round whose msgs/s is the (lower) median of all rounds."""
-    middle = statistics.median_low(r["msgs_per_s"] for r in rounds)
-    return next(r for r in rounds if r["msgs_per_s"] == middle)
+def _median_of(rounds: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """The round whose ``key`` is the (lower) median of all rounds."""
+    middle = statistics.median_low(r[key] for r in rounds)
+    return next(r for r in rounds if r[key] == middle)
 
 
 def run_rounds(args: argparse.Namespace, servers: Servers, workdir: Path, result: dict[str, Any]) -> None:
-    """The hub's backlog drain and the tuned Node-RED flow's, alternating for ``--rounds`` rounds on the same
-    broker and store; the median round of each goes in ``drain`` / ``comparator_node_red``, every round in
-    ``drain_rounds`` / ``node_red_rounds``, and their ratio in ``hub_over_node_red``."""
+    """The hub's backlog drain, the store alone and the tuned Node-RED flow's drain, alternating for
+    ``--rounds`` rounds on the same broker and store. The median round of each goes in ``drain`` /
+    ``store_ceiling`` / ``comparator_node_red``, every round in ``drain_rounds`` / ``store_ceiling_rounds``
+    / ``node_red_rounds``, and the ratios of the medians in ``hub_over_store_alone`` and ``hub_over_node_red``."""
     from simulators.bench.nodered import run_node_red
 
     hub_rounds: list[dict[str, Any]] = []
+    alone_rounds: list[dict[str, Any]] = []
     red_rounds: list[dict[str, Any]] = []
     red_skipped = "node-red" in args.skip
     for r in range(args.rounds):
@@ -428,6 +435,8 @@ def run_rounds(args: argparse.Namespace, servers: Servers, workdir: Path, result
             drain = run_drain(args, servers, workdir, r)
             hub_rounds.append(drain)
             say(f"drain round {r + 1}: {drain['msgs_per_s']:,.0f} msgs/s, {drain['points_per_s']:,.0f} points/s")
+        if "ceiling" not in args.skip:
+            alone_rounds.append(run_store_ceiling(args, servers, workdir, r))
         if not red_skipped:
             try:
                 red_rounds.append(run_node_red(args, servers, workdir, r))
@@ -436,12 +445,17 @@ def run_rounds(args: argparse.Namespace, servers: Servers, workdir: Path, result
                 result["comparator_node_red"] = {"name": "Node-RED", "skipped": str(exc)}
                 red_skipped = True
     if hub_rounds:
-        drain = _median_round(hub_rounds)
+        drain = _median_of(hub_rounds, "msgs_per_s")
         result["drain"] = drain
         result["drain_rounds"] = hub_rounds
         result.update(msgs_per_s=drain["msgs_per_s"], points_per_s=drain["points_per_s"])
+    if alone_rounds:
+        result["store_ceiling"] = _median_of(alone_rounds, "points_per_s")
+        result["store_ceiling_rounds"] = [r["points_per_s"] for r in alone_rounds]
+    if hub_rounds and alone_rounds and result["store_ceiling"]["points_per_s"]:
+        result["hub_over_store_alone"] = round(result["points_per_s"] / result["store_ceiling"]["points_per_s"], 3)
     if red_rounds:
-        result["comparator_node_red"] = _median_round(red_rounds)
+        result["comparator_node_red"] = _median_of(red_rounds, "msgs_per_s")
         result["node_red_rounds"] = [r["msgs_per_s"] for r in red_rounds]
     if hub_rounds and red_rounds:
         result["hub_over_node_red"] = round(result["msgs_per_s"] / result["comparator_node_red"]["msgs_per_s"], 2)

@@ -115,6 +115,8 @@ def test_quick_run_embedded_prints_json(capsys: pytest.CaptureFixture[str]) -> N
     assert alone["points"] == alone["stored_points"] == 2_000 and alone["lost"] == 0
     assert alone["fields_per_point"] == 2
     assert alone["server_cpu_us_per_point"] is None  # the embedded store runs in the bench's own process
+    assert result["store_ceiling_rounds"] == [alone["points_per_s"]]  # --quick: one round
+    assert result["hub_over_store_alone"] == round(float(result["points_per_s"]) / alone["points_per_s"], 3)
 
 
 @pytest.mark.integration

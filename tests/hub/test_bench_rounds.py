@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
 
-from simulators.bench.ingest import _median_round
+import pytest
+
+from simulators.bench import ingest as bench_ingest
+from simulators.bench.ingest import _median_of
 from simulators.bench.nodered import JOIN_COUNT, JOIN_TIMEOUT_S, flows, logged_errors
 
 
@@ -32,8 +36,8 @@ def test_node_red_flow_batches_with_a_join_before_influx_batch() -> None:
 
 def test_median_round_is_a_real_round() -> None:
     rounds: list[dict[str, Any]] = [{"msgs_per_s": v, "n": i} for i, v in enumerate([30.0, 10.0, 20.0])]
-    assert _median_round(rounds)["n"] == 2
-    assert _median_round(rounds[:2])["n"] == 1  # the lower of two: never flatters
+    assert _median_of(rounds, "msgs_per_s")["n"] == 2
+    assert _median_of(rounds[:2], "msgs_per_s")["n"] == 1  # the lower of two: never flatters
 
 
 def test_a_flow_node_red_could_not_start_is_reported(tmp_path: Path) -> None:
@@ -45,3 +49,32 @@ def test_a_flow_node_red_could_not_start_is_reported(tmp_path: Path) -> None:
         "5 Dec 12:34:52 - [info] Started flows\n"
     )
     assert logged_errors(log) == ["Error: Circular config node dependency detected: join"]
+
+
+def test_rounds_alternate_the_drain_and_the_store_alone_and_compare_medians(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store-alone ceiling is measured once per round between the drains, not once after them all: a
+    store compacting the drains' data, or a busy machine, then weighs on both sides of the ratio alike."""
+    order: list[str] = []
+    drains = iter([100.0, 300.0, 200.0])
+    alones = iter([250.0, 400.0, 150.0])
+
+    def drain(_a: object, _s: object, _w: object, r: int) -> dict[str, object]:
+        order.append(f"drain{r}")
+        pps = next(drains)
+        return {"msgs_per_s": pps / 10, "points_per_s": pps, "lost": 0}
+
+    def alone(_a: object, _s: object, _w: object, r: int) -> dict[str, object]:
+        order.append(f"alone{r}")
+        return {"points_per_s": next(alones), "lost": 0}
+
+    monkeypatch.setattr(bench_ingest, "run_drain", drain)
+    monkeypatch.setattr(bench_ingest, "run_store_ceiling", alone)
+    result: dict[str, object] = {}
+    parser = argparse.ArgumentParser()
+    bench_ingest.configure(parser)
+    args = parser.parse_args(["--rounds", "3", "--skip", "node-red"])
+    bench_ingest.run_rounds(args, object(), Path("."), result)  # type: ignore[arg-type]
+    assert order == ["drain0", "alone0", "drain1", "alone1", "drain2", "alone2"]
+    assert result["points_per_s"] == 200.0 and result["store_ceiling_rounds"] == [250.0, 400.0, 150.0]
+    assert result["store_ceiling"] == {"points_per_s": 250.0, "lost": 0}  # the median round, not the last
+    assert result["hub_over_store_alone"] == 0.8  # median over median
