@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from edge.vocabulary import EventType
-from edge.wire import DeviceKind, Event, EventState, Status, Telemetry
+from edge.wire import DeviceKind, Event, EventState, Status
 from hub.ingest.sinks import DeviceRef
 from hub.levels.rollup import DOWN_STATES
 
@@ -45,9 +45,6 @@ class CameraBoard:
 
     def on_status(self, device: DeviceRef, status: Status, received_ms: int) -> None:
         """Nothing to do: health comes from the registry."""
-
-    def on_telemetry(self, device: DeviceRef, msg: Telemetry, received_ms: int) -> None:
-        """Nothing to do: fps, stream and frame age are the registry's latest values."""
 
     def on_health(self, device: DeviceRef, old: str, new: str, at_ms: int) -> None:
         """Nothing to do."""

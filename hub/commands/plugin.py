@@ -6,7 +6,7 @@ import logging
 import threading
 from typing import Final
 
-from edge.wire import CommandAck, Event, Status, Telemetry
+from edge.wire import CommandAck, Event, Status
 from hub.commands.api import device_ref, router
 from hub.commands.service import DEFAULT_ACK_MARGIN_S, CommandService, Sender
 from hub.context import HubContext
@@ -28,9 +28,6 @@ class CommandAckSink:
         self.service = service
 
     def on_status(self, device: DeviceRef, status: Status, received_ms: int) -> None:
-        """Not used."""
-
-    def on_telemetry(self, device: DeviceRef, msg: Telemetry, received_ms: int) -> None:
         """Not used."""
 
     def on_event(self, device: DeviceRef, msg: Event, received_ms: int) -> None:

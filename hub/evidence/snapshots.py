@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Final, Protocol
 
-from edge.wire import Channel, Event, Status, Telemetry, WireError, check_snapshot, topic
+from edge.wire import Channel, Event, Status, WireError, check_snapshot, topic
 from hub.evidence.blobs import META_SUFFIX, FileSnapshotBlobs, SnapshotBlobs, blob_names, image_of
 from hub.ingest.deadletter import DeadLetterStore
 from hub.ingest.sinks import DeviceRef
@@ -191,9 +191,6 @@ class SnapshotSink:
         self.root = root
 
     def on_status(self, device: DeviceRef, status: Status, received_ms: int) -> None:
-        """Not used."""
-
-    def on_telemetry(self, device: DeviceRef, msg: Telemetry, received_ms: int) -> None:
         """Not used."""
 
     def on_health(self, device: DeviceRef, old: str, new: str, at_ms: int) -> None:
