@@ -138,7 +138,7 @@ def cluster_phase(args: argparse.Namespace, work: Path, pg_url: str, influx: Inf
             if time.monotonic() > deadline:
                 raise RuntimeError("partitions not spread over the replicas within 30 s")
             time.sleep(0.2)
-        say(f"cluster: {args.replicas} replicas own {args.partitions} partitions")
+        say(f"{args.replicas} replicas own {args.partitions} partitions", "cluster")
         cpu0 = {r.replica_id: cpu_seconds(r.pid) or 0.0 for r in replicas}
         nats_pids = [p.pid for p in cluster.procs.values() if p is not None]
         nats0 = sum(cpu_seconds(pid) or 0.0 for pid in nats_pids)
@@ -162,7 +162,7 @@ def cluster_phase(args: argparse.Namespace, work: Path, pg_url: str, influx: Inf
         victim_cpu = (cpu_seconds(victim.pid) or 0.0) - cpu0[victim.replica_id]
         victim.kill()
         killed = time.monotonic()
-        say(f"cluster: killed {victim.replica_id} (partitions {sorted(theirs)})")
+        say(f"killed {victim.replica_id} (partitions {sorted(theirs)})", "cluster")
         takeover_s = None
         while time.monotonic() - killed < 60:
             now = _partition_owners(cluster)

@@ -23,9 +23,9 @@ from simulators.servers import Influxd, Mosquitto, ServerError, VictoriaMetrics,
 logger = logging.getLogger(__name__)
 
 
-def say(message: str) -> None:
-    """A progress line on stderr (the result goes to stdout)."""
-    print(f"[bench ingest] {message}", file=sys.stderr, flush=True)
+def say(message: str, bench: str = "ingest") -> None:
+    """A progress line of ``gridsentinel bench BENCH`` on stderr (the result goes to stdout)."""
+    print(f"[bench {bench}] {message}", file=sys.stderr, flush=True)
 
 
 def comparator_result(
