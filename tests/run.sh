@@ -3,7 +3,8 @@
 # Python 3.11+, then runs ruff, mypy --strict and the whole pytest suite.
 #   - as root: installs the Debian packages the integration tests need (real mosquitto,
 #     influxd, victoria-metrics, PostgreSQL, Chromium and a CJK font for its screenshots) and
-#     requires them (no skips);
+#     requires them (no skips), and a C compiler with Python's headers for the hub's native
+#     line-protocol encoder (hub/series/_lines.c);
 #   - without root: installs nothing system-wide, and pytest names every integration
 #     test it skipped and why (pytest -ra).
 # Extra arguments go to pytest, e.g. `bash tests/run.sh -k wire -x`.
@@ -11,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-DEBIAN_PACKAGES=(systemd mosquitto mosquitto-clients influxdb influxdb-client victoria-metrics postgresql chromium fonts-wqy-zenhei python3-venv nats-server)
+DEBIAN_PACKAGES=(gcc python3-dev systemd mosquitto mosquitto-clients influxdb influxdb-client victoria-metrics postgresql chromium fonts-wqy-zenhei python3-venv nats-server)
 # Node-RED, a comparator of `gridsentinel bench ingest` (installed by the bench with npm), needs node and
 # npm; asked for only when npm is missing, because a Node.js from elsewhere (NodeSource) brings its own.
 if ! command -v npm >/dev/null 2>&1; then

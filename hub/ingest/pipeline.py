@@ -59,7 +59,7 @@ from hub.ingest.sinks import DeviceRef, MessageSink
 from hub.ingest.watermark import SeqWatermark, resume_with_journal
 from hub.metrics import IngestStats
 from hub.series.base import SeriesPoint
-from hub.series.lineproto import LineProtocolError, float_fields, float_lines, series_prefix
+from hub.series.lineproto import LineProtocolError, float_fields, point_lines, series_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -78,11 +78,9 @@ def telemetry_lines(key: tuple[str, Mapping[str, str]], prefix: str, msg: Teleme
     """A message's points as lines (``prefix`` is ``series_prefix(*key)``) where every value is a finite
     float (what devices send), else as points for the writer to encode (ints, bools, strings follow its
     rules). Timestamps need no check: the wire contract keeps them far inside line protocol's 64-bit range."""
-    points = msg.points
-    if len(points) > 1:  # all at once when every value is a float (the usual batch); same text as below
-        lines = float_lines(prefix, [p.metrics for p in points], [p.ts for p in points])
-        if lines is not None:
-            return lines
+    lines = point_lines(prefix, msg.points)  # all at once when every value is a float (the usual case)
+    if lines is not None:
+        return lines
     out: list[SeriesPoint | str] = []
     for p in msg.points:
         text = float_fields(p.metrics)

@@ -16,7 +16,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
-from typing import Final, TypeAlias
+from typing import Final, Protocol, TypeAlias
 
 from hub.series.base import SeriesPoint
 
@@ -25,6 +25,12 @@ try:  # a faster float writer for the common all-float fields (see float_fields)
     from orjson import dumps as _orjson_dumps
 except ImportError:  # pragma: no cover - orjson is a hub dependency; the module works without it
     _orjson_dumps = None
+
+_native_point_lines: Callable[[str, Sequence[object], set[str]], list[str] | None] | None
+try:  # the same lines in one native pass (hub/series/_lines.c; see point_lines)
+    from hub.series._lines import point_lines as _native_point_lines
+except ImportError:  # installed without a C compiler: the Python path writes the same text
+    _native_point_lines = None
 
 #: A field value that line protocol can carry.
 FieldValue: TypeAlias = "bool | int | float | str"
@@ -216,6 +222,39 @@ def float_lines(
         return None
     parts = text[2:-2].translate(_COLON_TO_EQUALS, b'"').decode().split("},{")
     return [f"{prefix} {part} {ts}" for part, ts in zip(parts, stamps, strict=True)]
+
+
+class TimedFields(Protocol):
+    """A point as ingest holds it (``edge.wire.Point``): a device timestamp in ms and its fields."""
+
+    @property
+    def ts(self) -> int: ...
+
+    @property
+    def metrics(self) -> Mapping[str, FieldValue]: ...
+
+
+#: True when the native encoder was built (``pip install`` compiles hub/series/_lines.c where it can).
+NATIVE_LINES: Final = _native_point_lines is not None
+
+
+def point_lines(prefix: str, points: Sequence[TimedFields]) -> list[str] | None:
+    """Lines ``{prefix} {fields} {ts}`` for a message's points when every value is a finite float and
+    every field name is one :func:`float_fields` already wrote as it is; else None (the per-point
+    path decides, and writes the same text).
+
+    With the native encoder (``hub.series._lines``, C) one pass reads the points and writes every
+    line, each float as orjson writes it -- the text of :func:`float_lines` and :func:`float_fields`
+    (a property test compares them on arbitrary floats). It replaced the Python path's two list
+    comprehensions, one orjson call, three byte counts, a translate, a split and an f-string per
+    line: 7.3 -> 1.9 CPU-us for a 10-point message of 4 fields, 1.5 -> 0.5 for one point
+    (microbenchmark, best of 30). Without it, :func:`float_lines` for several points, None for one.
+    """
+    if _native_point_lines is not None:
+        return _native_point_lines(prefix, points, _PLAIN_NAMES)
+    if len(points) > 1:
+        return float_lines(prefix, [p.metrics for p in points], [p.ts for p in points])
+    return None
 
 
 def _note_plain(names: tuple[str, ...]) -> None:
