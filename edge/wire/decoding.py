@@ -234,12 +234,21 @@ def _typed_metrics_ok(metrics: dict[str, MetricValue]) -> bool:
 # store the same values directly, in half the time. Point and Telemetry have no __post_init__
 # (tests/edge/test_wire_fast.py checks that these build objects equal to the constructors').
 _new_object: Final = object.__new__
+_POINT_TS_SLOT: Final = Point.__dict__["ts"]
+_POINT_METRICS_SLOT: Final = Point.__dict__["metrics"]
 _SET_POINT_TS: Final = Point.__dict__["ts"].__set__
 _SET_POINT_METRICS: Final = Point.__dict__["metrics"].__set__
 _SET_TELEMETRY_SEQ: Final = Telemetry.__dict__["seq"].__set__
 _SET_TELEMETRY_TS: Final = Telemetry.__dict__["ts"].__set__
 _SET_TELEMETRY_POINTS: Final = Telemetry.__dict__["points"].__set__
 _SET_TELEMETRY_HIST: Final = Telemetry.__dict__["hist"].__set__
+
+
+_native_build_points: Callable[..., tuple[tuple[Point, ...], int] | None] | None
+try:  # the loop of _telemetry_msgspec in one native pass (edge/wire/_points.c)
+    from edge.wire._points import build_points as _native_build_points
+except ImportError:  # installed without a C compiler: the Python loop does the same
+    _native_build_points = None
 
 
 def _point(ts: int, metrics: dict[str, MetricValue]) -> Point:
@@ -339,6 +348,24 @@ def _telemetry_msgspec(payload: bytes) -> Telemetry | None:
         if metrics is not _UNSET or not 0 < len(raw_points) <= MAX_POINTS_PER_MESSAGE:
             return None
         members += 1
+        if _native_build_points is not None:  # the loop below in C: checks, counts and builds the same
+            built = _native_build_points(
+                raw_points,
+                ts,
+                _KNOWN_METRIC_NAMES,
+                _UNSET,
+                Point,
+                _POINT_TS_SLOT,
+                _POINT_METRICS_SLOT,
+                MAX_METRICS_PER_POINT,
+                MIN_TS_MS,
+                MAX_TS_MS,
+            )
+            if built is not None:
+                points, point_members = built
+                if payload.count(b":") != members + point_members:
+                    return None
+                return _telemetry_of(seq, ts, points, hist)
         pts = []
         known, new, set_ts, set_metrics = _KNOWN_METRIC_NAMES, _new_object, _SET_POINT_TS, _SET_POINT_METRICS
         for item in raw_points:  # _typed_metrics_ok and _point inlined: this loop runs once per point

@@ -9,6 +9,7 @@ from edge.wire import Channel, PayloadError
 from edge.wire import decoding as wire_decoding
 from edge.wire import jsonload as wire_json
 from simulators.loadgen import TelemetryTemplate
+from tests.native import require_c_build
 
 TS = 1_800_000_000_000
 pytestmark = pytest.mark.skipif(wire_json._msgspec_telemetry is None, reason="msgspec is not installed")
@@ -67,3 +68,51 @@ def test_mixed_values_and_optional_keys_are_taken_and_equal(payload: bytes) -> N
 def test_anything_in_doubt_goes_down_the_reference_path(payload: bytes) -> None:
     assert wire_decoding._telemetry_msgspec(payload) is None or payload.endswith(b" ")
     assert outcome(payload, fast=True) == outcome(payload, fast=False)
+
+
+BATCHES = [
+    TelemetryTemplate(10, 4).payload(3, TS),
+    b'{"v":1,"seq":1,"ts":1800000000000,"points":[{"metrics":{"a":1.5}},{"ts":1800000000001,"metrics":{"a":-0.0}}]}',
+    b'{"v":1,"seq":1,"ts":1800000000000,"points":[{"metrics":{"a":1,"b":true}},{"metrics":{"a":2.5}}],"hist":true}',
+    b'{"v":1,"seq":1,"ts":1800000000000,"points":[{"metrics":{"a":1.0}},{"ts":99,"metrics":{"a":1.0}}]}',  # ts range
+    b'{"v":1,"seq":1,"ts":1800000000000,"points":[{"ts":4102444800000,"metrics":{"a":1.0}}]}',  # the upper bound
+    b'{"v":1,"seq":1,"ts":1800000000000,"points":[{"metrics":{"a":1.0,"a":2.0}}]}',  # duplicate metric
+    b'{"v":1,"seq":1,"ts":1800000000000,"points":[{"metrics":{"a":1.0}},{"metrics":{}}]}',  # empty metrics
+    b'{"v":1,"seq":1,"ts":1800000000000,"points":[{"metrics":{"a":1.0},"ts":1800000000000,"ts":1}]}',  # dup ts
+    b'{"v":1,"seq":1,"ts":1800000000000,"points":[{"metrics":{"a":1.0,"zz_never_seen":2.0}}]}',  # a new name
+    b'{"v":1,"seq":1,"ts":1800000000000,"points":[{"metrics":{"Bad":1.0}}]}',  # a name the contract refuses
+    b'{"v":1,"seq":1,"ts":1800000000000,"points":[{"metrics":{'
+    + b",".join(b'"m%d":1.0' % i for i in range(wire.MAX_METRICS_PER_POINT + 1))
+    + b"}}]}",  # one metric too many
+]
+
+
+@pytest.mark.parametrize("payload", BATCHES)
+def test_the_native_point_builder_decides_as_the_python_loop(payload: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """edge/wire/_points.c checks, counts and builds what the loop of _telemetry_msgspec does: the same
+    message or the same refusal, whether the native builder ran or not (and the reference agrees)."""
+    native = outcome(payload, fast=True)
+    monkeypatch.setattr(wire_decoding, "_native_build_points", None)
+    assert outcome(payload, fast=True) == native == outcome(payload, fast=False)
+
+
+def test_the_native_point_builder_is_built_where_it_can_be() -> None:
+    """``pip install`` compiles it wherever a C compiler and Python's headers are."""
+    require_c_build()
+    assert wire_decoding._native_build_points is not None
+    payload = TelemetryTemplate(10, 4).payload(3, TS)
+    wire.decode(Channel.TELEMETRY, payload)  # names learnt
+    raw = wire_json._msgspec_telemetry.decode(payload)
+    built = wire_decoding._native_build_points(
+        raw.points,
+        TS,
+        wire_decoding._KNOWN_METRIC_NAMES,
+        wire_json._UNSET,
+        wire.Point,
+        wire_decoding._POINT_TS_SLOT,
+        wire_decoding._POINT_METRICS_SLOT,
+        wire.MAX_METRICS_PER_POINT,
+        wire.MIN_TS_MS,
+        wire.MAX_TS_MS,
+    )
+    assert built is not None and built[0] == wire.decode(Channel.TELEMETRY, payload).points  # type: ignore[union-attr]

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import sysconfig
-from pathlib import Path
-
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -15,6 +11,7 @@ from edge.wire import Point
 from hub.series import lineproto
 from hub.series.lineproto import NATIVE_LINES, float_fields, point_lines
 from tests.hub.series.test_lineproto_batch import NAMES, PREFIX, TS, VALUES, per_point
+from tests.native import require_c_build
 
 needs_native = pytest.mark.skipif(not NATIVE_LINES, reason="hub.series._lines was not built (no C compiler)")
 
@@ -22,9 +19,7 @@ needs_native = pytest.mark.skipif(not NATIVE_LINES, reason="hub.series._lines wa
 def test_the_native_encoder_is_built_where_it_can_be() -> None:
     """``pip install`` compiles it wherever a C compiler and Python's headers are: a silent fallback would
     leave the hub at the Python path's cost with nobody noticing."""
-    headers = Path(sysconfig.get_paths()["include"], "Python.h")
-    if shutil.which("cc") is None or not headers.exists():
-        pytest.skip("no C compiler or no Python headers here: the Python path is the one in use")
+    require_c_build()
     assert NATIVE_LINES
 
 
