@@ -1,4 +1,5 @@
-"""InfluxDB 1.x backend: line protocol to ``/write?db=&rp=&precision=ms``, InfluxQL reads on ``/query``."""
+"""InfluxDB 1.x backend: line protocol to ``/write?db=&rp=&precision=ms`` (one kept-alive ``http.client``
+connection, :mod:`hub.series.poster`), InfluxQL reads on ``/query`` (httpx)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import httpx
 from hub.series.base import SeriesPoint, SeriesRow, StoreError
 from hub.series.influxql import InfluxQLReader, error_text, http_error, quote_ident
 from hub.series.lineproto import LineProtocolError, encode_point
+from hub.series.poster import LinePoster
 
 logger = logging.getLogger(__name__)
 
@@ -39,34 +41,28 @@ class InfluxV1Store:
         auth = httpx.BasicAuth(username, password or "") if username else None
         self._client = httpx.Client(base_url=self.url, timeout=timeout_s, auth=auth)
         self._reader = InfluxQLReader(self._client, db, self.rp)
-        self._params: dict[str, str] = {"db": db, "precision": "ms"}
+        params: dict[str, str] = {"db": db, "precision": "ms"}
         if self.rp:
-            self._params["rp"] = self.rp
+            params["rp"] = self.rp
+        authorization = LinePoster.basic(username, password or "") if username else None
+        self._poster = LinePoster(self.url, "/write", params, timeout_s=timeout_s, authorization=authorization)
         self._created = False
 
     def write_lines(self, lines: Sequence[str]) -> None:
         """POST the lines as one request; map failures to :class:`StoreError`."""
         if not lines:
             return
-        body = "\n".join(lines).encode("utf-8")
-        try:
-            response = self._client.post(
-                "/write", params=self._params, content=body, headers={"Content-Type": "text/plain; charset=utf-8"}
-            )
-        except httpx.HTTPError as exc:
-            raise StoreError(f"write to {self.url}: {exc!r}", retryable=True) from exc
-        if response.status_code == 204:
+        status, content, retry_after = self._poster.post("\n".join(lines).encode("utf-8"))
+        if status in (200, 204):
             return
-        if response.status_code == 200:
-            return
-        reason = error_text(response.content)
-        if response.status_code == 404 and "database not found" in reason and not self._created:
+        reason = error_text(content)
+        if status == 404 and "database not found" in reason and not self._created:
             # First run against a fresh server: create the db once (idempotent), then write again.
             self._created = True
             self.ensure_database()
             self.write_lines(lines)
             return
-        raise http_error(response.status_code, reason, response.headers.get("Retry-After"), "write")
+        raise http_error(status, reason, retry_after, "write")
 
     def write(self, points: Sequence[SeriesPoint]) -> None:
         """Encode and write points; a point that cannot be encoded fails the call as a bad line."""
@@ -103,5 +99,6 @@ class InfluxV1Store:
         return self._reader.count(measurement, device=device, site=site)
 
     def close(self) -> None:
-        """Close the HTTP connection pool."""
+        """Close the HTTP connections."""
+        self._poster.close()
         self._client.close()
