@@ -181,6 +181,7 @@ class MqttLink:
         self._stopping = threading.Event()
         self._wake_r: socket.socket | None = None
         self._wake_w: socket.socket | None = None
+        self._waiting = False  # the I/O thread is in (or about to enter) select: wake() must send a byte
         self._connected = False
         # Everything below belongs to the I/O thread.
         self._sock: socket.socket | None = None
@@ -246,9 +247,16 @@ class MqttLink:
         self._wake()
 
     def wake(self) -> None:
-        """Make the I/O thread look again at held acknowledgements (thread-safe, cheap)."""
+        """Make the I/O thread look again at held acknowledgements (thread-safe, cheap).
+
+        The wake-up byte is sent only while the I/O thread waits in ``select``: a busy one looks at
+        ``release_due`` at its next acknowledgement flush (every 64 messages), and one about to wait
+        looks before it does (:meth:`_timeout`). Called by the series writer after every batch: a
+        ``send`` there gave up the GIL, and under load the writer then waited for it (up to the
+        interpreter's 5 ms switch interval) before it could post the next batch to the store."""
         self._acks.release_due = True
-        self._wake()
+        if self._waiting:
+            self._wake()
 
     @property
     def held_acks(self) -> int:
@@ -330,7 +338,10 @@ class MqttLink:
             self._send(self._connect_frame)
             handshake_deadline = now + CONNECT_TIMEOUT_S
             while True:
-                for key, _ in sel.select(self._timeout(handshake_deadline)):
+                self._waiting = True  # before _timeout looks at release_due (see wake)
+                events = sel.select(self._timeout(handshake_deadline))
+                self._waiting = False
+                for key, _ in events:
                     if key.data:
                         self._read(sock)
                     else:
@@ -393,6 +404,8 @@ class MqttLink:
             if self._last_ping <= self._last_recv:
                 due = min(due, self._last_recv + k)
         if self._acks.held:  # released() is normally signalled through wake(); poll as well, cheaply
+            if self._acks.release_due:
+                return 0.0  # a wake() came while we were busy: look before waiting
             due = min(due, now + RELEASE_POLL_S)
         return max(0.0, due - now)
 
