@@ -53,14 +53,16 @@ static PyObject *build_points(PyObject *module, PyObject *const *args, Py_ssize_
     }
     long long members = 0;
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *item = PyList_GET_ITEM(raw, i);
-        PyObject *metrics = PyObject_GetAttr(item, str_metrics);
-        if (metrics == NULL) {
-            goto error;
+        if (i >= PyList_GET_SIZE(raw)) { /* only if an attribute lookup ran code that shrank the list */
+            Py_DECREF(points);
+            Py_RETURN_NONE;
         }
-        PyObject *ts = PyObject_GetAttr(item, str_ts);
+        PyObject *item = Py_NewRef(PyList_GET_ITEM(raw, i));
+        PyObject *metrics = PyObject_GetAttr(item, str_metrics);
+        PyObject *ts = metrics == NULL ? NULL : PyObject_GetAttr(item, str_ts);
+        Py_DECREF(item);
         if (ts == NULL) {
-            Py_DECREF(metrics);
+            Py_XDECREF(metrics);
             goto error;
         }
         int ok = PyDict_CheckExact(metrics) && PyDict_GET_SIZE(metrics) > 0 &&
