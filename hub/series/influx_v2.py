@@ -1,9 +1,10 @@
 """InfluxDB v2 API backend (2.x, 3.x, Cloud, 1.8+): line protocol to ``/api/v2/write?org=&bucket=&precision=ms``
 with token auth; InfluxQL reads on the v1-compatible ``/query``.
 
-The write is one documented HTTP request, so it is made with httpx like the v1 backend's: the
-influxdb-client library would add nothing here (its batching mode drops points after its retries,
-and batching, retries and spooling are the :class:`~hub.series.writer.SeriesWriter`'s job).
+The write is one documented HTTP request, so it is made directly, like the v1 backend's, on one
+kept-alive connection (:mod:`hub.series.poster`; queries use httpx): the influxdb-client library
+would add nothing here (its batching mode drops points after its retries, and batching, retries and
+spooling are the :class:`~hub.series.writer.SeriesWriter`'s job).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import httpx
 from hub.series.base import SeriesPoint, SeriesRow, StoreError
 from hub.series.influxql import InfluxQLReader, error_text, http_error
 from hub.series.lineproto import LineProtocolError, encode_point
+from hub.series.poster import LinePoster
 
 logger = logging.getLogger(__name__)
 
@@ -34,29 +36,23 @@ class InfluxV2Store:
         self.org = org
         self.bucket = bucket
         self._http = httpx.Client(base_url=self.url, timeout=timeout_s, headers={"Authorization": f"Token {token}"})
-        self._params = {"org": org, "bucket": bucket, "precision": "ms"}
-        self._text = {"Content-Type": "text/plain; charset=utf-8"}
+        self._poster = LinePoster(
+            self.url,
+            "/api/v2/write",
+            {"org": org, "bucket": bucket, "precision": "ms"},
+            timeout_s=timeout_s,
+            authorization=f"Token {token}",
+        )
         self._reader = InfluxQLReader(self._http, bucket, None)
 
     def write_lines(self, lines: Sequence[str]) -> None:
         """POST the lines as one request; map failures to :class:`StoreError`."""
         if not lines:
             return
-        body = "\n".join(lines).encode("utf-8")
-        try:
-            response = self._http.post(
-                "/api/v2/write",
-                params=self._params,
-                content=body,
-                headers={"Content-Type": "text/plain; charset=utf-8"},
-            )
-        except httpx.HTTPError as exc:
-            raise StoreError(f"write to {self.url}: {exc!r}", retryable=True) from exc
-        if response.status_code in (200, 204):
+        status, content, retry_after = self._poster.post("\n".join(lines).encode("utf-8"))
+        if status in (200, 204):
             return
-        raise http_error(
-            response.status_code, error_text(response.content), response.headers.get("Retry-After"), "write"
-        )
+        raise http_error(status, error_text(content), retry_after, "write")
 
     def write(self, points: Sequence[SeriesPoint]) -> None:
         """Encode and write points; a point that cannot be encoded fails the call as a bad line."""
@@ -81,5 +77,6 @@ class InfluxV2Store:
         return self._reader.count(measurement, device=device, site=site)
 
     def close(self) -> None:
-        """Close the HTTP connection pool."""
+        """Close the HTTP connections."""
+        self._poster.close()
         self._http.close()
