@@ -236,8 +236,8 @@ def _typed_metrics_ok(metrics: dict[str, MetricValue]) -> bool:
 _new_object: Final = object.__new__
 _POINT_TS_SLOT: Final = Point.__dict__["ts"]
 _POINT_METRICS_SLOT: Final = Point.__dict__["metrics"]
-_SET_POINT_TS: Final = Point.__dict__["ts"].__set__
-_SET_POINT_METRICS: Final = Point.__dict__["metrics"].__set__
+_SET_POINT_TS: Final = _POINT_TS_SLOT.__set__
+_SET_POINT_METRICS: Final = _POINT_METRICS_SLOT.__set__
 _SET_TELEMETRY_SEQ: Final = Telemetry.__dict__["seq"].__set__
 _SET_TELEMETRY_TS: Final = Telemetry.__dict__["ts"].__set__
 _SET_TELEMETRY_POINTS: Final = Telemetry.__dict__["points"].__set__
@@ -348,48 +348,63 @@ def _telemetry_msgspec(payload: bytes) -> Telemetry | None:
         if metrics is not _UNSET or not 0 < len(raw_points) <= MAX_POINTS_PER_MESSAGE:
             return None
         members += 1
-        if _native_build_points is not None:  # the loop below in C: checks, counts and builds the same
-            built = _native_build_points(
-                raw_points,
-                ts,
-                _KNOWN_METRIC_NAMES,
-                _UNSET,
-                Point,
-                _POINT_TS_SLOT,
-                _POINT_METRICS_SLOT,
-                MAX_METRICS_PER_POINT,
-                MIN_TS_MS,
-                MAX_TS_MS,
-            )
-            if built is not None:
-                points, point_members = built
-                if payload.count(b":") != members + point_members:
-                    return None
-                return _telemetry_of(seq, ts, points, hist)
-        pts = []
-        known, new, set_ts, set_metrics = _KNOWN_METRIC_NAMES, _new_object, _SET_POINT_TS, _SET_POINT_METRICS
-        for item in raw_points:  # _typed_metrics_ok and _point inlined: this loop runs once per point
-            point_metrics, point_ts = item.metrics, item.ts
-            size = len(point_metrics)
-            if not (0 < size <= MAX_METRICS_PER_POINT and point_metrics.keys() <= known) and not _typed_metrics_ok(
-                point_metrics
-            ):
+        built = _native_points(raw_points, ts) if _native_build_points is not None else None
+        if built is None:  # not built, or a point the native pass leaves to Python (a new name, ...)
+            built = _python_points(raw_points, ts)
+            if built is None:
                 return None
-            if point_ts is _UNSET:
-                point_ts = ts
-                members += 1 + size
-            elif MIN_TS_MS <= point_ts < MAX_TS_MS:
-                members += 2 + size
-            else:
-                return None
-            point = new(Point)
-            set_ts(point, point_ts)
-            set_metrics(point, point_metrics)
-            pts.append(point)
-        points = tuple(pts)
+        points, point_members = built
+        members += point_members
     if payload.count(b":") != members:
         return None
     return _telemetry_of(seq, ts, points, hist)
+
+
+def _native_points(raw_points: list[Any], ts: int) -> tuple[tuple[Point, ...], int] | None:
+    """:func:`_python_points` in one native pass (edge/wire/_points.c): the same points and member count,
+    or None for anything it leaves to the Python loop."""
+    assert _native_build_points is not None
+    return _native_build_points(
+        raw_points,
+        ts,
+        _KNOWN_METRIC_NAMES,
+        _UNSET,
+        Point,
+        _POINT_TS_SLOT,
+        _POINT_METRICS_SLOT,
+        MAX_METRICS_PER_POINT,
+        MIN_TS_MS,
+        MAX_TS_MS,
+    )
+
+
+def _python_points(raw_points: list[Any], ts: int) -> tuple[tuple[Point, ...], int] | None:
+    """A batch's points (msgspec's ``RawPoint`` structs; ``ts`` for those without their own) and the
+    JSON members they were written with (each metric, ``metrics``, and ``ts`` when the point has its
+    own), or None when a point breaks the contract here (metric count, names, timestamp range): the
+    reference path then names the refusal."""
+    members = 0
+    pts = []
+    known, new, set_ts, set_metrics = _KNOWN_METRIC_NAMES, _new_object, _SET_POINT_TS, _SET_POINT_METRICS
+    for item in raw_points:  # _typed_metrics_ok and _point inlined: this loop runs once per point
+        point_metrics, point_ts = item.metrics, item.ts
+        size = len(point_metrics)
+        if not (0 < size <= MAX_METRICS_PER_POINT and point_metrics.keys() <= known) and not _typed_metrics_ok(
+            point_metrics
+        ):
+            return None
+        if point_ts is _UNSET:
+            point_ts = ts
+            members += 1 + size
+        elif MIN_TS_MS <= point_ts < MAX_TS_MS:
+            members += 2 + size
+        else:
+            return None
+        point = new(Point)
+        set_ts(point, point_ts)
+        set_metrics(point, point_metrics)
+        pts.append(point)
+    return tuple(pts), members
 
 
 def _snapshot_ref(raw: object) -> SnapshotRef | None:
