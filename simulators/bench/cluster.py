@@ -40,7 +40,7 @@ from hub.schema import init_schema
 from simulators.bench.util import cpu_seconds, say
 from simulators.loadgen import LoadResult, LoadSpec, run_load
 from simulators.servers import INFLUX_DB, Influxd, Mosquitto, Postgres
-from simulators.servers.nats import NatsCluster, ReplicaProcess, lease_holders
+from simulators.servers.nats import NatsCluster, ReplicaProcess, lease_holders, stop_replicas
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -194,10 +194,7 @@ def cluster_phase(args: argparse.Namespace, work: Path, pg_url: str, influx: Inf
             "nats_cpu_us_per_msg": round(nats_cpu / result.messages * 1e6, 1),
         }
     finally:
-        for r in replicas:
-            r.terminate()
-        for r in replicas:
-            r.stop()
+        stop_replicas(replicas)
         cluster.stop()
 
 

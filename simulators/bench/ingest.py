@@ -307,8 +307,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=3,
         help="rounds of the hub's drain, the store alone and the Node-RED flow's drain, alternating; the "
-        "medians are reported "
-        "(default %(default)s)",
+        "medians are reported (default %(default)s)",
     )
     parser.add_argument(
         "--skip",

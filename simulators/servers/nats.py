@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -222,6 +222,23 @@ class ReplicaProcess:
         """SIGTERM and wait (the replica stores and acks its batches, gives its leases back)."""
         terminate_process(self.proc, timeout)
         self.proc = None
+
+
+def start_replicas(replicas: Sequence[ReplicaProcess]) -> None:
+    """Launch every replica, then wait for each: they start together (each registers the same
+    administrator token at once, as a fleet started by systemd does)."""
+    for replica in replicas:
+        replica.launch()
+    for replica in replicas:
+        replica.wait_ready()
+
+
+def stop_replicas(replicas: Sequence[ReplicaProcess]) -> None:
+    """SIGTERM to every replica at once, then wait for each (they hand back their leases together)."""
+    for replica in replicas:
+        replica.terminate()
+    for replica in replicas:
+        replica.stop()
 
 
 async def lease_holders(

@@ -31,7 +31,7 @@ from hub.schema import init_schema
 from simulators.community import agent_config, generate_community
 from simulators.drivers import find_sim
 from simulators.servers import INFLUX_DB, Influxd, Postgres, wait_until
-from simulators.servers.nats import NatsCluster, ReplicaProcess, lease_holders
+from simulators.servers.nats import NatsCluster, ReplicaProcess, lease_holders, start_replicas, stop_replicas
 from tests.servers import require_binary
 
 pytestmark = pytest.mark.integration
@@ -70,16 +70,10 @@ def district(tmp_path: Path) -> Iterator[dict[str, Any]]:
                 influx=(influx.url, INFLUX_DB),
             )
             replicas.append(replica)
-        for replica in replicas:  # together: each registers the same administrator token at once
-            replica.launch()
-        for replica in replicas:
-            replica.wait_ready()
+        start_replicas(replicas)  # together: each registers the same administrator token at once
         yield {"nats": nats_cluster, "pg": engine, "influx": influx, "replicas": replicas}
     finally:
-        for replica in replicas:
-            replica.terminate()
-        for replica in replicas:
-            replica.stop()
+        stop_replicas(replicas)
         if engine is not None:
             engine.dispose()
         influx.stop()

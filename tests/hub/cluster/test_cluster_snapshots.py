@@ -22,7 +22,7 @@ from hub.cluster.natsconf import partition_of
 from hub.db import make_engine
 from hub.schema import init_schema
 from simulators.servers import Postgres, wait_until
-from simulators.servers.nats import NatsCluster, ReplicaProcess, lease_holders
+from simulators.servers.nats import NatsCluster, ReplicaProcess, lease_holders, start_replicas, stop_replicas
 from tests.hub.device import FakeDevice, now_ms
 from tests.hub.snapshots.test_store import jpeg
 from tests.servers import require_binary
@@ -53,16 +53,10 @@ def pair(tmp_path: Path) -> Iterator[dict[str, Any]]:
                     f"replica-{i}", tmp_path / f"replica-{i}", nats_cluster.client_urls, url, partitions=PARTITIONS
                 )
             )
-        for replica in replicas:
-            replica.launch()
-        for replica in replicas:
-            replica.wait_ready()
+        start_replicas(replicas)
         yield {"nats": nats_cluster, "replicas": replicas}
     finally:
-        for replica in replicas:
-            replica.terminate()
-        for replica in replicas:
-            replica.stop()
+        stop_replicas(replicas)
         pg.stop()
         nats_cluster.stop()
 
